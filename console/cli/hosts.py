@@ -1,0 +1,143 @@
+"""`llmops host ...`: add, list, probe and remove hosts."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from llmops.console.cli.common import (
+    emit_json,
+    engine_for_cli,
+    fail,
+    json_option,
+    out,
+    refuse_if_read_only,
+    report_action,
+    stream_progress,
+)
+from llmops.ops.kinds.host import HostSpec, probe
+from llmops.ops.kinds.base import no_progress
+from llmops.rollback.engine import Change
+from llmops.rollback.lab import require_name
+
+
+def gib(n: int | None) -> str:
+    return f"{n / 2**30:.1f} GiB" if n else "?"
+
+
+@click.group("host")
+def host_group() -> None:
+    """Machines llmops runs things on, reached over SSH (or this one, `--local`)."""
+
+
+@host_group.command("add")
+@click.argument("name")
+@click.option("--local", is_flag=True, help="This machine, without SSH.")
+@click.option("--address", help="IP address or DNS name of the host.")
+@click.option("--port", type=int, default=22, show_default=True)
+@click.option("--user", help="Login user (default: your user name).")
+@click.option("--key", help="Path of the private key file (default: ssh-agent, ~/.ssh keys).")
+@click.option("--python", "python", default="python3", show_default=True,
+              help="The host's python (the one with vLLM/peft installed).")
+@click.option("--workdir", default="~/.llmops", show_default=True,
+              help="Where llmops keeps run files on the host.")
+@click.option("--trust", metavar="FINGERPRINT",
+              help="Trust this host key fingerprint (SHA256:...) on first connect.")
+@json_option
+def host_add(name: str, local: bool, address: str | None, port: int, user: str | None,
+             key: str | None, python: str, workdir: str, trust: str | None, as_json: bool) -> None:
+    """Add a host (or change an existing one): connect, probe, journal."""
+    refuse_if_read_only("host add")
+    with engine_for_cli(as_json) as engine:
+        require_name(name)
+        spec = HostSpec(name=name, local=local, address=address, port=port, user=user, key=key,
+                        python=python, workdir=workdir)
+        stream_progress(engine, as_json)
+        verb = "changed" if engine.lab.read_spec("host", name) else "added"
+        record = engine.act([Change("host", name, spec)], f"host {name} {verb}",
+                            trust={name: trust} if trust else None)
+        report_action(record, as_json)
+
+
+@host_group.command("remove")
+@click.argument("name")
+@json_option
+def host_remove(name: str, as_json: bool) -> None:
+    """Remove a host from the lab (refused while servers or runs use it)."""
+    refuse_if_read_only("host remove")
+    with engine_for_cli(as_json) as engine:
+        record = engine.act([Change("host", name, None)], f"host {name} removed")
+        report_action(record, as_json)
+
+
+@host_group.command("list")
+@json_option
+def host_list(as_json: bool) -> None:
+    """Hosts in the lab with what their last probe found."""
+    with engine_for_cli(as_json) as engine:
+        rows = []
+        for (kind, name), spec in engine.lab.specs().items():
+            if kind == "host":
+                rows.append((spec, engine.lab.journal.observed("host", name) or {}))
+        if as_json:
+            emit_json([{"spec": s.model_dump(mode="json"), "facts": f} for s, f in rows])
+            return
+        table = Table("name", "address", "os", "cpus", "ram", "gpus", "vllm", "probed")
+        for spec, facts in rows:
+            assert isinstance(spec, HostSpec)
+            gpus = facts.get("gpus") or []
+            table.add_row(
+                spec.name, "local" if spec.local else f"{spec.user or ''}@{spec.address}:{spec.port}",
+                facts.get("os", "?"), str(facts.get("cpu_count", "?")),
+                gib(facts.get("ram_total_bytes")),
+                ", ".join(g["name"] for g in gpus) or "none",
+                (facts.get("packages") or {}).get("vllm") or "-",
+                facts.get("observed_at", "never"),
+            )
+        out.print(table)
+
+
+@host_group.command("show")
+@click.argument("name")
+@json_option
+def host_show(name: str, as_json: bool) -> None:
+    """A host's spec and its last probe (exit 2 when there is no such host)."""
+    with engine_for_cli(as_json) as engine:
+        spec = engine.lab.read_spec("host", name)
+        if spec is None:
+            fail(f"name: there is no host named {name} (see `llmops host list`)", as_json=as_json)
+        facts = engine.lab.journal.observed("host", name) or {}
+        if as_json:
+            emit_json({"spec": spec.model_dump(mode="json"), "facts": facts})
+            return
+        for key, value in spec.model_dump().items():
+            out.print(f"{key:>16}: {value}")
+        out.print(f"{'last probe':>16}: {facts.get('observed_at', 'never')}")
+
+
+@host_group.command("probe")
+@click.argument("name")
+@json_option
+def host_probe(name: str, as_json: bool) -> None:
+    """Connect and probe a host now (changes no desired state)."""
+    with engine_for_cli(as_json) as engine:
+        spec = engine.lab.read_spec("host", name)
+        if spec is None:
+            fail(f"name: there is no host named {name} (see `llmops host list`)", as_json=as_json)
+        assert isinstance(spec, HostSpec)
+        facts = probe(spec, engine.hosts, no_progress)
+        engine.lab.journal.record_observed("host", name, facts)
+        if as_json:
+            emit_json(facts)
+            return
+        for key in ("os", "kernel", "arch", "cpu_model", "cpu_count", "python_version", "workdir"):
+            out.print(f"{key:>16}: {facts.get(key)}")
+        out.print(f"{'ram':>16}: {gib(facts.get('ram_total_bytes'))}")
+        out.print(f"{'disk free':>16}: {gib(facts.get('disk_free_bytes'))}")
+        pkgs = facts.get("packages") or {}
+        out.print(f"{'packages':>16}: " + ", ".join(f"{k} {v or '-'}" for k, v in pkgs.items()))
+        for g in facts.get("gpus") or []:
+            out.print(f"{'gpu ' + str(g['index']):>16}: {g['name']} {gib(g['memory_used_bytes'])}"
+                      f" / {gib(g['memory_total_bytes'])} used, {g['utilization_percent']}% busy")
+        if facts.get("gpu_note"):
+            out.print(f"{'gpus':>16}: {facts['gpu_note']}")

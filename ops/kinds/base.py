@@ -1,0 +1,139 @@
+"""The shape every resource kind has, so the engine can drive kinds it has never heard of."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from llmops.ops.transport import HostPool
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+NAME_RE = re.compile(NAME_PATTERN)
+NAME_HINT = "use 1-63 lowercase letters, digits or '-', starting with a letter or digit"
+
+
+class SpecError(ValueError):
+    """Bad input, named by field, with the fix; raised before anything is written."""
+
+    def __init__(self, field: str, message: str, fix: str = "") -> None:
+        self.field = field
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{field}: {message}" + (f" ({fix})" if fix else ""))
+
+
+class Spec(BaseModel):
+    """Desired state of one resource; the TOML file holds it without the name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description=NAME_HINT)
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """What goes in the file: no name (the file name is the name), no unset optionals."""
+        return self.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing reconcile will do; `argv` is set where the step is a single command."""
+
+    verb: str
+    detail: str
+    argv: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Check:
+    """One item of a post-action checklist, journalled with its result."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why going back to a former spec cannot work right now (e.g. host gone)."""
+
+    reason: str
+
+
+Progress = Callable[[str], None]
+"""Receives short human lines while long work runs (log lines, download progress)."""
+
+
+def no_progress(_line: str) -> None:
+    """The progress sink for callers that do not show progress."""
+
+
+@dataclass
+class Context:
+    """What admission checks may consult: every desired spec and the last observed facts."""
+
+    desired: dict[tuple[str, str], Spec]
+    facts: Callable[[str, str], dict[str, Any] | None]
+
+    def spec(self, kind: str, name: str) -> Spec | None:
+        return self.desired.get((kind, name))
+
+
+SpecT = TypeVar("SpecT", bound=Spec)
+
+
+class Kind(Generic[SpecT]):
+    """Base of every resource kind: observe -> plan (pure) -> apply, plus a checklist."""
+
+    name: ClassVar[str]
+    folder: ClassVar[str]
+    Spec: ClassVar[type[Spec]]
+    order: ClassVar[int] = 50
+    """Hosts come first when things are created and last when they are removed."""
+
+    def admit(self, spec: SpecT, context: Context) -> None:
+        """Cross-resource checks before anything is written; raise SpecError."""
+
+    def observe(self, spec: SpecT, hosts: HostPool) -> dict[str, Any]:
+        """Facts about the resource as it is on its host; changes nothing."""
+        raise NotImplementedError
+
+    def plan(self, desired: SpecT | None, current: SpecT | None, observed: dict[str, Any]) -> list[Step]:
+        """Pure: the steps that take what was observed to what is desired."""
+        raise NotImplementedError
+
+    def apply(self, step: Step, spec: SpecT | None, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+        """Carry out one step; returns facts worth journalling."""
+        raise NotImplementedError
+
+    def validate(self, spec: SpecT, hosts: HostPool) -> list[Check]:
+        """The checklist run after every action and rollback that leaves the resource present."""
+        return []
+
+    def validate_absent(self, spec: SpecT, hosts: HostPool) -> list[Check]:
+        """The checklist after the resource was removed (default: nothing left to check)."""
+        return []
+
+    def readiness(self, before: SpecT | None, hosts: HostPool) -> list[Blocker]:
+        """Why a rollback to `before` would fail now; empty when it can go ahead."""
+        return []
+
+
+@runtime_checkable
+class HasLogs(Protocol):
+    """A kind whose resources have a log the console can tail."""
+
+    def logs(self, spec: Spec, hosts: HostPool, lines: int = 100) -> list[str]: ...
+
+
+@runtime_checkable
+class Restartable(Protocol):
+    """A kind whose resources can be restarted without changing the spec."""
+
+    def restart(self, spec: Spec, hosts: HostPool, progress: Progress) -> None: ...

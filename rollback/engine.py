@@ -1,0 +1,300 @@
+"""The action engine: validate -> journal (write-ahead) -> commit -> reconcile -> validate,
+reverting on any failure; rollback is just another action aimed at an older commit."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmops.ops.kinds.base import Check, Context, Spec, SpecError
+from llmops.ops.transport import HostPool
+from llmops.rollback.journal import ActionRecord
+from llmops.rollback.kinds import KINDS
+from llmops.rollback.lab import Lab, Ref, spec_path
+from llmops.rollback.lock import current_command
+
+
+class ActionRefused(ValueError):
+    """The action cannot start (nothing to roll back, a blocker); nothing was written."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource's new desired spec; None removes it."""
+
+    kind: str
+    name: str
+    spec: Spec | None
+
+    @property
+    def ref(self) -> Ref:
+        return (self.kind, self.name)
+
+
+@dataclass
+class RollbackPreview:
+    """What a rollback of an action will do, for the confirm dialog."""
+
+    action: ActionRecord
+    changes: list[Change]
+    diff: str
+    expected_seconds: float
+    blockers: list[str] = field(default_factory=list)
+    later_actions: list[int] = field(default_factory=list)
+    """Succeeded actions after this one that touched the same resources: they are undone too."""
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class Engine:
+    """Runs actions on one lab. Thread-safe enough for one console plus CLI calls: the lab
+    lock serialises actions across processes and threads."""
+
+    def __init__(self, lab: Lab, *, lock_wait: float = 5.0) -> None:
+        self.lab = lab
+        self.lock_wait = lock_wait
+        self.progress_listeners: list[Callable[[int, str, str], None]] = []
+        """Called with (action id, "kind/name", line) while a step runs (log lines, downloads)."""
+        self.hosts = HostPool(self._host_spec, lab.known_hosts)
+
+    def close(self) -> None:
+        self.hosts.close()
+
+    def _host_spec(self, name: str) -> Any:
+        return self.lab.read_spec("host", name)
+
+    def context(self, overrides: list[Change] | None = None) -> Context:
+        desired: dict[Ref, Spec] = dict(self.lab.specs(None))
+        for ch in overrides or []:
+            if ch.spec is None:
+                desired.pop(ch.ref, None)
+            else:
+                desired[ch.ref] = ch.spec
+        return Context(desired, lambda kind, name: self.lab.journal.observed(kind, name))
+
+    # -- admission -----------------------------------------------------------------------
+    def admit(self, changes: list[Change], *, is_rollback: bool = False) -> None:
+        """Every check that needs no host: raises SpecError before anything is written."""
+        if not changes:
+            raise ActionRefused("nothing to do: no resource changes")
+        context = self.context(changes)
+        for ch in changes:
+            kind = KINDS[ch.kind]
+            if ch.spec is None:
+                if self.lab.read_spec(ch.kind, ch.name) is None and not is_rollback:
+                    raise SpecError("name", f"there is no {ch.kind} named {ch.name}",
+                                    f"see `llmops {ch.kind} list`")
+                admit_removal = getattr(kind, "admit_removal", None)
+                if admit_removal:
+                    admit_removal(ch.name, context)
+            else:
+                kind.admit(ch.spec, context)
+
+    # -- actions -------------------------------------------------------------------------
+    def act(self, changes: list[Change], summary: str, *, trust: Mapping[str, str] | None = None,
+            rollback_of: int | None = None, is_rollback: bool = False) -> ActionRecord:
+        """Run one action end to end; returns its journal record (succeeded or reverted).
+
+        A rollback keeps its result when a check fails (it reports it): going back to the
+        state that was just left would not help the operator."""
+        is_rollback = is_rollback or rollback_of is not None
+        self.admit(changes, is_rollback=is_rollback)
+        if not is_rollback and rollback_of is None and all(
+                self.lab.read_spec(c.kind, c.name) == c.spec for c in changes):
+            raise ActionRefused("nothing to change: " + ", ".join(
+                f"{c.kind} {c.name}" for c in changes) + " already as asked")
+        with self.lab.lock.hold(current_command(), wait=self.lock_wait):
+            for host, fingerprint in (trust or {}).items():
+                self.hosts.trust(host, fingerprint)
+            return self._run(changes, summary, rollback_of, is_rollback)
+
+    def _run(self, changes: list[Change], summary: str, rollback_of: int | None,
+             is_rollback: bool) -> ActionRecord:
+        journal = self.lab.journal
+        started = time.monotonic()
+        action_id = journal.next_action_id()
+        before = self.lab.head()
+        journal.append(action_id, "started", {
+            "kind": "rollback" if is_rollback else "apply", "summary": summary,
+            "who": who(), "refs": [list(c.ref) for c in changes], "before_commit": before,
+            "rollback_of": rollback_of,
+            "specs": {f"{c.kind}/{c.name}": c.spec.to_toml_dict() if c.spec else None
+                      for c in changes},
+        })
+        paths = [self.lab.write_spec(c.kind, c.name, c.spec) for c in changes]
+        commit = self.lab.commit(f"action {action_id}: {summary}", paths)
+        journal.append(action_id, "committed", {"commit": commit})
+        current = {c.ref: self.lab.read_spec(c.kind, c.name, before) for c in changes}
+        try:
+            self._reconcile_all(action_id, changes, current)
+            checks = self._validate_all(action_id, changes)
+            if not is_rollback and not all(c.ok for c in checks):
+                failed = ", ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
+                raise RuntimeError(f"validation failed after the change: {failed}")
+        except Exception as exc:  # noqa: BLE001 - any failure must revert
+            return self._revert(action_id, changes, current, before, exc, started)
+        journal.append(action_id, "succeeded", {
+            "after_commit": commit, "seconds": round(time.monotonic() - started, 3)})
+        record = journal.action(action_id)
+        assert record is not None
+        return record
+
+    def _reconcile_all(self, action_id: int, changes: list[Change],
+                       current: Mapping[Ref, Spec | None], *, journal_steps: bool = True) -> None:
+        removals = sorted((c for c in changes if c.spec is None),
+                          key=lambda c: KINDS[c.kind].order, reverse=True)
+        updates = sorted((c for c in changes if c.spec is not None), key=lambda c: KINDS[c.kind].order)
+        for ch in removals + updates:
+            self._reconcile(action_id, ch, current.get(ch.ref), journal_steps)
+
+    def _reconcile(self, action_id: int, ch: Change, current: Spec | None,
+                   journal_steps: bool) -> None:
+        kind = KINDS[ch.kind]
+        journal = self.lab.journal
+        where = ch.spec if ch.spec is not None else current
+        if where is None:
+            return
+        observed = kind.observe(where, self.hosts)
+        for step in kind.plan(ch.spec, current, observed):
+            t0 = time.monotonic()
+            entry = {"ref": f"{ch.kind}/{ch.name}", "verb": step.verb, "detail": step.detail}
+
+            def progress(line: str, _entry: dict[str, Any] = entry) -> None:
+                for listener in self.progress_listeners:
+                    listener(action_id, _entry["ref"], line)
+
+            try:
+                facts = kind.apply(step, ch.spec if ch.spec is not None else current,
+                                   self.hosts, progress)
+            except Exception as exc:
+                if journal_steps:
+                    journal.append(action_id, "step", {
+                        **entry, "ok": False, "error": str(exc),
+                        "seconds": round(time.monotonic() - t0, 3)})
+                raise
+            if journal_steps:
+                journal.append(action_id, "step", {
+                    **entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)})
+            if facts:
+                journal.record_observed(ch.kind, ch.name, facts)
+        if ch.spec is None:
+            journal.record_observed(ch.kind, ch.name, None)
+
+    def _validate_all(self, action_id: int, changes: list[Change]) -> list[Check]:
+        checks: list[Check] = []
+        for ch in changes:
+            kind = KINDS[ch.kind]
+            before_spec = self.lab.read_spec(ch.kind, ch.name, self.lab.head())
+            t0 = time.monotonic()
+            try:
+                if ch.spec is not None:
+                    found = kind.validate(ch.spec, self.hosts)
+                elif before_spec is not None:
+                    found = kind.validate_absent(before_spec, self.hosts)
+                else:
+                    found = []
+            except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
+                found = [Check("checklist", False, f"the checklist itself failed: {exc}",
+                               time.monotonic() - t0)]
+            for check in found:
+                self.lab.journal.append(action_id, "check", {
+                    "ref": f"{ch.kind}/{ch.name}", "name": check.name, "ok": check.ok,
+                    "detail": check.detail, "seconds": round(check.seconds, 3)})
+            checks.extend(found)
+        return checks
+
+    def _revert(self, action_id: int, changes: list[Change], current: Mapping[Ref, Spec | None],
+                before: str, exc: Exception, started: float) -> ActionRecord:
+        journal = self.lab.journal
+        back = [Change(c.kind, c.name, current.get(c.ref)) for c in changes]
+        paths = [self.lab.write_spec(c.kind, c.name, c.spec) for c in back]
+        revert_commit = self.lab.commit(f"action {action_id} reverted: {exc}"[:200], paths)
+        revert_error = None
+        forward = {c.ref: c.spec for c in changes}
+        try:
+            self._reconcile_all(action_id, back, forward, journal_steps=True)
+        except Exception as again:  # noqa: BLE001 - reported, the operator must look
+            revert_error = str(again)
+        journal.append(action_id, "failed", {
+            "error": str(exc), "reverted": revert_error is None, "revert_error": revert_error,
+            "after_commit": revert_commit, "before_commit": before,
+            "seconds": round(time.monotonic() - started, 3)})
+        record = journal.action(action_id)
+        assert record is not None
+        return record
+
+    # -- rollback ------------------------------------------------------------------------
+    def preview_rollback(self, action_id: int) -> RollbackPreview:
+        """What rolling back `action_id` would change, how long it should take, what blocks it."""
+        record = self.lab.journal.action(action_id)
+        if record is None:
+            raise ActionRefused(f"there is no action {action_id} (see `llmops history`)")
+        if record.status == "running":
+            raise ActionRefused(f"action {action_id} is still running")
+        if record.status.startswith("failed") and record.revert_error is None:
+            raise ActionRefused(f"action {action_id} failed and was already reverted: nothing to undo")
+        changes = [Change(k, n, self.lab.read_spec(k, n, record.before_commit))
+                   for k, n in record.refs]
+        head = self.lab.head()
+        paths = [spec_path(k, n) for k, n in record.refs]
+        diff = self.lab.diff(head, record.before_commit, paths)
+        blockers = []
+        for ch in changes:
+            blockers += [b.reason for b in KINDS[ch.kind].readiness(ch.spec, self.hosts)]
+        later = [a.id for a in self.lab.journal.actions()
+                 if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)]
+        return RollbackPreview(record, changes, diff, self.expected_seconds(record), blockers, later)
+
+    def expected_seconds(self, record: ActionRecord) -> float:
+        """A guess from the journal: how long this action (and past rollbacks of it) took."""
+        samples = [a.seconds for a in self.lab.journal.actions()
+                   if a.seconds is not None and (a.id == record.id or a.rollback_of == record.id)]
+        return max(samples) if samples else 5.0
+
+    def rollback(self, action_id: int) -> ActionRecord:
+        preview = self.preview_rollback(action_id)
+        if preview.blockers:
+            raise ActionRefused("cannot roll back now: " + "; ".join(preview.blockers))
+        return self.act(preview.changes, f"rollback of action {action_id}", rollback_of=action_id)
+
+    def last_good(self, kind: str, name: str) -> tuple[ActionRecord, Spec | None]:
+        """The last action that touched the resource, succeeded and passed every check."""
+        for record in reversed(self.lab.journal.actions()):
+            if ((kind, name) in record.refs and record.status == "succeeded"
+                    and record.checks and record.checks_passed and record.after_commit):
+                return record, self.lab.read_spec(kind, name, record.after_commit)
+        raise ActionRefused(f"no action on {kind}/{name} succeeded with every check passing")
+
+    def rollback_last_good(self, kind: str, name: str) -> ActionRecord:
+        record, spec = self.last_good(kind, name)
+        return self.act([Change(kind, name, spec)],
+                        f"{kind} {name} back to its last good state (action {record.id})",
+                        is_rollback=True)
+
+    # -- start-up ------------------------------------------------------------------------
+    def recover(self) -> list[int]:
+        """Mark actions left `running` by a dead console as interrupted; returns their ids."""
+        if self.lab.lock.holder() is not None:
+            return []
+        found = []
+        with self.lab.lock.hold(current_command(), wait=0):
+            for record in self.lab.journal.actions():
+                if record.status == "running":
+                    if record.commit is None:  # died before committing: drop its half-written files
+                        for kind, name in record.refs:
+                            self.lab.write_spec(kind, name, self.lab.read_spec(kind, name, self.lab.head()))
+                    self.lab.journal.append(record.id, "interrupted", {
+                        "note": "the console died mid-action; offered for rollback"})
+                    found.append(record.id)
+        return found
+

@@ -1,0 +1,229 @@
+"""The journal: an append-only, hash-chained log of every action's events in `lab.db`.
+
+Rows are never updated: an action's status is folded from its events, so the chain can
+prove that nobody rewrote history (`llmops history --verify`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+GENESIS = "0" * 64
+
+SCHEMA_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    action_id: int
+    at: str
+    event: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def event_hash(seq: int, action_id: int, at: str, event: str, data_json: str, prev_hash: str) -> str:
+    payload = json.dumps([seq, action_id, at, event, data_json, prev_hash], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class ActionRecord:
+    """One action as folded from its events; what History shows."""
+
+    id: int
+    kind: str
+    summary: str
+    who: str
+    started_at: str
+    status: str = "running"
+    finished_at: str | None = None
+    before_commit: str = ""
+    commit: str | None = None
+    after_commit: str | None = None
+    refs: list[tuple[str, str]] = field(default_factory=list)
+    rollback_of: int | None = None
+    rolled_back_by: int | None = None
+    error: str | None = None
+    revert_error: str | None = None
+    seconds: float | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def checks_passed(self) -> bool:
+        return all(c["ok"] for c in self.checks)
+
+    @property
+    def display_status(self) -> str:
+        if self.status == "succeeded" and self.rolled_back_by is not None:
+            return "rolled back"
+        if self.status == "succeeded" and not self.checks_passed:
+            return "succeeded, checks failed"
+        return self.status
+
+
+class Journal:
+    """Appends events (thread-safe) and folds them into action records."""
+
+    def __init__(self, path: Path) -> None:
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.Lock()
+        self.listeners: list[Callable[[Event], None]] = []
+        self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        with self._lock:
+            if "events" not in self.db.table_names():
+                self.db["events"].create(
+                    {"seq": int, "action_id": int, "at": str, "event": str, "data": str,
+                     "prev_hash": str, "hash": str},
+                    pk="seq",
+                )
+                self.db["events"].create_index(["action_id"])
+            if "observed" not in self.db.table_names():
+                self.db["observed"].create(
+                    {"kind": str, "name": str, "at": str, "data": str}, pk=("kind", "name")
+                )
+            self.db.conn.executescript(SCHEMA_TRIGGERS)
+
+    # -- writing -------------------------------------------------------------------------
+    def next_action_id(self) -> int:
+        row = self.db.execute("select coalesce(max(action_id), 0) from events").fetchone()
+        return int(row[0]) + 1
+
+    def append(self, action_id: int, event: str, data: dict[str, Any] | None = None) -> Event:
+        """Write one event, chained to the one before, inside a transaction."""
+        data_json = json.dumps(data or {}, sort_keys=True, default=str)
+        with self._lock, self.db.conn:
+            last = self.db.execute("select seq, hash from events order by seq desc limit 1").fetchone()
+            seq = (last[0] + 1) if last else 1
+            prev = last[1] if last else GENESIS
+            at = now()
+            digest = event_hash(seq, action_id, at, event, data_json, prev)
+            self.db["events"].insert(
+                {"seq": seq, "action_id": action_id, "at": at, "event": event,
+                 "data": data_json, "prev_hash": prev, "hash": digest}
+            )
+        record = Event(seq, action_id, at, event, json.loads(data_json), prev, digest)
+        for listener in list(self.listeners):
+            listener(record)
+        return record
+
+    def record_observed(self, kind: str, name: str, data: dict[str, Any] | None) -> None:
+        """Last facts seen about a resource (not part of the chain: it is a cache)."""
+        with self._lock, self.db.conn:
+            if data is None:
+                self.db.execute("delete from observed where kind = ? and name = ?", [kind, name])
+            else:
+                self.db["observed"].upsert(
+                    {"kind": kind, "name": name, "at": now(), "data": json.dumps(data, default=str)},
+                    pk=("kind", "name"),
+                )
+
+    def observed(self, kind: str, name: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "select data, at from observed where kind = ? and name = ?", [kind, name]
+        ).fetchone()
+        if not row:
+            return None
+        return {**json.loads(row[0]), "observed_at": row[1]}
+
+    # -- reading -------------------------------------------------------------------------
+    def events(self, action_id: int | None = None) -> list[Event]:
+        sql = "select seq, action_id, at, event, data, prev_hash, hash from events"
+        args: list[Any] = []
+        if action_id is not None:
+            sql += " where action_id = ?"
+            args.append(action_id)
+        rows = self.db.execute(sql + " order by seq", args).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def verify(self) -> list[str]:
+        """Problems in the hash chain; empty when every row is as it was written."""
+        problems = []
+        prev = GENESIS
+        expected_seq = 1
+        rows = self.db.execute(
+            "select seq, action_id, at, event, data, prev_hash, hash from events order by seq"
+        ).fetchall()
+        for seq, action_id, at, event, data_json, prev_hash, digest in rows:
+            if seq != expected_seq:
+                problems.append(f"row {expected_seq} is missing (next row is {seq})")
+            if prev_hash != prev:
+                problems.append(f"row {seq}: previous-hash does not match row {seq - 1}")
+            if event_hash(seq, action_id, at, event, data_json, prev_hash) != digest:
+                problems.append(f"row {seq} (action {action_id}, {event}) was altered")
+            prev = digest
+            expected_seq = seq + 1
+        return problems
+
+    def actions(self) -> list[ActionRecord]:
+        """Every action, oldest first, folded from the events."""
+        records: dict[int, ActionRecord] = {}
+        for ev in self.events():
+            fold(records, ev)
+        for rec in records.values():
+            if rec.rollback_of is not None and rec.status == "succeeded":
+                target = records.get(rec.rollback_of)
+                if target is not None:
+                    target.rolled_back_by = rec.id
+        return list(records.values())
+
+    def action(self, action_id: int) -> ActionRecord | None:
+        return next((a for a in self.actions() if a.id == action_id), None)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+
+def fold(records: dict[int, ActionRecord], ev: Event) -> None:
+    """Apply one event to the record of its action."""
+    d = ev.data
+    if ev.event == "started":
+        records[ev.action_id] = ActionRecord(
+            id=ev.action_id, kind=d.get("kind", "apply"), summary=d.get("summary", ""),
+            who=d.get("who", ""), started_at=ev.at, before_commit=d.get("before_commit", ""),
+            refs=[(k, n) for k, n in d.get("refs", [])], rollback_of=d.get("rollback_of"),
+        )
+        return
+    rec = records.get(ev.action_id)
+    if rec is None:
+        return
+    if ev.event == "committed":
+        rec.commit = d.get("commit")
+    elif ev.event == "step":
+        rec.steps.append(d)
+    elif ev.event == "check":
+        rec.checks.append(d)
+    elif ev.event in ("succeeded", "failed", "interrupted"):
+        rec.status = {"failed": "failed, reverted" if d.get("reverted") else "failed"}.get(
+            ev.event, ev.event
+        )
+        rec.finished_at = ev.at
+        rec.after_commit = d.get("after_commit", rec.after_commit)
+        rec.seconds = d.get("seconds", rec.seconds)
+        rec.error = d.get("error", rec.error)
+        rec.revert_error = d.get("revert_error")

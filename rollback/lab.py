@@ -1,0 +1,197 @@
+"""The lab: desired state as TOML files in a git repo, plus the journal in `lab.db`."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+import platformdirs
+import tomli_w
+from pydantic import ValidationError
+
+from llmops.ops.kinds.base import Spec, SpecError
+from llmops.rollback.journal import Journal
+from llmops.rollback.kinds import KINDS, kind_for_folder
+from llmops.rollback.lock import LabLock
+
+Ref = tuple[str, str]
+IGNORED = ["lab.db", "lab.db-journal", "lab.db-wal", "lab.db-shm", "known_hosts", ".lock", ""]
+AUTHOR = git.Actor("llmops", "llmops@localhost")
+
+
+class LabFileError(ValueError):
+    """A desired-state file that cannot be read: names the file and the line."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+def default_lab_path() -> Path:
+    """`$LLMOPS_LAB`, else the platform's data dir."""
+    env = os.environ.get("LLMOPS_LAB")
+    return Path(env) if env else Path(platformdirs.user_data_dir("llmops")) / "lab"
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files the lab writes are 0600 and folders 0700."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    kind: str
+    name: str
+    path: str  # relative to the lab
+
+
+def spec_path(kind: str, name: str) -> str:
+    return f"{KINDS[kind].folder}/{name}.toml"
+
+
+def parse_spec(kind: str, name: str, text: str, path: str) -> Spec:
+    """TOML text -> validated spec; errors name the file, the line and the field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LabFileError(path, f"not valid TOML: {exc}") from None
+    try:
+        return KINDS[kind].Spec.model_validate({**data, "name": name})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise LabFileError(path, f"field {field}: {first['msg']}") from None
+
+
+class Lab:
+    """Opens (creating if needed) a lab folder; reads and writes desired state."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with private_umask():
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(path, 0o700)
+            if not (path / ".git").exists():
+                self.repo = git.Repo.init(path, initial_branch="main")
+                (path / ".gitignore").write_text("\n".join(IGNORED))
+                self.repo.index.add([".gitignore"])
+                self.repo.index.commit("lab created", author=AUTHOR, committer=AUTHOR)
+            else:
+                self.repo = git.Repo(path)
+            self.journal = Journal(path / "lab.db")
+        self.lock = LabLock(path / ".lock")
+        self.known_hosts = path / "known_hosts"
+
+    def close(self) -> None:
+        self.journal.close()
+        self.repo.close()
+
+    # -- git -----------------------------------------------------------------------------
+    def head(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def commit(self, message: str, paths: list[str]) -> str:
+        """Stage the given files (added, changed or removed) and commit; returns the sha."""
+        with private_umask():
+            present = [p for p in paths if (self.path / p).exists()]
+            gone = [p for p in paths if not (self.path / p).exists() and self._tracked(p)]
+            if present:
+                self.repo.index.add(present)
+            if gone:
+                self.repo.index.remove(gone)
+            if not self.repo.index.diff("HEAD"):
+                return self.head()
+            return self.repo.index.commit(message, author=AUTHOR, committer=AUTHOR).hexsha
+
+    def _tracked(self, rel: str) -> bool:
+        try:
+            self.repo.head.commit.tree / rel
+            return True
+        except KeyError:
+            return False
+
+    def text_at(self, rel: str, commit: str | None) -> str | None:
+        """A file's text at a commit (None: absent); commit None means the working tree."""
+        if commit is None:
+            p = self.path / rel
+            return p.read_text() if p.exists() else None
+        try:
+            blob = self.repo.commit(commit).tree / rel
+        except KeyError:
+            return None
+        return blob.data_stream.read().decode()
+
+    def diff(self, a: str, b: str, paths: list[str] | None = None) -> str:
+        return self.repo.git.diff(a, b, "--", *(paths or []))
+
+    # -- specs ---------------------------------------------------------------------------
+    def spec_files(self, commit: str | None = None) -> list[SpecFile]:
+        """Every desired-state file at a commit (None: the working tree)."""
+        found: list[SpecFile] = []
+        if commit is None:
+            for folder in sorted({k.folder for k in KINDS.values()}):
+                for p in sorted((self.path / folder).glob("*.toml")):
+                    found.append(SpecFile(kind_for_folder(folder).name, p.stem, f"{folder}/{p.name}"))
+            return found
+        tree = self.repo.commit(commit).tree
+        for folder in sorted({k.folder for k in KINDS.values()}):
+            try:
+                sub = tree / folder
+            except KeyError:
+                continue
+            for blob in sub.blobs:
+                if blob.name.endswith(".toml"):
+                    found.append(SpecFile(kind_for_folder(folder).name, blob.name[:-5], blob.path))
+        return found
+
+    def read_spec(self, kind: str, name: str, commit: str | None = None) -> Spec | None:
+        rel = spec_path(kind, name)
+        text = self.text_at(rel, commit)
+        return None if text is None else parse_spec(kind, name, text, rel)
+
+    def specs(self, commit: str | None = None) -> dict[Ref, Spec]:
+        """Every desired spec; a broken file raises LabFileError naming it."""
+        out: dict[Ref, Spec] = {}
+        for f in self.spec_files(commit):
+            text = self.text_at(f.path, commit)
+            if text is not None:
+                out[(f.kind, f.name)] = parse_spec(f.kind, f.name, text, f.path)
+        return out
+
+    def write_spec(self, kind: str, name: str, spec: Spec | None) -> str:
+        """Write (or remove, for None) one desired-state file; returns its path."""
+        rel = spec_path(kind, name)
+        target = self.path / rel
+        with private_umask():
+            if spec is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(exist_ok=True, mode=0o700)
+                target.write_text(tomli_w.dumps(spec.to_toml_dict()))
+        return rel
+
+    def hand_edits(self) -> list[Ref]:
+        """Resources whose working-tree file differs from the last commit."""
+        refs: set[Ref] = set()
+        for f in self.spec_files(None) + self.spec_files(self.head()):
+            if self.text_at(f.path, None) != self.text_at(f.path, self.head()):
+                refs.add((f.kind, f.name))
+        return sorted(refs)
+
+
+def require_name(name: str) -> None:
+    """Validate a resource name early, with the field named."""
+    from llmops.ops.kinds.base import NAME_HINT, NAME_RE
+
+    if not NAME_RE.match(name):
+        raise SpecError("name", f"{name!r} is not a valid name", NAME_HINT)

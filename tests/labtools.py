@@ -1,0 +1,41 @@
+"""Helpers for tests that drive a real lab: the CLI as a subprocess and a local host spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmops.ops.kinds.host import HostSpec
+
+LLMOPS = [sys.executable, "-m", "llmops.console.cli"]
+
+
+def llmops(lab: Path, *args: str, check: int | None = 0, timeout: float = 120,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI on a lab; `check` is the exit code expected (None: any)."""
+    done = subprocess.run([*LLMOPS, "--lab", str(lab), *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+    if check is not None:
+        assert done.returncode == check, (
+            f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+    return done
+
+
+def llmops_json(lab: Path, *args: str, check: int | None = 0) -> Any:
+    return json.loads(llmops(lab, *args, "--json", check=check).stdout)
+
+
+def local_spec(tmp: Path, name: str = "local", **changes: Any) -> HostSpec:
+    return HostSpec.model_validate(
+        {"name": name, "local": True, "python": sys.executable, "workdir": str(tmp / f"work-{name}")}
+        | changes)
+
+
+def git_log(lab: Path) -> list[str]:
+    out = subprocess.run(["git", "-C", str(lab), "log", "--format=%s"], capture_output=True,
+                         text=True, check=True).stdout
+    return out.splitlines()
