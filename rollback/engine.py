@@ -63,9 +63,11 @@ class Engine:
     def __init__(self, lab: Lab, *, lock_wait: float = 5.0) -> None:
         self.lab = lab
         self.lock_wait = lock_wait
+        self._fresh_facts: dict[Ref, dict[str, Any]] = {}
         self.progress_listeners: list[Callable[[int, str, str], None]] = []
         """Called with (action id, "kind/name", line) while a step runs (log lines, downloads)."""
-        self.hosts = HostPool(self._host_spec, lab.known_hosts)
+        self.hosts = HostPool(self._host_spec, lab.known_hosts,
+                              facts=lambda name: lab.journal.observed("host", name))
 
     def close(self) -> None:
         self.hosts.close()
@@ -91,7 +93,7 @@ class Engine:
         for ch in changes:
             kind = KINDS[ch.kind]
             if ch.spec is None:
-                if self.lab.read_spec(ch.kind, ch.name) is None and not is_rollback:
+                if self.lab.read_spec(ch.kind, ch.name, self.lab.head()) is None and not is_rollback:
                     raise SpecError("name", f"there is no {ch.kind} named {ch.name}",
                                     f"see `llmops {ch.kind} list`")
                 admit_removal = getattr(kind, "admit_removal", None)
@@ -110,12 +112,15 @@ class Engine:
         is_rollback = is_rollback or rollback_of is not None
         self.admit(changes, is_rollback=is_rollback)
         if not is_rollback and rollback_of is None and all(
-                self.lab.read_spec(c.kind, c.name) == c.spec for c in changes):
+                self.lab.read_spec(c.kind, c.name, self.lab.head()) == c.spec for c in changes):
             raise ActionRefused("nothing to change: " + ", ".join(
                 f"{c.kind} {c.name}" for c in changes) + " already as asked")
         with self.lab.lock.hold(current_command(), wait=self.lock_wait):
             for host, fingerprint in (trust or {}).items():
                 self.hosts.trust(host, fingerprint)
+            for ch in changes:
+                if ch.spec is not None:
+                    KINDS[ch.kind].preflight(ch.spec, self.hosts)
             return self._run(changes, summary, rollback_of, is_rollback)
 
     def _run(self, changes: list[Change], summary: str, rollback_of: int | None,
@@ -136,8 +141,10 @@ class Engine:
         journal.append(action_id, "committed", {"commit": commit})
         current = {c.ref: self.lab.read_spec(c.kind, c.name, before) for c in changes}
         try:
+            self._fresh_facts: dict[Ref, dict[str, Any]] = {}
             self._reconcile_all(action_id, changes, current)
             checks = self._validate_all(action_id, changes)
+            self._record_facts()
             if not is_rollback and not all(c.ok for c in checks):
                 failed = ", ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
                 raise RuntimeError(f"validation failed after the change: {failed}")
@@ -186,9 +193,14 @@ class Engine:
                 journal.append(action_id, "step", {
                     **entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)})
             if facts:
-                journal.record_observed(ch.kind, ch.name, facts)
-        if ch.spec is None:
-            journal.record_observed(ch.kind, ch.name, None)
+                self._fresh_facts[ch.ref] = facts
+
+    def _record_facts(self) -> None:
+        """Facts are recorded after the checklist, so it can compare against the last ones seen
+        (a removed resource keeps its last facts for the rollback that brings it back)."""
+        for (kind, name), facts in self._fresh_facts.items():
+            self.lab.journal.record_observed(kind, name, facts)
+        self._fresh_facts = {}
 
     def _validate_all(self, action_id: int, changes: list[Change]) -> list[Check]:
         checks: list[Check] = []
@@ -222,7 +234,9 @@ class Engine:
         revert_error = None
         forward = {c.ref: c.spec for c in changes}
         try:
+            self._fresh_facts = {}
             self._reconcile_all(action_id, back, forward, journal_steps=True)
+            self._record_facts()
         except Exception as again:  # noqa: BLE001 - reported, the operator must look
             revert_error = str(again)
         journal.append(action_id, "failed", {

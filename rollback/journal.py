@@ -89,8 +89,9 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")  # the console reads while a CLI call writes
         self.db = sqlite_utils.Database(conn)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.listeners: list[Callable[[Event], None]] = []
         self._ensure_schema()
 
@@ -111,7 +112,8 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------
     def next_action_id(self) -> int:
-        row = self.db.execute("select coalesce(max(action_id), 0) from events").fetchone()
+        with self._lock:
+            row = self.db.execute("select coalesce(max(action_id), 0) from events").fetchone()
         return int(row[0]) + 1
 
     def append(self, action_id: int, event: str, data: dict[str, Any] | None = None) -> Event:
@@ -144,9 +146,10 @@ class Journal:
                 )
 
     def observed(self, kind: str, name: str) -> dict[str, Any] | None:
-        row = self.db.execute(
-            "select data, at from observed where kind = ? and name = ?", [kind, name]
-        ).fetchone()
+        with self._lock:
+            row = self.db.execute(
+                "select data, at from observed where kind = ? and name = ?", [kind, name]
+            ).fetchone()
         if not row:
             return None
         return {**json.loads(row[0]), "observed_at": row[1]}
@@ -158,7 +161,8 @@ class Journal:
         if action_id is not None:
             sql += " where action_id = ?"
             args.append(action_id)
-        rows = self.db.execute(sql + " order by seq", args).fetchall()
+        with self._lock:
+            rows = self.db.execute(sql + " order by seq", args).fetchall()
         return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
     def verify(self) -> list[str]:
@@ -166,9 +170,10 @@ class Journal:
         problems = []
         prev = GENESIS
         expected_seq = 1
-        rows = self.db.execute(
-            "select seq, action_id, at, event, data, prev_hash, hash from events order by seq"
-        ).fetchall()
+        with self._lock:
+            rows = self.db.execute(
+                "select seq, action_id, at, event, data, prev_hash, hash from events order by seq"
+            ).fetchall()
         for seq, action_id, at, event, data_json, prev_hash, digest in rows:
             if seq != expected_seq:
                 problems.append(f"row {expected_seq} is missing (next row is {seq})")

@@ -15,14 +15,16 @@ from llmops.console.cli.hosts import host_group
 @click.option("--lab", "lab_path", type=click.Path(path_type=Path), envvar="LLMOPS_LAB",
               help="The lab folder (default: the platform data dir; env LLMOPS_LAB).")
 @click.option("--read-only", is_flag=True, help="Refuse everything that would change the lab.")
+@click.option("--lock-wait", type=float, default=5.0, envvar="LLMOPS_LOCK_WAIT", show_default=True,
+              help="Seconds to wait for another action on the lab to finish.")
 @click.pass_context
-def cli(ctx: click.Context, lab_path: Path | None, read_only: bool) -> None:
+def cli(ctx: click.Context, lab_path: Path | None, read_only: bool, lock_wait: float) -> None:
     """llmops: run vLLM servers, LoRA runs and Weaviate indexes on your GPU hosts; every
     change is an action in git and SQLite, and any action rolls back with one key.
 
     Exit codes: 0 done, 1 the action failed (and was reverted), 2 bad input (nothing
     written), 3 the lab is busy with another action."""
-    ctx.obj = Settings(lab_path, read_only)
+    ctx.obj = Settings(lab_path, read_only, lock_wait)
     if ctx.invoked_subcommand is None:
         from llmops.console.app import run_console
 

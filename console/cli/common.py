@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from llmops.ops.kinds.base import SpecError
-from llmops.ops.transport import TransportError
+from llmops.ops.transport import HostKeyError, TransportError
 from llmops.rollback.engine import ActionRefused, Engine
 from llmops.rollback.journal import ActionRecord
 from llmops.rollback.lab import Lab, LabFileError, default_lab_path
@@ -34,6 +34,7 @@ class Settings:
 
     lab_path: Path | None
     read_only: bool
+    lock_wait: float = 5.0
 
     def lab(self) -> Lab:
         return Lab(self.lab_path or default_lab_path())
@@ -81,7 +82,7 @@ def engine_for_cli(as_json: bool = False) -> Iterator[Engine]:
     engine = None
     try:
         lab = settings().lab()
-        engine = Engine(lab)
+        engine = Engine(lab, lock_wait=settings().lock_wait)
         yield engine
     except SpecError as exc:
         fail(str(exc), EXIT_BAD_INPUT, as_json)
@@ -91,6 +92,8 @@ def engine_for_cli(as_json: bool = False) -> Iterator[Engine]:
         fail(str(exc), EXIT_BAD_INPUT, as_json)
     except LabBusy as exc:
         fail(str(exc), EXIT_BUSY, as_json)
+    except HostKeyError as exc:
+        fail(str(exc), EXIT_BAD_INPUT, as_json)
     except TransportError as exc:
         fail(str(exc), EXIT_FAILED, as_json)
     finally:

@@ -13,6 +13,7 @@ from llmops.console.cli.common import (
     EXIT_OK,
     emit_json,
     engine_for_cli,
+    err,
     fail,
     json_option,
     out,
@@ -96,6 +97,16 @@ def rollback(action_id: int | None, last_good: str | None, as_json: bool) -> Non
             record = engine.rollback_last_good(kind, name)
         else:
             assert action_id is not None
+            preview = engine.preview_rollback(action_id)
+            if not as_json:
+                err.print(f"rolling back action {action_id} ({preview.action.summary}): "
+                          + ", ".join(f"{c.kind}/{c.name} → "
+                                      + ("removed" if c.spec is None else "as before")
+                                      for c in preview.changes)
+                          + f"; expected ~{preview.expected_seconds:.0f}s")
+                if preview.later_actions:
+                    err.print("[yellow]later actions touched these resources too and are undone"
+                              f" with it: {', '.join(map(str, preview.later_actions))}[/]")
             record = engine.rollback(action_id)
         report_action(record, as_json)
 

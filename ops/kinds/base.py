@@ -100,6 +100,10 @@ class Kind(Generic[SpecT]):
     def admit(self, spec: SpecT, context: Context) -> None:
         """Cross-resource checks before anything is written; raise SpecError."""
 
+    def preflight(self, spec: SpecT, hosts: HostPool) -> None:
+        """Checks that need the host but change nothing (a path exists, the host key is
+        known); run before the action is journalled, so a refusal writes nothing."""
+
     def observe(self, spec: SpecT, hosts: HostPool) -> dict[str, Any]:
         """Facts about the resource as it is on its host; changes nothing."""
         raise NotImplementedError

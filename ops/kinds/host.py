@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, model_validator
 
 from llmops.ops.kinds.base import Check, Context, Kind, Progress, Spec, SpecError, Step, no_progress
-from llmops.ops.transport import TransportError
+from llmops.ops.transport import HostUnreachable, TransportError
 
 if TYPE_CHECKING:
     from llmops.ops.transport import HostPool
@@ -62,6 +62,14 @@ class HostKind(Kind[HostSpec]):
             raise SpecError("host", f"{name} is still used by {', '.join(users)}",
                             "remove or move those first")
 
+    def preflight(self, spec: HostSpec, hosts: HostPool) -> None:
+        """An unknown or changed host key stops the action before anything is written."""
+        if not spec.local:
+            try:
+                hosts.check_host_key(spec)
+            except HostUnreachable:
+                pass  # not a key problem: the action itself fails, is journalled and reverted
+
     def observe(self, spec: HostSpec, hosts: HostPool) -> dict[str, Any]:
         return {}
 
@@ -89,7 +97,7 @@ class HostKind(Kind[HostSpec]):
             return [Check("reachable", False, str(exc), time.monotonic() - started)]
         checks = [Check("reachable", True, f"probed in {time.monotonic() - started:.2f}s",
                         time.monotonic() - started)]
-        known = hosts.facts(spec.name) if hasattr(hosts, "facts") else None
+        known = hosts.facts(spec.name)
         if known:
             same = {k: (known.get(k), facts.get(k)) for k in STABLE_FACTS}
             diff = {k: v for k, v in same.items() if v[0] != v[1]}

@@ -1,0 +1,45 @@
+"""Shared fixtures. Each section belongs to one area; add yours as a new section."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sshhosts import CAN_NETNS, SshHost, SshHostFactory
+
+from llmops.ops.transport import HostPool
+
+# --- SSH test hosts (network namespaces with a real sshd; see tests/sshhosts.py) -------------
+
+
+@pytest.fixture(scope="session")
+def needs_root_netns() -> None:
+    """Skip-guard for tests that make namespaces themselves (`usefixtures("needs_root_netns")`)."""
+    if not CAN_NETNS:
+        pytest.skip("needs root and `ip` for network-namespace sshd hosts")
+
+
+@pytest.fixture(scope="session")
+def ssh_host_factory(needs_root_netns: None,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHostFactory]:
+    """Call it to get a fresh host (own namespace, sshd, keys, workdir); all removed at the end."""
+    factory = SshHostFactory(tmp_path_factory.mktemp("sshhosts"))
+    yield factory
+    factory.teardown()
+
+
+@pytest.fixture(scope="session")
+def ssh_host(ssh_host_factory: SshHostFactory) -> SshHost:
+    """One shared host for tests that leave its sshd and host key alone."""
+    return ssh_host_factory("shared")
+
+
+@pytest.fixture
+def ssh_pool(ssh_host: SshHost, tmp_path: Path) -> Iterator[HostPool]:
+    """A pool that knows ssh_host (and trusts its key) with a fresh known_hosts."""
+    spec = ssh_host.spec()
+    pool = HostPool({spec.name: spec}.get, tmp_path / "known_hosts",
+                    trust={spec.name: ssh_host.host_pub_fingerprint})
+    yield pool
+    pool.close()

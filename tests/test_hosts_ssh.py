@@ -1,0 +1,65 @@
+"""Hosts over real SSH (network-namespace sshd hosts), through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labtools import git_log, llmops, llmops_json
+from sshhosts import SshHost, SshHostFactory
+
+
+def add_args(host: SshHost, name: str | None = None) -> list[str]:
+    return ["host", "add", name or host.name, "--address", host.address, "--user", host.user,
+            "--key", str(host.key_path), "--python", host.spec().python,
+            "--workdir", str(host.workdir)]
+
+
+def test_unknown_key_refused_then_trusted(ssh_host: SshHost, tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    llmops(lab, "history")
+    before = git_log(lab)
+    refused = llmops(lab, *add_args(ssh_host), check=2)
+    assert ssh_host.host_pub_fingerprint in refused.stderr and "--trust" in refused.stderr
+    assert git_log(lab) == before and not (lab / "hosts").exists()
+
+    wrong = "SHA256:" + "A" * 43
+    refused = llmops(lab, *add_args(ssh_host), "--trust", wrong, check=2)
+    assert "refusing" in refused.stderr and ssh_host.host_pub_fingerprint in refused.stderr
+    assert git_log(lab) == before
+
+    added = llmops_json(lab, *add_args(ssh_host), "--trust", ssh_host.host_pub_fingerprint)
+    assert added["ok"], added
+    assert ssh_host.address in (lab / "known_hosts").read_text()
+    facts = llmops_json(lab, "host", "show", ssh_host.name)["facts"]
+    assert facts["cpu_count"] >= 1 and facts["workdir"] == str(ssh_host.workdir)
+    assert facts["packages"]["vllm"]  # the venv the namespace host shares has the CPU build
+    assert "no NVIDIA driver" in facts["gpu_note"]
+    probe = llmops_json(lab, "host", "probe", ssh_host.name)
+    assert probe["hostname"] and probe["python_version"].startswith("3.")
+
+
+def test_add_remove_rollback_over_ssh(ssh_host: SshHost, tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    llmops(lab, *add_args(ssh_host), "--trust", ssh_host.host_pub_fingerprint)
+    removed = llmops_json(lab, "host", "remove", ssh_host.name)
+    assert removed["ok"]
+    back = llmops_json(lab, "rollback", str(removed["action"]["id"]))
+    assert back["ok"] and back["action"]["seconds"] < 60
+    checks = {c["name"]: c["ok"] for c in back["action"]["checks"]}
+    assert checks == {"reachable": True, "probe matches": True}
+    assert llmops_json(lab, "host", "show", ssh_host.name)["spec"]["address"] == ssh_host.address
+    again = llmops_json(lab, "rollback", str(back["action"]["id"]))  # rollback of the rollback
+    assert again["ok"]
+    assert llmops_json(lab, "host", "list") == []
+
+
+def test_changed_key_refused_loudly(ssh_host_factory: SshHostFactory, tmp_path: Path) -> None:
+    host = ssh_host_factory("rekeyed")
+    lab = tmp_path / "lab"
+    llmops(lab, *add_args(host), "--trust", host.host_pub_fingerprint)
+    host.rekey()
+    refused = llmops(lab, *add_args(host), "--workdir", str(host.workdir / "b"),
+                     "--trust", host.host_pub_fingerprint, check=2)
+    assert "CHANGED" in refused.stderr.upper()
+    probe = llmops(lab, "host", "probe", host.name, check=None)
+    assert probe.returncode != 0 and "CHANGED" in (probe.stderr + probe.stdout).upper()

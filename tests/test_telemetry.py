@@ -1,0 +1,60 @@
+"""Telemetry maths and storage, from recorded Prometheus text (no server needed here; the
+real-vLLM tests scrape a live one)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+
+from llmops.ops.vllm_client import parse_metrics
+from llmops.rollback.telemetry import RateWindow, Sample, TelemetryStore
+
+
+def metrics_text(gen: float, prompt: float, ttft_counts: list[float], kv: float) -> str:
+    bounds = ["0.01", "0.1", "1.0", "+Inf"]
+    lines = [
+        "# TYPE vllm:generation_tokens_total counter",
+        f'vllm:generation_tokens_total{{engine="0",model_name="m"}} {gen}',
+        "# TYPE vllm:prompt_tokens_total counter",
+        f'vllm:prompt_tokens_total{{engine="0",model_name="m"}} {prompt}',
+        "# TYPE vllm:kv_cache_usage_perc gauge",
+        f'vllm:kv_cache_usage_perc{{engine="0",model_name="m"}} {kv}',
+        "# TYPE vllm:num_requests_running gauge",
+        'vllm:num_requests_running{engine="0",model_name="m"} 2',
+        "# TYPE vllm:time_to_first_token_seconds histogram",
+    ]
+    for bound, count in zip(bounds, ttft_counts, strict=True):
+        lines.append(f'vllm:time_to_first_token_seconds_bucket{{engine="0",le="{bound}",'
+                     f'model_name="m"}} {count}')
+    lines.append(f'vllm:time_to_first_token_seconds_count{{engine="0",model_name="m"}} '
+                 f'{ttft_counts[-1]}')
+    lines.append('vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 1.0')
+    return "\n".join(lines) + "\n"
+
+
+def test_rates_and_window_percentiles() -> None:
+    window = RateWindow(window=60)
+    first = parse_metrics(metrics_text(100, 50, [0, 10, 10, 10], 0.25))
+    first.at = 1000.0
+    s1 = window.add("s", first)
+    assert s1.generation_tps is None and s1.kv_cache_pct == 25.0 and s1.running == 2
+    second = parse_metrics(metrics_text(300, 150, [0, 10, 30, 30], 0.5))
+    second.at = 1010.0
+    s2 = window.add("s", second)
+    assert s2.generation_tps == 20.0 and s2.prompt_tps == 10.0
+    # in the window, 20 new requests all took between 0.1 s and 1 s
+    assert s2.ttft_p50 is not None and 0.1 <= s2.ttft_p50 <= 1.0
+    assert s2.ttft_p95 is not None and s2.ttft_p95 > s2.ttft_p50
+
+
+def test_store_is_bounded(tmp_path) -> None:
+    db = sqlite_utils.Database(sqlite3.connect(tmp_path / "t.db"))
+    store = TelemetryStore(db, keep_rows=5)
+    for i in range(12):
+        store.add(Sample(server="a", at=10_000_000_000 + i, generation_tps=float(i)))
+    store.add(Sample(server="b", at=10_000_000_000, generation_tps=1.0))
+    assert store.count("a") == 5 and store.count("b") == 1
+    assert [s.generation_tps for s in store.recent("a", 3)] == [9.0, 10.0, 11.0]
+    store.add(Sample(server="old", at=1.0))  # a day old: expired at once
+    assert store.count("old") == 0
