@@ -66,8 +66,9 @@ class Engine:
         self._fresh_facts: dict[Ref, dict[str, Any]] = {}
         self.progress_listeners: list[Callable[[int, str, str], None]] = []
         """Called with (action id, "kind/name", line) while a step runs (log lines, downloads)."""
-        self.hosts = HostPool(self._host_spec, lab.known_hosts,
-                              facts=lambda name: lab.journal.observed("host", name))
+        self.hosts = HostPool(
+            self._host_spec, lab.known_hosts, facts=lambda name: lab.journal.observed("host", name)
+        )
 
     def close(self) -> None:
         self.hosts.close()
@@ -93,9 +94,15 @@ class Engine:
         for ch in changes:
             kind = KINDS[ch.kind]
             if ch.spec is None:
-                if self.lab.read_spec(ch.kind, ch.name, self.lab.head()) is None and not is_rollback:
-                    raise SpecError("name", f"there is no {ch.kind} named {ch.name}",
-                                    f"see `llmops {ch.kind} list`")
+                if (
+                    self.lab.read_spec(ch.kind, ch.name, self.lab.head()) is None
+                    and not is_rollback
+                ):
+                    raise SpecError(
+                        "name",
+                        f"there is no {ch.kind} named {ch.name}",
+                        f"see `llmops {ch.kind} list`",
+                    )
                 admit_removal = getattr(kind, "admit_removal", None)
                 if admit_removal:
                     admit_removal(ch.name, context)
@@ -103,18 +110,31 @@ class Engine:
                 kind.admit(ch.spec, context)
 
     # -- actions -------------------------------------------------------------------------
-    def act(self, changes: list[Change], summary: str, *, trust: Mapping[str, str] | None = None,
-            rollback_of: int | None = None, is_rollback: bool = False) -> ActionRecord:
+    def act(
+        self,
+        changes: list[Change],
+        summary: str,
+        *,
+        trust: Mapping[str, str] | None = None,
+        rollback_of: int | None = None,
+        is_rollback: bool = False,
+    ) -> ActionRecord:
         """Run one action end to end; returns its journal record (succeeded or reverted).
 
         A rollback keeps its result when a check fails (it reports it): going back to the
         state that was just left would not help the operator."""
         is_rollback = is_rollback or rollback_of is not None
         self.admit(changes, is_rollback=is_rollback)
-        if not is_rollback and rollback_of is None and all(
-                self.lab.read_spec(c.kind, c.name, self.lab.head()) == c.spec for c in changes):
-            raise ActionRefused("nothing to change: " + ", ".join(
-                f"{c.kind} {c.name}" for c in changes) + " already as asked")
+        if (
+            not is_rollback
+            and rollback_of is None
+            and all(self.lab.read_spec(c.kind, c.name, self.lab.head()) == c.spec for c in changes)
+        ):
+            raise ActionRefused(
+                "nothing to change: "
+                + ", ".join(f"{c.kind} {c.name}" for c in changes)
+                + " already as asked"
+            )
         with self.lab.lock.hold(current_command(), wait=self.lock_wait):
             for host, fingerprint in (trust or {}).items():
                 self.hosts.trust(host, fingerprint)
@@ -123,19 +143,28 @@ class Engine:
                     KINDS[ch.kind].preflight(ch.spec, self.hosts)
             return self._run(changes, summary, rollback_of, is_rollback)
 
-    def _run(self, changes: list[Change], summary: str, rollback_of: int | None,
-             is_rollback: bool) -> ActionRecord:
+    def _run(
+        self, changes: list[Change], summary: str, rollback_of: int | None, is_rollback: bool
+    ) -> ActionRecord:
         journal = self.lab.journal
         started = time.monotonic()
         action_id = journal.next_action_id()
         before = self.lab.head()
-        journal.append(action_id, "started", {
-            "kind": "rollback" if is_rollback else "apply", "summary": summary,
-            "who": who(), "refs": [list(c.ref) for c in changes], "before_commit": before,
-            "rollback_of": rollback_of,
-            "specs": {f"{c.kind}/{c.name}": c.spec.to_toml_dict() if c.spec else None
-                      for c in changes},
-        })
+        journal.append(
+            action_id,
+            "started",
+            {
+                "kind": "rollback" if is_rollback else "apply",
+                "summary": summary,
+                "who": who(),
+                "refs": [list(c.ref) for c in changes],
+                "before_commit": before,
+                "rollback_of": rollback_of,
+                "specs": {
+                    f"{c.kind}/{c.name}": c.spec.to_toml_dict() if c.spec else None for c in changes
+                },
+            },
+        )
         paths = [self.lab.write_spec(c.kind, c.name, c.spec) for c in changes]
         commit = self.lab.commit(f"action {action_id}: {summary}", paths)
         journal.append(action_id, "committed", {"commit": commit})
@@ -150,22 +179,35 @@ class Engine:
                 raise RuntimeError(f"validation failed after the change: {failed}")
         except Exception as exc:  # noqa: BLE001 - any failure must revert
             return self._revert(action_id, changes, current, before, exc, started)
-        journal.append(action_id, "succeeded", {
-            "after_commit": commit, "seconds": round(time.monotonic() - started, 3)})
+        journal.append(
+            action_id,
+            "succeeded",
+            {"after_commit": commit, "seconds": round(time.monotonic() - started, 3)},
+        )
         record = journal.action(action_id)
         assert record is not None
         return record
 
-    def _reconcile_all(self, action_id: int, changes: list[Change],
-                       current: Mapping[Ref, Spec | None], *, journal_steps: bool = True) -> None:
-        removals = sorted((c for c in changes if c.spec is None),
-                          key=lambda c: KINDS[c.kind].order, reverse=True)
-        updates = sorted((c for c in changes if c.spec is not None), key=lambda c: KINDS[c.kind].order)
+    def _reconcile_all(
+        self,
+        action_id: int,
+        changes: list[Change],
+        current: Mapping[Ref, Spec | None],
+        *,
+        journal_steps: bool = True,
+    ) -> None:
+        removals = sorted(
+            (c for c in changes if c.spec is None), key=lambda c: KINDS[c.kind].order, reverse=True
+        )
+        updates = sorted(
+            (c for c in changes if c.spec is not None), key=lambda c: KINDS[c.kind].order
+        )
         for ch in removals + updates:
             self._reconcile(action_id, ch, current.get(ch.ref), journal_steps)
 
-    def _reconcile(self, action_id: int, ch: Change, current: Spec | None,
-                   journal_steps: bool) -> None:
+    def _reconcile(
+        self, action_id: int, ch: Change, current: Spec | None, journal_steps: bool
+    ) -> None:
         kind = KINDS[ch.kind]
         journal = self.lab.journal
         where = ch.spec if ch.spec is not None else current
@@ -181,17 +223,28 @@ class Engine:
                     listener(action_id, _entry["ref"], line)
 
             try:
-                facts = kind.apply(step, ch.spec if ch.spec is not None else current,
-                                   self.hosts, progress)
+                facts = kind.apply(
+                    step, ch.spec if ch.spec is not None else current, self.hosts, progress
+                )
             except Exception as exc:
                 if journal_steps:
-                    journal.append(action_id, "step", {
-                        **entry, "ok": False, "error": str(exc),
-                        "seconds": round(time.monotonic() - t0, 3)})
+                    journal.append(
+                        action_id,
+                        "step",
+                        {
+                            **entry,
+                            "ok": False,
+                            "error": str(exc),
+                            "seconds": round(time.monotonic() - t0, 3),
+                        },
+                    )
                 raise
             if journal_steps:
-                journal.append(action_id, "step", {
-                    **entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)})
+                journal.append(
+                    action_id,
+                    "step",
+                    {**entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)},
+                )
             if facts:
                 self._fresh_facts[ch.ref] = facts
 
@@ -216,17 +269,38 @@ class Engine:
                 else:
                     found = []
             except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
-                found = [Check("checklist", False, f"the checklist itself failed: {exc}",
-                               time.monotonic() - t0)]
+                found = [
+                    Check(
+                        "checklist",
+                        False,
+                        f"the checklist itself failed: {exc}",
+                        time.monotonic() - t0,
+                    )
+                ]
             for check in found:
-                self.lab.journal.append(action_id, "check", {
-                    "ref": f"{ch.kind}/{ch.name}", "name": check.name, "ok": check.ok,
-                    "detail": check.detail, "seconds": round(check.seconds, 3)})
+                self.lab.journal.append(
+                    action_id,
+                    "check",
+                    {
+                        "ref": f"{ch.kind}/{ch.name}",
+                        "name": check.name,
+                        "ok": check.ok,
+                        "detail": check.detail,
+                        "seconds": round(check.seconds, 3),
+                    },
+                )
             checks.extend(found)
         return checks
 
-    def _revert(self, action_id: int, changes: list[Change], current: Mapping[Ref, Spec | None],
-                before: str, exc: Exception, started: float) -> ActionRecord:
+    def _revert(
+        self,
+        action_id: int,
+        changes: list[Change],
+        current: Mapping[Ref, Spec | None],
+        before: str,
+        exc: Exception,
+        started: float,
+    ) -> ActionRecord:
         journal = self.lab.journal
         back = [Change(c.kind, c.name, current.get(c.ref)) for c in changes]
         paths = [self.lab.write_spec(c.kind, c.name, c.spec) for c in back]
@@ -239,10 +313,18 @@ class Engine:
             self._record_facts()
         except Exception as again:  # noqa: BLE001 - reported, the operator must look
             revert_error = str(again)
-        journal.append(action_id, "failed", {
-            "error": str(exc), "reverted": revert_error is None, "revert_error": revert_error,
-            "after_commit": revert_commit, "before_commit": before,
-            "seconds": round(time.monotonic() - started, 3)})
+        journal.append(
+            action_id,
+            "failed",
+            {
+                "error": str(exc),
+                "reverted": revert_error is None,
+                "revert_error": revert_error,
+                "after_commit": revert_commit,
+                "before_commit": before,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
         record = journal.action(action_id)
         assert record is not None
         return record
@@ -256,23 +338,34 @@ class Engine:
         if record.status == "running":
             raise ActionRefused(f"action {action_id} is still running")
         if record.status.startswith("failed") and record.revert_error is None:
-            raise ActionRefused(f"action {action_id} failed and was already reverted: nothing to undo")
-        changes = [Change(k, n, self.lab.read_spec(k, n, record.before_commit))
-                   for k, n in record.refs]
+            raise ActionRefused(
+                f"action {action_id} failed and was already reverted: nothing to undo"
+            )
+        changes = [
+            Change(k, n, self.lab.read_spec(k, n, record.before_commit)) for k, n in record.refs
+        ]
         head = self.lab.head()
         paths = [spec_path(k, n) for k, n in record.refs]
         diff = self.lab.diff(head, record.before_commit, paths)
         blockers = []
         for ch in changes:
             blockers += [b.reason for b in KINDS[ch.kind].readiness(ch.spec, self.hosts)]
-        later = [a.id for a in self.lab.journal.actions()
-                 if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)]
-        return RollbackPreview(record, changes, diff, self.expected_seconds(record), blockers, later)
+        later = [
+            a.id
+            for a in self.lab.journal.actions()
+            if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)
+        ]
+        return RollbackPreview(
+            record, changes, diff, self.expected_seconds(record), blockers, later
+        )
 
     def expected_seconds(self, record: ActionRecord) -> float:
         """A guess from the journal: how long this action (and past rollbacks of it) took."""
-        samples = [a.seconds for a in self.lab.journal.actions()
-                   if a.seconds is not None and (a.id == record.id or a.rollback_of == record.id)]
+        samples = [
+            a.seconds
+            for a in self.lab.journal.actions()
+            if a.seconds is not None and (a.id == record.id or a.rollback_of == record.id)
+        ]
         return max(samples) if samples else 5.0
 
     def rollback(self, action_id: int) -> ActionRecord:
@@ -284,16 +377,23 @@ class Engine:
     def last_good(self, kind: str, name: str) -> tuple[ActionRecord, Spec | None]:
         """The last action that touched the resource, succeeded and passed every check."""
         for record in reversed(self.lab.journal.actions()):
-            if ((kind, name) in record.refs and record.status == "succeeded"
-                    and record.checks and record.checks_passed and record.after_commit):
+            if (
+                (kind, name) in record.refs
+                and record.status == "succeeded"
+                and record.checks
+                and record.checks_passed
+                and record.after_commit
+            ):
                 return record, self.lab.read_spec(kind, name, record.after_commit)
         raise ActionRefused(f"no action on {kind}/{name} succeeded with every check passing")
 
     def rollback_last_good(self, kind: str, name: str) -> ActionRecord:
         record, spec = self.last_good(kind, name)
-        return self.act([Change(kind, name, spec)],
-                        f"{kind} {name} back to its last good state (action {record.id})",
-                        is_rollback=True)
+        return self.act(
+            [Change(kind, name, spec)],
+            f"{kind} {name} back to its last good state (action {record.id})",
+            is_rollback=True,
+        )
 
     # -- start-up ------------------------------------------------------------------------
     def recover(self) -> list[int]:
@@ -306,9 +406,13 @@ class Engine:
                 if record.status == "running":
                     if record.commit is None:  # died before committing: drop its half-written files
                         for kind, name in record.refs:
-                            self.lab.write_spec(kind, name, self.lab.read_spec(kind, name, self.lab.head()))
-                    self.lab.journal.append(record.id, "interrupted", {
-                        "note": "the console died mid-action; offered for rollback"})
+                            self.lab.write_spec(
+                                kind, name, self.lab.read_spec(kind, name, self.lab.head())
+                            )
+                    self.lab.journal.append(
+                        record.id,
+                        "interrupted",
+                        {"note": "the console died mid-action; offered for rollback"},
+                    )
                     found.append(record.id)
         return found
-

@@ -43,7 +43,9 @@ class Event:
     hash: str
 
 
-def event_hash(seq: int, action_id: int, at: str, event: str, data_json: str, prev_hash: str) -> str:
+def event_hash(
+    seq: int, action_id: int, at: str, event: str, data_json: str, prev_hash: str
+) -> str:
     payload = json.dumps([seq, action_id, at, event, data_json, prev_hash], separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -99,8 +101,15 @@ class Journal:
         with self._lock:
             if "events" not in self.db.table_names():
                 self.db["events"].create(
-                    {"seq": int, "action_id": int, "at": str, "event": str, "data": str,
-                     "prev_hash": str, "hash": str},
+                    {
+                        "seq": int,
+                        "action_id": int,
+                        "at": str,
+                        "event": str,
+                        "data": str,
+                        "prev_hash": str,
+                        "hash": str,
+                    },
                     pk="seq",
                 )
                 self.db["events"].create_index(["action_id"])
@@ -120,14 +129,23 @@ class Journal:
         """Write one event, chained to the one before, inside a transaction."""
         data_json = json.dumps(data or {}, sort_keys=True, default=str)
         with self._lock, self.db.conn:
-            last = self.db.execute("select seq, hash from events order by seq desc limit 1").fetchone()
+            last = self.db.execute(
+                "select seq, hash from events order by seq desc limit 1"
+            ).fetchone()
             seq = (last[0] + 1) if last else 1
             prev = last[1] if last else GENESIS
             at = now()
             digest = event_hash(seq, action_id, at, event, data_json, prev)
             self.db["events"].insert(
-                {"seq": seq, "action_id": action_id, "at": at, "event": event,
-                 "data": data_json, "prev_hash": prev, "hash": digest}
+                {
+                    "seq": seq,
+                    "action_id": action_id,
+                    "at": at,
+                    "event": event,
+                    "data": data_json,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
             )
         record = Event(seq, action_id, at, event, json.loads(data_json), prev, digest)
         for listener in list(self.listeners):
@@ -141,7 +159,12 @@ class Journal:
                 self.db.execute("delete from observed where kind = ? and name = ?", [kind, name])
             else:
                 self.db["observed"].upsert(
-                    {"kind": kind, "name": name, "at": now(), "data": json.dumps(data, default=str)},
+                    {
+                        "kind": kind,
+                        "name": name,
+                        "at": now(),
+                        "data": json.dumps(data, default=str),
+                    },
                     pk=("kind", "name"),
                 )
 
@@ -209,9 +232,14 @@ def fold(records: dict[int, ActionRecord], ev: Event) -> None:
     d = ev.data
     if ev.event == "started":
         records[ev.action_id] = ActionRecord(
-            id=ev.action_id, kind=d.get("kind", "apply"), summary=d.get("summary", ""),
-            who=d.get("who", ""), started_at=ev.at, before_commit=d.get("before_commit", ""),
-            refs=[(k, n) for k, n in d.get("refs", [])], rollback_of=d.get("rollback_of"),
+            id=ev.action_id,
+            kind=d.get("kind", "apply"),
+            summary=d.get("summary", ""),
+            who=d.get("who", ""),
+            started_at=ev.at,
+            before_commit=d.get("before_commit", ""),
+            refs=[(k, n) for k, n in d.get("refs", [])],
+            rollback_of=d.get("rollback_of"),
         )
         return
     rec = records.get(ev.action_id)

@@ -141,7 +141,9 @@ class Lab:
         if commit is None:
             for folder in sorted({k.folder for k in KINDS.values()}):
                 for p in sorted((self.path / folder).glob("*.toml")):
-                    found.append(SpecFile(kind_for_folder(folder).name, p.stem, f"{folder}/{p.name}"))
+                    found.append(
+                        SpecFile(kind_for_folder(folder).name, p.stem, f"{folder}/{p.name}")
+                    )
             return found
         tree = self.repo.commit(commit).tree
         for folder in sorted({k.folder for k in KINDS.values()}):

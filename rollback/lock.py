@@ -75,7 +75,9 @@ class LabLock:
                     time.sleep(0.1)
             since = datetime.now(UTC).isoformat(timespec="seconds")
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command, "since": since}).encode(), 0)
+            os.pwrite(
+                fd, json.dumps({"pid": os.getpid(), "command": command, "since": since}).encode(), 0
+            )
             try:
                 yield
             finally:

@@ -39,8 +39,9 @@ class Sample:
     rss_bytes: float | None = None
 
 
-def _delta_buckets(new: list[tuple[float, float]], old: list[tuple[float, float]] | None
-                   ) -> list[tuple[float, float]]:
+def _delta_buckets(
+    new: list[tuple[float, float]], old: list[tuple[float, float]] | None
+) -> list[tuple[float, float]]:
     before = dict(old or [])
     return [(bound, max(0.0, count - before.get(bound, 0.0))) for bound, count in new]
 
@@ -58,20 +59,27 @@ class RateWindow:
         while len(self.snaps) > 2 and snap.at - self.snaps[0].at > self.window:
             self.snaps.popleft()
         oldest = self.snaps[0] if len(self.snaps) > 1 else None
-        sample = Sample(server=server, at=snap.at,
-                        running=snap.gauges.get("num_requests_running"),
-                        waiting=snap.gauges.get("num_requests_waiting"))
+        sample = Sample(
+            server=server,
+            at=snap.at,
+            running=snap.gauges.get("num_requests_running"),
+            waiting=snap.gauges.get("num_requests_waiting"),
+        )
         kv = snap.gauges.get("kv_cache_usage_perc", snap.gauges.get("gpu_cache_usage_perc"))
         sample.kv_cache_pct = kv * 100 if kv is not None else None
         if prev is not None and snap.at > prev.at:
             dt = snap.at - prev.at
-            for attr, counter in (("generation_tps", "generation_tokens_total"),
-                                  ("prompt_tps", "prompt_tokens_total")):
+            for attr, counter in (
+                ("generation_tps", "generation_tokens_total"),
+                ("prompt_tps", "prompt_tokens_total"),
+            ):
                 if counter in snap.counters and counter in prev.counters:
                     rate = (snap.counters[counter] - prev.counters[counter]) / dt
                     setattr(sample, attr, max(0.0, rate))
-        for prefix, hist in (("ttft", "time_to_first_token_seconds"),
-                             ("e2e", "e2e_request_latency_seconds")):
+        for prefix, hist in (
+            ("ttft", "time_to_first_token_seconds"),
+            ("e2e", "e2e_request_latency_seconds"),
+        ):
             buckets = snap.histograms.get(hist)
             if not buckets:
                 continue
@@ -84,8 +92,13 @@ class RateWindow:
 class TelemetryStore:
     """The `telemetry` table: appended by pollers, expired by age and count per server."""
 
-    def __init__(self, db: sqlite_utils.Database, lock: threading.RLock | None = None, *,
-                 keep_rows: int = KEEP_ROWS_PER_SERVER) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        lock: threading.RLock | None = None,
+        *,
+        keep_rows: int = KEEP_ROWS_PER_SERVER,
+    ) -> None:
         self.db = db
         self.keep_rows = keep_rows
         self.lock = lock or threading.RLock()
@@ -104,14 +117,18 @@ class TelemetryStore:
             self.db.execute(
                 "delete from telemetry where server = ? and rowid not in (select rowid from "
                 "telemetry where server = ? order by at desc limit ?)",
-                [sample.server, sample.server, self.keep_rows])
+                [sample.server, sample.server, self.keep_rows],
+            )
 
     def recent(self, server: str, limit: int = 60) -> list[Sample]:
         """The newest samples of a server, oldest first (what a sparkline wants)."""
         with self.lock:
-            rows = list(self.db.query(
-                "select * from telemetry where server = ? order by at desc limit ?",
-                [server, limit]))
+            rows = list(
+                self.db.query(
+                    "select * from telemetry where server = ? order by at desc limit ?",
+                    [server, limit],
+                )
+            )
         samples = []
         for row in reversed(rows):
             row["up"] = bool(row["up"])
@@ -120,5 +137,8 @@ class TelemetryStore:
 
     def count(self, server: str) -> int:
         with self.lock:
-            return int(self.db.execute("select count(*) from telemetry where server = ?",
-                                       [server]).fetchone()[0])
+            return int(
+                self.db.execute(
+                    "select count(*) from telemetry where server = ?", [server]
+                ).fetchone()[0]
+            )

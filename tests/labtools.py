@@ -14,14 +14,25 @@ from llmops.ops.kinds.host import HostSpec
 LLMOPS = [sys.executable, "-m", "llmops.console.cli"]
 
 
-def llmops(lab: Path, *args: str, check: int | None = 0, timeout: float = 120,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def llmops(
+    lab: Path,
+    *args: str,
+    check: int | None = 0,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI on a lab; `check` is the exit code expected (None: any)."""
-    done = subprocess.run([*LLMOPS, "--lab", str(lab), *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [*LLMOPS, "--lab", str(lab), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     if check is not None:
         assert done.returncode == check, (
-            f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}")
+            f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+        )
     return done
 
 
@@ -31,11 +42,18 @@ def llmops_json(lab: Path, *args: str, check: int | None = 0) -> Any:
 
 def local_spec(tmp: Path, name: str = "local", **changes: Any) -> HostSpec:
     return HostSpec.model_validate(
-        {"name": name, "local": True, "python": sys.executable, "workdir": str(tmp / f"work-{name}")}
-        | changes)
+        {
+            "name": name,
+            "local": True,
+            "python": sys.executable,
+            "workdir": str(tmp / f"work-{name}"),
+        }
+        | changes
+    )
 
 
 def git_log(lab: Path) -> list[str]:
-    out = subprocess.run(["git", "-C", str(lab), "log", "--format=%s"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "-C", str(lab), "log", "--format=%s"], capture_output=True, text=True, check=True
+    ).stdout
     return out.splitlines()

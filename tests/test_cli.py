@@ -33,8 +33,9 @@ def snapshot(lab: Path) -> tuple[list[str], int]:
 
 def test_add_list_history_rollback_json(tmp_path: Path) -> None:
     lab = tmp_path / "lab"
-    added = llmops_json(lab, "host", "add", "local", "--local", "--python", PY,
-                        "--workdir", str(tmp_path / "w"))
+    added = llmops_json(
+        lab, "host", "add", "local", "--local", "--python", PY, "--workdir", str(tmp_path / "w")
+    )
     assert added["ok"] and added["action"]["status"] == "succeeded"
     hosts = llmops_json(lab, "host", "list")
     assert [h["spec"]["name"] for h in hosts] == ["local"]
@@ -48,17 +49,20 @@ def test_add_list_history_rollback_json(tmp_path: Path) -> None:
     assert verify["ok"] and verify["rows"] > 4
 
 
-@pytest.mark.parametrize(("args", "field"), [
-    (["host", "add", "Bad_Name", "--local"], "name"),
-    (["host", "add", "h1", "--address", "10.213.1.1", "--port", "70000"], "port"),
-    (["host", "add", "h1", "--address", "bad host;rm -rf /"], "address"),
-    (["host", "add", "h1", "--address", "10.213.1.1", "--key", "/no/such/key"], "key"),
-    (["host", "add", "h1"], "address"),
-    (["host", "add", "h1", "--local", "--address", "10.213.1.1"], "local host has no address"),
-    (["host", "add", "h1", "--local", "--python", "python3; reboot"], "python"),
-    (["host", "remove", "ghost"], "no host named ghost"),
-    (["rollback", "99"], "no action 99"),
-])
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["host", "add", "Bad_Name", "--local"], "name"),
+        (["host", "add", "h1", "--address", "10.213.1.1", "--port", "70000"], "port"),
+        (["host", "add", "h1", "--address", "bad host;rm -rf /"], "address"),
+        (["host", "add", "h1", "--address", "10.213.1.1", "--key", "/no/such/key"], "key"),
+        (["host", "add", "h1"], "address"),
+        (["host", "add", "h1", "--local", "--address", "10.213.1.1"], "local host has no address"),
+        (["host", "add", "h1", "--local", "--python", "python3; reboot"], "python"),
+        (["host", "remove", "ghost"], "no host named ghost"),
+        (["rollback", "99"], "no action 99"),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, args: list[str], field: str) -> None:
     lab = tmp_path / "lab"
     llmops(lab, "history")  # creates the lab
@@ -98,10 +102,13 @@ def test_lock_contention_names_the_holder(tmp_path: Path) -> None:
 def test_action_killed_mid_way_is_interrupted_and_rolls_back(tmp_path: Path) -> None:
     lab = tmp_path / "lab"
     slow = tmp_path / "slowpy"
-    slow.write_text(f"#!/bin/sh\nsleep 30\nexec {PY} \"$@\"\n")
+    slow.write_text(f'#!/bin/sh\nsleep 30\nexec {PY} "$@"\n')
     slow.chmod(0o755)
-    proc = subprocess.Popen([*LLMOPS, "--lab", str(lab), "host", "add", "slow", "--local",
-                             "--python", str(slow)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*LLMOPS, "--lab", str(lab), "host", "add", "slow", "--local", "--python", str(slow)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if (lab / "hosts/slow.toml").exists() and git_log(lab)[0].startswith("action 1"):
@@ -137,8 +144,13 @@ def test_hand_edit_plan_and_apply(tmp_path: Path) -> None:
     path = lab / "hosts/local.toml"
     path.write_text(path.read_text().replace(str(tmp_path / "w"), str(tmp_path / "w2")))
     plan = llmops_json(lab, "plan")
-    assert plan == [{"resource": "host/local", "hand_edited": True,
-                     "steps": ["probe: connect to this machine and probe"]}]
+    assert plan == [
+        {
+            "resource": "host/local",
+            "hand_edited": True,
+            "steps": ["probe: connect to this machine and probe"],
+        }
+    ]
     applied = llmops_json(lab, "apply")
     assert applied["ok"] and "hosts/local.toml" in applied["action"]["summary"]
     assert llmops_json(lab, "plan")[0]["hand_edited"] is False
@@ -153,6 +165,7 @@ def test_cli_never_imports_heavy_libraries(tmp_path: Path) -> None:
         "heavy = [m for m in ('torch', 'vllm', 'peft', 'transformers') if m in sys.modules]\n"
         "print('heavy=' + ','.join(heavy))\n"
     )
-    done = subprocess.run([PY, "-c", code, str(tmp_path / "lab")], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [PY, "-c", code, str(tmp_path / "lab")], capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip().splitlines()[-1] == "heavy=", done.stdout

@@ -84,18 +84,32 @@ def test_rollback_of_reverted_action_is_refused(engine: Engine, tmp_path: Path) 
 def test_last_good(engine: Engine, tmp_path: Path) -> None:
     good = local_spec(tmp_path)
     engine.act([Change("host", "local", good)], "add")
-    engine.act([Change("host", "local", local_spec(tmp_path, workdir=str(tmp_path / "w2")))], "move")
+    engine.act(
+        [Change("host", "local", local_spec(tmp_path, workdir=str(tmp_path / "w2")))], "move"
+    )
     engine.act([Change("host", "local", None)], "remove")
     record = engine.rollback_last_good("host", "local")
     assert record.status == "succeeded"
-    assert engine.lab.read_spec("host", "local") == local_spec(tmp_path, workdir=str(tmp_path / "w2"))
+    assert engine.lab.read_spec("host", "local") == local_spec(
+        tmp_path, workdir=str(tmp_path / "w2")
+    )
 
 
 def test_bad_input_writes_nothing(engine: Engine, tmp_path: Path) -> None:
     head = engine.lab.head()
     with pytest.raises(SpecError, match="key"):
-        engine.act([Change("host", "r1", local_spec(tmp_path, name="r1", local=False,
-                                                    address="10.213.250.2", key="/no/such/key"))], "x")
+        engine.act(
+            [
+                Change(
+                    "host",
+                    "r1",
+                    local_spec(
+                        tmp_path, name="r1", local=False, address="10.213.250.2", key="/no/such/key"
+                    ),
+                )
+            ],
+            "x",
+        )
     with pytest.raises(SpecError, match="no host named"):
         engine.act([Change("host", "ghost", None)], "remove ghost")
     assert engine.lab.head() == head

@@ -9,9 +9,21 @@ from sshhosts import SshHost, SshHostFactory
 
 
 def add_args(host: SshHost, name: str | None = None) -> list[str]:
-    return ["host", "add", name or host.name, "--address", host.address, "--user", host.user,
-            "--key", str(host.key_path), "--python", host.spec().python,
-            "--workdir", str(host.workdir)]
+    return [
+        "host",
+        "add",
+        name or host.name,
+        "--address",
+        host.address,
+        "--user",
+        host.user,
+        "--key",
+        str(host.key_path),
+        "--python",
+        host.spec().python,
+        "--workdir",
+        str(host.workdir),
+    ]
 
 
 def test_unknown_key_refused_then_trusted(ssh_host: SshHost, tmp_path: Path) -> None:
@@ -58,8 +70,15 @@ def test_changed_key_refused_loudly(ssh_host_factory: SshHostFactory, tmp_path: 
     lab = tmp_path / "lab"
     llmops(lab, *add_args(host), "--trust", host.host_pub_fingerprint)
     host.rekey()
-    refused = llmops(lab, *add_args(host), "--workdir", str(host.workdir / "b"),
-                     "--trust", host.host_pub_fingerprint, check=2)
+    refused = llmops(
+        lab,
+        *add_args(host),
+        "--workdir",
+        str(host.workdir / "b"),
+        "--trust",
+        host.host_pub_fingerprint,
+        check=2,
+    )
     assert "CHANGED" in refused.stderr.upper()
     probe = llmops(lab, "host", "probe", host.name, check=None)
     assert probe.returncode != 0 and "CHANGED" in (probe.stderr + probe.stdout).upper()

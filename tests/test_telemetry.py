@@ -25,10 +25,13 @@ def metrics_text(gen: float, prompt: float, ttft_counts: list[float], kv: float)
         "# TYPE vllm:time_to_first_token_seconds histogram",
     ]
     for bound, count in zip(bounds, ttft_counts, strict=True):
-        lines.append(f'vllm:time_to_first_token_seconds_bucket{{engine="0",le="{bound}",'
-                     f'model_name="m"}} {count}')
-    lines.append(f'vllm:time_to_first_token_seconds_count{{engine="0",model_name="m"}} '
-                 f'{ttft_counts[-1]}')
+        lines.append(
+            f'vllm:time_to_first_token_seconds_bucket{{engine="0",le="{bound}",'
+            f'model_name="m"}} {count}'
+        )
+    lines.append(
+        f'vllm:time_to_first_token_seconds_count{{engine="0",model_name="m"}} {ttft_counts[-1]}'
+    )
     lines.append('vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 1.0')
     return "\n".join(lines) + "\n"
 

@@ -12,11 +12,22 @@ from llmops.console.cli.hosts import host_group
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--lab", "lab_path", type=click.Path(path_type=Path), envvar="LLMOPS_LAB",
-              help="The lab folder (default: the platform data dir; env LLMOPS_LAB).")
+@click.option(
+    "--lab",
+    "lab_path",
+    type=click.Path(path_type=Path),
+    envvar="LLMOPS_LAB",
+    help="The lab folder (default: the platform data dir; env LLMOPS_LAB).",
+)
 @click.option("--read-only", is_flag=True, help="Refuse everything that would change the lab.")
-@click.option("--lock-wait", type=float, default=5.0, envvar="LLMOPS_LOCK_WAIT", show_default=True,
-              help="Seconds to wait for another action on the lab to finish.")
+@click.option(
+    "--lock-wait",
+    type=float,
+    default=5.0,
+    envvar="LLMOPS_LOCK_WAIT",
+    show_default=True,
+    help="Seconds to wait for another action on the lab to finish.",
+)
 @click.pass_context
 def cli(ctx: click.Context, lab_path: Path | None, read_only: bool, lock_wait: float) -> None:
     """llmops: run vLLM servers, LoRA runs and Weaviate indexes on your GPU hosts; every

@@ -49,7 +49,9 @@ def json_option(f: F) -> F:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=lambda o: asdict(o) if is_dataclass(o) else str(o)))
+    click.echo(
+        json.dumps(data, indent=2, default=lambda o: asdict(o) if is_dataclass(o) else str(o))
+    )
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT, as_json: bool = False) -> NoReturn:
@@ -111,12 +113,16 @@ def report_action(record: ActionRecord, as_json: bool) -> NoReturn:
         sys.exit(EXIT_OK if ok else EXIT_FAILED)
     colour = "green" if ok else "red"
     secs = f"{record.seconds:.1f}s" if record.seconds is not None else "?"
-    out.print(f"[bold]action {record.id}[/] {record.summary}: [{colour}]{record.display_status}[/]"
-              f" in {secs}")
+    out.print(
+        f"[bold]action {record.id}[/] {record.summary}: [{colour}]{record.display_status}[/]"
+        f" in {secs}"
+    )
     for step in record.steps:
         mark = "[green]✓[/]" if step.get("ok") else "[red]✗[/]"
-        out.print(f"  {mark} {step['ref']} {step['verb']}: {step['detail']} ({step['seconds']}s)"
-                  + (f" — {step['error']}" if step.get("error") else ""))
+        out.print(
+            f"  {mark} {step['ref']} {step['verb']}: {step['detail']} ({step['seconds']}s)"
+            + (f" — {step['error']}" if step.get("error") else "")
+        )
     for check in record.checks:
         mark = "[green]✓[/]" if check["ok"] else "[red]✗[/]"
         out.print(f"  {mark} check {check['ref']} {check['name']}: {check['detail']}")

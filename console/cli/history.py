@@ -57,11 +57,15 @@ def history(action_id: int | None, verify: bool, as_json: bool) -> None:
             if diff:
                 out.print(Syntax(diff, "diff", theme="ansi_dark"))
             for step in record.steps:
-                out.print(f"  step {step['ref']} {step['verb']}: {'ok' if step['ok'] else 'FAILED'}"
-                          f" {step['seconds']}s {step.get('error') or ''}")
+                out.print(
+                    f"  step {step['ref']} {step['verb']}: {'ok' if step['ok'] else 'FAILED'}"
+                    f" {step['seconds']}s {step.get('error') or ''}"
+                )
             for check in record.checks:
-                out.print(f"  check {check['ref']} {check['name']}:"
-                          f" {'ok' if check['ok'] else 'FAILED'} {check['detail']}")
+                out.print(
+                    f"  check {check['ref']} {check['name']}:"
+                    f" {'ok' if check['ok'] else 'FAILED'} {check['detail']}"
+                )
             if record.error:
                 out.print(f"[red]{record.error}[/]")
             return
@@ -71,16 +75,26 @@ def history(action_id: int | None, verify: bool, as_json: bool) -> None:
             return
         table = Table("id", "when", "who", "summary", "status", "seconds", "commits")
         for a in actions:
-            table.add_row(str(a.id), a.started_at[:19].replace("T", " "), a.who, a.summary,
-                          a.display_status, f"{a.seconds:.1f}" if a.seconds is not None else "",
-                          f"{a.before_commit[:7]}→{(a.commit or '')[:7]}")
+            table.add_row(
+                str(a.id),
+                a.started_at[:19].replace("T", " "),
+                a.who,
+                a.summary,
+                a.display_status,
+                f"{a.seconds:.1f}" if a.seconds is not None else "",
+                f"{a.before_commit[:7]}→{(a.commit or '')[:7]}",
+            )
         out.print(table)
 
 
 @click.command("rollback")
 @click.argument("action_id", type=int, required=False)
-@click.option("--last-good", "last_good", metavar="KIND/NAME",
-              help="Put one resource back as it was after its last fully validated action.")
+@click.option(
+    "--last-good",
+    "last_good",
+    metavar="KIND/NAME",
+    help="Put one resource back as it was after its last fully validated action.",
+)
 @json_option
 def rollback(action_id: int | None, last_good: str | None, as_json: bool) -> None:
     """Undo action N (itself a new action), then run every validation check."""
@@ -92,21 +106,28 @@ def rollback(action_id: int | None, last_good: str | None, as_json: bool) -> Non
         if last_good is not None:
             kind, _, name = last_good.partition("/")
             if kind not in KINDS or not name:
-                fail(f"--last-good: {last_good!r} is not KIND/NAME (kinds: {', '.join(KINDS)})",
-                     as_json=as_json)
+                fail(
+                    f"--last-good: {last_good!r} is not KIND/NAME (kinds: {', '.join(KINDS)})",
+                    as_json=as_json,
+                )
             record = engine.rollback_last_good(kind, name)
         else:
             assert action_id is not None
             preview = engine.preview_rollback(action_id)
             if not as_json:
-                err.print(f"rolling back action {action_id} ({preview.action.summary}): "
-                          + ", ".join(f"{c.kind}/{c.name} → "
-                                      + ("removed" if c.spec is None else "as before")
-                                      for c in preview.changes)
-                          + f"; expected ~{preview.expected_seconds:.0f}s")
+                err.print(
+                    f"rolling back action {action_id} ({preview.action.summary}): "
+                    + ", ".join(
+                        f"{c.kind}/{c.name} → " + ("removed" if c.spec is None else "as before")
+                        for c in preview.changes
+                    )
+                    + f"; expected ~{preview.expected_seconds:.0f}s"
+                )
                 if preview.later_actions:
-                    err.print("[yellow]later actions touched these resources too and are undone"
-                              f" with it: {', '.join(map(str, preview.later_actions))}[/]")
+                    err.print(
+                        "[yellow]later actions touched these resources too and are undone"
+                        f" with it: {', '.join(map(str, preview.later_actions))}[/]"
+                    )
             record = engine.rollback(action_id)
         report_action(record, as_json)
 
@@ -125,9 +146,16 @@ def plan(as_json: bool) -> None:
             current = engine.lab.read_spec(ref[0], ref[1], engine.lab.head())
             where = desired or current
             observed = kind.observe(where, engine.hosts) if where else {}
-            steps = kind.plan(desired, current, observed) if ref in edits or ref[0] != "host" else []
-            rows.append({"resource": f"{ref[0]}/{ref[1]}", "hand_edited": ref in edits,
-                         "steps": [f"{s.verb}: {s.detail}" for s in steps]})
+            steps = (
+                kind.plan(desired, current, observed) if ref in edits or ref[0] != "host" else []
+            )
+            rows.append(
+                {
+                    "resource": f"{ref[0]}/{ref[1]}",
+                    "hand_edited": ref in edits,
+                    "steps": [f"{s.verb}: {s.detail}" for s in steps],
+                }
+            )
         if as_json:
             emit_json(rows)
             return
@@ -154,6 +182,7 @@ def apply(as_json: bool) -> None:
         changes = [Change(k, n, engine.lab.read_spec(k, n)) for k, n in edits]
         # the engine writes the files itself; put them back so a refusal leaves no trace
         stream_progress(engine, as_json)
-        record = engine.act(changes, "apply hand edits: " + ", ".join(
-            spec_path(k, n) for k, n in edits))
+        record = engine.act(
+            changes, "apply hand edits: " + ", ".join(spec_path(k, n) for k, n in edits)
+        )
         report_action(record, as_json)

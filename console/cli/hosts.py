@@ -15,8 +15,8 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
-from llmops.ops.kinds.host import HostSpec, probe
 from llmops.ops.kinds.base import no_progress
+from llmops.ops.kinds.host import HostSpec, probe
 from llmops.rollback.engine import Change
 from llmops.rollback.lab import require_name
 
@@ -37,25 +37,58 @@ def host_group() -> None:
 @click.option("--port", type=int, default=22, show_default=True)
 @click.option("--user", help="Login user (default: your user name).")
 @click.option("--key", help="Path of the private key file (default: ssh-agent, ~/.ssh keys).")
-@click.option("--python", "python", default="python3", show_default=True,
-              help="The host's python (the one with vLLM/peft installed).")
-@click.option("--workdir", default="~/.llmops", show_default=True,
-              help="Where llmops keeps run files on the host.")
-@click.option("--trust", metavar="FINGERPRINT",
-              help="Trust this host key fingerprint (SHA256:...) on first connect.")
+@click.option(
+    "--python",
+    "python",
+    default="python3",
+    show_default=True,
+    help="The host's python (the one with vLLM/peft installed).",
+)
+@click.option(
+    "--workdir",
+    default="~/.llmops",
+    show_default=True,
+    help="Where llmops keeps run files on the host.",
+)
+@click.option(
+    "--trust",
+    metavar="FINGERPRINT",
+    help="Trust this host key fingerprint (SHA256:...) on first connect.",
+)
 @json_option
-def host_add(name: str, local: bool, address: str | None, port: int, user: str | None,
-             key: str | None, python: str, workdir: str, trust: str | None, as_json: bool) -> None:
+def host_add(
+    name: str,
+    local: bool,
+    address: str | None,
+    port: int,
+    user: str | None,
+    key: str | None,
+    python: str,
+    workdir: str,
+    trust: str | None,
+    as_json: bool,
+) -> None:
     """Add a host (or change an existing one): connect, probe, journal."""
     refuse_if_read_only("host add")
     with engine_for_cli(as_json) as engine:
         require_name(name)
-        spec = HostSpec(name=name, local=local, address=address, port=port, user=user, key=key,
-                        python=python, workdir=workdir)
+        spec = HostSpec(
+            name=name,
+            local=local,
+            address=address,
+            port=port,
+            user=user,
+            key=key,
+            python=python,
+            workdir=workdir,
+        )
         stream_progress(engine, as_json)
         verb = "changed" if engine.lab.read_spec("host", name) else "added"
-        record = engine.act([Change("host", name, spec)], f"host {name} {verb}",
-                            trust={name: trust} if trust else None)
+        record = engine.act(
+            [Change("host", name, spec)],
+            f"host {name} {verb}",
+            trust={name: trust} if trust else None,
+        )
         report_action(record, as_json)
 
 
@@ -87,8 +120,10 @@ def host_list(as_json: bool) -> None:
             assert isinstance(spec, HostSpec)
             gpus = facts.get("gpus") or []
             table.add_row(
-                spec.name, "local" if spec.local else f"{spec.user or ''}@{spec.address}:{spec.port}",
-                facts.get("os", "?"), str(facts.get("cpu_count", "?")),
+                spec.name,
+                "local" if spec.local else f"{spec.user or ''}@{spec.address}:{spec.port}",
+                facts.get("os", "?"),
+                str(facts.get("cpu_count", "?")),
                 gib(facts.get("ram_total_bytes")),
                 ", ".join(g["name"] for g in gpus) or "none",
                 (facts.get("packages") or {}).get("vllm") or "-",
@@ -137,7 +172,9 @@ def host_probe(name: str, as_json: bool) -> None:
         pkgs = facts.get("packages") or {}
         out.print(f"{'packages':>16}: " + ", ".join(f"{k} {v or '-'}" for k, v in pkgs.items()))
         for g in facts.get("gpus") or []:
-            out.print(f"{'gpu ' + str(g['index']):>16}: {g['name']} {gib(g['memory_used_bytes'])}"
-                      f" / {gib(g['memory_total_bytes'])} used, {g['utilization_percent']}% busy")
+            out.print(
+                f"{'gpu ' + str(g['index']):>16}: {g['name']} {gib(g['memory_used_bytes'])}"
+                f" / {gib(g['memory_total_bytes'])} used, {g['utilization_percent']}% busy"
+            )
         if facts.get("gpu_note"):
             out.print(f"{'gpus':>16}: {facts['gpu_note']}")

@@ -108,11 +108,15 @@ class Kind(Generic[SpecT]):
         """Facts about the resource as it is on its host; changes nothing."""
         raise NotImplementedError
 
-    def plan(self, desired: SpecT | None, current: SpecT | None, observed: dict[str, Any]) -> list[Step]:
+    def plan(
+        self, desired: SpecT | None, current: SpecT | None, observed: dict[str, Any]
+    ) -> list[Step]:
         """Pure: the steps that take what was observed to what is desired."""
         raise NotImplementedError
 
-    def apply(self, step: Step, spec: SpecT | None, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    def apply(
+        self, step: Step, spec: SpecT | None, hosts: HostPool, progress: Progress
+    ) -> dict[str, Any]:
         """Carry out one step; returns facts worth journalling."""
         raise NotImplementedError
 

@@ -49,18 +49,24 @@ class HostKind(Kind[HostSpec]):
 
     def admit(self, spec: HostSpec, context: Context) -> None:
         if spec.key and not Path(spec.key).expanduser().is_file():
-            raise SpecError("key", f"no key file at {spec.key}", "give the path of a private key file")
+            raise SpecError(
+                "key", f"no key file at {spec.key}", "give the path of a private key file"
+            )
         if spec.key and Path(spec.key).expanduser().suffix == ".pub":
-            raise SpecError("key", "that is a public key", "give the private key's path (without .pub)")
+            raise SpecError(
+                "key", "that is a public key", "give the private key's path (without .pub)"
+            )
 
     def admit_removal(self, name: str, context: Context) -> None:
         users = sorted(
-            f"{kind} {res}" for (kind, res), spec in context.desired.items()
+            f"{kind} {res}"
+            for (kind, res), spec in context.desired.items()
             if getattr(spec, "host", None) == name
         )
         if users:
-            raise SpecError("host", f"{name} is still used by {', '.join(users)}",
-                            "remove or move those first")
+            raise SpecError(
+                "host", f"{name} is still used by {', '.join(users)}", "remove or move those first"
+            )
 
     def preflight(self, spec: HostSpec, hosts: HostPool) -> None:
         """An unknown or changed host key stops the action before anything is written."""
@@ -73,14 +79,16 @@ class HostKind(Kind[HostSpec]):
     def observe(self, spec: HostSpec, hosts: HostPool) -> dict[str, Any]:
         return {}
 
-    def plan(self, desired: HostSpec | None, current: HostSpec | None,
-             observed: dict[str, Any]) -> list[Step]:
+    def plan(
+        self, desired: HostSpec | None, current: HostSpec | None, observed: dict[str, Any]
+    ) -> list[Step]:
         if desired is None:
             return [Step("disconnect", "close the connection")]
         return [Step("probe", f"connect to {desired.address or 'this machine'} and probe")]
 
-    def apply(self, step: Step, spec: HostSpec | None, hosts: HostPool,
-              progress: Progress) -> dict[str, Any]:
+    def apply(
+        self, step: Step, spec: HostSpec | None, hosts: HostPool, progress: Progress
+    ) -> dict[str, Any]:
         if step.verb == "disconnect":
             if spec is not None:
                 hosts.drop(spec.name)
@@ -95,16 +103,26 @@ class HostKind(Kind[HostSpec]):
             facts = probe(spec, hosts, no_progress)
         except TransportError as exc:
             return [Check("reachable", False, str(exc), time.monotonic() - started)]
-        checks = [Check("reachable", True, f"probed in {time.monotonic() - started:.2f}s",
-                        time.monotonic() - started)]
+        checks = [
+            Check(
+                "reachable",
+                True,
+                f"probed in {time.monotonic() - started:.2f}s",
+                time.monotonic() - started,
+            )
+        ]
         known = hosts.facts(spec.name)
         if known:
             same = {k: (known.get(k), facts.get(k)) for k in STABLE_FACTS}
             diff = {k: v for k, v in same.items() if v[0] != v[1]}
-            checks.append(Check(
-                "probe matches", not diff,
-                "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in diff.items()) or "os, cpu, gpus as before",
-            ))
+            checks.append(
+                Check(
+                    "probe matches",
+                    not diff,
+                    "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in diff.items())
+                    or "os, cpu, gpus as before",
+                )
+            )
         return checks
 
 
