@@ -93,12 +93,12 @@ class Journal:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")  # the console reads while a CLI call writes
         self.db = sqlite_utils.Database(conn)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self.listeners: list[Callable[[Event], None]] = []
         self._ensure_schema()
 
     def _ensure_schema(self) -> None:
-        with self._lock:
+        with self.lock:
             if "events" not in self.db.table_names():
                 self.db["events"].create(
                     {
@@ -121,14 +121,14 @@ class Journal:
 
     # -- writing -------------------------------------------------------------------------
     def next_action_id(self) -> int:
-        with self._lock:
+        with self.lock:
             row = self.db.execute("select coalesce(max(action_id), 0) from events").fetchone()
         return int(row[0]) + 1
 
     def append(self, action_id: int, event: str, data: dict[str, Any] | None = None) -> Event:
         """Write one event, chained to the one before, inside a transaction."""
         data_json = json.dumps(data or {}, sort_keys=True, default=str)
-        with self._lock, self.db.conn:
+        with self.lock, self.db.conn:
             last = self.db.execute(
                 "select seq, hash from events order by seq desc limit 1"
             ).fetchone()
@@ -154,7 +154,7 @@ class Journal:
 
     def record_observed(self, kind: str, name: str, data: dict[str, Any] | None) -> None:
         """Last facts seen about a resource (not part of the chain: it is a cache)."""
-        with self._lock, self.db.conn:
+        with self.lock, self.db.conn:
             if data is None:
                 self.db.execute("delete from observed where kind = ? and name = ?", [kind, name])
             else:
@@ -169,7 +169,7 @@ class Journal:
                 )
 
     def observed(self, kind: str, name: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self.lock:
             row = self.db.execute(
                 "select data, at from observed where kind = ? and name = ?", [kind, name]
             ).fetchone()
@@ -184,7 +184,7 @@ class Journal:
         if action_id is not None:
             sql += " where action_id = ?"
             args.append(action_id)
-        with self._lock:
+        with self.lock:
             rows = self.db.execute(sql + " order by seq", args).fetchall()
         return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
@@ -193,7 +193,7 @@ class Journal:
         problems = []
         prev = GENESIS
         expected_seq = 1
-        with self._lock:
+        with self.lock:
             rows = self.db.execute(
                 "select seq, action_id, at, event, data, prev_hash, hash from events order by seq"
             ).fetchall()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from llmops.ops.kinds.base import Kind
 from llmops.ops.kinds.host import HostKind
+from llmops.ops.kinds.server import ServerKind
 
-KINDS: dict[str, Kind] = {k.name: k for k in (HostKind(),)}
+KINDS: dict[str, Kind] = {k.name: k for k in (HostKind(), ServerKind())}
 """Every kind the lab knows; adding a kind is one line here."""
 
 

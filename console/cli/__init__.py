@@ -9,6 +9,7 @@ import click
 from llmops.console.cli.common import Settings
 from llmops.console.cli.history import apply, history, plan, rollback
 from llmops.console.cli.hosts import host_group
+from llmops.console.cli.servers import server_group
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, lab_path: Path | None, read_only: bool, lock_wait: f
         run_console(ctx.obj.lab_path, read_only=read_only)
 
 
-for command in (host_group, history, rollback, plan, apply):
+for command in (host_group, server_group, history, rollback, plan, apply):
     cli.add_command(command)
 
 

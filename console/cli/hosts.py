@@ -51,6 +51,9 @@ def host_group() -> None:
     help="Where llmops keeps run files on the host.",
 )
 @click.option(
+    "--cost-per-hour", type=float, help="What the box costs per hour (for cost per token)."
+)
+@click.option(
     "--trust",
     metavar="FINGERPRINT",
     help="Trust this host key fingerprint (SHA256:...) on first connect.",
@@ -65,6 +68,7 @@ def host_add(
     key: str | None,
     python: str,
     workdir: str,
+    cost_per_hour: float | None,
     trust: str | None,
     as_json: bool,
 ) -> None:
@@ -81,6 +85,7 @@ def host_add(
             key=key,
             python=python,
             workdir=workdir,
+            cost_per_hour=cost_per_hour,
         )
         stream_progress(engine, as_json)
         verb = "changed" if engine.lab.read_spec("host", name) else "added"

@@ -29,6 +29,8 @@ class HostSpec(Spec):
     key: str | None = None
     python: str = Field(default="python3", pattern=r"^[A-Za-z0-9_./~+-]{1,255}$")
     workdir: str = Field(default="~/.llmops", pattern=r"^[A-Za-z0-9_./~+-]{1,255}$")
+    cost_per_hour: float | None = Field(default=None, ge=0, le=10_000)
+    """What the box costs per hour (any currency): load tests turn it into cost per token."""
 
     @model_validator(mode="after")
     def _local_or_remote(self) -> HostSpec:
