@@ -1,0 +1,440 @@
+"""What the server kind does on a host: observe, carry out plan steps, the checklist.
+
+Thin on purpose: every decision is in the pure plan (ops/kinds/server.py); this file only
+runs it through the transport, procs and the vLLM client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops import procs
+from llmops.ops.kinds.base import Check, Progress, SpecError, Step, no_progress
+from llmops.ops.transport import Transport, TransportError
+from llmops.ops.vllm_args import has_gpus, is_path_model
+from llmops.ops.vllm_client import VllmClient
+
+if TYPE_CHECKING:
+    from llmops.ops.kinds.server import ServerSpec
+    from llmops.ops.transport import HostPool
+
+COLOURS = ("blue", "green")
+LOG_PREFIX = re.compile(r"^\((\w+) pid=\d+\) (\w+) \d\d-\d\d [\d:]+ \[[^\]]+\] ")
+
+
+class ServerStartError(RuntimeError):
+    """vLLM did not come up; the message carries the last lines of its log."""
+
+
+# -- facts and state --------------------------------------------------------------------
+def host_facts(hosts: HostPool, host: str) -> dict[str, Any]:
+    """The host's last probe; probed afresh when the pool has none (never probed)."""
+    lookup = getattr(hosts, "facts", None)
+    facts = lookup(host) if callable(lookup) else None
+    if facts:
+        return dict(facts)
+    from llmops.ops.kinds.host import probe
+
+    spec = hosts.lookup(host)
+    if spec is None:
+        raise TransportError(f"no host named {host!r} in the lab")
+    return probe(spec, hosts, no_progress)
+
+
+def state_path(facts: dict[str, Any], name: str) -> str:
+    return f"{facts['workdir']}/servers/{name}.json"
+
+
+def target_path(facts: dict[str, Any], name: str) -> str:
+    return f"{facts['workdir']}/servers/{name}.live-port"
+
+
+def read_state(t: Transport, facts: dict[str, Any], name: str) -> dict[str, Any]:
+    """Launch hashes and ports of the server's processes, the live colour, the grace end."""
+    try:
+        return dict(json.loads(t.read_text(state_path(facts, name))))
+    except (TransportError, OSError, ValueError):
+        return {"procs": {}}
+
+
+def write_state(t: Transport, facts: dict[str, Any], name: str, state: dict[str, Any]) -> None:
+    t.write_text(state_path(facts, name), json.dumps(state, indent=1, sort_keys=True))
+
+
+def proc_names(name: str) -> list[str]:
+    return [name, *(f"{name}-{c}" for c in COLOURS), f"{name}-live"]
+
+
+def observe(spec: ServerSpec, hosts: HostPool) -> dict[str, Any]:
+    """Which of the server's processes run, with what launch hash, and which colour is live."""
+    t = hosts.transport(spec.host)
+    facts = host_facts(hosts, spec.host)
+    state = read_state(t, facts, spec.name)
+    mine = set(proc_names(spec.name))
+    found: dict[str, Any] = {}
+    for info in procs.list_procs(t):
+        if info.name not in mine:
+            continue
+        rec = dict(state.get("procs", {}).get(info.name) or {})
+        found[info.name] = {
+            **rec,
+            "running": info.running,
+            "state": info.state,
+            "exit_code": info.rc,
+            "pid": info.pid,
+        }
+    live = None
+    try:
+        port = int(t.read_text(target_path(facts, spec.name)).strip())
+        live = next(
+            (c for c in COLOURS if found.get(f"{spec.name}-{c}", {}).get("port") == port), None
+        )
+    except (TransportError, OSError, ValueError):
+        pass
+    if spec.strategy == "standby":
+        for c in COLOURS:
+            p = found.get(f"{spec.name}-{c}")
+            if p and p.get("running") and p.get("port"):
+                p["sleeping"] = _is_sleeping(t, spec, int(p["port"]))
+    return {
+        "facts": facts,
+        "procs": found,
+        "live": live,
+        "idle_until": state.get("idle_until"),
+        "now": time.time(),
+    }
+
+
+def _is_sleeping(t: Transport, spec: ServerSpec, port: int) -> bool | None:
+    try:
+        with t.forward(port) as local, client_at(local, spec) as client:
+            return client.is_sleeping()
+    except Exception:  # noqa: BLE001 - unknown is an answer here
+        return None
+
+
+def client_at(local_port: int, spec: ServerSpec, timeout: float = 60.0) -> VllmClient:
+    return VllmClient(f"http://127.0.0.1:{local_port}", spec.api_model(), timeout=timeout)
+
+
+def check_model(spec: ServerSpec, t: Transport) -> None:
+    """A path model must be a folder with config.json on the host, before anything stops."""
+    if not is_path_model(spec.model):
+        return
+    done = t.run(["test", "-f", f"{spec.model}/config.json"], timeout=30.0)
+    if done.returncode != 0:
+        raise SpecError(
+            "model",
+            f"{spec.model} on {spec.host} is not a model folder (no config.json there)",
+            "copy the model there or fix the path",
+        )
+
+
+# -- apply --------------------------------------------------------------------------------
+def apply(step: Step, spec: ServerSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    t = hosts.transport(spec.host)
+    facts = host_facts(hosts, spec.host)
+    handler = HANDLERS[step.verb]
+    return handler(step, spec, t, facts, progress) or {}
+
+
+def _check(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> None:
+    check_model(spec, t)
+
+
+def _stop_proc(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    proc = step.data["proc"]
+    info = procs.stop(t, proc, grace=30.0)
+    state = read_state(t, facts, spec.name)
+    state.get("procs", {}).pop(proc, None)
+    write_state(t, facts, spec.name, state)
+    progress(f"{proc} stopped ({info.stopped}, {info.seconds}s)")
+    return {"stopped": proc, "seconds": info.seconds}
+
+
+def _start(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    proc, port = step.data["proc"], int(step.data["port"])
+    if _port_answers(t, port):
+        raise ServerStartError(
+            f"port {port} on {spec.host} is already in use; "
+            "stop what listens there or pick another port"
+        )
+    state = read_state(t, facts, spec.name)
+    state.setdefault("procs", {})[proc] = {
+        "hash": step.data["hash"],
+        "port": port,
+        "started": time.time(),
+    }
+    write_state(t, facts, spec.name, state)
+    info = procs.start(t, proc, list(step.argv), env=step.data["env"], cwd=facts["workdir"])
+    progress(f"{proc} started, pid {info.pid}")
+    return {"proc": proc, "pid": info.pid, "port": port}
+
+
+PORT_PROBE = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.settimeout(3)\n"
+    "sys.exit(0 if s.connect_ex(('127.0.0.1', int(sys.argv[1]))) == 0 else 1)\n"
+)
+
+
+def _port_answers(t: Transport, port: int) -> bool:
+    """Whether something accepts connections on the host's loopback port, asked on the host
+    (a tunnel's local end accepts before it knows whether the far end will)."""
+    return t.python_script(PORT_PROBE, [str(port)], timeout=30).returncode == 0
+
+
+def short_log_line(line: str) -> str:
+    """vLLM's `(EngineCore pid=1) INFO 11-25 12:18:28 [x.py:1] text` -> `EngineCore: text`."""
+    m = LOG_PREFIX.match(line)
+    return f"{m.group(1)}: {line[m.end() :]}" if m else line
+
+
+def wait_ready(
+    t: Transport, spec: ServerSpec, proc: str, port: int, progress: Progress, timeout: float
+) -> float:
+    """Poll /health, showing new log lines; a process that died raises with its log tail."""
+    started = time.monotonic()
+    _lines, offset = procs.read_log(t, proc, 0)
+    offset = _last_start_offset(t, proc, offset)
+    with t.forward(port) as local, client_at(local, spec, timeout=10.0) as client:
+        while True:
+            lines, offset = procs.read_log(t, proc, offset)
+            for line in lines:
+                progress(short_log_line(line)[:300])
+            if client.health():
+                return time.monotonic() - started
+            info = procs.status(t, proc)
+            if not info.running:
+                tail = procs.tail(t, proc, 25)
+                raise ServerStartError(
+                    f"{proc} exited while starting (rc {info.rc}):\n" + "\n".join(tail)
+                )
+            if time.monotonic() - started > timeout:
+                tail = procs.tail(t, proc, 25)
+                raise ServerStartError(
+                    f"{proc} not healthy after {timeout:.0f}s:\n" + "\n".join(tail)
+                )
+            time.sleep(0.5)
+
+
+def _last_start_offset(t: Transport, proc: str, end: int) -> int:
+    """Follow the log from this start's `--- start` marker, not from earlier runs."""
+    tail = procs.tail(t, proc, 200)
+    size = sum(len(line.encode()) + 1 for line in tail)
+    for i in range(len(tail) - 1, -1, -1):
+        if tail[i].startswith("--- start "):
+            return max(0, end - sum(len(x.encode()) + 1 for x in tail[i:]))
+    return max(0, end - size)
+
+
+def _wait(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    seconds = wait_ready(
+        t, spec, step.data["proc"], int(step.data["port"]), progress, float(spec.start_timeout_s)
+    )
+    progress(f"{step.data['proc']} healthy after {seconds:.1f}s")
+    return {"ready_seconds": round(seconds, 2)}
+
+
+def _smoke(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    with t.forward(int(step.data["port"])) as local, client_at(local, spec) as client:
+        done = client.completion("Hello", max_tokens=4)
+    progress(f"smoke completion in {done.seconds * 1000:.0f} ms: {done.text!r}")
+    return {"smoke_seconds": round(done.seconds, 3)}
+
+
+def _switch(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """One atomic file write: the forwarder reads it for every new connection."""
+    t.write_text(target_path(facts, spec.name), f"{int(step.data['port'])}\n", mode=0o644)
+    state = read_state(t, facts, spec.name)
+    state["live"] = step.data["colour"]
+    state["idle_until"] = time.time() + spec.grace_minutes * 60
+    write_state(t, facts, spec.name, state)
+    progress(f"live port {spec.port} now serves {spec.name}-{step.data['colour']}")
+    return {"live": step.data["colour"]}
+
+
+def _start_forwarder(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    script = f"{facts['workdir']}/bin/tcpfwd.py"
+    t.write_text(script, files("llmops.ops.hostside").joinpath("tcpfwd.py").read_text(), mode=0o644)
+    argv = [
+        str(facts.get("python") or t.python),
+        script,
+        spec.listen,
+        str(spec.port),
+        target_path(facts, spec.name),
+    ]
+    info = procs.start(t, step.data["proc"], argv, cwd=facts["workdir"])
+    deadline = time.monotonic() + 10
+    while not _port_answers(t, spec.port):
+        if time.monotonic() > deadline or not procs.status(t, step.data["proc"]).running:
+            raise ServerStartError(
+                "the live forwarder did not start:\n"
+                + "\n".join(procs.tail(t, step.data["proc"], 10))
+            )
+        time.sleep(0.1)
+    return {"forwarder_pid": info.pid}
+
+
+def _sleep(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> None:
+    with t.forward(int(step.data["port"])) as local, client_at(local, spec, 300) as client:
+        client.sleep(level=1)
+    progress(f"{step.data['proc']} is asleep")
+
+
+def _wake(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> None:
+    with t.forward(int(step.data["port"])) as local, client_at(local, spec, 300) as client:
+        client.wake_up()
+    progress(f"{step.data['proc']} is awake")
+
+
+def _forget(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> None:
+    t.run(["rm", "-f", state_path(facts, spec.name), target_path(facts, spec.name)], timeout=30)
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "check-model": _check,
+    "stop": _stop_proc,
+    "start": _start,
+    "wait-ready": _wait,
+    "smoke": _smoke,
+    "switch": _switch,
+    "start-forwarder": _start_forwarder,
+    "sleep": _sleep,
+    "wake": _wake,
+    "forget": _forget,
+}
+
+
+def restart(spec: ServerSpec, hosts: HostPool, steps: list[Step], progress: Progress) -> None:
+    for step in steps:
+        if step.verb == "start":
+            t = hosts.transport(spec.host)
+            if procs.status(t, step.data["proc"]).running:
+                apply(
+                    Step("stop", "restart", (), {"proc": step.data["proc"]}), spec, hosts, progress
+                )
+        apply(step, spec, hosts, progress)
+
+
+# -- checklist ---------------------------------------------------------------------------
+def live_proc(spec: ServerSpec, t: Transport, facts: dict[str, Any]) -> str:
+    if spec.strategy == "recreate":
+        return spec.name
+    live = read_state(t, facts, spec.name).get("live") or "blue"
+    return f"{spec.name}-{live}"
+
+
+def logs(spec: ServerSpec, hosts: HostPool, lines: int = 100) -> list[str]:
+    t = hosts.transport(spec.host)
+    return procs.tail(t, live_proc(spec, t, host_facts(hosts, spec.host)), lines)
+
+
+def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
+    began = time.monotonic()
+    try:
+        ok, detail = fn()
+    except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return Check(name, ok, detail, round(time.monotonic() - began, 3))
+
+
+def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
+    """Health, model listed, a completion, a burst's p95, clean log, memory: all timed."""
+    t = hosts.transport(spec.host)
+    facts = host_facts(hosts, spec.host)
+    proc = live_proc(spec, t, facts)
+    try:
+        fwd = t.forward(spec.port)
+        local = fwd.__enter__()
+    except TransportError as exc:
+        return [Check("health", False, f"no tunnel to port {spec.port}: {exc}")]
+    try:
+        with client_at(local, spec) as client:
+            checks = [
+                _timed("health", lambda: (client.health(), f"GET /health on port {spec.port}")),
+                _timed("model listed", lambda: _listed(client, spec)),
+                _timed("completion", lambda: (True, repr(client.completion("Hello", 8).text))),
+                _timed("burst p95", lambda: _burst(client)),
+            ]
+    finally:
+        fwd.__exit__(None, None, None)
+    checks.append(_timed("no ERROR in log", lambda: _log_clean(t, proc)))
+    checks.append(_timed("memory", lambda: _memory(t, proc, facts)))
+    return checks
+
+
+def _listed(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:
+    names = client.models()
+    return spec.api_model() in names, ", ".join(names)
+
+
+def _burst(client: VllmClient) -> tuple[bool, str]:
+    burst = client.burst(8)
+    return (
+        burst.errors == 0,
+        f"p50 {burst.p50 * 1000:.0f} ms, p95 {burst.p95 * 1000:.0f} ms, {burst.errors} errors",
+    )
+
+
+def _log_clean(t: Transport, proc: str) -> tuple[bool, str]:
+    lines = procs.tail(t, proc, 2000)
+    starts = [i for i, line in enumerate(lines) if line.startswith("--- start ")]
+    since = lines[starts[-1] :] if starts else lines
+    errors = [line for line in since if " ERROR " in line or line.startswith("ERROR")]
+    return not errors, (errors[-1][:200] if errors else f"{len(since)} lines, none ERROR")
+
+
+def _memory(t: Transport, proc: str, facts: dict[str, Any]) -> tuple[bool, str]:
+    info = procs.status(t, proc)
+    if not info.running or info.pid is None:
+        return False, f"{proc} is {info.state}"
+    done = t.run(["ps", "-o", "rss=", "--sid", str(_sid(t, info.pid))], timeout=30)
+    rss = sum(int(x) for x in done.stdout.split() if x.isdigit()) * 1024
+    detail = f"RSS {rss / 2**30:.2f} GiB"
+    if has_gpus(facts):
+        smi = t.run(
+            ["nvidia-smi", "--query-gpu=index,memory.used", "--format=csv,noheader"], timeout=30
+        )
+        detail += "; GPU " + "; ".join(smi.stdout.strip().splitlines())
+    return rss > 0, detail
+
+
+def _sid(t: Transport, pid: int) -> int:
+    done = t.run(["ps", "-o", "sid=", "-p", str(pid)], timeout=30)
+    return int(done.stdout.strip() or pid)
+
+
+def checklist_absent(spec: ServerSpec, hosts: HostPool) -> list[Check]:
+    t = hosts.transport(spec.host)
+    mine = set(proc_names(spec.name))
+    left = [p.name for p in procs.list_procs(t) if p.name in mine and p.running]
+    return [
+        Check("no process left", not left, ", ".join(left) or "none running"),
+        Check("port closed", not _port_answers(t, spec.port), f"port {spec.port}"),
+    ]

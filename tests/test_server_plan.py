@@ -1,0 +1,127 @@
+"""The server kind's pure parts, from data files: plan steps with argv/env, and admission.
+
+A case is `tests/cases/server/<name>.toml`:
+- plan cases: `[desired]` and/or `[current]`, `facts` (a preset name or a table, merged over
+  the preset), `[observed]` (procs by name; `hash = "desired" | "current" | "other"`), and
+  `[[steps]]` (verb, and where given proc, detail_has, argv, env, port).
+- admit cases: `[desired]`, `[expect_error] field = ..., contains = [...]`, optional
+  `hosts = [...]` (hosts the lab has, default ["local", "gpubox"]) and `[[others]]` servers.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from llmops.ops.kinds.base import Context, SpecError
+from llmops.ops.kinds.host import HostSpec
+from llmops.ops.kinds.server import ServerKind, ServerSpec, plan_server
+from llmops.ops.vllm_args import launch_hash
+
+CASES = sorted((Path(__file__).parent / "cases" / "server").glob("*.toml"))
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu2": {"python": "/usr/bin/python3", "workdir": "/home/op/.llmops", "cpu_count": 2,
+             "ram_total_bytes": 24 * 2**30, "gpus": [], "packages": {"vllm": "0.32.0"}},
+    "cpu16": {"python": "/usr/bin/python3", "workdir": "/home/op/.llmops", "cpu_count": 16,
+              "ram_total_bytes": 128 * 2**30, "gpus": [], "packages": {"vllm": "0.32.0"}},
+    "gpu4": {"python": "/opt/venv/bin/python", "workdir": "/home/op/.llmops", "cpu_count": 32,
+             "ram_total_bytes": 512 * 2**30, "packages": {"vllm": "0.32.0"},
+             "gpus": [{"index": i, "name": "NVIDIA H100 80GB HBM3",
+                       "memory_total_bytes": 80 * 2**30, "memory_used_bytes": 0,
+                       "utilization_percent": 0} for i in range(4)]},
+    "novllm": {"python": "/usr/bin/python3", "workdir": "/home/op/.llmops", "cpu_count": 2,
+               "ram_total_bytes": 8 * 2**30, "gpus": [], "packages": {"vllm": None}},
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text())
+
+
+def facts_of(case: dict[str, Any]) -> dict[str, Any]:
+    raw = case.get("facts", "cpu2")
+    if isinstance(raw, str):
+        return dict(PRESETS[raw])
+    return {**PRESETS[raw.pop("preset", "cpu2")], **raw}
+
+
+def spec_of(case: dict[str, Any], key: str) -> ServerSpec | None:
+    data = case.get(key)
+    return ServerSpec(**{"name": "demo", **data}) if data is not None else None
+
+
+def observed_of(case: dict[str, Any], desired: ServerSpec | None, current: ServerSpec | None,
+                facts: dict[str, Any]) -> dict[str, Any]:
+    observed = dict(case.get("observed", {}))
+    hashes = {"desired": desired, "current": current}
+    for proc in observed.get("procs", {}).values():
+        ref = proc.get("hash")
+        if ref in hashes:
+            spec = hashes[ref]
+            assert spec is not None, f"hash = {ref!r} but the case has no [{ref}]"
+            proc["hash"] = launch_hash(spec, facts)
+    return {**observed, "facts": facts}
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_case(path: Path) -> None:
+    case = load(path)
+    if "expect_error" in case:
+        check_admit_case(case)
+    else:
+        check_plan_case(case)
+
+
+def check_plan_case(case: dict[str, Any]) -> None:
+    facts = facts_of(case)
+    desired, current = spec_of(case, "desired"), spec_of(case, "current")
+    steps = plan_server(desired, current, observed_of(case, desired, current, facts))
+    expected = case.get("steps", [])
+    got = [(s.verb, s.data.get("proc")) for s in steps]
+    assert [v for v, _ in got] == [e["verb"] for e in expected], f"steps: {got}"
+    for step, exp in zip(steps, expected, strict=True):
+        if "proc" in exp:
+            assert step.data.get("proc") == exp["proc"], step
+        if "argv" in exp:
+            assert list(step.argv) == exp["argv"]
+        if "env" in exp:
+            assert step.data["env"] == exp["env"]
+        if "port" in exp:
+            assert step.data["port"] == exp["port"]
+        if "colour" in exp:
+            assert step.data["colour"] == exp["colour"]
+        if "detail_has" in exp:
+            assert exp["detail_has"] in step.detail, step.detail
+
+
+def check_admit_case(case: dict[str, Any]) -> None:
+    expect = case["expect_error"]
+    facts = facts_of(case)
+    try:
+        spec = spec_of(case, "desired")
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        field, message = str(err["loc"][0]) if err["loc"] else "", str(err["msg"])
+    else:
+        assert spec is not None
+        hosts = case.get("hosts", ["local", "gpubox"])
+        desired: dict[tuple[str, str], Any] = {
+            ("host", h): HostSpec(name=h, local=True) for h in hosts}
+        for other in case.get("others", []):
+            desired[("server", other["name"])] = ServerSpec(**other)
+        context = Context(desired, lambda kind, name: facts if kind == "host" else None)
+        with pytest.raises(SpecError) as info:
+            ServerKind().admit(spec, context)
+        field, message = info.value.field, str(info.value)
+    assert field == expect["field"], message
+    for part in expect.get("contains", []):
+        assert part in message, message
+
+
+def test_every_case_is_read() -> None:
+    assert len(CASES) >= 20
