@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
+from importlib import resources
+from typing import TYPE_CHECKING
 
+import httpx
 import sqlite_utils
 
-from llmops.ops.vllm_client import MetricsSnapshot, histogram_quantile
+from llmops.ops.forward import Forward
+from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.transport import TransportError
+from llmops.ops.vllm_client import MetricsSnapshot, VllmClient, histogram_quantile
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
 
 KEEP_SECONDS = 24 * 3600
 KEEP_ROWS_PER_SERVER = 2000
@@ -142,3 +152,74 @@ class TelemetryStore:
                     "select count(*) from telemetry where server = ?", [server]
                 ).fetchone()[0]
             )
+
+
+class TelemetryPoller:
+    """Scrapes servers' /metrics through long-lived tunnels and stores one Sample per poll.
+
+    One poller per console; `poll` runs in a worker thread, one server at a time per call.
+    A server that does not answer gives an `up=False` sample, never an exception."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.store = TelemetryStore(engine.lab.journal.db, engine.lab.journal.lock)
+        self.windows: dict[str, RateWindow] = {}
+        self.forwards: dict[str, tuple[tuple[str, int], Forward]] = {}
+        self._lock = threading.Lock()
+
+    def _forward(self, spec: ServerSpec) -> Forward:
+        key = (spec.host, spec.port)
+        with self._lock:
+            held = self.forwards.get(spec.name)
+            if held and held[0] == key:
+                return held[1]
+            if held:
+                held[1].close()
+            fwd = self.engine.hosts.transport(spec.host).open_forward(spec.port)
+            self.forwards[spec.name] = (key, fwd)
+            return fwd
+
+    def _drop(self, name: str) -> None:
+        with self._lock:
+            held = self.forwards.pop(name, None)
+        if held:
+            held[1].close()
+
+    def poll(self, spec: ServerSpec) -> Sample:
+        """One sample of one server, stored and returned."""
+        try:
+            fwd = self._forward(spec)
+            with VllmClient(
+                f"http://127.0.0.1:{fwd.local_port}", spec.api_model(), timeout=5.0
+            ) as client:
+                snap = client.metrics()
+        except (TransportError, httpx.HTTPError, OSError, ValueError):
+            self._drop(spec.name)
+            self.windows.pop(spec.name, None)
+            sample = Sample(server=spec.name, at=time.time(), up=False)
+            self.store.add(sample)
+            return sample
+        sample = self.windows.setdefault(spec.name, RateWindow()).add(spec.name, snap)
+        self._add_gpu(spec, sample)
+        self.store.add(sample)
+        return sample
+
+    def _add_gpu(self, spec: ServerSpec, sample: Sample) -> None:
+        """GPU util/memory from NVML on the host, for the GPUs this server uses."""
+        facts = self.engine.lab.journal.observed("host", spec.host) or {}
+        if not facts.get("gpus"):
+            return
+        transport = self.engine.hosts.transport(spec.host)
+        source = resources.files("llmops.ops.hostside").joinpath("gpustat.py").read_text()
+        try:
+            gpus = json.loads(transport.python_script(source, [], timeout=15).stdout or "[]")
+        except (TransportError, ValueError):
+            return
+        mine = [g for g in gpus if spec.gpus is None or g["index"] in spec.gpus]
+        if mine:
+            sample.gpu_util_pct = sum(g["utilization_percent"] for g in mine) / len(mine)
+            sample.gpu_mem_used_bytes = float(sum(g["memory_used_bytes"] for g in mine))
+
+    def close(self) -> None:
+        for name in list(self.forwards):
+            self._drop(name)

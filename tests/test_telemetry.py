@@ -61,3 +61,55 @@ def test_store_is_bounded(tmp_path) -> None:
     assert [s.generation_tps for s in store.recent("a", 3)] == [9.0, 10.0, 11.0]
     store.add(Sample(server="old", at=1.0))  # a day old: expired at once
     assert store.count("old") == 0
+
+
+def test_poller_scrapes_through_the_host_and_marks_down(tmp_path) -> None:
+    """The poller's real path (lab, engine, host `local`, HTTP) against a metrics endpoint
+    serving vLLM's text format; the real-vLLM tests scrape a live server."""
+    import http.server
+    import threading
+
+    from labtools import local_spec
+
+    from llmops.ops.kinds.server import ServerSpec
+    from llmops.rollback.engine import Change, Engine
+    from llmops.rollback.lab import Lab
+    from llmops.rollback.telemetry import TelemetryPoller
+
+    counts = {"gen": 100.0}
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            body = metrics_text(counts["gen"], 10, [0, 5, 5, 5], 0.1).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    lab = Lab(tmp_path / "lab")
+    engine = Engine(lab)
+    engine.act([Change("host", "local", local_spec(tmp_path))], "add")
+    spec = ServerSpec(name="s1", host="local", model="org/m", port=port)
+    poller = TelemetryPoller(engine)
+    try:
+        first = poller.poll(spec)
+        counts["gen"] = 160.0
+        second = poller.poll(spec)
+        assert first.up and second.up and second.kv_cache_pct == 10.0
+        assert second.generation_tps is not None and second.generation_tps > 0
+        assert second.ttft_p95 is None or second.ttft_p95 >= 0
+        server.shutdown()
+        server.server_close()
+        down = poller.poll(spec)
+        assert down.up is False
+        assert [s.up for s in poller.store.recent("s1", 10)] == [True, True, False]
+    finally:
+        poller.close()
+        engine.close()
+        lab.close()
