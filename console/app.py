@@ -1,0 +1,179 @@
+"""The llmops console: opens the lab in a worker, then shows the frame of registered views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Label
+
+from llmops.console.commands import ViewCommands
+from llmops.console.messages import JournalAppended, LabFailed, LabOpened, LabStatus
+from llmops.console.screens.acting import error_text
+from llmops.console.screens.base import ViewContext
+from llmops.console.screens.dialogs import HelpScreen, HelpSection
+from llmops.console.screens.history import HistoryView
+from llmops.console.screens.hosts import HostsView
+from llmops.console.screens.main import MainScreen
+from llmops.console.screens.registry import VIEWS
+from llmops.console.screens.welcome import WelcomeScreen
+from llmops.console.widgets.header import LabHeader
+from llmops.rollback.engine import Engine
+from llmops.rollback.journal import Event
+from llmops.rollback.lab import Lab, default_lab_path
+
+LOCK_POLL = 2.0
+THEMES = ("textual-dark", "textual-light")
+
+
+class LlmopsApp(App[None]):
+    """k9s-style: a header, a tab per view, a footer of what works here and now."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "llmops"
+    COMMANDS = App.COMMANDS | {ViewCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help",
+                tooltip="Every key, generated from the declared bindings"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.palette",
+                tooltip="Search every action of every view"),
+        Binding("t", "toggle_theme", "Theme", id="app.theme", tooltip="Light or dark"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
+    ]
+
+    def __init__(self, lab_path: Path | None = None, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.lab_path = lab_path or default_lab_path()
+        self.read_only = read_only
+        self.context: ViewContext | None = None
+        self.main: MainScreen | None = None
+        self.interrupted: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"opening the lab at {self.lab_path} …", id="opening")
+
+    def on_mount(self) -> None:
+        self.theme = THEMES[0]
+        self.open_lab()
+
+    # -- start-up -------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="lab",
+          description="open the lab and recover interrupted actions")
+    def open_lab(self) -> None:
+        try:
+            lab = Lab(self.lab_path)
+            engine = Engine(lab)
+            interrupted = [] if self.read_only else engine.recover()
+            empty = not lab.specs() and not lab.journal.actions()
+        except Exception as exc:  # noqa: BLE001 - shown on the screen
+            self.post_message(LabFailed(error_text(exc)))
+            return
+        self.post_message(LabOpened(lab, engine, empty, interrupted))
+
+    def on_lab_failed(self, message: LabFailed) -> None:
+        self.query_one("#opening", Label).update(
+            f"cannot open the lab at {self.lab_path}:\n{message.error}")
+
+    async def on_lab_opened(self, message: LabOpened) -> None:
+        self.context = ViewContext(message.lab, message.engine, self.read_only)
+        message.lab.journal.listeners.append(self._journal_listener)
+        self.main = MainScreen(self.context, self.lab_path)
+        await self.push_screen(self.main)
+        self.poll_lock()
+        if message.empty:
+            self.push_screen(WelcomeScreen(self.read_only), self.welcome_done)
+        self.interrupted = message.interrupted
+        for action_id in message.interrupted:
+            self.notify(f"Action {action_id} was interrupted: the console died mid-action. "
+                        "It is selected on History: press ctrl+z to roll it back.",
+                        title="interrupted action", severity="warning", timeout=20)
+        if message.interrupted:
+            self.show_view(HistoryView.view_id)
+            self.main.view(HistoryView.view_id).select_action(message.interrupted[-1])  # type: ignore[attr-defined]
+
+    def welcome_done(self, choice: str | None) -> None:
+        if not choice or self.main is None:
+            return
+        self.show_view(HostsView.view_id)
+        hosts = self.main.view(HostsView.view_id)
+        assert isinstance(hosts, HostsView)
+        hosts.action_add({"name": "local", "local": True} if choice == "local" else {})
+
+    def on_unmount(self) -> None:
+        listeners = self.context.lab.journal.listeners if self.context else []
+        if self._journal_listener in listeners:
+            listeners.remove(self._journal_listener)
+
+    # -- polling and journal events ----------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="lock",
+          description="who holds the lab lock")
+    def poll_lock(self) -> None:
+        if self.context is not None:
+            self.post_message(LabStatus(self.context.lab.lock.holder()))
+
+    def on_lab_status(self, message: LabStatus) -> None:
+        if self.main is not None and self.main.is_attached:
+            self.main.query_one(LabHeader).holder = message.holder
+        self.set_timer(LOCK_POLL, self._next_lock_poll)
+
+    def _next_lock_poll(self) -> None:
+        if self.screen is not self.main:
+            self.set_timer(1.0, self._next_lock_poll)  # paused while a modal is open
+        else:
+            self.poll_lock()
+
+    def _journal_listener(self, event: Event) -> None:
+        """Runs on whichever thread appended the event: only posts a message."""
+        self.post_message(JournalAppended(event))
+
+    def on_journal_appended(self, message: JournalAppended) -> None:
+        if self.main is not None:
+            self.main.journal_event(message.event)
+        if message.event.event in ("started", "succeeded", "failed") and self.context:
+            self.poll_lock()
+
+    # -- navigation, help, palette ----------------------------------------------------------
+    def show_view(self, view_id: str) -> None:
+        if self.main is not None:
+            self.main.action_show(view_id)
+
+    async def run_view_action(self, view_id: str, action: str) -> None:
+        """What a palette command does: go to the view, then run the action there."""
+        if self.main is None:
+            return
+        self.show_view(view_id)
+        view = self.main.view(view_id)
+        if not view.check_action(action, ()):
+            self.notify(f"{action} cannot run here now", severity="warning")
+            return
+        await self.run_action(action, view)
+
+    def help_sections(self) -> list[HelpSection]:
+        """Every declared binding, by where it works (read-only leaves out what changes)."""
+        own = [b for b in type(self).BINDINGS if isinstance(b, Binding)]
+        main = [b for b in MainScreen.BINDINGS if isinstance(b, Binding)]
+        sections: list[HelpSection] = [("everywhere", own), ("every view", main)]
+        sections += [(v.title, v.declared_bindings(self.read_only)) for v in VIEWS]
+        return [(where, bindings) for where, bindings in sections if bindings]
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
+
+
+def run_console(lab_path: Path | None, read_only: bool = False) -> None:
+    """Entry point of `llmops` with no subcommand."""
+    app = LlmopsApp(lab_path, read_only=read_only)
+    try:
+        app.run()
+    finally:
+        if app.context is not None:
+            app.context.engine.close()
+            app.context.lab.close()
+

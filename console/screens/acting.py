@@ -1,0 +1,65 @@
+"""Starting an action from the console: always in a thread worker, the verdict as a message."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+from textual.dom import DOMNode
+from textual.worker import Worker
+
+from llmops.console.messages import ActionDone
+from llmops.ops.kinds.base import SpecError
+from llmops.ops.transport import TransportError
+from llmops.rollback.engine import ActionRefused, Change, Engine
+from llmops.rollback.lab import LabFileError
+from llmops.rollback.lock import LabBusy
+
+EXPECTED = (SpecError, ValidationError, ActionRefused, LabBusy, LabFileError, TransportError)
+
+
+def error_text(exc: BaseException) -> str:
+    """An operator-readable reason; pydantic errors as `field: problem`."""
+    if isinstance(exc, ValidationError):
+        parts = []
+        for e in exc.errors()[:3]:
+            field = ".".join(str(p) for p in e["loc"]) or "spec"
+            parts.append(f"{field}: {e['msg'].removeprefix('Value error, ')}")
+        return "; ".join(parts)
+    return str(exc) or type(exc).__name__
+
+
+def start_action(node: DOMNode, engine: Engine, changes: list[Change], summary: str, *,
+                 trust: Mapping[str, str] | None = None) -> Worker[None]:
+    """Run `engine.act` in a thread worker; `node` receives `ActionDone`."""
+
+    def act() -> None:
+        try:
+            record = engine.act(changes, summary, trust=trust)
+        except EXPECTED as exc:
+            node.post_message(ActionDone(summary, None, error_text(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - reported to the operator, never a crash
+            node.post_message(ActionDone(summary, None, f"{type(exc).__name__}: {exc}"))
+            return
+        node.post_message(ActionDone(summary, record, None))
+
+    return node.run_worker(act, thread=True, exclusive=False, exit_on_error=False,
+                           group="action", name=summary, description=summary)
+
+
+def notify_done(node: DOMNode, message: ActionDone) -> None:
+    """A toast with the verdict of an action the console started."""
+    if message.error is not None:
+        node.notify(message.error, title=f"{message.summary}: refused", severity="error",
+                    timeout=10)
+        return
+    record = message.record
+    assert record is not None
+    ok = record.status == "succeeded" and record.checks_passed
+    secs = f" in {record.seconds:.1f}s" if record.seconds is not None else ""
+    body = f"action {record.id}: {record.display_status}{secs}"
+    if record.error:
+        body += f"\n{record.error}"
+    node.notify(body, title=message.summary, severity="information" if ok else "error",
+                timeout=6 if ok else 12)

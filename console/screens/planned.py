@@ -1,0 +1,53 @@
+"""Views for the kinds still to come: each says what will appear and how to create it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from llmops.console.screens.base import View
+
+
+class PlannedView(View):
+    """An empty state: what this view will list and the command that creates one."""
+
+    what: ClassVar[str] = ""
+    how: ClassVar[str] = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"[b]No {self.title.lower()} yet.[/b]\n\n{self.what}\n\n"
+                     f"Create one with:\n\n  [b]{self.how}[/b]", classes="empty-state")
+
+
+class ServersView(PlannedView):
+    view_id = "servers"
+    title = "Servers"
+    what = ("vLLM OpenAI servers on your hosts will appear here: model, tensor/pipeline "
+            "parallel size, GPUs, health, requests per second and p95 latency.")
+    how = "llmops server up NAME --host H --model M [--tp N] [--gpus 0,1]"
+
+
+class RunsView(PlannedView):
+    view_id = "runs"
+    title = "Runs"
+    what = ("LoRA fine-tuning runs will appear here: base model, dataset, step, loss, "
+            "eval loss and the checkpoints they wrote.")
+    how = "llmops run start NAME --host H --base M --dataset PATH"
+
+
+class AdaptersView(PlannedView):
+    view_id = "adapters"
+    title = "Adapters"
+    what = ("LoRA adapters will appear here: where they came from (run or path), their "
+            "sha256, and the server they are hot-loaded into.")
+    how = "llmops adapter deploy NAME --run R --server S"
+
+
+class IndexesView(PlannedView):
+    view_id = "indexes"
+    title = "Indexes"
+    what = ("Weaviate collections will appear here: object count, vector dimensions and "
+            "the backup each change can be rolled back to.")
+    how = "llmops index create NAME --host H --collection C"
