@@ -46,6 +46,8 @@ class RollbackPreview:
     blockers: list[str] = field(default_factory=list)
     later_actions: list[int] = field(default_factory=list)
     """Succeeded actions after this one that touched the same resources: they are undone too."""
+    current: dict[Ref, Spec | None] = field(default_factory=dict)
+    """Each touched resource's desired spec now, beside `changes` (what it goes back to)."""
 
 
 def who() -> str:
@@ -72,6 +74,16 @@ class Engine:
 
     def close(self) -> None:
         self.hosts.close()
+
+    def subscribe_progress(self, listener: Callable[[int, str, str], None]) -> Callable[[], None]:
+        """Receive (action id, "kind/name", line) while steps run; returns the unsubscriber."""
+        self.progress_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self.progress_listeners:
+                self.progress_listeners.remove(listener)
+
+        return unsubscribe
 
     def _host_spec(self, name: str) -> Any:
         return self.lab.read_spec("host", name)
@@ -355,8 +367,9 @@ class Engine:
             for a in self.lab.journal.actions()
             if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)
         ]
+        current = {(k, n): self.lab.read_spec(k, n) for k, n in record.refs}
         return RollbackPreview(
-            record, changes, diff, self.expected_seconds(record), blockers, later
+            record, changes, diff, self.expected_seconds(record), blockers, later, current
         )
 
     def expected_seconds(self, record: ActionRecord) -> float:

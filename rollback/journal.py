@@ -119,6 +119,19 @@ class Journal:
                 )
             self.db.conn.executescript(SCHEMA_TRIGGERS)
 
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call `listener` with every new event (from the writing thread); returns the
+        function that unsubscribes it."""
+        with self.lock:
+            self.listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self.lock:
+                if listener in self.listeners:
+                    self.listeners.remove(listener)
+
+        return unsubscribe
+
     # -- writing -------------------------------------------------------------------------
     def next_action_id(self) -> int:
         with self.lock:

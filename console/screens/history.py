@@ -74,7 +74,7 @@ class HistoryView(View):
         engine = self.context.engine
         try:
             preview = engine.preview_rollback(action_id)
-            lines = [describe_change(c.kind, c.name, c.spec, engine.lab.read_spec(c.kind, c.name))
+            lines = [describe_change(c.kind, c.name, c.spec, preview.current.get(c.ref))
                      for c in preview.changes]
         except Exception as exc:  # noqa: BLE001 - shown to the operator
             self.post_message(RollbackPreviewed(action_id, None, error_text(exc)))

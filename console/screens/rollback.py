@@ -48,16 +48,16 @@ class RollbackScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("", "what", "detail", "took")
-        self.context.lab.journal.listeners.append(self._journal_listener)
-        self.context.engine.progress_listeners.append(self._progress_listener)
+        self._unsubscribe = [
+            self.context.lab.journal.subscribe(self._journal_listener),
+            self.context.engine.subscribe_progress(self._progress_listener),
+        ]
         self.ticker = self.set_interval(0.1, self.tick)
         self.run_rollback()
 
     def on_unmount(self) -> None:
-        for listeners, fn in ((self.context.lab.journal.listeners, self._journal_listener),
-                              (self.context.engine.progress_listeners, self._progress_listener)):
-            if fn in listeners:
-                listeners.remove(fn)
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
 
     # called on the worker's thread: only post messages
     def _journal_listener(self, event: Event) -> None:
