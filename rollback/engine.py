@@ -12,6 +12,7 @@ from typing import Any
 
 from llmops.ops.kinds.base import Check, Context, Spec, SpecError
 from llmops.ops.transport import HostPool
+from llmops.ops.validate import find_secrets
 from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS
 from llmops.rollback.lab import Lab, Ref, spec_path
@@ -119,6 +120,12 @@ class Engine:
                 if admit_removal:
                     admit_removal(ch.name, context)
             else:
+                for field, what in find_secrets(ch.spec.to_toml_dict()):
+                    raise SpecError(
+                        field,
+                        f"looks like {what}; secrets never go into the lab's git",
+                        "keep it in the host's environment or a file on the host",
+                    )
                 kind.admit(ch.spec, context)
 
     # -- actions -------------------------------------------------------------------------

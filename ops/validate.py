@@ -1,0 +1,46 @@
+"""Input checks shared by every kind: nothing that looks like a secret may reach the lab's git."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("an OpenAI-style API key", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b")),
+    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b")),
+    ("an AWS access key id", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
+    ("a Slack token", re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b")),
+    ("a password in a URL", re.compile(r"://[^/\s:@]+:[^/\s@]+@")),
+]
+SECRET_KEYS = re.compile(r"(^|[-_.])(api[-_]?key|token|secret|password|passwd)($|[-_.])", re.I)
+
+
+def walk(data: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every (dotted field path, leaf value) of nested dicts and lists."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from walk(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from walk(value, f"{path}[{i}]")
+    else:
+        yield path, data
+
+
+def find_secrets(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fields whose value looks like a credential: (field, what it looks like)."""
+    found = []
+    for field, value in walk(data):
+        leaf = field.rsplit(".", 1)[-1]
+        if SECRET_KEYS.search(leaf) and value not in (None, "", False):
+            found.append((field, f"a field named {leaf!r}"))
+            continue
+        if isinstance(value, str):
+            for what, pattern in SECRET_PATTERNS:
+                if pattern.search(value):
+                    found.append((field, what))
+                    break
+    return found
