@@ -155,6 +155,7 @@ class Engine:
                 + " already as asked"
             )
         with self.lab.lock.hold(current_command(), wait=self.lock_wait):
+            self.admit(changes, is_rollback=is_rollback)  # again: another actor may have acted
             for host, fingerprint in (trust or {}).items():
                 self.hosts.trust(host, fingerprint)
             for ch in changes:
@@ -189,9 +190,9 @@ class Engine:
         journal.append(action_id, "committed", {"commit": commit})
         current = {c.ref: self.lab.read_spec(c.kind, c.name, before) for c in changes}
         try:
-            self._fresh_facts: dict[Ref, dict[str, Any]] = {}
+            self._fresh_facts = {}
             self._reconcile_all(action_id, changes, current)
-            checks = self._validate_all(action_id, changes)
+            checks = self._validate_all(action_id, changes, current)
             self._record_facts()
             if not is_rollback and not all(c.ok for c in checks):
                 failed = ", ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
@@ -213,7 +214,7 @@ class Engine:
         changes: list[Change],
         current: Mapping[Ref, Spec | None],
         *,
-        journal_steps: bool = True,
+        phase: str = "apply",
     ) -> None:
         removals = sorted(
             (c for c in changes if c.spec is None), key=lambda c: KINDS[c.kind].order, reverse=True
@@ -222,11 +223,9 @@ class Engine:
             (c for c in changes if c.spec is not None), key=lambda c: KINDS[c.kind].order
         )
         for ch in removals + updates:
-            self._reconcile(action_id, ch, current.get(ch.ref), journal_steps)
+            self._reconcile(action_id, ch, current.get(ch.ref), phase)
 
-    def _reconcile(
-        self, action_id: int, ch: Change, current: Spec | None, journal_steps: bool
-    ) -> None:
+    def _reconcile(self, action_id: int, ch: Change, current: Spec | None, phase: str) -> None:
         kind = KINDS[ch.kind]
         journal = self.lab.journal
         where = ch.spec if ch.spec is not None else current
@@ -235,7 +234,12 @@ class Engine:
         observed = kind.observe(where, self.hosts)
         for step in kind.plan(ch.spec, current, observed):
             t0 = time.monotonic()
-            entry = {"ref": f"{ch.kind}/{ch.name}", "verb": step.verb, "detail": step.detail}
+            entry = {
+                "ref": f"{ch.kind}/{ch.name}",
+                "verb": step.verb,
+                "detail": step.detail,
+                "phase": phase,
+            }
 
             def progress(line: str, _entry: dict[str, Any] = entry) -> None:
                 for listener in self.progress_listeners:
@@ -246,24 +250,22 @@ class Engine:
                     step, ch.spec if ch.spec is not None else current, self.hosts, progress
                 )
             except Exception as exc:
-                if journal_steps:
-                    journal.append(
-                        action_id,
-                        "step",
-                        {
-                            **entry,
-                            "ok": False,
-                            "error": str(exc),
-                            "seconds": round(time.monotonic() - t0, 3),
-                        },
-                    )
-                raise
-            if journal_steps:
                 journal.append(
                     action_id,
                     "step",
-                    {**entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)},
+                    {
+                        **entry,
+                        "ok": False,
+                        "error": str(exc),
+                        "seconds": round(time.monotonic() - t0, 3),
+                    },
                 )
+                raise
+            journal.append(
+                action_id,
+                "step",
+                {**entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)},
+            )
             if facts:
                 self._fresh_facts[ch.ref] = facts
 
@@ -274,11 +276,13 @@ class Engine:
             self.lab.journal.record_observed(kind, name, facts)
         self._fresh_facts = {}
 
-    def _validate_all(self, action_id: int, changes: list[Change]) -> list[Check]:
+    def _validate_all(
+        self, action_id: int, changes: list[Change], current: Mapping[Ref, Spec | None]
+    ) -> list[Check]:
         checks: list[Check] = []
         for ch in changes:
             kind = KINDS[ch.kind]
-            before_spec = self.lab.read_spec(ch.kind, ch.name, self.lab.head())
+            before_spec = current.get(ch.ref)
             t0 = time.monotonic()
             try:
                 if ch.spec is not None:
@@ -328,7 +332,7 @@ class Engine:
         forward = {c.ref: c.spec for c in changes}
         try:
             self._fresh_facts = {}
-            self._reconcile_all(action_id, back, forward, journal_steps=True)
+            self._reconcile_all(action_id, back, forward, phase="revert")
             self._record_facts()
         except Exception as again:  # noqa: BLE001 - reported, the operator must look
             revert_error = str(again)

@@ -119,8 +119,9 @@ def report_action(record: ActionRecord, as_json: bool) -> NoReturn:
     )
     for step in record.steps:
         mark = "[green]✓[/]" if step.get("ok") else "[red]✗[/]"
+        phase = "revert: " if step.get("phase") == "revert" else ""
         out.print(
-            f"  {mark} {step['ref']} {step['verb']}: {step['detail']} ({step['seconds']}s)"
+            f"  {mark} {phase}{step['ref']} {step['verb']}: {step['detail']} ({step['seconds']}s)"
             + (f" — {step['error']}" if step.get("error") else "")
         )
     for check in record.checks:
