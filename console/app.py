@@ -8,7 +8,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Label
+from textual.widgets import Label, Static
 
 from llmops.console.commands import ViewCommands
 from llmops.console.messages import JournalAppended, LabFailed, LabOpened, LabStatus
@@ -41,13 +41,18 @@ class LlmopsApp(App[None]):
         Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.palette",
                 tooltip="Search every action of every view"),
         Binding("t", "toggle_theme", "Theme", id="app.theme", tooltip="Light or dark"),
+        Binding("f2", "toggle_intro", "Script", show=False, id="app.intro",
+                tooltip="Show or hide the on-screen script of the demo"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console"),
     ]
 
-    def __init__(self, lab_path: Path | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, lab_path: Path | None = None, *, read_only: bool = False,
+                 intro: str | None = None) -> None:
         super().__init__()
         self.lab_path = lab_path or default_lab_path()
         self.read_only = read_only
+        self.intro = intro
+        """A short script shown on the main screen (the demo's tour), hidden with f2."""
         self.context: ViewContext | None = None
         self.main: MainScreen | None = None
         self.interrupted: list[int] = []
@@ -82,6 +87,8 @@ class LlmopsApp(App[None]):
         message.lab.journal.listeners.append(self._journal_listener)
         self.main = MainScreen(self.context, self.lab_path)
         await self.push_screen(self.main)
+        if self.intro:
+            await self.main.mount(Static(f"{self.intro}\n[dim](f2 hides this)[/dim]", id="intro"))
         self.poll_lock()
         if message.empty:
             self.push_screen(WelcomeScreen(self.read_only), self.welcome_done)
@@ -163,13 +170,24 @@ class LlmopsApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.help_sections()))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_intro":
+            return bool(self.intro) and self.main is not None
+        return True
+
+    def action_toggle_intro(self) -> None:
+        if self.main is not None and self.intro:
+            panel = self.main.query_one("#intro", Static)
+            panel.display = not panel.display
+
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
 
 
-def run_console(lab_path: Path | None, read_only: bool = False) -> None:
-    """Entry point of `llmops` with no subcommand."""
-    app = LlmopsApp(lab_path, read_only=read_only)
+def run_console(lab_path: Path | None, read_only: bool = False,
+                intro: str | None = None) -> None:
+    """Entry point of `llmops` with no subcommand; `llmops demo` passes its tour as `intro`."""
+    app = LlmopsApp(lab_path, read_only=read_only, intro=intro)
     try:
         app.run()
     finally:

@@ -9,10 +9,12 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from llmops.ops.kinds.host import HostSpec
+    from llmops.ops.kinds.server import ServerSpec
     from llmops.rollback.engine import Engine, RollbackPreview
     from llmops.rollback.journal import ActionRecord, Event
     from llmops.rollback.lab import Lab
     from llmops.rollback.lock import LockHolder
+    from llmops.rollback.telemetry import Sample
 
 
 @dataclass
@@ -147,3 +149,56 @@ class FilterChanged(Message):
     """The `/` filter's text changed."""
 
     text: str
+
+
+# --- Servers view ---------------------------------------------------------------------------
+
+
+@dataclass
+class ServersLoaded(Message):
+    """The servers in the desired state, the host names, and the last action on each server."""
+
+    specs: list[ServerSpec]
+    hosts: list[str]
+    last_action: dict[str, tuple[int, str]]
+    """server name -> (id, summary) of the last succeeded action that touched it."""
+
+
+@dataclass
+class ServerPolled(Message):
+    """One poll of one server: a telemetry sample, and its observed state when it was asked."""
+
+    spec: ServerSpec
+    sample: Sample
+    recent: list[Sample]
+    state: str | None
+    """None when this poll did not observe (state is observed less often than telemetry)."""
+    log_tail: list[str] | None = None
+    """The last log lines, fetched when the server is not up (why it crashed)."""
+
+
+@dataclass
+class ServerLogsLoaded(Message):
+    """The log tail of one server, for the log screen."""
+
+    name: str
+    lines: list[str]
+    error: str | None
+
+
+@dataclass
+class ServerProgress(Message):
+    """A line from a step that runs on one server (an action or a restart)."""
+
+    name: str
+    line: str
+
+
+@dataclass
+class ServerRestarted(Message):
+    """A restart the console started ended: error is None when it worked."""
+
+    name: str
+    error: str | None
+    seconds: float
+

@@ -5,7 +5,8 @@ from __future__ import annotations
 from llmops.console.screens.base import View
 from llmops.console.screens.history import HistoryView
 from llmops.console.screens.hosts import HostsView
-from llmops.console.screens.planned import AdaptersView, IndexesView, RunsView, ServersView
+from llmops.console.screens.planned import AdaptersView, IndexesView, RunsView
+from llmops.console.screens.servers import ServersView
 
 VIEWS: list[type[View]] = [
     HostsView,
