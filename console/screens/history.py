@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rich.console import Group
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
 from llmops.console.messages import ActionsLoaded, RollbackPreviewed
-from llmops.console.screens.acting import error_text
 from llmops.console.screens.action_detail import ActionDetailScreen
 from llmops.console.screens.base import View
-from llmops.console.screens.dialogs import ConfirmScreen
-from llmops.console.screens.rollback import RollbackScreen
+from llmops.console.screens.rollback_offer import confirm_rollback, preview_message
 from llmops.console.widgets import render
 from llmops.console.widgets.table import ResourceTable
 from llmops.rollback.journal import ActionRecord, Event
@@ -24,17 +20,6 @@ from llmops.rollback.journal import ActionRecord, Event
 COLUMNS = ("id", "when", "who", "summary", "status", "took", "commits")
 POLL_INTERVAL = 5.0
 NOT_UNDOABLE = ("running", "failed, reverted")
-
-
-def describe_change(kind: str, name: str, before: Any, now: Any) -> str:
-    """What rolling back does to one resource, in words."""
-    if before is None and now is not None:
-        return f"{kind} {name}: removed (it did not exist before)"
-    if before is not None and now is None:
-        return f"{kind} {name}: restored (it was removed)"
-    if before == now:
-        return f"{kind} {name}: unchanged (already as before), re-checked"
-    return f"{kind} {name}: changed back to its earlier spec"
 
 
 class HistoryView(View):
@@ -71,15 +56,7 @@ class HistoryView(View):
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback-preview",
           description="preview a rollback")
     def preview(self, action_id: int) -> None:
-        engine = self.context.engine
-        try:
-            preview = engine.preview_rollback(action_id)
-            lines = [describe_change(c.kind, c.name, c.spec, preview.current.get(c.ref))
-                     for c in preview.changes]
-        except Exception as exc:  # noqa: BLE001 - shown to the operator
-            self.post_message(RollbackPreviewed(action_id, None, error_text(exc)))
-            return
-        self.post_message(RollbackPreviewed(action_id, preview, None, lines))
+        self.post_message(preview_message(self.context.engine, action_id))
 
     def on_actions_loaded(self, message: ActionsLoaded) -> None:
         self.actions = {a.id: a for a in message.actions}
@@ -156,30 +133,4 @@ class HistoryView(View):
             self.preview(record.id)
 
     def on_rollback_previewed(self, message: RollbackPreviewed) -> None:
-        preview = message.preview
-        if preview is None:
-            self.notify(message.error or "", title=f"cannot roll back action {message.action_id}",
-                        severity="error", timeout=10)
-            return
-        head = Text()
-        head.append(f"action {preview.action.id}: {preview.action.summary}\n\n", style="bold")
-        for line in message.changes:
-            head.append(f"  • {line}\n")
-        head.append(f"\nexpected time: about {preview.expected_seconds:.0f}s\n")
-        for blocker in preview.blockers:
-            head.append(f"blocked: {blocker}\n", style="bold red")
-        parts: list[Any] = [head]
-        if preview.diff.strip():
-            parts.append(Syntax(preview.diff, "diff", theme="ansi_dark", word_wrap=True))
-        if preview.blockers:
-            self.notify("; ".join(preview.blockers), title="cannot roll back now",
-                        severity="error", timeout=10)
-            return
-        action_id = preview.action.id
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.app.push_screen(RollbackScreen(self.context, preview.action))
-
-        self.app.push_screen(ConfirmScreen(f"Roll back action {action_id}?", Group(*parts),
-                                           yes="Roll back", timeout=30), answered)
+        confirm_rollback(self, self.context, message)

@@ -21,14 +21,6 @@ class PlannedView(View):
                      f"Create one with:\n\n  [b]{self.how}[/b]", classes="empty-state")
 
 
-class ServersView(PlannedView):
-    view_id = "servers"
-    title = "Servers"
-    what = ("vLLM OpenAI servers on your hosts will appear here: model, tensor/pipeline "
-            "parallel size, GPUs, health, requests per second and p95 latency.")
-    how = "llmops server up NAME --host H --model M [--tp N] [--gpus 0,1]"
-
-
 class RunsView(PlannedView):
     view_id = "runs"
     title = "Runs"

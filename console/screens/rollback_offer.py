@@ -17,10 +17,20 @@ from llmops.console.messages import RollbackPreviewed
 from llmops.console.screens.acting import error_text
 from llmops.console.screens.base import ViewContext
 from llmops.console.screens.dialogs import ConfirmScreen
-from llmops.console.screens.history import describe_change
 from llmops.console.screens.rollback import RollbackScreen
 from llmops.rollback.engine import Engine
 from llmops.rollback.journal import ActionRecord
+
+
+def describe_change(kind: str, name: str, before: Any, now: Any) -> str:
+    """What rolling back does to one resource, in words."""
+    if before is None and now is not None:
+        return f"{kind} {name}: removed (it did not exist before)"
+    if before is not None and now is None:
+        return f"{kind} {name}: restored (it was removed)"
+    if before == now:
+        return f"{kind} {name}: unchanged (already as before), re-checked"
+    return f"{kind} {name}: changed back to its earlier spec"
 
 
 def last_action_on(actions: list[ActionRecord], kind: str, name: str) -> ActionRecord | None:
