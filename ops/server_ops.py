@@ -1,4 +1,4 @@
-"""What the server kind does on a host: observe, carry out plan steps, the checklist.
+"""What the server kind does on a host: observe, preflight, carry out plan steps.
 
 Thin on purpose: every decision is in the pure plan (ops/kinds/server.py); this file only
 runs it through the transport, procs and the vLLM client.
@@ -14,9 +14,11 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
-from llmops.ops.kinds.base import Check, Progress, SpecError, Step, no_progress
+from llmops.ops.hostside.fetch_weights import RESULT
+from llmops.ops.kinds.base import Progress, SpecError, Step, no_progress
+from llmops.ops.model_memory import refuse_if_too_big
 from llmops.ops.transport import Transport, TransportError
-from llmops.ops.vllm_args import has_gpus, is_path_model
+from llmops.ops.vllm_args import is_path_model
 from llmops.ops.vllm_client import VllmClient
 
 if TYPE_CHECKING:
@@ -29,6 +31,10 @@ LOG_PREFIX = re.compile(r"^\((\w+) pid=\d+\) (\w+) \d\d-\d\d [\d:]+ \[[^\]]+\] "
 
 class ServerStartError(RuntimeError):
     """vLLM did not come up; the message carries the last lines of its log."""
+
+
+class WeightsError(RuntimeError):
+    """The model's weights could not be put on the host (download failed, not on the hub)."""
 
 
 # -- facts and state --------------------------------------------------------------------
@@ -135,6 +141,56 @@ def check_model(spec: ServerSpec, t: Transport) -> None:
         )
 
 
+def preflight(spec: ServerSpec, hosts: HostPool) -> None:
+    """The path exists, and the weights fit: read-only, before the action is written."""
+    t = hosts.transport(spec.host)
+    check_model(spec, t)
+    refuse_if_too_big(spec, host_facts(hosts, spec.host), model_config(spec, t))
+
+
+def _weights_script(t: Transport, op: str, spec: ServerSpec) -> list[str]:
+    source = files("llmops.ops.hostside").joinpath("fetch_weights.py").read_text()
+    return [t.python, "-c", source, op, spec.model, str(spec.args.get("revision") or "")]
+
+
+def _result_line(lines: list[str]) -> dict[str, Any]:
+    for line in reversed(lines):
+        if line.startswith(RESULT):
+            return dict(json.loads(line[len(RESULT) :]))
+    return {"error": "\n".join(lines[-10:]) or "no output"}
+
+
+def model_config(spec: ServerSpec, t: Transport) -> dict[str, Any]:
+    """config.json of a path model, or of a hub model's cached snapshot; {} when unreadable."""
+    try:
+        if is_path_model(spec.model):
+            return dict(json.loads(t.read_text(f"{spec.model}/config.json")))
+        done = t.run(_weights_script(t, "config", spec), timeout=60.0)
+        return dict(_result_line(done.stdout.splitlines()).get("config") or {})
+    except (TransportError, OSError, ValueError):
+        return {}
+
+
+def fetch_weights(spec: ServerSpec, t: Transport, progress: Progress) -> dict[str, Any]:
+    """Hub weights into the host's cache (instant when cached), progress lines on the way;
+    raises before anything is stopped when the download fails or the weights can't fit."""
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if not line.startswith(RESULT):
+            progress(line[:300])
+
+    rc = t.stream(_weights_script(t, "fetch", spec), on_line, timeout=6 * 3600.0)
+    found = _result_line(lines)
+    if rc != 0 or "error" in found:
+        raise WeightsError(
+            f"weights of {spec.model} are not on {spec.host}; nothing was stopped: "
+            + str(found.get("error") or f"exit {rc}")
+        )
+    return found
+
+
 # -- apply --------------------------------------------------------------------------------
 def apply(step: Step, spec: ServerSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
     t = hosts.transport(spec.host)
@@ -147,6 +203,15 @@ def _check(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> None:
     check_model(spec, t)
+
+
+def _fetch(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    found = fetch_weights(spec, t, progress)
+    refuse_if_too_big(spec, facts, dict(found.get("config") or {}))
+    progress(f"weights of {spec.model} ready at {found.get('path')}")
+    return {"weights_path": found.get("path"), "weights_cached": found.get("cached")}
 
 
 def _stop_proc(
@@ -165,7 +230,7 @@ def _start(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     proc, port = step.data["proc"], int(step.data["port"])
-    if _port_answers(t, port):
+    if port_answers(t, port):
         raise ServerStartError(
             f"port {port} on {spec.host} is already in use; "
             "stop what listens there or pick another port"
@@ -189,7 +254,7 @@ PORT_PROBE = (
 )
 
 
-def _port_answers(t: Transport, port: int) -> bool:
+def port_answers(t: Transport, port: int) -> bool:
     """Whether something accepts connections on the host's loopback port, asked on the host
     (a tunnel's local end accepts before it knows whether the far end will)."""
     return t.python_script(PORT_PROBE, [str(port)], timeout=30).returncode == 0
@@ -285,7 +350,7 @@ def _start_forwarder(
     ]
     info = procs.start(t, step.data["proc"], argv, cwd=facts["workdir"])
     deadline = time.monotonic() + 10
-    while not _port_answers(t, spec.port):
+    while not port_answers(t, spec.port):
         if time.monotonic() > deadline or not procs.status(t, step.data["proc"]).running:
             raise ServerStartError(
                 "the live forwarder did not start:\n"
@@ -319,6 +384,7 @@ def _forget(
 
 HANDLERS: dict[str, Callable[..., Any]] = {
     "check-model": _check,
+    "fetch-weights": _fetch,
     "stop": _stop_proc,
     "start": _start,
     "wait-ready": _wait,
@@ -342,7 +408,7 @@ def restart(spec: ServerSpec, hosts: HostPool, steps: list[Step], progress: Prog
         apply(step, spec, hosts, progress)
 
 
-# -- checklist ---------------------------------------------------------------------------
+# -- which process serves, and its log ----------------------------------------------------
 def live_proc(spec: ServerSpec, t: Transport, facts: dict[str, Any]) -> str:
     if spec.strategy == "recreate":
         return spec.name
@@ -353,88 +419,3 @@ def live_proc(spec: ServerSpec, t: Transport, facts: dict[str, Any]) -> str:
 def logs(spec: ServerSpec, hosts: HostPool, lines: int = 100) -> list[str]:
     t = hosts.transport(spec.host)
     return procs.tail(t, live_proc(spec, t, host_facts(hosts, spec.host)), lines)
-
-
-def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
-    began = time.monotonic()
-    try:
-        ok, detail = fn()
-    except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash
-        ok, detail = False, f"{type(exc).__name__}: {exc}"
-    return Check(name, ok, detail, round(time.monotonic() - began, 3))
-
-
-def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
-    """Health, model listed, a completion, a burst's p95, clean log, memory: all timed."""
-    t = hosts.transport(spec.host)
-    facts = host_facts(hosts, spec.host)
-    proc = live_proc(spec, t, facts)
-    try:
-        fwd = t.forward(spec.port)
-        local = fwd.__enter__()
-    except TransportError as exc:
-        return [Check("health", False, f"no tunnel to port {spec.port}: {exc}")]
-    try:
-        with client_at(local, spec) as client:
-            checks = [
-                _timed("health", lambda: (client.health(), f"GET /health on port {spec.port}")),
-                _timed("model listed", lambda: _listed(client, spec)),
-                _timed("completion", lambda: (True, repr(client.completion("Hello", 8).text))),
-                _timed("burst p95", lambda: _burst(client)),
-            ]
-    finally:
-        fwd.__exit__(None, None, None)
-    checks.append(_timed("no ERROR in log", lambda: _log_clean(t, proc)))
-    checks.append(_timed("memory", lambda: _memory(t, proc, facts)))
-    return checks
-
-
-def _listed(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:
-    names = client.models()
-    return spec.api_model() in names, ", ".join(names)
-
-
-def _burst(client: VllmClient) -> tuple[bool, str]:
-    burst = client.burst(8)
-    return (
-        burst.errors == 0,
-        f"p50 {burst.p50 * 1000:.0f} ms, p95 {burst.p95 * 1000:.0f} ms, {burst.errors} errors",
-    )
-
-
-def _log_clean(t: Transport, proc: str) -> tuple[bool, str]:
-    lines = procs.tail(t, proc, 2000)
-    starts = [i for i, line in enumerate(lines) if line.startswith("--- start ")]
-    since = lines[starts[-1] :] if starts else lines
-    errors = [line for line in since if " ERROR " in line or line.startswith("ERROR")]
-    return not errors, (errors[-1][:200] if errors else f"{len(since)} lines, none ERROR")
-
-
-def _memory(t: Transport, proc: str, facts: dict[str, Any]) -> tuple[bool, str]:
-    info = procs.status(t, proc)
-    if not info.running or info.pid is None:
-        return False, f"{proc} is {info.state}"
-    done = t.run(["ps", "-o", "rss=", "--sid", str(_sid(t, info.pid))], timeout=30)
-    rss = sum(int(x) for x in done.stdout.split() if x.isdigit()) * 1024
-    detail = f"RSS {rss / 2**30:.2f} GiB"
-    if has_gpus(facts):
-        smi = t.run(
-            ["nvidia-smi", "--query-gpu=index,memory.used", "--format=csv,noheader"], timeout=30
-        )
-        detail += "; GPU " + "; ".join(smi.stdout.strip().splitlines())
-    return rss > 0, detail
-
-
-def _sid(t: Transport, pid: int) -> int:
-    done = t.run(["ps", "-o", "sid=", "-p", str(pid)], timeout=30)
-    return int(done.stdout.strip() or pid)
-
-
-def checklist_absent(spec: ServerSpec, hosts: HostPool) -> list[Check]:
-    t = hosts.transport(spec.host)
-    mine = set(proc_names(spec.name))
-    left = [p.name for p in procs.list_procs(t) if p.name in mine and p.running]
-    return [
-        Check("no process left", not left, ", ".join(left) or "none running"),
-        Check("port closed", not _port_answers(t, spec.port), f"port {spec.port}"),
-    ]

@@ -9,12 +9,32 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from llmops.ops.kinds.server import ServerSpec
 
 API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+
+Quantization = Literal[
+    "awq",
+    "awq_marlin",
+    "gptq",
+    "gptq_marlin",
+    "fp8",
+    "bitsandbytes",
+    "compressed-tensors",
+    "experts_int8",
+    "fbgemm_fp8",
+    "modelopt",
+    "modelopt_fp4",
+    "mxfp4",
+    "torchao",
+    "moe_wna16",
+    "gguf",
+    "quark",
+    "inc",
+]
 
 
 @dataclass(frozen=True)
@@ -242,10 +262,9 @@ def is_path_model(model: str) -> bool:
 
 
 def vllm_env(spec: ServerSpec, facts: dict[str, Any]) -> dict[str, str]:
-    """Environment on top of the host's: offline for path models, CPU build settings."""
-    env: dict[str, str] = {}
-    if is_path_model(spec.model):
-        env["HF_HUB_OFFLINE"] = "1"
+    """Environment on top of the host's: always offline (hub weights are fetched by the plan's
+    first step, so a start never downloads and a hub outage never stops a start), CPU settings."""
+    env: dict[str, str] = {"HF_HUB_OFFLINE": "1"}
     if spec.enable_lora:
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     if spec.strategy == "standby":

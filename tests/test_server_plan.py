@@ -6,6 +6,9 @@ A case is `tests/cases/server/<name>.toml`:
   `[[steps]]` (verb, and where given proc, detail_has, argv, env, port).
 - admit cases: `[desired]`, `[expect_error] field = ..., contains = [...]`, optional
   `hosts = [...]` (hosts the lab has, default ["local", "gpubox"]) and `[[others]]` servers.
+  With `model_config` (the model's config.json) the preflight's memory estimate runs too.
+- memory cases that fit: `model_config` and `[expect_fits]` (params_b, per_device_gib within
+  0.01, or `unknown = true` when the config says too little to estimate).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 from llmops.ops.kinds.base import Context, SpecError
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec, plan_server
+from llmops.ops.model_memory import memory_estimate, refuse_if_too_big
 from llmops.ops.vllm_args import launch_hash
 
 CASES = sorted((Path(__file__).parent / "cases" / "server").glob("*.toml"))
@@ -73,6 +77,8 @@ def test_case(path: Path) -> None:
     case = load(path)
     if "expect_error" in case:
         check_admit_case(case)
+    elif "expect_fits" in case:
+        check_fits_case(case)
     else:
         check_plan_case(case)
 
@@ -116,11 +122,34 @@ def check_admit_case(case: dict[str, Any]) -> None:
             desired[("server", other["name"])] = ServerSpec(**other)
         context = Context(desired, lambda kind, name: facts if kind == "host" else None)
         with pytest.raises(SpecError) as info:
-            ServerKind().admit(spec, context)
+            admit_and_estimate(spec, context, facts, case.get("model_config", {}))
         field, message = info.value.field, str(info.value)
     assert field == expect["field"], message
     for part in expect.get("contains", []):
         assert part in message, message
+
+
+def admit_and_estimate(spec: ServerSpec, context: Context, facts: dict[str, Any],
+                       config: dict[str, Any]) -> None:
+    """What admit and then preflight's memory estimate refuse, without a host."""
+    ServerKind().admit(spec, context)
+    refuse_if_too_big(spec, facts, config)
+
+
+def check_fits_case(case: dict[str, Any]) -> None:
+    expect, facts = case["expect_fits"], facts_of(case)
+    spec = spec_of(case, "desired")
+    assert spec is not None
+    refuse_if_too_big(spec, facts, case["model_config"])
+    est = memory_estimate(spec, facts, case["model_config"])
+    if expect.get("unknown"):
+        assert est is None
+        return
+    assert est is not None and est.fits
+    if "params_b" in expect:
+        assert est.params / 1e9 == pytest.approx(expect["params_b"], abs=0.01)
+    if "per_device_gib" in expect:
+        assert est.per_device_bytes / 2**30 == pytest.approx(expect["per_device_gib"], abs=0.01)
 
 
 def test_every_case_is_read() -> None:

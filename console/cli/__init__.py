@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from llmops.console.cli.common import Settings
+from llmops.console.cli.demo import demo
 from llmops.console.cli.history import apply, history, plan, rollback
 from llmops.console.cli.hosts import host_group
 from llmops.console.cli.servers import server_group
@@ -43,7 +44,7 @@ def cli(ctx: click.Context, lab_path: Path | None, read_only: bool, lock_wait: f
         run_console(ctx.obj.lab_path, read_only=read_only)
 
 
-for command in (host_group, server_group, history, rollback, plan, apply):
+for command in (host_group, server_group, history, rollback, plan, apply, demo):
     cli.add_command(command)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from llmops.ops import server_ops
+from llmops.ops import server_checks, server_ops
 from llmops.ops.kinds.base import (
     NAME_PATTERN,
     Check,
@@ -24,6 +24,7 @@ from llmops.ops.kinds.base import (
     Step,
 )
 from llmops.ops.vllm_args import (
+    Quantization,
     check_args,
     has_gpus,
     is_path_model,
@@ -39,25 +40,6 @@ if TYPE_CHECKING:
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 MAX_GPUS = 8
 COLOURS = ("blue", "green")
-Quantization = Literal[
-    "awq",
-    "awq_marlin",
-    "gptq",
-    "gptq_marlin",
-    "fp8",
-    "bitsandbytes",
-    "compressed-tensors",
-    "experts_int8",
-    "fbgemm_fp8",
-    "modelopt",
-    "modelopt_fp4",
-    "mxfp4",
-    "torchao",
-    "moe_wna16",
-    "gguf",
-    "quark",
-    "inc",
-]
 
 
 class ServerSpec(Spec):
@@ -193,8 +175,9 @@ class ServerKind(Kind[ServerSpec]):
             admit_on_facts(spec, facts)
 
     def preflight(self, spec: ServerSpec, hosts: HostPool) -> None:
-        """Checks that need the host but change nothing: a path model must exist there."""
-        server_ops.check_model(spec, hosts.transport(spec.host))
+        """Checks that need the host but change nothing: a path model must exist there, and
+        its weights (path or cached hub snapshot) must fit the memory the server will use."""
+        server_ops.preflight(spec, hosts)
 
     # -- observe / plan --------------------------------------------------------------
     def observe(self, spec: ServerSpec, hosts: HostPool) -> dict[str, Any]:
@@ -212,10 +195,10 @@ class ServerKind(Kind[ServerSpec]):
         return server_ops.apply(step, spec, hosts, progress)
 
     def validate(self, spec: ServerSpec, hosts: HostPool) -> list[Check]:
-        return server_ops.checklist(spec, hosts)
+        return server_checks.checklist(spec, hosts)
 
     def validate_absent(self, spec: ServerSpec, hosts: HostPool) -> list[Check]:
-        return server_ops.checklist_absent(spec, hosts)
+        return server_checks.checklist_absent(spec, hosts)
 
     def logs(self, spec: ServerSpec, hosts: HostPool, lines: int = 100) -> list[str]:
         return server_ops.logs(spec, hosts, lines)
@@ -284,6 +267,15 @@ def _proc(observed: dict[str, Any], name: str) -> dict[str, Any]:
     return dict((observed.get("procs") or {}).get(name) or {})
 
 
+LEFTOVERS = "end what the crashed process left running"
+
+
+def _crashed(observed: dict[str, Any], name: str) -> bool:
+    """Died with an error: its engine core and workers may outlive it in its session."""
+    proc = _proc(observed, name)
+    return not proc.get("running") and proc.get("exit_code") not in (0, None)
+
+
 def _start_steps(
     spec: ServerSpec, facts: dict[str, Any], proc: str, port: int, why: str
 ) -> list[Step]:
@@ -311,7 +303,11 @@ def plan_server(
     name = spec.name
     all_procs = [f"{name}-live", *(f"{name}-{c}" for c in COLOURS), name]
     if desired is None:
-        steps = [_stop(p, "server removed") for p in all_procs if _proc(observed, p).get("running")]
+        steps = [
+            _stop(p, "server removed" if _proc(observed, p).get("running") else LEFTOVERS)
+            for p in all_procs
+            if _proc(observed, p).get("running") or _crashed(observed, p)
+        ]
         return [*steps, Step("forget", f"remove the state of {name} on its host")]
     facts = observed.get("facts") or {}
     if desired.strategy == "recreate":
@@ -319,10 +315,19 @@ def plan_server(
     return _plan_colours(desired, facts, observed)
 
 
-def _check_model(spec: ServerSpec) -> list[Step]:
+def _model_steps(spec: ServerSpec) -> list[Step]:
+    """First, before anything stops: the path is there, or the hub weights are fetched."""
     if is_path_model(spec.model):
         return [Step("check-model", f"{spec.model} exists on {spec.host}", (), {})]
-    return []
+    revision = spec.args.get("revision")
+    return [
+        Step(
+            "fetch-weights",
+            f"weights of {spec.model} into the HF cache of {spec.host}",
+            (),
+            {"model": spec.model, "revision": revision},
+        )
+    ]
 
 
 def _plan_recreate(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, Any]) -> list[Step]:
@@ -342,9 +347,11 @@ def _plan_recreate(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, 
         stops.append(_stop(name, why))
     elif proc.get("hash"):
         why = "it had exited" if proc.get("exit_code") == 0 else "it had crashed"
+        if _crashed(observed, name):
+            stops.append(_stop(name, LEFTOVERS))
     else:
         why = "new"
-    return [*_check_model(spec), *stops, *_start_steps(spec, facts, name, spec.port, why)]
+    return [*_model_steps(spec), *stops, *_start_steps(spec, facts, name, spec.port, why)]
 
 
 def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, Any]) -> list[Step]:
@@ -393,7 +400,7 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
         return [*steps, *plain, *_switch(spec, target, live, fwd_running)]
 
     new = COLOURS[1 - COLOURS.index(live)] if live else "blue"
-    steps = [*_check_model(spec)]
+    steps = [*_model_steps(spec)]
     if standby and live and state[live].get("running") and not state[live].get("sleeping"):
         steps.append(
             Step(

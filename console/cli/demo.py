@@ -1,0 +1,105 @@
+"""`llmops demo`: the two-minute tour — a tiny local model served as `demo`, then the console.
+
+It does what a newcomer would do by hand (host add, make a model, server up), through the
+same engine, so the tour's actions are real ones: in History, and rolled back with one key.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import click
+
+from llmops.console.cli.common import (
+    engine_for_cli,
+    err,
+    fail,
+    out,
+    refuse_if_read_only,
+    report_action,
+    stream_progress,
+)
+from llmops.ops.kinds.host import HostSpec
+from llmops.ops.kinds.server import ServerSpec
+from llmops.rollback.engine import Change, Engine
+
+SCRIPT = """\
+1. Watch the telemetry: the Servers view shows demo's tokens/s, p95 latency and KV cache.
+2. Change it: `llmops server up demo --max-model-len 128` (or edit the spec in the console).
+3. Undo it: History, select that action, ctrl+z — blue-green switches back in a blink."""
+
+
+def ensure_local_host(engine: Engine) -> None:
+    """Host `local` (this machine, this python) unless the lab has one already."""
+    if engine.lab.read_spec("host", "local") is not None:
+        return
+    spec = HostSpec(name="local", local=True, python=sys.executable)
+    record = engine.act([Change("host", "local", spec)], "host local added (demo)")
+    if record.status != "succeeded":
+        report_action(record, as_json=False)
+
+
+def ensure_tiny_model(engine: Engine, model_dir: Path) -> None:
+    """The tests' tiny Llama, made on the host by its own python (~5 s), once."""
+    t = engine.hosts.transport("local")
+    if t.run(["test", "-f", f"{model_dir}/config.json"], timeout=30).returncode == 0:
+        err.print(f"[dim]tiny model already at {model_dir}[/]")
+        return
+    err.print(f"making a tiny model at {model_dir} …")
+    source = files("llmops.ops.hostside").joinpath("tinymodel.py").read_text()
+    done = t.python_script(source, [str(model_dir)], timeout=600)
+    if done.returncode != 0:
+        fail(
+            "could not make the tiny model (is the host extra installed? `make host-extras`):\n"
+            + done.stderr[-2000:],
+            code=1,
+        )
+
+
+@click.command("demo")
+@click.option(
+    "--model-dir",
+    type=click.Path(path_type=Path),
+    help="Where the tiny model goes (default: demo-model beside the lab folder).",
+)
+@click.option("--port", type=int, default=8000, show_default=True, help="The live port.")
+@click.option("--no-console", is_flag=True, help="Set it up and stop (for scripts and tests).")
+def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
+    """Serve a tiny local model as server `demo` on host `local`, then open the console."""
+    refuse_if_read_only("demo")
+    with engine_for_cli() as engine:
+        lab_path = engine.lab.path
+        model_dir = (model_dir or lab_path.parent / "demo-model").expanduser().absolute()
+        ensure_local_host(engine)
+        ensure_tiny_model(engine, model_dir)
+        spec = ServerSpec(
+            name="demo",
+            host="local",
+            model=str(model_dir),
+            dtype="float32",
+            max_model_len=256,
+            port=port,
+            strategy="blue-green",
+            cpu_kvcache_gib=1,
+        )
+        if engine.lab.read_spec("server", "demo") == spec:
+            err.print("[dim]server demo is already in the lab as the demo made it[/]")
+        else:
+            stream_progress(engine, as_json=False)
+            err.print("starting vLLM for server demo (about half a minute on a laptop) …")
+            record = engine.act([Change("server", "demo", spec)], "server demo up (demo)")
+            if not (record.status == "succeeded" and record.checks_passed):
+                report_action(record, as_json=False)
+            out.print(
+                f"[green]server demo is up[/] on port {port} in {record.seconds or 0:.1f}s,"
+                f" {len(record.checks)} checks passed (action {record.id})"
+            )
+    out.print(SCRIPT)
+    if not no_console:
+        from llmops.console.app import run_console
+
+        if sys.stdin.isatty():
+            click.prompt("press enter to open the console", default="", show_default=False)
+        run_console(lab_path, read_only=False)
