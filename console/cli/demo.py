@@ -26,9 +26,9 @@ from llmops.ops.kinds.server import ServerSpec
 from llmops.rollback.engine import Change, Engine
 
 SCRIPT = """\
-1. Watch the telemetry: the Servers view shows demo's tokens/s, p95 latency and KV cache.
-2. Change it: `llmops server up demo --max-model-len 128` (or edit the spec in the console).
-3. Undo it: History, select that action, ctrl+z — blue-green switches back in a blink."""
+1. Watch the telemetry: Servers (key 2) shows demo's tokens/s, p95 latency and KV cache.
+2. Change it: select demo, press e, set max_model_len to 128 (or `llmops server up demo --max-model-len 128`).
+3. Undo it: ctrl+z on demo's row (or on the action in History): blue-green switches back in a blink."""
 
 
 def ensure_local_host(engine: Engine) -> None:
@@ -102,4 +102,4 @@ def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
 
         if sys.stdin.isatty():
             click.prompt("press enter to open the console", default="", show_default=False)
-        run_console(lab_path, read_only=False)
+        run_console(lab_path, read_only=False, intro=SCRIPT)
