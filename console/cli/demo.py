@@ -27,8 +27,9 @@ from llmops.rollback.engine import Change, Engine
 
 SCRIPT = """\
 1. Watch the telemetry: Servers (key 2) shows demo's tokens/s, p95 latency and KV cache.
-2. Change it: select demo, press e, set max_model_len to 128 (or `llmops server up demo --max-model-len 128`).
-3. Undo it: ctrl+z on demo's row (or on the action in History): blue-green switches back in a blink."""
+2. Change it: select demo, press e, set max_model_len to 128
+   (or run `llmops server up demo --max-model-len 128`).
+3. Undo it: ctrl+z on demo's row (or on the action in History): blue-green switches back."""
 
 
 def ensure_local_host(engine: Engine) -> None:
