@@ -1,6 +1,6 @@
 """What the server kind does on a host: observe, preflight, carry out plan steps.
 
-Thin on purpose: every decision is in the pure plan (ops/kinds/server.py); this file only
+Thin on purpose: every decision is in the pure plan (ops/server_plan.py); this file only
 runs it through the transport, procs and the vLLM client.
 """
 
@@ -14,27 +14,22 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
-from llmops.ops.hostside.fetch_weights import RESULT
-from llmops.ops.kinds.base import Progress, SpecError, Step, no_progress
+from llmops.ops.kinds.base import Progress, Step, no_progress
 from llmops.ops.model_memory import refuse_if_too_big
+from llmops.ops.server_plan import COLOURS
+from llmops.ops.server_weights import check_model, fetch_weights, model_config
 from llmops.ops.transport import Transport, TransportError
-from llmops.ops.vllm_args import is_path_model
 from llmops.ops.vllm_client import VllmClient
 
 if TYPE_CHECKING:
     from llmops.ops.kinds.server import ServerSpec
     from llmops.ops.transport import HostPool
 
-COLOURS = ("blue", "green")
 LOG_PREFIX = re.compile(r"^\((\w+) pid=\d+\) (\w+) \d\d-\d\d [\d:]+ \[[^\]]+\] ")
 
 
 class ServerStartError(RuntimeError):
     """vLLM did not come up; the message carries the last lines of its log."""
-
-
-class WeightsError(RuntimeError):
-    """The model's weights could not be put on the host (download failed, not on the hub)."""
 
 
 # -- facts and state --------------------------------------------------------------------
@@ -128,67 +123,11 @@ def client_at(local_port: int, spec: ServerSpec, timeout: float = 60.0) -> VllmC
     return VllmClient(f"http://127.0.0.1:{local_port}", spec.api_model(), timeout=timeout)
 
 
-def check_model(spec: ServerSpec, t: Transport) -> None:
-    """A path model must be a folder with config.json on the host, before anything stops."""
-    if not is_path_model(spec.model):
-        return
-    done = t.run(["test", "-f", f"{spec.model}/config.json"], timeout=30.0)
-    if done.returncode != 0:
-        raise SpecError(
-            "model",
-            f"{spec.model} on {spec.host} is not a model folder (no config.json there)",
-            "copy the model there or fix the path",
-        )
-
-
 def preflight(spec: ServerSpec, hosts: HostPool) -> None:
     """The path exists, and the weights fit: read-only, before the action is written."""
     t = hosts.transport(spec.host)
     check_model(spec, t)
     refuse_if_too_big(spec, host_facts(hosts, spec.host), model_config(spec, t))
-
-
-def _weights_script(t: Transport, op: str, spec: ServerSpec) -> list[str]:
-    source = files("llmops.ops.hostside").joinpath("fetch_weights.py").read_text()
-    return [t.python, "-c", source, op, spec.model, str(spec.args.get("revision") or "")]
-
-
-def _result_line(lines: list[str]) -> dict[str, Any]:
-    for line in reversed(lines):
-        if line.startswith(RESULT):
-            return dict(json.loads(line[len(RESULT) :]))
-    return {"error": "\n".join(lines[-10:]) or "no output"}
-
-
-def model_config(spec: ServerSpec, t: Transport) -> dict[str, Any]:
-    """config.json of a path model, or of a hub model's cached snapshot; {} when unreadable."""
-    try:
-        if is_path_model(spec.model):
-            return dict(json.loads(t.read_text(f"{spec.model}/config.json")))
-        done = t.run(_weights_script(t, "config", spec), timeout=60.0)
-        return dict(_result_line(done.stdout.splitlines()).get("config") or {})
-    except (TransportError, OSError, ValueError):
-        return {}
-
-
-def fetch_weights(spec: ServerSpec, t: Transport, progress: Progress) -> dict[str, Any]:
-    """Hub weights into the host's cache (instant when cached), progress lines on the way;
-    raises before anything is stopped when the download fails or the weights can't fit."""
-    lines: list[str] = []
-
-    def on_line(line: str) -> None:
-        lines.append(line)
-        if not line.startswith(RESULT):
-            progress(line[:300])
-
-    rc = t.stream(_weights_script(t, "fetch", spec), on_line, timeout=6 * 3600.0)
-    found = _result_line(lines)
-    if rc != 0 or "error" in found:
-        raise WeightsError(
-            f"weights of {spec.model} are not on {spec.host}; nothing was stopped: "
-            + str(found.get("error") or f"exit {rc}")
-        )
-    return found
 
 
 # -- apply --------------------------------------------------------------------------------

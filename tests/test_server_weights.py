@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from llmops.ops import server_ops
+from llmops.ops import server_weights
 from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec
@@ -56,7 +56,7 @@ def test_cached_hub_model_is_instant(pool: HostPool, tmp_path: Path) -> None:
     snap = cache_model(tmp_path / "hf", "org/small", {"hidden_size": 64})
     lines: list[str] = []
     began = time.monotonic()
-    found = server_ops.fetch_weights(
+    found = server_weights.fetch_weights(
         ServerSpec(name="s", host="local", model="org/small"), pool.transport("local"),
         lines.append)
     assert time.monotonic() - began < 10
@@ -68,8 +68,8 @@ def test_cached_hub_model_is_instant(pool: HostPool, tmp_path: Path) -> None:
 def test_uncached_hub_model_fails_fast_and_says_so(pool: HostPool) -> None:
     lines: list[str] = []
     began = time.monotonic()
-    with pytest.raises(server_ops.WeightsError, match="nothing was stopped"):
-        server_ops.fetch_weights(ServerSpec(name="s", host="local", model="org/absent"),
+    with pytest.raises(server_weights.WeightsError, match="nothing was stopped"):
+        server_weights.fetch_weights(ServerSpec(name="s", host="local", model="org/absent"),
                                  pool.transport("local"), lines.append)
     assert time.monotonic() - began < 15  # no 20 s of retries against an unreachable hub
     assert lines and lines[0].startswith("downloading org/absent")

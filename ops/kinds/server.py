@@ -1,8 +1,9 @@
 """The server kind: a vLLM OpenAI server on a host, recreated or switched blue-green.
 
-The plan is pure (spec + observed facts -> steps with argv); apply is thin and lives in
-`ops/server_apply.py`-style helpers below. See DESIGN.md "Blue-green servers" for why
-a forwarder file switch, not a port swap.
+The plan is pure (spec + observed facts -> steps with argv) and lives in
+`ops/server_plan.py`; apply and observe are thin, in `ops/server_ops.py`; the checklist is
+`ops/server_checks.py`. See DESIGN.md "Servers as built" for why blue-green switches a
+forwarder's file instead of swapping ports.
 """
 
 from __future__ import annotations
@@ -23,14 +24,11 @@ from llmops.ops.kinds.base import (
     SpecError,
     Step,
 )
+from llmops.ops.server_plan import COLOURS, plan_server
 from llmops.ops.vllm_args import (
     Quantization,
     check_args,
     has_gpus,
-    is_path_model,
-    launch_hash,
-    vllm_argv,
-    vllm_env,
     world_size,
 )
 
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 MAX_GPUS = 8
-COLOURS = ("blue", "green")
 
 
 class ServerSpec(Spec):
@@ -263,181 +260,3 @@ def admit_on_facts(spec: ServerSpec, facts: dict[str, Any]) -> None:
 
 
 # -- the pure plan -------------------------------------------------------------------
-def _proc(observed: dict[str, Any], name: str) -> dict[str, Any]:
-    return dict((observed.get("procs") or {}).get(name) or {})
-
-
-LEFTOVERS = "end what the crashed process left running"
-
-
-def _crashed(observed: dict[str, Any], name: str) -> bool:
-    """Died with an error: its engine core and workers may outlive it in its session."""
-    proc = _proc(observed, name)
-    return not proc.get("running") and proc.get("exit_code") not in (0, None)
-
-
-def _start_steps(
-    spec: ServerSpec, facts: dict[str, Any], proc: str, port: int, why: str
-) -> list[Step]:
-    argv = vllm_argv(spec, facts, port=port)
-    env = vllm_env(spec, facts)
-    data = {"proc": proc, "port": port, "env": env, "hash": launch_hash(spec, facts)}
-    return [
-        Step("start", f"start {proc} on port {port} ({why})", tuple(argv), data),
-        Step("wait-ready", f"wait for /health of {proc}", (), {"proc": proc, "port": port}),
-        Step("smoke", f"a completion from {proc}", (), {"proc": proc, "port": port}),
-    ]
-
-
-def _stop(proc: str, why: str) -> Step:
-    return Step("stop", f"stop {proc} ({why})", (), {"proc": proc})
-
-
-def plan_server(
-    desired: ServerSpec | None, current: ServerSpec | None, observed: dict[str, Any]
-) -> list[Step]:
-    """Steps from what runs (observed) to what is desired; None desired = remove."""
-    spec = desired or current
-    if spec is None:
-        return []
-    name = spec.name
-    all_procs = [f"{name}-live", *(f"{name}-{c}" for c in COLOURS), name]
-    if desired is None:
-        steps = [
-            _stop(p, "server removed" if _proc(observed, p).get("running") else LEFTOVERS)
-            for p in all_procs
-            if _proc(observed, p).get("running") or _crashed(observed, p)
-        ]
-        return [*steps, Step("forget", f"remove the state of {name} on its host")]
-    facts = observed.get("facts") or {}
-    if desired.strategy == "recreate":
-        return _plan_recreate(desired, facts, observed)
-    return _plan_colours(desired, facts, observed)
-
-
-def _model_steps(spec: ServerSpec) -> list[Step]:
-    """First, before anything stops: the path is there, or the hub weights are fetched."""
-    if is_path_model(spec.model):
-        return [Step("check-model", f"{spec.model} exists on {spec.host}", (), {})]
-    revision = spec.args.get("revision")
-    return [
-        Step(
-            "fetch-weights",
-            f"weights of {spec.model} into the HF cache of {spec.host}",
-            (),
-            {"model": spec.model, "revision": revision},
-        )
-    ]
-
-
-def _plan_recreate(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, Any]) -> list[Step]:
-    name = spec.name
-    want = launch_hash(spec, facts)
-    proc = _proc(observed, name)
-    leftovers = [
-        p
-        for p in (f"{name}-live", *(f"{name}-{c}" for c in COLOURS))
-        if _proc(observed, p).get("running")
-    ]
-    stops = [_stop(p, "strategy is now recreate") for p in leftovers]
-    if proc.get("running") and proc.get("hash") == want:
-        return stops
-    if proc.get("running"):
-        why = "spec changed"
-        stops.append(_stop(name, why))
-    elif proc.get("hash"):
-        why = "it had exited" if proc.get("exit_code") == 0 else "it had crashed"
-        if _crashed(observed, name):
-            stops.append(_stop(name, LEFTOVERS))
-    else:
-        why = "new"
-    return [*_model_steps(spec), *stops, *_start_steps(spec, facts, name, spec.port, why)]
-
-
-def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, Any]) -> list[Step]:
-    name = spec.name
-    want = launch_hash(spec, facts)
-    standby = spec.strategy == "standby"
-    fwd_running = bool(_proc(observed, f"{name}-live").get("running"))
-    live = observed.get("live") if fwd_running else None
-    state = {c: _proc(observed, f"{name}-{c}") for c in COLOURS}
-    order = [live] + [c for c in COLOURS if c != live] if live else list(COLOURS)
-    good = [c for c in order if state[c].get("running") and state[c].get("hash") == want]
-    plain = (
-        [_stop(name, "replaced by the live forwarder")]
-        if _proc(observed, name).get("running")
-        else []
-    )
-
-    if good:
-        target = good[0]
-        idle = COLOURS[1 - COLOURS.index(target)]
-        if target == live:
-            until = observed.get("idle_until")
-            expired = until is None or float(observed.get("now", 0)) >= float(until)
-            if state[idle].get("running") and expired:
-                return [_stop(f"{name}-{idle}", "grace period over")]
-            return plain
-        steps: list[Step] = []
-        if standby and live and state[live].get("running") and not state[live].get("sleeping"):
-            steps.append(
-                Step(
-                    "sleep",
-                    f"put {name}-{live} to sleep",
-                    (),
-                    {"proc": f"{name}-{live}", "port": spec.colour_port(live)},
-                )
-            )
-        if standby and state[target].get("sleeping"):
-            steps.append(
-                Step(
-                    "wake",
-                    f"wake {name}-{target}",
-                    (),
-                    {"proc": f"{name}-{target}", "port": spec.colour_port(target)},
-                )
-            )
-        return [*steps, *plain, *_switch(spec, target, live, fwd_running)]
-
-    new = COLOURS[1 - COLOURS.index(live)] if live else "blue"
-    steps = [*_model_steps(spec)]
-    if standby and live and state[live].get("running") and not state[live].get("sleeping"):
-        steps.append(
-            Step(
-                "sleep",
-                f"put {name}-{live} to sleep to free its GPU memory",
-                (),
-                {"proc": f"{name}-{live}", "port": spec.colour_port(live)},
-            )
-        )
-    if state[new].get("running"):
-        steps.append(_stop(f"{name}-{new}", "stale colour"))
-    steps += _start_steps(
-        spec, facts, f"{name}-{new}", spec.colour_port(new), f"{new}, not live yet"
-    )
-    return [*steps, *plain, *_switch(spec, new, live, fwd_running)]
-
-
-def _switch(spec: ServerSpec, target: str, live: str | None, fwd_running: bool) -> list[Step]:
-    """Point the live port at `target`; the old colour stays warm for grace_minutes."""
-    name = spec.name
-    steps = [
-        Step(
-            "switch",
-            f"live port {spec.port} -> {name}-{target}",
-            (),
-            {"colour": target, "port": spec.colour_port(target), "previous": live},
-        )
-    ]
-    if not fwd_running:
-        steps.append(
-            Step(
-                "start-forwarder",
-                f"start {name}-live on port {spec.port}",
-                (),
-                {"proc": f"{name}-live", "port": spec.port},
-            )
-        )
-    if live and live != target and spec.grace_minutes == 0:
-        steps.append(_stop(f"{name}-{live}", "no grace period"))
-    return steps
