@@ -84,7 +84,7 @@ class LlmopsApp(App[None]):
 
     async def on_lab_opened(self, message: LabOpened) -> None:
         self.context = ViewContext(message.lab, message.engine, self.read_only)
-        message.lab.journal.listeners.append(self._journal_listener)
+        self._unsubscribe = message.lab.journal.subscribe(self._journal_listener)
         self.main = MainScreen(self.context, self.lab_path)
         await self.push_screen(self.main)
         if self.intro:
@@ -110,9 +110,9 @@ class LlmopsApp(App[None]):
         hosts.action_add({"name": "local", "local": True} if choice == "local" else {})
 
     def on_unmount(self) -> None:
-        listeners = self.context.lab.journal.listeners if self.context else []
-        if self._journal_listener in listeners:
-            listeners.remove(self._journal_listener)
+        if self.context is not None:
+            self._unsubscribe()
+            self.context.engine.close()  # say goodbye to the hosts' sshd instead of vanishing
 
     # -- polling and journal events ----------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="lock",
