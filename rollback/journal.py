@@ -100,7 +100,7 @@ class Journal:
     def _ensure_schema(self) -> None:
         with self.lock:
             if "events" not in self.db.table_names():
-                self.db["events"].create(
+                self.db.table("events").create(
                     {
                         "seq": int,
                         "action_id": int,
@@ -112,9 +112,9 @@ class Journal:
                     },
                     pk="seq",
                 )
-                self.db["events"].create_index(["action_id"])
+                self.db.table("events").create_index(["action_id"])
             if "observed" not in self.db.table_names():
-                self.db["observed"].create(
+                self.db.table("observed").create(
                     {"kind": str, "name": str, "at": str, "data": str}, pk=("kind", "name")
                 )
             self.db.conn.executescript(SCHEMA_TRIGGERS)
@@ -149,7 +149,7 @@ class Journal:
             prev = last[1] if last else GENESIS
             at = now()
             digest = event_hash(seq, action_id, at, event, data_json, prev)
-            self.db["events"].insert(
+            self.db.table("events").insert(
                 {
                     "seq": seq,
                     "action_id": action_id,
@@ -171,7 +171,7 @@ class Journal:
             if data is None:
                 self.db.execute("delete from observed where kind = ? and name = ?", [kind, name])
             else:
-                self.db["observed"].upsert(
+                self.db.table("observed").upsert(
                     {
                         "kind": kind,
                         "name": name,

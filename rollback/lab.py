@@ -153,7 +153,9 @@ class Lab:
                 continue
             for blob in sub.blobs:
                 if blob.name.endswith(".toml"):
-                    found.append(SpecFile(kind_for_folder(folder).name, blob.name[:-5], blob.path))
+                    found.append(
+                        SpecFile(kind_for_folder(folder).name, blob.name[:-5], str(blob.path))
+                    )
         return found
 
     def read_spec(self, kind: str, name: str, commit: str | None = None) -> Spec | None:

@@ -115,14 +115,14 @@ class TelemetryStore:
         with self.lock:
             if "telemetry" not in self.db.table_names():
                 columns = {f.name: (str if f.name == "server" else float) for f in fields(Sample)}
-                self.db["telemetry"].create(columns)
-                self.db["telemetry"].create_index(["server", "at"])
+                self.db.table("telemetry").create(columns)
+                self.db.table("telemetry").create_index(["server", "at"])
 
     def add(self, sample: Sample) -> None:
         row = asdict(sample)
         row["up"] = 1.0 if sample.up else 0.0
         with self.lock, self.db.conn:
-            self.db["telemetry"].insert(row)
+            self.db.table("telemetry").insert(row)
             self.db.execute("delete from telemetry where at < ?", [time.time() - KEEP_SECONDS])
             self.db.execute(
                 "delete from telemetry where server = ? and rowid not in (select rowid from "

@@ -50,7 +50,11 @@ def json_option(f: F) -> F:
 
 def emit_json(data: Any) -> None:
     click.echo(
-        json.dumps(data, indent=2, default=lambda o: asdict(o) if is_dataclass(o) else str(o))
+        json.dumps(
+            data,
+            indent=2,
+            default=lambda o: asdict(o) if is_dataclass(o) and not isinstance(o, type) else str(o),
+        )
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from rich.syntax import Syntax
@@ -139,7 +140,7 @@ def plan(as_json: bool) -> None:
     with engine_for_cli(as_json) as engine:
         edits = engine.lab.hand_edits()
         specs = engine.lab.specs()  # raises LabFileError naming the file and line
-        rows = []
+        rows: list[dict[str, Any]] = []
         for ref in sorted(set(specs) | set(edits)):
             kind = KINDS[ref[0]]
             desired = specs.get(ref)

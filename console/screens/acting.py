@@ -51,7 +51,7 @@ def start_action(node: DOMNode, engine: Engine, changes: list[Change], summary: 
 def notify_done(node: DOMNode, message: ActionDone) -> None:
     """A toast with the verdict of an action the console started."""
     if message.error is not None:
-        node.notify(message.error, title=f"{message.summary}: refused", severity="error",
+        node.app.notify(message.error, title=f"{message.summary}: refused", severity="error",
                     timeout=10)
         return
     record = message.record
@@ -61,5 +61,5 @@ def notify_done(node: DOMNode, message: ActionDone) -> None:
     body = f"action {record.id}: {record.display_status}{secs}"
     if record.error:
         body += f"\n{record.error}"
-    node.notify(body, title=message.summary, severity="information" if ok else "error",
+    node.app.notify(body, title=message.summary, severity="information" if ok else "error",
                 timeout=6 if ok else 12)

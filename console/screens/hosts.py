@@ -226,7 +226,7 @@ class HostsView(View):
         cells.insert(1, render.state_cell(state.state, reason, retry))
         return cells
 
-    def visible(self, state: HostState) -> bool:
+    def passes_filter(self, state: HostState) -> bool:
         if not self.filter_text:
             return True
         plain = " ".join(c.plain if isinstance(c, Text) else c for c in self.row_cells(state))
@@ -238,7 +238,7 @@ class HostsView(View):
         table.clear()
         for name in sorted(self.hosts):
             state = self.hosts[name]
-            if self.visible(state):
+            if self.passes_filter(state):
                 gpus = len((state.facts or {}).get("gpus") or [])
                 table.add_row(*self.row_cells(state), key=name, height=max(1, gpus))
         if selected:

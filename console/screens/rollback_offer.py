@@ -58,11 +58,11 @@ def confirm_rollback(node: DOMNode, context: ViewContext, message: RollbackPrevi
     """Event loop side: the confirm dialog (times out to no), then the live rollback."""
     preview = message.preview
     if preview is None:
-        node.notify(message.error or "", title=f"cannot roll back action {message.action_id}",
+        node.app.notify(message.error or "", title=f"cannot roll back action {message.action_id}",
                     severity="error", timeout=10)
         return
     if preview.blockers:
-        node.notify("; ".join(preview.blockers), title="cannot roll back now",
+        node.app.notify("; ".join(preview.blockers), title="cannot roll back now",
                     severity="error", timeout=10)
         return
     head = Text()
