@@ -46,10 +46,8 @@ from llmops.rollback.telemetry import TelemetryPoller
 
 POLL_INTERVAL = 2.0
 OBSERVE_INTERVAL = 10.0
-EMPTY = (
-    "[b]No servers yet.[/b]\n\nvLLM OpenAI servers on your hosts appear here with their "
-    "state, tokens/s, p95 latency and KV-cache use.\n\n"
-)
+EMPTY = ("[b]No servers yet.[/b]\n\nvLLM OpenAI servers on your hosts appear here with their "
+         "state, tokens/s, p95 latency and KV-cache use.\n\n")
 
 
 class ServersView(View):
@@ -60,35 +58,15 @@ class ServersView(View):
     CHANGING = frozenset({"new", "edit", "stop", "restart", "rollback"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new", "New", id="servers.new", tooltip="Start a new vLLM server (a form)"),
-        Binding(
-            "e",
-            "edit",
-            "Edit",
-            id="servers.edit",
-            tooltip="Change the selected server's spec (an action; ctrl+z undoes it)",
-        ),
-        Binding(
-            "x",
-            "stop",
-            "Stop",
-            id="servers.stop",
-            tooltip="Stop and remove the server (an action; ctrl+z brings it back)",
-        ),
-        Binding(
-            "R",
-            "restart",
-            "Restart",
-            id="servers.restart",
-            tooltip="Restart the server as it is (same spec)",
-        ),
+        Binding("e", "edit", "Edit", id="servers.edit",
+                tooltip="Change the selected server's spec (an action; ctrl+z undoes it)"),
+        Binding("x", "stop", "Stop", id="servers.stop",
+                tooltip="Stop and remove the server (an action; ctrl+z brings it back)"),
+        Binding("R", "restart", "Restart", id="servers.restart",
+                tooltip="Restart the server as it is (same spec)"),
         Binding("l", "logs", "Logs", id="servers.logs", tooltip="The server's log tail"),
-        Binding(
-            "ctrl+z",
-            "rollback",
-            "Roll back",
-            id="servers.rollback",
-            tooltip="Undo the last action on the selected server (confirm first)",
-        ),
+        Binding("ctrl+z", "rollback", "Roll back", id="servers.rollback",
+                tooltip="Undo the last action on the selected server (confirm first)"),
     ]
 
     def __init__(self, context: Any) -> None:
@@ -102,16 +80,10 @@ class ServersView(View):
         self.poller: TelemetryPoller | None = None
 
     def compose(self) -> ComposeResult:
-        how = (
-            "Press [b]n[/b] for a new one, or run:"
-            if not self.context.read_only
-            else "This console is read-only; create one with:"
-        )
-        yield Static(
-            EMPTY + f"{how}\n\n  [b]llmops server up NAME --host H --model M[/b]",
-            classes="empty-state",
-            id="servers-empty",
-        )
+        how = ("Press [b]n[/b] for a new one, or run:" if not self.context.read_only else
+               "This console is read-only; create one with:")
+        yield Static(EMPTY + f"{how}\n\n  [b]llmops server up NAME --host H --model M[/b]",
+                     classes="empty-state", id="servers-empty")
         yield ResourceTable(id="servers-table")
         yield ServerDetail(id="server-detail")
 
@@ -127,13 +99,8 @@ class ServersView(View):
             self.poller.close()  # its tunnels: a server's poll must not outlive the view
 
     # -- workers: they call the layers below and post messages, never touch widgets -------
-    @work(
-        thread=True,
-        exclusive=True,
-        exit_on_error=False,
-        group="servers-load",
-        description="read the servers from the lab",
-    )
+    @work(thread=True, exclusive=True, exit_on_error=False, group="servers-load",
+          description="read the servers from the lab")
     def load(self) -> None:
         lab = self.context.lab
         if self.poller is None:
@@ -149,32 +116,22 @@ class ServersView(View):
         self.post_message(ServersLoaded(specs, hosts, last))
 
     def poll_server(self, spec: ServerSpec, observe: bool, was_up: bool | None) -> None:
-        self.run_worker(
-            partial(self._poll, spec, observe, was_up),
-            thread=True,
-            exclusive=True,
-            exit_on_error=False,
-            group=f"server-poll-{spec.name}",
-            description=f"poll server {spec.name}",
-        )
+        self.run_worker(partial(self._poll, spec, observe, was_up), thread=True,
+                        exclusive=True, exit_on_error=False, group=f"server-poll-{spec.name}",
+                        description=f"poll server {spec.name}")
 
     def _poll(self, spec: ServerSpec, observe: bool, was_up: bool | None) -> None:
         assert self.poller is not None
-        self.post_message(poll_once(self.poller, self.context.engine.hosts, spec, observe, was_up))
+        self.post_message(poll_once(self.poller, self.context.engine.hosts, spec, observe,
+                                    was_up))
 
-    @work(
-        thread=True,
-        exclusive=True,
-        exit_on_error=False,
-        group="server-rollback-preview",
-        description="find and preview the last action on a server",
-    )
+    @work(thread=True, exclusive=True, exit_on_error=False, group="server-rollback-preview",
+          description="find and preview the last action on a server")
     def preview_last(self, name: str) -> None:
         record = last_action_on(self.context.lab.journal.actions(), "server", name)
         if record is None:
-            self.post_message(
-                RollbackPreviewed(0, None, f"no succeeded action on server {name} to roll back")
-            )
+            self.post_message(RollbackPreviewed(
+                0, None, f"no succeeded action on server {name} to roll back"))
             return
         self.post_message(preview_message(self.context.engine, record.id))
 
@@ -182,18 +139,15 @@ class ServersView(View):
         started = time.monotonic()
         assert isinstance(KIND, Restartable)
         try:
-            with self.context.lab.lock.hold(
-                f"console: restart server {spec.name}", wait=self.context.engine.lock_wait
-            ):
-
+            with self.context.lab.lock.hold(f"console: restart server {spec.name}",
+                                            wait=self.context.engine.lock_wait):
                 def progress(line: str) -> None:
                     self.post_message(ServerProgress(spec.name, line))
 
                 KIND.restart(spec, self.context.engine.hosts, progress)
         except Exception as exc:  # noqa: BLE001 - reported to the operator
-            self.post_message(
-                ServerRestarted(spec.name, error_text(exc), time.monotonic() - started)
-            )
+            self.post_message(ServerRestarted(spec.name, error_text(exc),
+                                              time.monotonic() - started))
             return
         self.post_message(ServerRestarted(spec.name, None, time.monotonic() - started))
 
@@ -266,12 +220,8 @@ class ServersView(View):
         if message.error is None:
             self.notify(f"restarted in {message.seconds:.1f}s", title=f"server {message.name}")
         else:
-            self.notify(
-                message.error,
-                title=f"restart of {message.name} failed",
-                severity="error",
-                timeout=12,
-            )
+            self.notify(message.error, title=f"restart of {message.name} failed",
+                        severity="error", timeout=12)
 
     def on_action_done(self, message: ActionDone) -> None:
         notify_done(self, message)
@@ -335,20 +285,10 @@ class ServersView(View):
             return
         crash = None
         if state.state not in ("up", "sleeping", "observing") and not state.busy:
-            crash = crash_text(
-                state.spec.name,
-                state.state,
-                state.log_tail,
-                self.last_action.get(state.spec.name),
-                self.context.read_only,
-            )
-        detail.show(
-            state.spec,
-            state.busy or state.state,
-            state.recent,
-            crash,
-            f"{state.busy}: {state.progress}" if state.busy and state.progress else None,
-        )
+            crash = crash_text(state.spec.name, state.state, state.log_tail,
+                               self.last_action.get(state.spec.name), self.context.read_only)
+        detail.show(state.spec, state.busy or state.state, state.recent, crash,
+                    f"{state.busy}: {state.progress}" if state.busy and state.progress else None)
 
     def on_data_table_row_highlighted(self) -> None:
         self.show_detail()
@@ -400,12 +340,8 @@ class ServersView(View):
     def action_new(self, initial: dict[str, Any] | None = None) -> None:
         def submitted(spec: ServerSpec | None) -> None:
             if spec is not None:
-                self.act(
-                    spec.name,
-                    "starting",
-                    [Change("server", spec.name, spec)],
-                    f"server {spec.name} up",
-                )
+                self.act(spec.name, "starting", [Change("server", spec.name, spec)],
+                         f"server {spec.name} up")
 
         if initial is None and len(self.hosts) == 1:
             initial = {"host": self.hosts[0]}
@@ -421,12 +357,8 @@ class ServersView(View):
                 return
             old, new = before.model_dump(), spec.model_dump()
             diff = ", ".join(f"{k} {old[k]}→{new[k]}" for k in new if old.get(k) != new[k])
-            self.act(
-                spec.name,
-                "changing",
-                [Change("server", spec.name, spec)],
-                f"server {spec.name}: {diff}",
-            )
+            self.act(spec.name, "changing", [Change("server", spec.name, spec)],
+                     f"server {spec.name}: {diff}")
 
         self.app.push_screen(ServerFormScreen(self.hosts, spec=before), submitted)
 
@@ -439,15 +371,11 @@ class ServersView(View):
             if yes:
                 self.act(name, "stopping", [Change("server", name, None)], f"server {name} down")
 
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Stop server {name}?",
-                f"Server {name} is stopped and leaves the lab's desired state.\n"
-                "This is an action: ctrl+z (here or on History) brings it back.",
-                yes="Stop",
-            ),
-            answered,
-        )
+        self.app.push_screen(ConfirmScreen(
+            f"Stop server {name}?",
+            f"Server {name} is stopped and leaves the lab's desired state.\n"
+            "This is an action: ctrl+z (here or on History) brings it back.", yes="Stop"),
+            answered)
 
     def action_restart(self) -> None:
         if (state := self.selected) is None or not isinstance(KIND, Restartable):
@@ -459,24 +387,15 @@ class ServersView(View):
                 current.busy, current.progress = "restarting", None
                 self.update_row(spec.name)
                 self.update_bindings()
-                self.run_worker(
-                    partial(self._restart, spec),
-                    thread=True,
-                    exclusive=True,
-                    exit_on_error=False,
-                    group=f"server-restart-{spec.name}",
-                    description=f"restart server {spec.name}",
-                )
+                self.run_worker(partial(self._restart, spec), thread=True, exclusive=True,
+                                exit_on_error=False, group=f"server-restart-{spec.name}",
+                                description=f"restart server {spec.name}")
 
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Restart server {spec.name}?",
-                f"Server {spec.name} is stopped and started again with the same spec; requests "
-                "in flight fail. The desired state does not change, so this is not an action.",
-                yes="Restart",
-            ),
-            answered,
-        )
+        self.app.push_screen(ConfirmScreen(
+            f"Restart server {spec.name}?",
+            f"Server {spec.name} is stopped and started again with the same spec; requests "
+            "in flight fail. The desired state does not change, so this is not an action.",
+            yes="Restart"), answered)
 
     def action_logs(self) -> None:
         if (state := self.selected) is not None and isinstance(KIND, HasLogs):

@@ -1,0 +1,140 @@
+"""Going back: rollback of an action, of a resource to its last good state, and the
+recovery of actions a dead console left half done. Each is just another action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from llmops.ops.kinds.base import Spec
+from llmops.ops.transport import HostPool
+from llmops.rollback.changes import ActionRefused, Change
+from llmops.rollback.journal import ActionRecord
+from llmops.rollback.kinds import KINDS
+from llmops.rollback.lab import Lab, Ref, spec_path
+from llmops.rollback.lock import current_command
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+@dataclass
+class RollbackPreview:
+    """What a rollback of an action will do, for the confirm dialog."""
+
+    action: ActionRecord
+    changes: list[Change]
+    diff: str
+    expected_seconds: float
+    blockers: list[str] = field(default_factory=list)
+    later_actions: list[int] = field(default_factory=list)
+    """Succeeded actions after this one that touched the same resources: they are undone too."""
+    current: dict[Ref, Spec | None] = field(default_factory=dict)
+    """Each touched resource's desired spec now, beside `changes` (what it goes back to)."""
+
+
+class Undo:
+    """The rollback half of the Engine (a mixin: it needs the engine's `act`)."""
+
+    lab: Lab
+    hosts: HostPool
+
+    if TYPE_CHECKING:
+
+        def act(
+            self,
+            changes: list[Change],
+            summary: str,
+            *,
+            trust: Mapping[str, str] | None = None,
+            rollback_of: int | None = None,
+            is_rollback: bool = False,
+        ) -> ActionRecord: ...
+
+    def preview_rollback(self, action_id: int) -> RollbackPreview:
+        """What rolling back `action_id` would change, how long it should take, what blocks it."""
+        record = self.lab.journal.action(action_id)
+        if record is None:
+            raise ActionRefused(f"there is no action {action_id} (see `llmops history`)")
+        if record.status == "running":
+            raise ActionRefused(f"action {action_id} is still running")
+        if record.status.startswith("failed") and record.revert_error is None:
+            raise ActionRefused(
+                f"action {action_id} failed and was already reverted: nothing to undo"
+            )
+        changes = [
+            Change(k, n, self.lab.read_spec(k, n, record.before_commit)) for k, n in record.refs
+        ]
+        head = self.lab.head()
+        paths = [spec_path(k, n) for k, n in record.refs]
+        diff = self.lab.diff(head, record.before_commit, paths)
+        blockers = []
+        for ch in changes:
+            blockers += [b.reason for b in KINDS[ch.kind].readiness(ch.spec, self.hosts)]
+        later = [
+            a.id
+            for a in self.lab.journal.actions()
+            if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)
+        ]
+        current = {(k, n): self.lab.read_spec(k, n) for k, n in record.refs}
+        return RollbackPreview(
+            record, changes, diff, self.expected_seconds(record), blockers, later, current
+        )
+
+    def expected_seconds(self, record: ActionRecord) -> float:
+        """A guess from the journal: how long this action (and past rollbacks of it) took."""
+        samples = [
+            a.seconds
+            for a in self.lab.journal.actions()
+            if a.seconds is not None and (a.id == record.id or a.rollback_of == record.id)
+        ]
+        return max(samples) if samples else 5.0
+
+    def rollback(self, action_id: int) -> ActionRecord:
+        preview = self.preview_rollback(action_id)
+        if preview.blockers:
+            raise ActionRefused("cannot roll back now: " + "; ".join(preview.blockers))
+        return self.act(preview.changes, f"rollback of action {action_id}", rollback_of=action_id)
+
+    def last_good(self, kind: str, name: str) -> tuple[ActionRecord, Spec | None]:
+        """The last action that touched the resource, succeeded and passed every check."""
+        for record in reversed(self.lab.journal.actions()):
+            if (
+                (kind, name) in record.refs
+                and record.status == "succeeded"
+                and record.checks
+                and record.checks_passed
+                and record.after_commit
+            ):
+                return record, self.lab.read_spec(kind, name, record.after_commit)
+        raise ActionRefused(f"no action on {kind}/{name} succeeded with every check passing")
+
+    def rollback_last_good(self, kind: str, name: str) -> ActionRecord:
+        record, spec = self.last_good(kind, name)
+        return self.act(
+            [Change(kind, name, spec)],
+            f"{kind} {name} back to its last good state (action {record.id})",
+            is_rollback=True,
+        )
+
+    # -- start-up ------------------------------------------------------------------------
+    def recover(self) -> list[int]:
+        """Mark actions left `running` by a dead console as interrupted; returns their ids."""
+        if self.lab.lock.holder() is not None:
+            return []
+        found = []
+        with self.lab.lock.hold(current_command(), wait=0):
+            for record in self.lab.journal.actions():
+                if record.status == "running":
+                    if record.commit is None:  # died before committing: drop its half-written files
+                        for kind, name in record.refs:
+                            self.lab.write_spec(
+                                kind, name, self.lab.read_spec(kind, name, self.lab.head())
+                            )
+                    self.lab.journal.append(
+                        record.id,
+                        "interrupted",
+                        {"note": "the console died mid-action; offered for rollback"},
+                    )
+                    found.append(record.id)
+        return found
