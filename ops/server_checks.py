@@ -6,8 +6,10 @@ health, the model listed, a completion, a burst's p95, a clean log, memory — a
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
@@ -58,7 +60,7 @@ def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
     finally:
         fwd.__exit__(None, None, None)
     checks.append(_timed("no ERROR in log", lambda: _log_clean(t, proc)))
-    checks.append(_timed("memory", lambda: _memory(t, proc, facts)))
+    checks.append(_timed("memory", lambda: _memory(t, spec, proc, facts)))
     return checks
 
 
@@ -83,19 +85,27 @@ def _log_clean(t: Transport, proc: str) -> tuple[bool, str]:
     return not errors, (errors[-1][:200] if errors else f"{len(since)} lines, none ERROR")
 
 
-def _memory(t: Transport, proc: str, facts: dict[str, Any]) -> tuple[bool, str]:
+def _memory(t: Transport, spec: ServerSpec, proc: str, facts: dict[str, Any]) -> tuple[bool, str]:
+    """RSS of the server's whole session; on GPU hosts, memory in use (NVML) on each GPU it
+    was given: a server that answers while holding nothing there is not the one we started."""
     info = procs.status(t, proc)
     if not info.running or info.pid is None:
         return False, f"{proc} is {info.state}"
     done = t.run(["ps", "-o", "rss=", "--sid", str(_sid(t, info.pid))], timeout=30)
     rss = sum(int(x) for x in done.stdout.split() if x.isdigit()) * 1024
     detail = f"RSS {rss / 2**30:.2f} GiB"
-    if has_gpus(facts):
-        smi = t.run(
-            ["nvidia-smi", "--query-gpu=index,memory.used", "--format=csv,noheader"], timeout=30
-        )
-        detail += "; GPU " + "; ".join(smi.stdout.strip().splitlines())
-    return rss > 0, detail
+    if not has_gpus(facts):
+        return rss > 0, detail
+    source = files("llmops.ops.hostside").joinpath("gpustat.py").read_text()
+    gpus = json.loads(t.python_script(source, [], timeout=30).stdout or "[]")
+    wanted = spec.gpus if spec.gpus is not None else [g["index"] for g in gpus]
+    mine = [g for g in gpus if g["index"] in wanted]
+    detail += "; " + ", ".join(
+        f"GPU {g['index']} {g['memory_used_bytes'] / 2**30:.1f} GiB used" for g in mine
+    )
+    return rss > 0 and len(mine) == len(wanted) and all(
+        g["memory_used_bytes"] for g in mine
+    ), detail
 
 
 def _sid(t: Transport, pid: int) -> int:
