@@ -118,14 +118,15 @@ async def test_jump_filter_and_palette(tmp_path: Path) -> None:
         table = hosts_view(app).query_one(ResourceTable)
         await wait_for(pilot, lambda: table.row_count == 2, what="two hosts")
         await pilot.press("slash", "o", "t", "h")
-        assert table.row_count == 1 and table.selected_key == "other"
+        await wait_for(pilot, lambda: table.row_count == 1 and table.selected_key == "other",
+                       what="the filter to leave only `other`")
         await pilot.press("escape")
-        assert table.row_count == 2
+        await wait_for(pilot, lambda: table.row_count == 2, what="the filter cleared")
         await pilot.press("colon", "h", "i", "s", "enter")
         await on_screen(pilot, MainScreen)
         assert app.main.query_one(TabbedContent).active == "tab-history"
         await pilot.press("colon")
-        assert isinstance(app.screen, JumpScreen)
+        await on_screen(pilot, JumpScreen)
         await pilot.press("escape")
         texts = [text for text, _, _ in view_commands(app)]
         assert "Hosts: Add" in texts and "History: Roll back" in texts and "Runs: go to" in texts
