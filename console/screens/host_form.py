@@ -9,9 +9,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Switch
 
+from llmops.console.screens.spec_form import SpecFormScreen
 from llmops.ops.kinds.host import HostSpec
 
 FIELDS: list[tuple[str, str, str]] = [
@@ -45,7 +45,7 @@ def spec_from_form(values: dict[str, str], local: bool) -> tuple[HostSpec | None
         return None, problems
 
 
-class AddHostScreen(ModalScreen[HostSpec | None]):
+class AddHostScreen(SpecFormScreen[HostSpec]):
     """Fields with a live error under each; ctrl+s (or Add) returns the spec."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -53,11 +53,11 @@ class AddHostScreen(ModalScreen[HostSpec | None]):
         Binding("escape", "cancel", "Cancel", id="host_form.cancel", tooltip="Close the form"),
     ]
 
+    noun = "host"
+
     def __init__(self, initial: dict[str, Any]) -> None:
-        super().__init__(classes="dialog")
+        super().__init__(None, classes="dialog")
         self.initial = initial
-        self.spec: HostSpec | None = None
-        self.problems: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box form-box"):
@@ -101,22 +101,3 @@ class AddHostScreen(ModalScreen[HostSpec | None]):
         general = self.problems.get("", "")
         self.query_one("#error-", Label).update(general)
         self.query_one("#submit", Button).disabled = self.spec is None
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "submit":
-            self.action_submit()
-        else:
-            self.action_cancel()
-
-    def on_input_submitted(self) -> None:
-        self.action_submit()
-
-    def action_submit(self) -> None:
-        if self.spec is None:
-            self.notify("; ".join(f"{k or 'host'}: {v}" for k, v in self.problems.items()),
-                        title="not yet", severity="warning")
-            return
-        self.dismiss(self.spec)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -12,9 +12,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
+from llmops.console.screens.spec_form import SpecFormScreen
 from llmops.ops.kinds.server import ServerSpec
 
 FIELDS: list[tuple[str, str, str]] = [
@@ -82,10 +82,11 @@ def spec_from_form(values: dict[str, str], base: ServerSpec | None,
     return (None, problems) if problems else (spec, {})
 
 
-class ServerFormScreen(ModalScreen[ServerSpec | None]):
+class ServerFormScreen(SpecFormScreen[ServerSpec]):
     """New server (empty, or `initial`) or edit (`spec`): a live error under each field;
     ctrl+s (or the button) returns the spec, which the view turns into an action."""
 
+    noun = "server"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "submit", "Save", id="server_form.submit",
                 tooltip="Make this spec an action (rolls back with ctrl+z)"),
@@ -94,11 +95,9 @@ class ServerFormScreen(ModalScreen[ServerSpec | None]):
 
     def __init__(self, hosts: list[str], spec: ServerSpec | None = None,
                  initial: dict[str, Any] | None = None) -> None:
-        super().__init__(classes="dialog")
-        self.hosts, self.base = hosts, spec
+        super().__init__(spec, classes="dialog")
+        self.hosts = hosts
         self.values_at_start = form_values(spec, initial or {})
-        self.spec: ServerSpec | None = None
-        self.problems: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         title = f"Edit server {self.base.name}" if self.base else "New server"
@@ -150,25 +149,3 @@ class ServerFormScreen(ModalScreen[ServerSpec | None]):
         self.query_one("#error-", Label).update(self.problems.get("", ""))
         unchanged = self.base is not None and self.spec == self.base
         self.query_one("#submit", Button).disabled = self.spec is None or unchanged
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "submit":
-            self.action_submit()
-        else:
-            self.action_cancel()
-
-    def on_input_submitted(self) -> None:
-        self.action_submit()
-
-    def action_submit(self) -> None:
-        if self.spec is None:
-            self.notify("; ".join(f"{k or 'server'}: {v}" for k, v in self.problems.items()),
-                        title="not yet", severity="warning")
-            return
-        if self.base is not None and self.spec == self.base:
-            self.notify("nothing changed", severity="warning")
-            return
-        self.dismiss(self.spec)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
