@@ -15,7 +15,7 @@ from llmops.rollback.lab import Lab, Ref, spec_path
 from llmops.rollback.lock import current_command
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable
 
 
 @dataclass
@@ -38,18 +38,7 @@ class Undo:
 
     lab: Lab
     hosts: HostPool
-
-    if TYPE_CHECKING:
-
-        def act(
-            self,
-            changes: list[Change],
-            summary: str,
-            *,
-            trust: Mapping[str, str] | None = None,
-            rollback_of: int | None = None,
-            is_rollback: bool = False,
-        ) -> ActionRecord: ...
+    act: Callable[..., ActionRecord]
 
     def preview_rollback(self, action_id: int) -> RollbackPreview:
         """What rolling back `action_id` would change, how long it should take, what blocks it."""

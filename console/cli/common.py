@@ -14,7 +14,7 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
-from llmops.ops.kinds.base import SpecError
+from llmops.ops.kinds.base import Spec, SpecError
 from llmops.ops.transport import HostKeyError, TransportError
 from llmops.rollback.engine import ActionRefused, Engine
 from llmops.rollback.journal import ActionRecord
@@ -64,6 +64,14 @@ def fail(message: str, code: int = EXIT_BAD_INPUT, as_json: bool = False) -> NoR
     else:
         err.print(f"[bold red]error:[/] {message}")
     sys.exit(code)
+
+
+def existing_spec(engine: Engine, kind: str, name: str, as_json: bool) -> Spec:
+    """The resource's desired spec, or exit 2 naming it and where to look."""
+    spec = engine.lab.read_spec(kind, name)
+    if spec is None:
+        fail(f"name: there is no {kind} named {name} (see `llmops {kind} list`)", as_json=as_json)
+    return spec
 
 
 def refuse_if_read_only(what: str) -> None:

@@ -8,7 +8,7 @@ from rich.table import Table
 from llmops.console.cli.common import (
     emit_json,
     engine_for_cli,
-    fail,
+    existing_spec,
     json_option,
     out,
     refuse_if_read_only,
@@ -143,9 +143,7 @@ def host_list(as_json: bool) -> None:
 def host_show(name: str, as_json: bool) -> None:
     """A host's spec and its last probe (exit 2 when there is no such host)."""
     with engine_for_cli(as_json) as engine:
-        spec = engine.lab.read_spec("host", name)
-        if spec is None:
-            fail(f"name: there is no host named {name} (see `llmops host list`)", as_json=as_json)
+        spec = existing_spec(engine, "host", name, as_json)
         facts = engine.lab.journal.observed("host", name) or {}
         if as_json:
             emit_json({"spec": spec.model_dump(mode="json"), "facts": facts})
@@ -161,9 +159,7 @@ def host_show(name: str, as_json: bool) -> None:
 def host_probe(name: str, as_json: bool) -> None:
     """Connect and probe a host now (changes no desired state)."""
     with engine_for_cli(as_json) as engine:
-        spec = engine.lab.read_spec("host", name)
-        if spec is None:
-            fail(f"name: there is no host named {name} (see `llmops host list`)", as_json=as_json)
+        spec = existing_spec(engine, "host", name, as_json)
         assert isinstance(spec, HostSpec)
         facts = probe(spec, engine.hosts, no_progress)
         engine.lab.journal.record_observed("host", name, facts)

@@ -12,6 +12,7 @@ from llmops.console.cli.common import (
     emit_json,
     engine_for_cli,
     err,
+    existing_spec,
     fail,
     json_option,
     out,
@@ -144,9 +145,8 @@ def fmt(value: float | None, unit: str = "") -> str:
 def server_logs(name: str, lines: int, as_json: bool) -> None:
     """The last lines of the server's log on its host."""
     with engine_for_cli(as_json) as engine:
-        spec = current_server(engine, name)
-        if spec is None:
-            fail(f"name: there is no server named {name}", as_json=as_json)
+        spec = existing_spec(engine, "server", name, as_json)
+        assert isinstance(spec, ServerSpec)
         found = SERVER.logs(spec, engine.hosts, lines)
         if as_json:
             emit_json(found)
@@ -166,9 +166,8 @@ def server_bench(
 ) -> None:
     """A bounded load test through the tunnel: tokens/s, TTFT and latency p50/p95, cost."""
     with engine_for_cli(as_json) as engine:
-        spec = current_server(engine, name)
-        if spec is None:
-            fail(f"name: there is no server named {name}", as_json=as_json)
+        spec = existing_spec(engine, "server", name, as_json)
+        assert isinstance(spec, ServerSpec)
         host = engine.lab.read_spec("host", spec.host)
         cost = getattr(host, "cost_per_hour", None)
         with engine.hosts.transport(spec.host).forward(spec.port) as local:

@@ -107,3 +107,18 @@ def poll_once(poller: TelemetryPoller, hosts: HostPool, spec: ServerSpec, observ
     except Exception:  # noqa: BLE001 - no history is no reason to stop polling
         recent = [sample]
     return ServerPolled(spec, sample, recent, state, tail)
+
+
+def empty_text(read_only: bool) -> str:
+    """What the Servers view says before there is a server, and how to make one."""
+    how = ("This console is read-only; create one with:" if read_only
+           else "Press [b]n[/b] for a new one, or run:")
+    return ("[b]No servers yet.[/b]\n\nvLLM OpenAI servers on your hosts appear here with their "
+            f"state, tokens/s, p95 latency and KV-cache use.\n\n{how}\n\n"
+            "  [b]llmops server up NAME --host H --model M[/b]")
+
+
+def row_matches(state: ServerState, text: str) -> bool:
+    """The `/` filter: does the row's text contain `text` (any case)?"""
+    plain = " ".join(c.plain if isinstance(c, Text) else c for c in row_cells(state))
+    return text.lower() in plain.lower()

@@ -10,7 +10,6 @@ import time
 from functools import partial
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -34,8 +33,10 @@ from llmops.console.screens.server_state import (
     COLUMNS,
     KIND,
     ServerState,
+    empty_text,
     poll_once,
     row_cells,
+    row_matches,
 )
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops.kinds.base import HasLogs, Restartable
@@ -46,8 +47,6 @@ from llmops.rollback.telemetry import TelemetryPoller
 
 POLL_INTERVAL = 2.0
 OBSERVE_INTERVAL = 10.0
-EMPTY = ("[b]No servers yet.[/b]\n\nvLLM OpenAI servers on your hosts appear here with their "
-         "state, tokens/s, p95 latency and KV-cache use.\n\n")
 
 
 class ServersView(View):
@@ -80,10 +79,8 @@ class ServersView(View):
         self.poller: TelemetryPoller | None = None
 
     def compose(self) -> ComposeResult:
-        how = ("Press [b]n[/b] for a new one, or run:" if not self.context.read_only else
-               "This console is read-only; create one with:")
-        yield Static(EMPTY + f"{how}\n\n  [b]llmops server up NAME --host H --model M[/b]",
-                     classes="empty-state", id="servers-empty")
+        yield Static(empty_text(self.context.read_only), classes="empty-state",
+                     id="servers-empty")
         yield ResourceTable(id="servers-table")
         yield ServerDetail(id="server-detail")
 
@@ -248,10 +245,6 @@ class ServersView(View):
             self.load()
 
     # -- rendering ----------------------------------------------------------------------
-    def passes_filter(self, state: ServerState) -> bool:
-        plain = " ".join(c.plain if isinstance(c, Text) else c for c in row_cells(state))
-        return self.filter_text.lower() in plain.lower()
-
     def show_empty(self, empty: bool) -> None:
         self.query_one("#servers-empty").display = empty
         self.query_one(ResourceTable).display = not empty
@@ -262,7 +255,7 @@ class ServersView(View):
         selected = table.selected_key
         table.clear()
         for name in sorted(self.servers):
-            if self.passes_filter(self.servers[name]):
+            if row_matches(self.servers[name], self.filter_text):
                 table.add_row(*row_cells(self.servers[name]), key=name)
         if selected:
             table.select_key(selected)
