@@ -127,7 +127,9 @@ class LlmopsApp(App[None]):
         self.set_timer(LOCK_POLL, self._next_lock_poll)
 
     def _next_lock_poll(self) -> None:
-        if self.screen is not self.main:
+        if not self.is_running or not self.screen_stack:
+            return  # the app is shutting down: a timer may still fire once
+        if self.screen_stack[-1] is not self.main:
             self.set_timer(1.0, self._next_lock_poll)  # paused while a modal is open
         else:
             self.poll_lock()

@@ -62,7 +62,10 @@ class View(Vertical):
     @property
     def modal_open(self) -> bool:
         """Polling pauses while a dialog or detail screen covers the main screen."""
-        return self.is_attached and self.app.screen is not self.screen
+        if not self.is_attached:
+            return False
+        stack = self.app.screen_stack  # empty while the app shuts down: pause then too
+        return not stack or stack[-1] is not self.screen
 
     @property
     def is_active(self) -> bool:
