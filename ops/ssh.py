@@ -37,7 +37,7 @@ from llmops.ops.transport import (
 )
 
 if TYPE_CHECKING:
-    from llmops.ops.kinds.host import HostSpec
+    from llmops.ops.kinds.host.spec import HostSpec
 
 
 def fingerprint_of(key: paramiko.PKey) -> str:

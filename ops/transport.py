@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from llmops.ops.forward import Forward, open_local_socket
 
 if TYPE_CHECKING:
-    from llmops.ops.kinds.host import HostSpec
+    from llmops.ops.kinds.host.spec import HostSpec
     from llmops.ops.ssh import (
         SSHTransport,
         describe_os_error,

@@ -15,7 +15,7 @@ from llmops.ops.transport import HostPool
 from llmops.ops.validate import find_secrets
 from llmops.rollback.changes import ActionRefused, Change
 from llmops.rollback.journal import ActionRecord
-from llmops.rollback.kinds import KINDS
+from llmops.rollback.kinds import KINDS, admit_dependencies
 from llmops.rollback.lab import Lab, Ref
 from llmops.rollback.lock import current_command
 from llmops.rollback.undo import RollbackPreview, Undo
@@ -88,9 +88,8 @@ class Engine(Undo):
                         f"there is no {ch.kind} named {ch.name}",
                         f"see `llmops {ch.kind} list`",
                     )
-                admit_removal = getattr(kind, "admit_removal", None)
-                if admit_removal:
-                    admit_removal(ch.name, context)
+                admit_dependencies(kind, ch.ref, ch.spec, context)
+                kind.admit_removal(ch.name, context)
             else:
                 for field, what in find_secrets(ch.spec.to_toml_dict()):
                     raise SpecError(
@@ -98,6 +97,7 @@ class Engine(Undo):
                         f"looks like {what}; secrets never go into the lab's git",
                         "keep it in the host's environment or a file on the host",
                     )
+                admit_dependencies(kind, ch.ref, ch.spec, context)
                 kind.admit(ch.spec, context)
 
     # -- actions -------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class Engine(Undo):
     ) -> ActionRecord:
         journal = self.lab.journal
         started = time.monotonic()
-        action_id = journal.next_action_id()
+        action_id = self.lab.next_action_id()  # after the highest in git too
         before = self.lab.head()
         journal.append(
             action_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmops.ops.kinds.base import Kind
+from llmops.ops.kinds.base import Context, Kind, Ref, Spec, SpecError
 from llmops.ops.kinds.host import HostKind
 from llmops.ops.kinds.server import ServerKind
 
@@ -20,3 +20,25 @@ def kind_for_folder(folder: str) -> Kind:
 def ordered(refs: list[tuple[str, str]], removing: bool = False) -> list[tuple[str, str]]:
     """Hosts before what runs on them when creating; after, when removing."""
     return sorted(refs, key=lambda r: KINDS[r[0]].order, reverse=removing)
+
+
+def admit_dependencies(kind: Kind, ref: Ref, spec: Spec | None, context: Context) -> None:
+    """A spec's dependencies must be in the lab; a removal must leave nobody without one."""
+    if spec is not None:
+        for field, (dep_kind, dep_name) in kind.depends_on(spec).items():
+            if context.spec(dep_kind, dep_name) is None:
+                raise SpecError(
+                    field,
+                    f"there is no {dep_kind} named {dep_name}",
+                    f"add it first (see `llmops {dep_kind} --help`)",
+                )
+        return
+    users = sorted(
+        f"{other_ref[0]} {other_ref[1]}"
+        for other_ref, other in context.desired.items()
+        if ref in KINDS[other_ref[0]].depends_on(other).values()
+    )
+    if users:
+        raise SpecError(
+            ref[0], f"{ref[1]} is still used by {', '.join(users)}", "remove or move those first"
+        )

@@ -16,8 +16,8 @@ import sqlite_utils
 
 from llmops.ops.forward import Forward
 from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.server.client import MetricsSnapshot, VllmClient, histogram_quantile
 from llmops.ops.transport import TransportError
-from llmops.ops.vllm_client import MetricsSnapshot, VllmClient, histogram_quantile
 
 if TYPE_CHECKING:
     from llmops.rollback.engine import Engine

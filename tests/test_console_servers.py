@@ -40,8 +40,8 @@ from llmops.console.widgets.table import ResourceTable
 from llmops.ops import procs
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.server.client import VllmClient
 from llmops.ops.transport import LocalTransport
-from llmops.ops.vllm_client import VllmClient
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import Lab
 

@@ -146,10 +146,10 @@ def test_hash_chain_detects_an_edited_row(engine: Engine, tmp_path: Path) -> Non
 def test_host_removal_refused_while_used(engine: Engine, tmp_path: Path) -> None:
     from llmops.ops.kinds.base import Context
     from llmops.ops.kinds.host import HostKind
+    from llmops.ops.kinds.server import ServerSpec
+    from llmops.rollback.kinds import admit_dependencies
 
-    class Uses:
-        host = "local"
-
-    ctx = Context({("server", "s1"): Uses()}, lambda k, n: None)  # type: ignore[dict-item]
+    uses = ServerSpec(name="s1", host="local", model="org/m")
+    ctx = Context({("server", "s1"): uses}, lambda k, n: None)
     with pytest.raises(SpecError, match="still used by server s1"):
-        HostKind().admit_removal("local", ctx)
+        admit_dependencies(HostKind(), ("host", "local"), None, ctx)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from labtools import git_log, llmops, llmops_json
 
-from llmops.ops.vllm_client import VllmClient
+from llmops.ops.kinds.server.client import VllmClient
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 

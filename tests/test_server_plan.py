@@ -23,8 +23,9 @@ import pytest
 from llmops.ops.kinds.base import Context, SpecError
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec, plan_server
-from llmops.ops.model_memory import memory_estimate, refuse_if_too_big
-from llmops.ops.vllm_args import launch_hash
+from llmops.ops.kinds.server.launch import launch_hash
+from llmops.ops.kinds.server.memory import memory_estimate, refuse_if_too_big
+from llmops.rollback.kinds import admit_dependencies
 
 CASES = sorted((Path(__file__).parent / "cases" / "server").glob("*.toml"))
 
@@ -132,6 +133,7 @@ def check_admit_case(case: dict[str, Any]) -> None:
 def admit_and_estimate(spec: ServerSpec, context: Context, facts: dict[str, Any],
                        config: dict[str, Any]) -> None:
     """What admit and then preflight's memory estimate refuse, without a host."""
+    admit_dependencies(ServerKind(), ("server", spec.name), spec, context)
     ServerKind().admit(spec, context)
     refuse_if_too_big(spec, facts, config)
 

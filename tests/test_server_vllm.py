@@ -17,8 +17,8 @@ import pytest
 
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec
+from llmops.ops.kinds.server.client import VllmClient
 from llmops.ops.transport import HostPool, LocalTransport
-from llmops.ops.vllm_client import VllmClient
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 
@@ -96,7 +96,7 @@ def test_allow_list_matches_vllms_parser() -> None:
     from vllm.entrypoints.launchers.cli_args import make_arg_parser
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    from llmops.ops.vllm_args import ALLOWED_FLAGS
+    from llmops.ops.kinds.server.flags import ALLOWED_FLAGS
 
     parser = make_arg_parser(FlexibleArgumentParser())
     known = {opt for action in parser._actions for opt in action.option_strings}

@@ -7,7 +7,7 @@ import sqlite3
 
 import sqlite_utils
 
-from llmops.ops.vllm_client import parse_metrics
+from llmops.ops.kinds.server.client import parse_metrics
 from llmops.rollback.telemetry import RateWindow, Sample, TelemetryStore
 
 

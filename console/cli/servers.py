@@ -12,6 +12,7 @@ from llmops.console.cli.common import (
     emit_json,
     engine_for_cli,
     err,
+    esc,
     existing_spec,
     fail,
     json_option,
@@ -21,7 +22,7 @@ from llmops.console.cli.common import (
     stream_progress,
 )
 from llmops.ops.kinds.server import ServerKind, ServerSpec
-from llmops.ops.loadtest import run_load
+from llmops.ops.kinds.server.loadtest import run_load
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import require_name
 from llmops.rollback.servers import server_rows
@@ -120,7 +121,7 @@ def server_list(as_json: bool) -> None:
             return
         table = Table("name", "host", "model", "tp×pp", "strategy", "state", "tok/s", "p95", "KV %")
         for r in rows:
-            table.add_row(
+            cells = (
                 r["name"],
                 r["host"],
                 r["model"],
@@ -131,6 +132,7 @@ def server_list(as_json: bool) -> None:
                 fmt(r.get("e2e_p95_s"), "s"),
                 fmt(r.get("kv_cache_pct")),
             )
+            table.add_row(*(esc(c) for c in cells))
         out.print(table)
 
 
@@ -190,6 +192,6 @@ def server_bench(
             emit_json(summary)
             return
         for key, value in summary.items():
-            out.print(f"{key:>24}: {'-' if value is None else value}")
+            out.print(f"{key:>24}: {esc('-' if value is None else value)}")
         for sample in result.error_samples:
-            out.print(f"[red]error:[/] {sample}")
+            out.print(f"[red]error:[/] {esc(sample)}")

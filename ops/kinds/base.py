@@ -74,11 +74,15 @@ def no_progress(_line: str) -> None:
     """The progress sink for callers that do not show progress."""
 
 
+Ref = tuple[str, str]
+"""A resource by (kind, name): ("host", "g1"), ("server", "qwen")."""
+
+
 @dataclass
 class Context:
     """What admission checks may consult: every desired spec and the last observed facts."""
 
-    desired: dict[tuple[str, str], Spec]
+    desired: dict[Ref, Spec]
     facts: Callable[[str, str], dict[str, Any] | None]
 
     def spec(self, kind: str, name: str) -> Spec | None:
@@ -97,8 +101,18 @@ class Kind(Generic[SpecT]):
     order: ClassVar[int] = 50
     """Hosts come first when things are created and last when they are removed."""
 
+    def depends_on(self, spec: SpecT) -> dict[str, Ref]:
+        """What the resource stands on, by the spec field naming it: {"host": ("host", "g1")}.
+
+        The engine refuses a spec whose dependency is not in the lab (naming the field), and
+        the removal of a resource that another still depends on; the kind writes neither."""
+        return {}
+
     def admit(self, spec: SpecT, context: Context) -> None:
         """Cross-resource checks before anything is written; raise SpecError."""
+
+    def admit_removal(self, name: str, context: Context) -> None:
+        """Checks before a resource is removed, beyond "nobody depends on it"; raise SpecError."""
 
     def preflight(self, spec: SpecT, hosts: HostPool) -> None:
         """Checks that need the host but change nothing (a path exists, the host key is

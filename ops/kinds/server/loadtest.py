@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from llmops.ops.vllm_client import Completion, VllmClient, VllmError, percentile
+from llmops.ops.kinds.server.client import Completion, VllmClient, VllmError, percentile
 
 MAX_REQUESTS = 2000
 MAX_CONCURRENCY = 64

@@ -1,6 +1,6 @@
 """The server kind's checklist, run after every action and rollback: is it really serving?
 
-Kept apart from server_ops (which carries out plan steps) so each file stays one concept:
+Kept apart from `apply` (which carries out plan steps) so each file stays one concept:
 health, the model listed, a completion, a burst's p95, a clean log, memory — all timed.
 """
 
@@ -13,20 +13,14 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
+from llmops.ops.hoststate import has_gpus, host_facts, port_answers
 from llmops.ops.kinds.base import Check
-from llmops.ops.server_ops import (
-    client_at,
-    host_facts,
-    live_proc,
-    port_answers,
-    proc_names,
-)
+from llmops.ops.kinds.server.apply import client_at, live_proc, proc_names
+from llmops.ops.kinds.server.client import VllmClient
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.ops.transport import Transport, TransportError
-from llmops.ops.vllm_args import has_gpus
-from llmops.ops.vllm_client import VllmClient
 
 if TYPE_CHECKING:
-    from llmops.ops.kinds.server import ServerSpec
     from llmops.ops.transport import HostPool
 
 

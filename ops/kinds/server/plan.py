@@ -5,15 +5,11 @@ Kept apart from the kind's spec so it can be tested from data files
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmops.ops.kinds.base import Step
-from llmops.ops.vllm_args import is_path_model, launch_hash, vllm_argv, vllm_env
-
-if TYPE_CHECKING:
-    from llmops.ops.kinds.server import ServerSpec
-
-COLOURS = ("blue", "green")
+from llmops.ops.kinds.server.launch import is_path_model, launch_hash, vllm_argv, vllm_env
+from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
 
 
 def _proc(observed: dict[str, Any], name: str) -> dict[str, Any]:

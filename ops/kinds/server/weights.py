@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmops.ops.hostside.fetch_weights import RESULT
 from llmops.ops.kinds.base import Progress, SpecError
+from llmops.ops.kinds.server.launch import is_path_model
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.ops.transport import Transport, TransportError
-from llmops.ops.vllm_args import is_path_model
-
-if TYPE_CHECKING:
-    from llmops.ops.kinds.server import ServerSpec
 
 
 class WeightsError(RuntimeError):

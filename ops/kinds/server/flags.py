@@ -1,18 +1,14 @@
-"""Server spec -> the exact vLLM command line and environment, as pure functions.
+"""The one place that knows vLLM's extra flags: the allow-list, their values, their argv.
 
-Kept apart from the kind so the plan can be tested from data files, and so the one
-place that knows vLLM's flags is small enough to check against vLLM's own sources.
+Needs nothing of the spec, so the spec can validate `args` with it and the launch
+module can build argv from it without an import loop.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from llmops.ops.kinds.server import ServerSpec
+from typing import Any, Literal
 
 API_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
@@ -171,118 +167,9 @@ def _check_value(flag: Flag, value: Any) -> Any:
     return value
 
 
-def _flag_argv(flag: str, value: Any, kind: str) -> list[str]:
+def flag_argv(flag: str, value: Any, kind: str) -> list[str]:
     if kind == "bool":
         return [f"--{flag}"] if value else [f"--no-{flag}"]
     if kind == "json":
         return [f"--{flag}", value if isinstance(value, str) else json.dumps(value, sort_keys=True)]
     return [f"--{flag}", str(value)]
-
-
-def has_gpus(facts: dict[str, Any]) -> bool:
-    """A host counts as a GPU host when its last probe saw at least one GPU."""
-    return bool(facts.get("gpus"))
-
-
-def world_size(spec: ServerSpec) -> int:
-    return spec.tp * spec.pp
-
-
-def cpu_kvcache_gib(spec: ServerSpec, facts: dict[str, Any]) -> int:
-    """KV-cache GiB on a CPU host: the spec's, else 1/16 of RAM (1..64 GiB)."""
-    if spec.cpu_kvcache_gib is not None:
-        return spec.cpu_kvcache_gib
-    ram_gib = int(facts.get("ram_total_bytes") or 0) // 2**30
-    return max(1, min(64, ram_gib // 16))
-
-
-def cpu_threads_bind(spec: ServerSpec, facts: dict[str, Any]) -> str | None:
-    """Core ranges per rank ("0-7|8-15"); None leaves vLLM's own choice for one rank."""
-    if spec.cpu_omp_threads_bind is not None:
-        return spec.cpu_omp_threads_bind
-    ranks = world_size(spec)
-    if ranks == 1:
-        return None
-    cores = int(facts.get("cpu_count") or ranks)
-    per = max(1, cores // ranks)
-    parts = []
-    for r in range(ranks):
-        lo, hi = r * per, r * per + per - 1
-        parts.append(str(lo) if lo == hi else f"{lo}-{hi}")
-    return "|".join(parts)
-
-
-def vllm_argv(spec: ServerSpec, facts: dict[str, Any], port: int | None = None) -> list[str]:
-    """The command that starts the server: the host's python, the OpenAI API server module."""
-    python = str(facts.get("python") or "python3")
-    argv = [
-        python,
-        "-m",
-        API_SERVER_MODULE,
-        "--model",
-        spec.model,
-        "--host",
-        spec.listen,
-        "--port",
-        str(port if port is not None else spec.port),
-    ]
-    gpu = has_gpus(facts)
-    extra = check_args(spec.args)
-    if spec.tp > 1:
-        argv += ["--tensor-parallel-size", str(spec.tp)]
-    if spec.pp > 1:
-        argv += ["--pipeline-parallel-size", str(spec.pp)]
-    if world_size(spec) > 1 and not gpu and "distributed-executor-backend" not in extra:
-        argv += ["--distributed-executor-backend", "mp"]
-    if spec.dtype != "auto":
-        argv += ["--dtype", spec.dtype]
-    if spec.quantization:
-        argv += ["--quantization", spec.quantization]
-    if spec.max_model_len is not None:
-        argv += ["--max-model-len", str(spec.max_model_len)]
-    if spec.gpu_memory_utilization is not None and gpu:
-        argv += ["--gpu-memory-utilization", str(spec.gpu_memory_utilization)]
-    if spec.enable_lora:
-        argv += ["--enable-lora"]
-        if spec.max_lora_rank is not None:
-            argv += ["--max-lora-rank", str(spec.max_lora_rank)]
-        if spec.max_loras is not None:
-            argv += ["--max-loras", str(spec.max_loras)]
-    if spec.served_model_name:
-        argv += ["--served-model-name", spec.served_model_name]
-    if spec.strategy == "standby":
-        argv += ["--enable-sleep-mode"]
-    for flag in sorted(extra):
-        argv += _flag_argv(flag, extra[flag], ALLOWED_FLAGS[flag].kind)
-    return argv
-
-
-def is_path_model(model: str) -> bool:
-    return model.startswith("/") or model.startswith("~")
-
-
-def vllm_env(spec: ServerSpec, facts: dict[str, Any]) -> dict[str, str]:
-    """Environment on top of the host's: always offline (hub weights are fetched by the plan's
-    first step, so a start never downloads and a hub outage never stops a start), CPU settings."""
-    env: dict[str, str] = {"HF_HUB_OFFLINE": "1"}
-    if spec.enable_lora:
-        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
-    if spec.strategy == "standby":
-        env["VLLM_SERVER_DEV_MODE"] = "1"  # /sleep and /wake_up exist only in dev mode
-    if has_gpus(facts):
-        if spec.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpus)
-    else:
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(cpu_kvcache_gib(spec, facts))
-        bind = cpu_threads_bind(spec, facts)
-        if bind is not None:
-            env["VLLM_CPU_OMP_THREADS_BIND"] = bind
-        env["VLLM_HOST_IP"] = "127.0.0.1"
-    return env
-
-
-def launch_hash(spec: ServerSpec, facts: dict[str, Any]) -> str:
-    """What the running process must match: argv (port left out, colours differ) + env."""
-    argv = vllm_argv(spec, facts, port=0)
-    blob = json.dumps({"argv": argv, "env": vllm_env(spec, facts)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,28 +1,27 @@
 """What the server kind does on a host: observe, preflight, carry out plan steps.
 
-Thin on purpose: every decision is in the pure plan (ops/server_plan.py); this file only
-runs it through the transport, procs and the vLLM client.
+Thin on purpose: every decision is in the pure plan (`plan.py`); this file only runs it
+through the transport, procs and the vLLM client.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from llmops.ops import procs
-from llmops.ops.kinds.base import Progress, Step, no_progress
-from llmops.ops.model_memory import refuse_if_too_big
-from llmops.ops.server_plan import COLOURS
-from llmops.ops.server_weights import check_model, fetch_weights, model_config
+from llmops.ops import hoststate, procs
+from llmops.ops.hoststate import host_facts, port_answers
+from llmops.ops.kinds.base import Progress, Step
+from llmops.ops.kinds.server.client import VllmClient
+from llmops.ops.kinds.server.memory import refuse_if_too_big
+from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
+from llmops.ops.kinds.server.weights import check_model, fetch_weights, model_config
 from llmops.ops.transport import Transport, TransportError
-from llmops.ops.vllm_client import VllmClient
 
 if TYPE_CHECKING:
-    from llmops.ops.kinds.server import ServerSpec
     from llmops.ops.transport import HostPool
 
 LOG_PREFIX = re.compile(r"^\((\w+) pid=\d+\) (\w+) \d\d-\d\d [\d:]+ \[[^\]]+\] ")
@@ -32,39 +31,22 @@ class ServerStartError(RuntimeError):
     """vLLM did not come up; the message carries the last lines of its log."""
 
 
-# -- facts and state --------------------------------------------------------------------
-def host_facts(hosts: HostPool, host: str) -> dict[str, Any]:
-    """The host's last probe; probed afresh when the pool has none (never probed)."""
-    lookup = getattr(hosts, "facts", None)
-    facts = lookup(host) if callable(lookup) else None
-    if facts:
-        return dict(facts)
-    from llmops.ops.kinds.host import probe
-
-    spec = hosts.lookup(host)
-    if spec is None:
-        raise TransportError(f"no host named {host!r} in the lab")
-    return probe(spec, hosts, no_progress)
-
-
-def state_path(facts: dict[str, Any], name: str) -> str:
-    return f"{facts['workdir']}/servers/{name}.json"
+# -- the server's record on the host -------------------------------------------------------
+FOLDER = "servers"
 
 
 def target_path(facts: dict[str, Any], name: str) -> str:
-    return f"{facts['workdir']}/servers/{name}.live-port"
+    """The file the live forwarder reads for every new connection: the colour's port."""
+    return hoststate.state_path(facts, FOLDER, name, ".live-port")
 
 
 def read_state(t: Transport, facts: dict[str, Any], name: str) -> dict[str, Any]:
     """Launch hashes and ports of the server's processes, the live colour, the grace end."""
-    try:
-        return dict(json.loads(t.read_text(state_path(facts, name))))
-    except (TransportError, OSError, ValueError):
-        return {"procs": {}}
+    return hoststate.read_state(t, facts, FOLDER, name)
 
 
 def write_state(t: Transport, facts: dict[str, Any], name: str, state: dict[str, Any]) -> None:
-    t.write_text(state_path(facts, name), json.dumps(state, indent=1, sort_keys=True))
+    hoststate.write_state(t, facts, FOLDER, name, state)
 
 
 def proc_names(name: str) -> list[str]:
@@ -186,19 +168,6 @@ def _start(
     return {"proc": proc, "pid": info.pid, "port": port}
 
 
-PORT_PROBE = (
-    "import socket, sys\n"
-    "s = socket.socket(); s.settimeout(3)\n"
-    "sys.exit(0 if s.connect_ex(('127.0.0.1', int(sys.argv[1]))) == 0 else 1)\n"
-)
-
-
-def port_answers(t: Transport, port: int) -> bool:
-    """Whether something accepts connections on the host's loopback port, asked on the host
-    (a tunnel's local end accepts before it knows whether the far end will)."""
-    return t.python_script(PORT_PROBE, [str(port)], timeout=30).returncode == 0
-
-
 def short_log_line(line: str) -> str:
     """vLLM's `(EngineCore pid=1) INFO 11-25 12:18:28 [x.py:1] text` -> `EngineCore: text`."""
     m = LOG_PREFIX.match(line)
@@ -318,7 +287,10 @@ def _wake(
 def _forget(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> None:
-    t.run(["rm", "-f", state_path(facts, spec.name), target_path(facts, spec.name)], timeout=30)
+    t.run(
+        ["rm", "-f", hoststate.state_path(facts, FOLDER, spec.name), target_path(facts, spec.name)],
+        timeout=30,
+    )
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {

