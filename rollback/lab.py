@@ -24,6 +24,16 @@ IGNORED = ["lab.db", "lab.db-journal", "lab.db-wal", "lab.db-shm", "known_hosts"
 AUTHOR = git.Actor("llmops", "llmops@localhost")
 
 
+class LabMissing(ValueError):
+    """There is no lab at this path: only an explicit create makes one (a typo must not)."""
+
+    def __init__(self, path: Path, message: str | None = None) -> None:
+        self.path = path
+        super().__init__(
+            message or f"there is no lab at {path}: create it with `llmops --lab {path} init`"
+        )
+
+
 class LabFileError(ValueError):
     """A desired-state file that cannot be read: names the file and the line."""
 
@@ -36,6 +46,17 @@ def default_lab_path() -> Path:
     """`$LLMOPS_LAB`, else the platform's data dir."""
     env = os.environ.get("LLMOPS_LAB")
     return Path(env) if env else Path(platformdirs.user_data_dir("llmops")) / "lab"
+
+
+def is_lab(path: Path) -> bool:
+    """A lab is a folder with its git repo and its journal (any other folder is not one).
+    One whose lab.db was lost is still a lab (its .gitignore names lab.db): it opens, and
+    history warns that git holds actions the journal lacks."""
+    if not (path / ".git").is_dir():
+        return False
+    ignore = path / ".gitignore"
+    lost_db = ignore.is_file() and "lab.db" in ignore.read_text().split()
+    return (path / "lab.db").is_file() or lost_db
 
 
 @contextmanager
@@ -74,10 +95,12 @@ def parse_spec(kind: str, name: str, text: str, path: str) -> Spec:
 
 
 class Lab:
-    """Opens (creating if needed) a lab folder; reads and writes desired state."""
+    """Opens a lab folder (creating it unless `create` is off); reads and writes desired state."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
+        if not create and not is_lab(path):
+            raise LabMissing(path)
         with private_umask():
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(path, 0o700)

@@ -52,6 +52,11 @@ class LabLock:
         finally:
             os.close(fd)
 
+    def last_holder(self) -> LockHolder | None:
+        """Who the lock file names, even when nobody holds the lock: a holder killed mid-action
+        leaves its line there (a clean release empties it)."""
+        return self._read_holder()
+
     def _read_holder(self) -> LockHolder | None:
         try:
             data = json.loads(self.path.read_text() or "{}")

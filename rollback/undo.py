@@ -108,9 +108,13 @@ class Undo:
 
     # -- start-up ------------------------------------------------------------------------
     def recover(self) -> list[int]:
-        """Mark actions left `running` by a dead console as interrupted; returns their ids."""
+        """Mark actions left `running` by a dead console or CLI call as interrupted; returns
+        their ids. The note names the process that died, as its lock line recorded it."""
         if self.lab.lock.holder() is not None:
             return []
+        dead = self.lab.lock.last_holder()
+        who = f"llmops (pid {dead.pid}, `{dead.command}`)" if dead else "the llmops process"
+        note = f"{who} died mid-action"
         found = []
         with self.lab.lock.hold(current_command(), wait=0):
             for record in self.lab.journal.actions():
@@ -123,7 +127,7 @@ class Undo:
                     self.lab.journal.append(
                         record.id,
                         "interrupted",
-                        {"note": "the console died mid-action; offered for rollback"},
+                        {"note": note, "error": note},
                     )
                     found.append(record.id)
         return found

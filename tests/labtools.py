@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.ops.kinds.host import HostSpec
+from llmops.rollback.lab import Lab, is_lab
 
 LLMOPS = [sys.executable, "-m", "llmops.console.cli"]
 
@@ -20,8 +21,13 @@ def llmops(
     check: int | None = 0,
     timeout: float = 120,
     env: dict[str, str] | None = None,
+    create: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI on a lab; `check` is the exit code expected (None: any)."""
+    """Run the real CLI on a lab; `check` is the exit code expected (None: any). The lab is
+    made first, as `llmops --lab DIR init` would (the CLI refuses a missing one), unless
+    `create` is off."""
+    if create and not is_lab(lab):
+        Lab(lab).close()
     done = subprocess.run(
         [*LLMOPS, "--lab", str(lab), *args],
         capture_output=True,

@@ -6,11 +6,20 @@ from pathlib import Path
 
 import click
 
-from llmops.console.cli.common import Settings
+from llmops.console.cli.common import (
+    EXIT_BAD_INPUT,
+    Settings,
+    esc,
+    fail,
+    log_to_file,
+    out,
+    refuse_if_read_only,
+)
 from llmops.console.cli.demo import demo
 from llmops.console.cli.history import apply, history, plan, rollback
 from llmops.console.cli.hosts import host_group
 from llmops.console.cli.servers import server_group
+from llmops.rollback.lab import Lab, LabMissing, default_lab_path, is_lab
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,14 +46,37 @@ def cli(ctx: click.Context, lab_path: Path | None, read_only: bool, lock_wait: f
 
     Exit codes: 0 done, 1 the action failed (and was reverted), 2 bad input (nothing
     written), 3 the lab is busy with another action."""
+    log_to_file()
     ctx.obj = Settings(lab_path, read_only, lock_wait)
     if ctx.invoked_subcommand is None:
         from llmops.console.app import run_console
 
-        run_console(ctx.obj.lab_path, read_only=read_only)
+        try:
+            path = ctx.obj.checked_path(create=True)
+        except LabMissing as exc:
+            fail(str(exc), EXIT_BAD_INPUT)
+        run_console(path, read_only=read_only)
 
 
-for command in (host_group, server_group, history, rollback, plan, apply, demo):
+@click.command("init")
+@click.option(
+    "--lab", "lab_path", type=click.Path(path_type=Path), help="Where (as the global --lab)."
+)
+@click.pass_obj
+def init(settings: Settings, lab_path: Path | None) -> None:
+    """Create a lab: a git repo for desired state and its journal (exit 0 if it exists)."""
+    refuse_if_read_only("init")
+    path = lab_path or settings.lab_path or default_lab_path()
+    if is_lab(path):
+        out.print(f"{esc(path)} is a lab already")
+        return
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        fail(f"{path} exists and is not a lab: pick a new or empty folder")
+    Lab(path).close()
+    out.print(f"created the lab at {esc(path)}")
+
+
+for command in (init, host_group, server_group, history, rollback, plan, apply, demo):
     cli.add_command(command)
 
 

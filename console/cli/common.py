@@ -1,8 +1,12 @@
-"""What every CLI command shares: opening the lab, exit codes, JSON or rich output."""
+"""What every CLI command shares: opening the lab, exit codes, JSON or rich output.
+
+Text that comes from specs, hosts or errors is never read as rich markup: it is escaped
+(`esc`) or printed as `Text`, so a `[/x]` in a model path prints as itself."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,21 +15,58 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import platformdirs
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from llmops.ops.kinds.base import Spec, SpecError
 from llmops.ops.transport import HostKeyError, TransportError
 from llmops.rollback.engine import ActionRefused, Engine
 from llmops.rollback.journal import ActionRecord
-from llmops.rollback.lab import Lab, LabFileError, default_lab_path
+from llmops.rollback.lab import Lab, LabFileError, LabMissing, default_lab_path, is_lab
 from llmops.rollback.lock import LabBusy
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Printer(Console):
+    """rich, but a message to a pipe or a log file stays one line: rich would hard-wrap it at
+    80 columns, splitting errors mid-phrase for whoever greps them (tables still fit)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if not self.is_terminal and all(isinstance(o, str | Text) for o in objects):
+            kwargs.setdefault("soft_wrap", True)
+        super().print(*objects, **kwargs)
+
+
+out = Printer(highlight=False)
+err = Printer(stderr=True, highlight=False)
+
+
+def esc(value: object) -> str:
+    """Anything that did not come from our own format strings, safe inside rich markup."""
+    return escape(str(value))
+
+
+def log_to_file() -> None:
+    """Library log lines (paramiko's "Secsh channel N open FAILED" while vLLM loads) go to
+    a log file instead of Python's last-resort handler, which writes them over the screen."""
+    root = logging.getLogger()
+    if any(getattr(h, "llmops", False) for h in root.handlers):
+        return
+    handler: logging.Handler
+    try:
+        path = platformdirs.user_log_path("llmops") / "llmops.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, delay=True)
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s pid %(process)d %(name)s: %(message)s"))
+    handler.llmops = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
 
 
 @dataclass
@@ -36,8 +77,23 @@ class Settings:
     read_only: bool
     lock_wait: float = 5.0
 
-    def lab(self) -> Lab:
-        return Lab(self.lab_path or default_lab_path())
+    def lab(self, create: bool = False) -> Lab:
+        return Lab(self.checked_path(create))
+
+    def checked_path(self, create: bool = False) -> Path:
+        """The lab's path; a missing lab is refused (exit 2) unless this command may create it:
+        only on the default path, never read-only, so a mistyped --lab makes nothing."""
+        path = self.lab_path or default_lab_path()
+        if is_lab(path):
+            return path
+        if self.read_only:
+            raise LabMissing(path, f"there is no lab at {path} (and --read-only creates none)")
+        if self.lab_path is not None:
+            raise LabMissing(path, f"{LabMissing(path)}, or check --lab (or LLMOPS_LAB)")
+        if not create:
+            raise LabMissing(path, f"there is no lab at {path} yet: `llmops init` creates it")
+        err.print(f"creating the lab at {esc(path)} (first use; --lab DIR picks another)")
+        return path
 
 
 def settings() -> Settings:
@@ -62,7 +118,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT, as_json: bool = False) -> NoR
     if as_json:
         emit_json({"ok": False, "error": message, "exit_code": code})
     else:
-        err.print(f"[bold red]error:[/] {message}")
+        err.print(f"[bold red]error:[/] {esc(message)}")
     sys.exit(code)
 
 
@@ -89,20 +145,39 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def recover(engine: Engine) -> None:
+    """Mark actions a killed llmops left `running` as interrupted, as the console does at
+    start-up, so they can be rolled back; says so on stderr."""
+    try:
+        found = engine.recover()
+    except LabBusy:
+        return  # someone took the lock meanwhile: they are alive, or recover next time
+    for action_id in found:
+        record = engine.lab.journal.action(action_id)
+        why = record.error if record and record.error else "interrupted"
+        err.print(
+            f"[yellow]action {action_id} was interrupted:[/] {esc(why)};"
+            f" undo it with `llmops rollback {action_id}`"
+        )
+
+
 @contextmanager
-def engine_for_cli(as_json: bool = False) -> Iterator[Engine]:
-    """An engine on the lab, with every expected failure turned into a clear exit."""
+def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[Engine]:
+    """An engine on the lab (recovered first unless read-only), with every expected failure
+    turned into a clear exit. `create`: this command may make the default lab."""
     lab = None
     engine = None
     try:
-        lab = settings().lab()
+        lab = settings().lab(create)
         engine = Engine(lab, lock_wait=settings().lock_wait)
+        if not settings().read_only:
+            recover(engine)
         yield engine
     except SpecError as exc:
         fail(str(exc), EXIT_BAD_INPUT, as_json)
     except ValidationError as exc:
         fail(validation_message(exc), EXIT_BAD_INPUT, as_json)
-    except (LabFileError, ActionRefused) as exc:
+    except (LabFileError, LabMissing, ActionRefused) as exc:
         fail(str(exc), EXIT_BAD_INPUT, as_json)
     except LabBusy as exc:
         fail(str(exc), EXIT_BUSY, as_json)
@@ -126,27 +201,29 @@ def report_action(record: ActionRecord, as_json: bool) -> NoReturn:
     colour = "green" if ok else "red"
     secs = f"{record.seconds:.1f}s" if record.seconds is not None else "?"
     out.print(
-        f"[bold]action {record.id}[/] {record.summary}: [{colour}]{record.display_status}[/]"
-        f" in {secs}"
+        f"[bold]action {record.id}[/] {esc(record.summary)}:"
+        f" [{colour}]{record.display_status}[/] in {secs}"
     )
     for step in record.steps:
         mark = "[green]✓[/]" if step.get("ok") else "[red]✗[/]"
         phase = "revert: " if step.get("phase") == "revert" else ""
-        out.print(
-            f"  {mark} {phase}{step['ref']} {step['verb']}: {step['detail']} ({step['seconds']}s)"
-            + (f" — {step['error']}" if step.get("error") else "")
-        )
+        line = f"{phase}{step['ref']} {step['verb']}: {step['detail']} ({step['seconds']}s)"
+        error = f" — {step['error']}" if step.get("error") else ""
+        out.print(f"  {mark} {esc(line + error)}")
     for check in record.checks:
         mark = "[green]✓[/]" if check["ok"] else "[red]✗[/]"
-        out.print(f"  {mark} check {check['ref']} {check['name']}: {check['detail']}")
+        line = f"check {check['ref']} {check['name']}: {check['detail']}"
+        out.print(f"  {mark} {esc(line)}")
     if record.error:
-        out.print(f"[red]{record.error}[/]")
+        out.print(Text(record.error, style="red"))
     if record.revert_error:
-        out.print(f"[bold red]the revert failed too:[/] {record.revert_error}")
+        out.print(f"[bold red]the revert failed too:[/] {esc(record.revert_error)}")
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 
 def stream_progress(engine: Engine, as_json: bool) -> None:
     """Show step progress lines on stderr while an action runs (not in --json mode)."""
     if not as_json:
-        engine.progress_listeners.append(lambda _a, ref, line: err.print(f"[dim]{ref}: {line}[/]"))
+        engine.progress_listeners.append(
+            lambda _a, ref, line: err.print(Text(f"{ref}: {line}", style="dim"))
+        )

@@ -15,6 +15,7 @@ import click
 from llmops.console.cli.common import (
     engine_for_cli,
     err,
+    esc,
     fail,
     out,
     refuse_if_read_only,
@@ -46,9 +47,9 @@ def ensure_tiny_model(engine: Engine, model_dir: Path) -> None:
     """The tests' tiny Llama, made on the host by its own python (~5 s), once."""
     t = engine.hosts.transport("local")
     if t.run(["test", "-f", f"{model_dir}/config.json"], timeout=30).returncode == 0:
-        err.print(f"[dim]tiny model already at {model_dir}[/]")
+        err.print(f"[dim]tiny model already at {esc(model_dir)}[/]")
         return
-    err.print(f"making a tiny model at {model_dir} …")
+    err.print(f"making a tiny model at {esc(model_dir)} …")
     source = files("llmops.ops.hostside").joinpath("tinymodel.py").read_text()
     done = t.python_script(source, [str(model_dir)], timeout=600)
     if done.returncode != 0:
@@ -70,7 +71,7 @@ def ensure_tiny_model(engine: Engine, model_dir: Path) -> None:
 def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
     """Serve a tiny local model as server `demo` on host `local`, then open the console."""
     refuse_if_read_only("demo")
-    with engine_for_cli() as engine:
+    with engine_for_cli(create=True) as engine:
         lab_path = engine.lab.path
         model_dir = (model_dir or lab_path.parent / "demo-model").expanduser().absolute()
         ensure_local_host(engine)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from llmops.console.cli.common import (
     emit_json,
     engine_for_cli,
+    esc,
     existing_spec,
     json_option,
     out,
     refuse_if_read_only,
     report_action,
+    settings,
     stream_progress,
 )
 from llmops.ops.kinds.base import no_progress
@@ -23,6 +26,11 @@ from llmops.rollback.lab import require_name
 
 def gib(n: int | None) -> str:
     return f"{n / 2**30:.1f} GiB" if n else "?"
+
+
+def field(key: str, value: object) -> None:
+    """One `key: value` line; the value is the host's or the spec's text, never markup."""
+    out.print(Text(f"{key:>16}: {value}"))
 
 
 @click.group("host")
@@ -74,7 +82,7 @@ def host_add(
 ) -> None:
     """Add a host (or change an existing one): connect, probe, journal."""
     refuse_if_read_only("host add")
-    with engine_for_cli(as_json) as engine:
+    with engine_for_cli(as_json, create=True) as engine:
         require_name(name)
         spec = HostSpec(
             name=name,
@@ -124,16 +132,17 @@ def host_list(as_json: bool) -> None:
         for spec, facts in rows:
             assert isinstance(spec, HostSpec)
             gpus = facts.get("gpus") or []
-            table.add_row(
+            cells = (
                 spec.name,
                 "local" if spec.local else f"{spec.user or ''}@{spec.address}:{spec.port}",
                 facts.get("os", "?"),
-                str(facts.get("cpu_count", "?")),
+                facts.get("cpu_count", "?"),
                 gib(facts.get("ram_total_bytes")),
                 ", ".join(g["name"] for g in gpus) or "none",
                 (facts.get("packages") or {}).get("vllm") or "-",
                 facts.get("observed_at", "never"),
             )
+            table.add_row(*(esc(c) for c in cells))
         out.print(table)
 
 
@@ -149,33 +158,35 @@ def host_show(name: str, as_json: bool) -> None:
             emit_json({"spec": spec.model_dump(mode="json"), "facts": facts})
             return
         for key, value in spec.model_dump().items():
-            out.print(f"{key:>16}: {value}")
-        out.print(f"{'last probe':>16}: {facts.get('observed_at', 'never')}")
+            field(key, value)
+        field("last probe", facts.get("observed_at", "never"))
 
 
 @host_group.command("probe")
 @click.argument("name")
 @json_option
 def host_probe(name: str, as_json: bool) -> None:
-    """Connect and probe a host now (changes no desired state)."""
+    """Connect and probe a host now (changes no desired state; --read-only records nothing)."""
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "host", name, as_json)
         assert isinstance(spec, HostSpec)
         facts = probe(spec, engine.hosts, no_progress)
-        engine.lab.journal.record_observed("host", name, facts)
+        if not settings().read_only:
+            engine.lab.journal.record_observed("host", name, facts)
         if as_json:
             emit_json(facts)
             return
         for key in ("os", "kernel", "arch", "cpu_model", "cpu_count", "python_version", "workdir"):
-            out.print(f"{key:>16}: {facts.get(key)}")
-        out.print(f"{'ram':>16}: {gib(facts.get('ram_total_bytes'))}")
-        out.print(f"{'disk free':>16}: {gib(facts.get('disk_free_bytes'))}")
+            field(key, facts.get(key))
+        field("ram", gib(facts.get("ram_total_bytes")))
+        field("disk free", gib(facts.get("disk_free_bytes")))
         pkgs = facts.get("packages") or {}
-        out.print(f"{'packages':>16}: " + ", ".join(f"{k} {v or '-'}" for k, v in pkgs.items()))
+        field("packages", ", ".join(f"{k} {v or '-'}" for k, v in pkgs.items()))
         for g in facts.get("gpus") or []:
-            out.print(
-                f"{'gpu ' + str(g['index']):>16}: {g['name']} {gib(g['memory_used_bytes'])}"
-                f" / {gib(g['memory_total_bytes'])} used, {g['utilization_percent']}% busy"
+            field(
+                f"gpu {g['index']}",
+                f"{g['name']} {gib(g['memory_used_bytes'])} / {gib(g['memory_total_bytes'])}"
+                f" used, {g['utilization_percent']}% busy",
             )
         if facts.get("gpu_note"):
-            out.print(f"{'gpus':>16}: {facts['gpu_note']}")
+            field("gpus", facts["gpu_note"])
