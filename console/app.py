@@ -72,7 +72,7 @@ class LlmopsApp(App[None]):
             lab = Lab(self.lab_path)
             engine = Engine(lab)
             interrupted = [] if self.read_only else engine.recover()
-            empty = not lab.specs() and not lab.journal.actions()
+            empty = not lab.specs() and not lab.journal.actions(limit=1)
         except Exception as exc:  # noqa: BLE001 - shown on the screen
             self.post_message(LabFailed(error_text(exc)))
             return
@@ -196,4 +196,3 @@ def run_console(lab_path: Path | None, read_only: bool = False,
         if app.context is not None:
             app.context.engine.close()
             app.context.lab.close()
-

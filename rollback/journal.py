@@ -1,7 +1,8 @@
 """The journal: an append-only, hash-chained log of every action's events in `lab.db`.
 
 Rows are never updated: an action's status is folded from its events, so the chain can
-prove that nobody rewrote history (`llmops history --verify`).
+prove that nobody rewrote history (`llmops history --verify`; rollback/anchors.py ties the
+chain to git). Readers fold only the actions they show: a journal grows without bound.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from typing import Any
 import sqlite_utils
 
 GENESIS = "0" * 64
+COLUMNS = "seq, action_id, at, event, data, prev_hash, hash"
+ENDINGS = ("succeeded", "failed", "interrupted")
 
 SCHEMA_TRIGGERS = """
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE INDEX IF NOT EXISTS events_event_action ON events(event, action_id);
 """
 
 
@@ -133,10 +137,9 @@ class Journal:
         return unsubscribe
 
     # -- writing -------------------------------------------------------------------------
-    def next_action_id(self) -> int:
-        with self.lock:
-            row = self.db.execute("select coalesce(max(action_id), 0) from events").fetchone()
-        return int(row[0]) + 1
+    def next_action_id(self, after: int = 0) -> int:
+        """One more than the highest action journalled or `after` (the highest git knows)."""
+        return max(self.max_action_id(), after) + 1
 
     def append(self, action_id: int, event: str, data: dict[str, Any] | None = None) -> Event:
         """Write one event, chained to the one before, inside a transaction."""
@@ -191,15 +194,39 @@ class Journal:
         return {**json.loads(row[0]), "observed_at": row[1]}
 
     # -- reading -------------------------------------------------------------------------
-    def events(self, action_id: int | None = None) -> list[Event]:
-        sql = "select seq, action_id, at, event, data, prev_hash, hash from events"
-        args: list[Any] = []
-        if action_id is not None:
-            sql += " where action_id = ?"
-            args.append(action_id)
+    def _events(self, where: str = "", args: list[Any] | None = None) -> list[Event]:
         with self.lock:
-            rows = self.db.execute(sql + " order by seq", args).fetchall()
+            rows = self.db.execute(
+                f"select {COLUMNS} from events {where} order by seq", args or []
+            ).fetchall()
         return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def _scalar(self, sql: str, args: list[Any] | None = None) -> Any:
+        with self.lock:
+            return self.db.execute(sql, args or []).fetchone()[0]
+
+    def events(self, action_id: int | None = None) -> list[Event]:
+        if action_id is None:
+            return self._events()
+        return self._events("where action_id = ?", [action_id])
+
+    def events_between(self, first: int, last: int) -> list[Event]:
+        """Rows `first` to `last` (by seq), for a check that needs only those."""
+        return self._events("where seq between ? and ?", [first, last])
+
+    def head(self) -> Event | None:
+        """The newest row: what a commit made now anchors (rollback/anchors.py)."""
+        found = self._events("where seq = (select max(seq) from events)")
+        return found[0] if found else None
+
+    def row_count(self) -> int:
+        return int(self._scalar("select count(*) from events"))
+
+    def action_count(self) -> int:
+        return int(self._scalar("select count(*) from events where event = 'started'"))
+
+    def max_action_id(self) -> int:
+        return int(self._scalar("select coalesce(max(action_id), 0) from events"))
 
     def verify(self) -> list[str]:
         """Problems in the hash chain; empty when every row is as it was written."""
@@ -207,9 +234,7 @@ class Journal:
         prev = GENESIS
         expected_seq = 1
         with self.lock:
-            rows = self.db.execute(
-                "select seq, action_id, at, event, data, prev_hash, hash from events order by seq"
-            ).fetchall()
+            rows = self.db.execute(f"select {COLUMNS} from events order by seq").fetchall()
         for seq, action_id, at, event, data_json, prev_hash, digest in rows:
             if seq != expected_seq:
                 problems.append(f"row {expected_seq} is missing (next row is {seq})")
@@ -221,23 +246,81 @@ class Journal:
             expected_seq = seq + 1
         return problems
 
-    def actions(self) -> list[ActionRecord]:
-        """Every action, oldest first, folded from the events."""
-        records: dict[int, ActionRecord] = {}
-        for ev in self.events():
-            fold(records, ev)
-        for rec in records.values():
-            if rec.rollback_of is not None and rec.status == "succeeded":
-                target = records.get(rec.rollback_of)
-                if target is not None:
-                    target.rolled_back_by = rec.id
-        return list(records.values())
+    def actions(
+        self, *, limit: int | None = None, since: str | None = None, from_id: int = 0
+    ) -> list[ActionRecord]:
+        """Actions oldest first, folded from their events only: the newest `limit`, those
+        started at or after `since` (an ISO time, UTC) and those numbered `from_id` or more.
+        A later rollback of a shown action is newer, so it is shown too ("rolled back")."""
+        bound = from_id
+        if limit is not None:
+            if limit <= 0:
+                return []
+            newest = "select action_id from events where event = 'started'"
+            found = self._scalar(
+                f"select min(action_id) from ({newest} order by action_id desc limit ?)", [limit]
+            )
+            bound = max(bound, found or 0)
+        if since is not None:
+            found = self._scalar(
+                "select min(action_id) from events where event = 'started' and at >= ?", [since]
+            )
+            if found is None:
+                return []
+            bound = max(bound, found)
+        where = "where action_id >= ?" if bound else ""
+        return fold_all(self._events(where, [bound] if bound else []))
 
     def action(self, action_id: int) -> ActionRecord | None:
-        return next((a for a in self.actions() if a.id == action_id), None)
+        """One action, folded from its rows and those of the rollbacks naming it."""
+        rollbacks = (
+            "select action_id from events where event = 'started' and action_id > ?"
+            " and json_extract(data, '$.rollback_of') = ?"
+        )
+        events = self._events(
+            f"where action_id = ? or action_id in ({rollbacks})", [action_id] * 3
+        )
+        return next((a for a in fold_all(events) if a.id == action_id), None)
+
+    def unfinished(self) -> list[ActionRecord]:
+        """Actions with no outcome row yet: running now, or left by a console that died."""
+        ended = ", ".join(f"'{e}'" for e in ENDINGS)
+        ids = (
+            "select action_id from events where event = 'started' except"
+            f" select action_id from events where event in ({ended})"
+        )
+        return fold_all(self._events(f"where action_id in ({ids})"))
+
+    def touching(self, refs: list[tuple[str, str]], *, from_id: int = 0) -> list[ActionRecord]:
+        """The actions on any of these resources numbered `from_id` or more (oldest first),
+        without folding the rest: a rollback touches what it undoes, so "rolled back" holds."""
+        if not refs:
+            return []
+        patterns = [json.dumps(list(ref)) for ref in refs]  # as `append` wrote them
+        found = " or ".join("instr(data, ?) > 0" for _ in patterns)
+        ids = (
+            "select action_id from events where event = 'started' and action_id >= ?"
+            f" and ({found})"
+        )
+        wanted = set(refs)
+        records = fold_all(self._events(f"where action_id in ({ids})", [from_id, *patterns]))
+        return [a for a in records if wanted & set(a.refs)]
 
     def close(self) -> None:
         self.db.conn.close()
+
+
+def fold_all(events: list[Event]) -> list[ActionRecord]:
+    """Records of the actions these events belong to, oldest first."""
+    records: dict[int, ActionRecord] = {}
+    for ev in events:
+        fold(records, ev)
+    for rec in records.values():
+        if rec.rollback_of is not None and rec.status == "succeeded":
+            target = records.get(rec.rollback_of)
+            if target is not None:
+                target.rolled_back_by = rec.id
+    return list(records.values())
 
 
 def fold(records: dict[int, ActionRecord], ev: Event) -> None:

@@ -15,7 +15,8 @@ import tomli_w
 from pydantic import ValidationError
 
 from llmops.ops.kinds.base import Spec, SpecError
-from llmops.rollback.journal import Journal
+from llmops.rollback import anchors
+from llmops.rollback.journal import ENDINGS, Event, Journal
 from llmops.rollback.kinds import KINDS, kind_for_folder
 from llmops.rollback.lock import LabLock
 
@@ -114,6 +115,7 @@ class Lab:
             self.journal = Journal(path / "lab.db")
         self.lock = LabLock(path / ".lock")
         self.known_hosts = path / "known_hosts"
+        self.journal.subscribe(self._anchor_tail)
 
     def close(self) -> None:
         self.journal.close()
@@ -124,7 +126,13 @@ class Lab:
         return self.repo.head.commit.hexsha
 
     def commit(self, message: str, paths: list[str]) -> str:
-        """Stage the given files (added, changed or removed) and commit; returns the sha."""
+        """Stage the given files (added, changed or removed) and commit; returns the sha.
+        Made during an action, the message ends with trailers anchoring the journal's newest
+        row (the action's `started` row, or for a revert its last step or check), so git can
+        vouch for the journal; other commits (a test's hand edit) carry none."""
+        head = self.journal.head()
+        if head is not None and head.event not in ENDINGS:
+            message = message.rstrip() + anchors.trailers(head)
         with private_umask():
             present = [p for p in paths if (self.path / p).exists()]
             gone = [p for p in paths if not (self.path / p).exists() and self._tracked(p)]
@@ -135,6 +143,31 @@ class Lab:
             if not self.repo.index.diff("HEAD"):
                 return self.head()
             return self.repo.index.commit(message, author=AUTHOR, committer=AUTHOR).hexsha
+
+    # -- the journal's anchors in git ----------------------------------------------------
+    def _anchor_tail(self, event: Event) -> None:
+        """After an action's outcome row, point refs/llmops/journal at it (outside SQLite)."""
+        if event.event in ENDINGS:
+            try:
+                with private_umask():
+                    anchors.write_tail(self.repo, self.journal, event)
+            except (git.GitCommandError, OSError):
+                pass  # the row is written: a stale tail anchor only leaves it unanchored
+
+    def next_action_id(self) -> int:
+        """After the highest action in the journal and in git: numbers never restart, even
+        when lab.db was deleted (git would hold two "action 1" commits)."""
+        return self.journal.next_action_id(anchors.highest_action(self.repo))
+
+    def journal_gap(self) -> int:
+        """The highest action git knows that the journal lacks (0: none): lab.db was
+        deleted, replaced or cut short, so history read from it is incomplete."""
+        in_git = anchors.highest_action(self.repo)
+        return in_git if in_git > self.journal.max_action_id() else 0
+
+    def verify(self) -> list[str]:
+        """The journal's chain and its anchors in git (rollback/anchors.py)."""
+        return anchors.verify(self.journal, self.repo)
 
     def _tracked(self, rel: str) -> bool:
         try:

@@ -62,7 +62,7 @@ class Undo:
             blockers += [b.reason for b in KINDS[ch.kind].readiness(ch.spec, self.hosts)]
         later = [
             a.id
-            for a in self.lab.journal.actions()
+            for a in self.lab.journal.touching(record.refs, from_id=record.id)
             if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)
         ]
         current = {(k, n): self.lab.read_spec(k, n) for k, n in record.refs}
@@ -74,7 +74,7 @@ class Undo:
         """A guess from the journal: how long this action (and past rollbacks of it) took."""
         samples = [
             a.seconds
-            for a in self.lab.journal.actions()
+            for a in self.lab.journal.touching(record.refs, from_id=record.id)
             if a.seconds is not None and (a.id == record.id or a.rollback_of == record.id)
         ]
         return max(samples) if samples else 5.0
@@ -117,7 +117,7 @@ class Undo:
         note = f"{who} died mid-action"
         found = []
         with self.lab.lock.hold(current_command(), wait=0):
-            for record in self.lab.journal.actions():
+            for record in self.lab.journal.unfinished():
                 if record.status == "running":
                     if record.commit is None:  # died before committing: drop its half-written files
                         for kind, name in record.refs:

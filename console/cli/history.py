@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 import click
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from llmops.console.cli.common import (
     EXIT_FAILED,
@@ -15,6 +17,7 @@ from llmops.console.cli.common import (
     emit_json,
     engine_for_cli,
     err,
+    esc,
     fail,
     json_option,
     out,
@@ -22,55 +25,110 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
-from llmops.rollback.engine import Change
+from llmops.rollback.engine import Change, Engine
 from llmops.rollback.kinds import KINDS
-from llmops.rollback.lab import spec_path
+from llmops.rollback.lab import Lab, spec_path
+
+DEFAULT_LIMIT = 50
+SHOWN_PROBLEMS = 20
+
+
+def since_bound(since: str, as_json: bool) -> dict[str, Any]:
+    """`--since`: an action number, or an ISO date/time (UTC unless it names a zone)."""
+    if since.isdigit():
+        return {"from_id": int(since)}
+    try:
+        when = datetime.fromisoformat(since)
+    except ValueError:
+        fail(f"--since: {since!r} is neither an action number nor a date (2024-05-01 or"
+             " 2024-05-01T14:30)", as_json=as_json)
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return {"since": when.isoformat(timespec="milliseconds")}
+
+
+def warn_gap(lab: Lab) -> None:
+    """lab.db deleted or cut short must never look like an empty history."""
+    missing = lab.journal_gap()
+    if missing:
+        have = lab.journal.max_action_id()
+        err.print(
+            f"[yellow]warning: git holds actions up to {missing}, but the journal (lab.db)"
+            + (f" stops at action {have}" if have else " is empty")
+            + ": it was deleted, replaced or cut short, so this history is incomplete;"
+            " run `llmops history --verify`[/]"
+        )
+
+
+def verify_journal(lab: Lab, as_json: bool) -> NoReturn:
+    """The chain and its anchors in git; exit 1 on any problem."""
+    problems = lab.verify()
+    rows = lab.journal.row_count()
+    if as_json:
+        emit_json({"ok": not problems, "problems": problems, "rows": rows})
+    elif problems:
+        for p in problems[:SHOWN_PROBLEMS]:
+            out.print(f"[red]✗[/] {esc(p)}")
+        if len(problems) > SHOWN_PROBLEMS:
+            out.print(f"[red]… and {len(problems) - SHOWN_PROBLEMS} more[/]")
+    else:
+        out.print(f"[green]✓[/] the journal's {rows} rows chain intact and match git's anchors")
+    sys.exit(EXIT_FAILED if problems else EXIT_OK)
+
+
+def show_action(engine: Engine, action_id: int, as_json: bool) -> None:
+    record = engine.lab.journal.action(action_id)
+    if record is None:
+        fail(f"there is no action {action_id}", as_json=as_json)
+    if as_json:
+        emit_json(record)
+        return
+    out.print(f"[bold]action {record.id}[/] {esc(record.summary)} — {record.display_status}")
+    out.print(f"by {esc(record.who)} at {record.started_at}, {record.seconds or 0:.1f}s")
+    diff = engine.lab.diff(record.before_commit, record.commit or record.before_commit)
+    if diff:
+        out.print(Syntax(diff, "diff", theme="ansi_dark"))
+    for step in record.steps:
+        out.print(
+            f"  step {esc(step['ref'])} {step['verb']}: {'ok' if step['ok'] else 'FAILED'}"
+            f" {step['seconds']}s {esc(step.get('error') or '')}"
+        )
+    for check in record.checks:
+        out.print(
+            f"  check {esc(check['ref'])} {esc(check['name'])}:"
+            f" {'ok' if check['ok'] else 'FAILED'} {esc(check['detail'])}"
+        )
+    if record.error:
+        out.print(f"[red]{esc(record.error)}[/]")
 
 
 @click.command("history")
 @click.argument("action_id", type=int, required=False)
-@click.option("--verify", is_flag=True, help="Check the journal's hash chain.")
+@click.option("--verify", is_flag=True, help="Check the journal's hash chain against git.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help=f"Show the newest N actions (default {DEFAULT_LIMIT}).")
+@click.option("--all", "show_all", is_flag=True, help="Show every action.")
+@click.option("--since", metavar="WHEN",
+              help="Actions from WHEN on: an action number or an ISO date/time (UTC).")
 @json_option
-def history(action_id: int | None, verify: bool, as_json: bool) -> None:
-    """Every action: id, when, who, summary, status, seconds, commits (or one in full)."""
+def history(
+    action_id: int | None, verify: bool, limit: int | None, show_all: bool, since: str | None,
+    as_json: bool,
+) -> None:
+    """The newest actions: id, when, who, summary, status, seconds, commits (or one in full).
+
+    Only the actions shown are read: `--limit`, `--since` and `--all` page a long journal."""
     with engine_for_cli(as_json) as engine:
         journal = engine.lab.journal
+        warn_gap(engine.lab)
         if verify:
-            problems = journal.verify()
-            if as_json:
-                emit_json({"ok": not problems, "problems": problems, "rows": len(journal.events())})
-            elif problems:
-                for p in problems:
-                    out.print(f"[red]✗[/] {p}")
-            else:
-                out.print(f"[green]✓[/] the journal's {len(journal.events())} rows chain intact")
-            sys.exit(EXIT_FAILED if problems else EXIT_OK)
+            verify_journal(engine.lab, as_json)
         if action_id is not None:
-            record = journal.action(action_id)
-            if record is None:
-                fail(f"there is no action {action_id}", as_json=as_json)
-            if as_json:
-                emit_json(record)
-                return
-            out.print(f"[bold]action {record.id}[/] {record.summary} — {record.display_status}")
-            out.print(f"by {record.who} at {record.started_at}, {record.seconds or 0:.1f}s")
-            diff = engine.lab.diff(record.before_commit, record.commit or record.before_commit)
-            if diff:
-                out.print(Syntax(diff, "diff", theme="ansi_dark"))
-            for step in record.steps:
-                out.print(
-                    f"  step {step['ref']} {step['verb']}: {'ok' if step['ok'] else 'FAILED'}"
-                    f" {step['seconds']}s {step.get('error') or ''}"
-                )
-            for check in record.checks:
-                out.print(
-                    f"  check {check['ref']} {check['name']}:"
-                    f" {'ok' if check['ok'] else 'FAILED'} {check['detail']}"
-                )
-            if record.error:
-                out.print(f"[red]{record.error}[/]")
+            show_action(engine, action_id, as_json)
             return
-        actions = journal.actions()
+        bounds = since_bound(since, as_json) if since else {}
+        if not show_all and (limit is not None or not since):
+            bounds["limit"] = limit or DEFAULT_LIMIT
+        actions = journal.actions(**bounds)
         if as_json:
             emit_json(actions)
             return
@@ -79,13 +137,17 @@ def history(action_id: int | None, verify: bool, as_json: bool) -> None:
             table.add_row(
                 str(a.id),
                 a.started_at[:19].replace("T", " "),
-                a.who,
-                a.summary,
+                Text(a.who),
+                Text(a.summary),
                 a.display_status,
                 f"{a.seconds:.1f}" if a.seconds is not None else "",
                 f"{a.before_commit[:7]}→{(a.commit or '')[:7]}",
             )
         out.print(table)
+        total = journal.action_count()
+        if len(actions) < total:
+            out.print(f"[dim]{len(actions)} of {total} actions shown; --all, --limit N or"
+                      " --since WHEN for more[/]")
 
 
 @click.command("rollback")
@@ -117,7 +179,7 @@ def rollback(action_id: int | None, last_good: str | None, as_json: bool) -> Non
             preview = engine.preview_rollback(action_id)
             if not as_json:
                 err.print(
-                    f"rolling back action {action_id} ({preview.action.summary}): "
+                    f"rolling back action {action_id} ({esc(preview.action.summary)}): "
                     + ", ".join(
                         f"{c.kind}/{c.name} → " + ("removed" if c.spec is None else "as before")
                         for c in preview.changes

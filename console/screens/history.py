@@ -1,15 +1,18 @@
-"""The History view: every action; `enter` shows its diff and journal, `ctrl+z` rolls it back."""
+"""The History view: the newest actions (`o` pages older ones in); `enter` shows an action's
+diff and journal, `ctrl+z` rolls it back. Only the actions shown are read from the journal."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 
-from llmops.console.messages import ActionsLoaded, RollbackPreviewed
+from llmops.console.messages import RollbackPreviewed
 from llmops.console.screens.action_detail import ActionDetailScreen
 from llmops.console.screens.base import View
 from llmops.console.screens.rollback_offer import confirm_rollback, preview_message
@@ -19,6 +22,16 @@ from llmops.rollback.journal import ActionRecord, Event
 
 COLUMNS = ("id", "when", "who", "summary", "status", "took", "commits")
 POLL_INTERVAL = 5.0
+PAGE = 200
+"""Actions read per page: a long journal opens as fast as a short one."""
+
+
+@dataclass
+class HistoryPage(Message):
+    """The newest `limit` actions (oldest first) and how many there are in all."""
+
+    actions: list[ActionRecord]
+    total: int
 NOT_UNDOABLE = ("running", "failed, reverted")
 
 
@@ -33,6 +46,8 @@ class HistoryView(View):
                 tooltip="The action's TOML diff, steps, timings and checks"),
         Binding("ctrl+z", "rollback", "Roll back", id="history.rollback",
                 tooltip="Undo the selected action (a new action; confirm first)"),
+        Binding("o", "older", "Older", id="history.older",
+                tooltip=f"Show {PAGE} older actions too (the newest are read first)"),
     ]
 
     def __init__(self, context: Any) -> None:
@@ -40,6 +55,9 @@ class HistoryView(View):
         self.actions: dict[int, ActionRecord] = {}
         self.filter_text = ""
         self.pending_select: int | None = None
+        self.limit = PAGE
+        self.total = 0
+        self.gap_checked = False
 
     def compose(self) -> ComposeResult:
         yield ResourceTable(id="history-table")
@@ -51,19 +69,31 @@ class HistoryView(View):
     @work(thread=True, exclusive=True, exit_on_error=False, group="history-load",
           description="read the journal")
     def load(self) -> None:
-        self.post_message(ActionsLoaded(self.context.lab.journal.actions()))
+        lab = self.context.lab
+        self.post_message(HistoryPage(lab.journal.actions(limit=self.limit),
+                                      lab.journal.action_count()))
+        if not self.gap_checked:  # once, after the page: it reads git's log
+            self.gap_checked = True
+            if missing := lab.journal_gap():
+                self.app.call_from_thread(
+                    self.app.notify,
+                    f"git holds actions up to {missing} that the journal (lab.db) lacks: it was"
+                    " deleted, replaced or cut short, so this history is incomplete."
+                    " `llmops history --verify` says more.",
+                    title="journal incomplete", severity="warning", timeout=30)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rollback-preview",
           description="preview a rollback")
     def preview(self, action_id: int) -> None:
         self.post_message(preview_message(self.context.engine, action_id))
 
-    def on_actions_loaded(self, message: ActionsLoaded) -> None:
+    def on_history_page(self, message: HistoryPage) -> None:
         self.actions = {a.id: a for a in message.actions}
+        self.total = message.total
         self.rebuild()
         if self.pending_select is not None:
-            self.query_one(ResourceTable).select_key(str(self.pending_select))
-            self.pending_select = None
+            wanted, self.pending_select = self.pending_select, None
+            self.select_action(wanted)
         self.set_timer(POLL_INTERVAL, self.poll)
 
     def poll(self) -> None:
@@ -105,8 +135,11 @@ class HistoryView(View):
         """Put the cursor on an action (now, or once the journal is loaded)."""
         if str(action_id) in self.query_one(ResourceTable).rows:
             self.query_one(ResourceTable).select_key(str(action_id))
-        else:
-            self.pending_select = action_id
+            return
+        self.pending_select = action_id
+        if self.actions and action_id < min(self.actions) and len(self.actions) < self.total:
+            self.limit += min(self.actions) - action_id  # older than the page: read down to it
+            self.load()
 
     @property
     def selected(self) -> ActionRecord | None:
@@ -114,6 +147,8 @@ class HistoryView(View):
         return self.actions.get(int(key)) if key else None
 
     def can_run(self, action: str) -> bool | None:
+        if action == "older":
+            return True if len(self.actions) < self.total else None
         record = self.selected
         if record is None:
             return None
@@ -123,6 +158,10 @@ class HistoryView(View):
 
     def on_data_table_row_highlighted(self) -> None:
         self.update_bindings()
+
+    def action_older(self) -> None:
+        self.limit += PAGE
+        self.load()
 
     def action_open(self) -> None:
         if (record := self.selected) is not None:

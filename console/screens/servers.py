@@ -104,7 +104,7 @@ class ServersView(View):
             self.poller = TelemetryPoller(self.context.engine)
         specs = [s for (kind, _), s in lab.specs().items() if isinstance(s, ServerSpec)]
         hosts = sorted(name for kind, name in lab.specs() if kind == "host")
-        actions = lab.journal.actions()
+        actions = lab.journal.touching([("server", s.name) for s in specs])
         last = {}
         for spec in specs:
             record = last_action_on(actions, "server", spec.name)
@@ -125,7 +125,8 @@ class ServersView(View):
     @work(thread=True, exclusive=True, exit_on_error=False, group="server-rollback-preview",
           description="find and preview the last action on a server")
     def preview_last(self, name: str) -> None:
-        record = last_action_on(self.context.lab.journal.actions(), "server", name)
+        record = last_action_on(self.context.lab.journal.touching([("server", name)]),
+                                "server", name)
         if record is None:
             self.post_message(RollbackPreviewed(
                 0, None, f"no succeeded action on server {name} to roll back"))
