@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import paramiko
 
@@ -28,6 +27,7 @@ from llmops.ops.forward import Forward
 from llmops.ops.transport import (
     CommandTimeout,
     Completed,
+    HostAddress,
     HostKeyError,
     HostUnreachable,
     LineSplitter,
@@ -35,9 +35,6 @@ from llmops.ops.transport import (
     TransportError,
     check_env,
 )
-
-if TYPE_CHECKING:
-    from llmops.ops.kinds.host.spec import HostSpec
 
 
 def fingerprint_of(key: paramiko.PKey) -> str:
@@ -118,7 +115,7 @@ class _LabKeyPolicy(paramiko.MissingHostKeyPolicy):
 class SSHTransport(Transport):
     """One keep-alive paramiko connection to a host, reconnected once if it died."""
 
-    def __init__(self, spec: HostSpec, known_hosts: Path, *, trust: str | None = None,
+    def __init__(self, spec: HostAddress, known_hosts: Path, *, trust: str | None = None,
                  connect_timeout: float = 10.0) -> None:
         self.spec, self.host, self.python, self.workdir = spec, spec.name, spec.python, spec.workdir
         self.address, self.port = spec.address or "", spec.port

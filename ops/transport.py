@@ -4,8 +4,8 @@ Every remote command is an argv list joined with shlex, so no spec field reaches
 unquoted; host keys are checked against the lab's own known_hosts and only trusted when the
 operator confirmed the fingerprint (see ssh.py; port forwards are in forward.py).
 
-ssh.py builds on the base pieces here, so this module imports it only lazily (in HostPool and
-the module `__getattr__` re-export) and never at import time: no cycle, in any import order.
+ssh.py builds on the base pieces here and hostpool.py on both; this module imports neither,
+nor the host kind (a host is anything shaped like `HostAddress`): ops has no import loop.
 """
 
 from __future__ import annotations
@@ -18,44 +18,36 @@ import shlex
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import NoReturn, Protocol
 
 from llmops.ops.forward import Forward, open_local_socket
 
-if TYPE_CHECKING:
-    from llmops.ops.kinds.host.spec import HostSpec
-    from llmops.ops.ssh import (
-        SSHTransport,
-        describe_os_error,
-        fingerprint_of,
-        host_key_fingerprint,
-    )
 
-__all__ = [
-    "ENV_KEY", "CommandFailed", "CommandTimeout", "Completed", "Forward", "HostKeyError",
-    "HostPool", "HostUnreachable", "LineSplitter", "LocalTransport", "SSHTransport", "Transport",
-    "TransportError", "check_env", "describe_os_error", "fingerprint_of", "host_key_fingerprint",
-    "open_local_socket",
-]
+class HostAddress(Protocol):
+    """What a transport needs of a host: the host kind's spec has these fields."""
 
-_FROM_SSH = frozenset({"SSHTransport", "describe_os_error", "fingerprint_of",
-                       "host_key_fingerprint"})
-
-
-def __getattr__(name: str) -> Any:
-    """The names that moved to ssh.py, still importable from here (loaded on first use)."""
-    if name in _FROM_SSH:
-        from llmops.ops import ssh
-
-        return getattr(ssh, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    @property
+    def name(self) -> str: ...
+    @property
+    def local(self) -> bool: ...
+    @property
+    def address(self) -> str | None: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def python(self) -> str: ...
+    @property
+    def workdir(self) -> str: ...
 
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -186,7 +178,7 @@ class Transport(ABC):
 class LocalTransport(Transport):
     """The console's own machine: subprocess without a shell."""
 
-    def __init__(self, spec: HostSpec) -> None:
+    def __init__(self, spec: HostAddress) -> None:
         self.spec, self.host, self.workdir = spec, spec.name, spec.workdir
         self.python = os.path.expanduser(spec.python)
 
@@ -292,77 +284,3 @@ class LocalTransport(Transport):
 
     def close(self) -> None:
         """Nothing is held open for this machine."""
-
-
-class HostPool:
-    """One pooled, keep-alive connection per host; thread-safe (the TUI calls from workers)."""
-
-    def __init__(self, lookup: Callable[[str], HostSpec | None], known_hosts: Path, *,
-                 trust: Mapping[str, str] | None = None, connect_timeout: float = 10.0,
-                 facts: Callable[[str], dict[str, Any] | None] | None = None) -> None:
-        self.lookup, self.known_hosts, self.connect_timeout = lookup, known_hosts, connect_timeout
-        self._trust, self._lock = dict(trust or {}), threading.Lock()
-        self._transports: dict[str, Transport] = {}
-        self._facts = facts
-
-    def facts(self, host: str) -> dict[str, Any] | None:
-        """The host's last recorded probe (the lab's), for checks that compare against it."""
-        return self._facts(host) if self._facts else None
-
-    def trust(self, host: str, fingerprint: str) -> None:
-        """Accept this fingerprint for host's next first connection (after the operator said so)."""
-        with self._lock:
-            self._trust[host] = fingerprint
-            old = self._transports.pop(host, None)
-        if old is not None:
-            old.close()
-
-    def check_host_key(self, spec: HostSpec) -> None:
-        """Log in to a host that may not be in the lab yet: its key must be known or trusted.
-
-        Raises HostKeyError (unknown, wrong --trust, changed) or HostUnreachable; a trusted
-        key is written to known_hosts.
-        """
-        from llmops.ops.ssh import SSHTransport
-
-        if spec.local:
-            return
-        with self._lock:
-            trusted = self._trust.get(spec.name)
-        probe = SSHTransport(spec, self.known_hosts, trust=trusted,
-                             connect_timeout=self.connect_timeout)
-        try:
-            probe.connect()
-        finally:
-            probe.close()
-
-    def transport(self, host: str) -> Transport:
-        """The host's transport; remade if its spec changed since it was cached."""
-        from llmops.ops.ssh import SSHTransport
-
-        spec = self.lookup(host)
-        if spec is None:
-            raise TransportError(f"no host named {host!r} in the lab (llmops host add)")
-        with self._lock:
-            cached = self._transports.get(host)
-            if cached is not None and getattr(cached, "spec", None) == spec:
-                return cached
-            if cached is not None:
-                cached.close()
-            fresh: Transport = LocalTransport(spec) if spec.local else SSHTransport(
-                spec, self.known_hosts, trust=self._trust.get(host),
-                connect_timeout=self.connect_timeout)
-            self._transports[host] = fresh
-            return fresh
-
-    def drop(self, host: str) -> None:
-        with self._lock:
-            old = self._transports.pop(host, None)
-        if old is not None:
-            old.close()
-
-    def close(self) -> None:
-        with self._lock:
-            olds, self._transports = list(self._transports.values()), {}
-        for old in olds:
-            old.close()

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import Check, Context, Spec, SpecError
-from llmops.ops.transport import HostPool
 from llmops.ops.validate import find_secrets
 from llmops.rollback.changes import ActionRefused, Change
 from llmops.rollback.journal import ActionRecord

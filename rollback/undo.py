@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import Spec
-from llmops.ops.transport import HostPool
 from llmops.rollback.changes import ActionRefused, Change
 from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS

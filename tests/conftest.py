@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sshhosts import CAN_NETNS, SshHost, SshHostFactory
 
-from llmops.ops.transport import HostPool
+from llmops.ops.hostpool import HostPool
 
 # --- SSH test hosts (network namespaces with a real sshd; see tests/sshhosts.py) -------------
 

@@ -13,9 +13,10 @@ import pytest
 from sshhosts import SshHost
 
 from llmops.ops import procs
+from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.procs import ProcError, ProcInfo
-from llmops.ops.transport import HostPool, LocalTransport, Transport
+from llmops.ops.transport import LocalTransport, Transport
 
 pytestmark = pytest.mark.ssh
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec
 from llmops.ops.kinds.server.client import VllmClient
-from llmops.ops.transport import HostPool, LocalTransport
+from llmops.ops.transport import LocalTransport
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 

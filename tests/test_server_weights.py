@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec
 from llmops.ops.kinds.server import weights as server_weights
-from llmops.ops.transport import HostPool
 
 pytest.importorskip("huggingface_hub")  # the host side: it comes with vLLM
 

@@ -17,18 +17,17 @@ from pathlib import Path
 import pytest
 from sshhosts import SshHost, SshHostFactory, fingerprint_file
 
+from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.host import HostSpec
+from llmops.ops.ssh import SSHTransport, host_key_fingerprint
 from llmops.ops.transport import (
     CommandFailed,
     CommandTimeout,
     HostKeyError,
-    HostPool,
     HostUnreachable,
     LocalTransport,
-    SSHTransport,
     Transport,
     TransportError,
-    host_key_fingerprint,
 )
 
 pytestmark = pytest.mark.ssh

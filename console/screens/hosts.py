@@ -28,7 +28,7 @@ from llmops.console.widgets import render
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops.kinds.base import no_progress
 from llmops.ops.kinds.host import HostSpec, probe
-from llmops.ops.transport import host_key_fingerprint
+from llmops.ops.ssh import host_key_fingerprint
 from llmops.rollback.engine import Change
 from llmops.rollback.journal import Event
 

@@ -12,9 +12,9 @@ from llmops.console.messages import ServerPolled
 from llmops.console.screens.acting import error_text
 from llmops.console.screens.server_detail import num
 from llmops.console.widgets import render
+from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import HasLogs
 from llmops.ops.kinds.server import ServerSpec
-from llmops.ops.transport import HostPool
 from llmops.rollback.kinds import KINDS
 from llmops.rollback.servers import server_state
 from llmops.rollback.telemetry import Sample, TelemetryPoller
@@ -94,10 +94,10 @@ def poll_once(poller: TelemetryPoller, hosts: HostPool, spec: ServerSpec, observ
     tail: list[str] | None = None
     if observe or sample.up != was_up:
         try:
-            state = server_state(KIND.observe(spec, hosts))
+            state = server_state(KIND.observe(spec, hosts), sample.up)  # starting until it answers
         except Exception as exc:  # noqa: BLE001 - shown in its row
             state = f"unreachable: {error_text(exc)}"
-        if state not in ("up", "sleeping") and isinstance(KIND, HasLogs):
+        if state not in ("up", "starting", "sleeping") and isinstance(KIND, HasLogs):
             try:
                 tail = KIND.logs(spec, hosts, LOG_TAIL)
             except Exception:  # noqa: BLE001 - no log is no reason to stop polling

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, run
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from llmops.ops.transport import HostPool
+    from llmops.ops.hostpool import HostPool
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 NAME_RE = re.compile(NAME_PATTERN)

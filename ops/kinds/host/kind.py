@@ -12,7 +12,7 @@ from llmops.ops.kinds.host.spec import HostSpec
 from llmops.ops.transport import HostUnreachable, TransportError
 
 if TYPE_CHECKING:
-    from llmops.ops.transport import HostPool
+    from llmops.ops.hostpool import HostPool
 
 
 class HostKind(Kind[HostSpec]):

@@ -7,16 +7,15 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.base import Progress
-from llmops.ops.kinds.host.spec import HostSpec
-from llmops.ops.transport import TransportError
+from llmops.ops.transport import HostAddress, TransportError
 
 if TYPE_CHECKING:
-    from llmops.ops.transport import HostPool
+    from llmops.ops.hostpool import HostPool
 
 STABLE_FACTS = ("os", "arch", "cpu_count", "gpu_names")
 
 
-def probe(spec: HostSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+def probe(spec: HostAddress, hosts: HostPool, progress: Progress) -> dict[str, Any]:
     """Run the probe script with the host's python; facts as a dict."""
     transport = hosts.transport(spec.name)
     progress(f"probing {spec.name}")

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from llmops.ops import hoststate, procs
-from llmops.ops.hoststate import host_facts, port_answers
+from llmops.ops import procs
+from llmops.ops.kinds import hoststate
 from llmops.ops.kinds.base import Progress, Step
+from llmops.ops.kinds.hoststate import host_facts, port_answers
 from llmops.ops.kinds.server.client import VllmClient
 from llmops.ops.kinds.server.memory import refuse_if_too_big
 from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
@@ -22,7 +23,7 @@ from llmops.ops.kinds.server.weights import check_model, fetch_weights, model_co
 from llmops.ops.transport import Transport, TransportError
 
 if TYPE_CHECKING:
-    from llmops.ops.transport import HostPool
+    from llmops.ops.hostpool import HostPool
 
 LOG_PREFIX = re.compile(r"^\((\w+) pid=\d+\) (\w+) \d\d-\d\d [\d:]+ \[[^\]]+\] ")
 

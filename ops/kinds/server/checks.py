@@ -13,15 +13,15 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
-from llmops.ops.hoststate import has_gpus, host_facts, port_answers
 from llmops.ops.kinds.base import Check
+from llmops.ops.kinds.hoststate import has_gpus, host_facts, port_answers
 from llmops.ops.kinds.server.apply import client_at, live_proc, proc_names
 from llmops.ops.kinds.server.client import VllmClient
 from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.ops.transport import Transport, TransportError
 
 if TYPE_CHECKING:
-    from llmops.ops.transport import HostPool
+    from llmops.ops.hostpool import HostPool
 
 
 def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmops.ops.hoststate import has_gpus
 from llmops.ops.kinds.base import Check, Context, Kind, Progress, Ref, Spec, SpecError, Step
+from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.server import apply as server_apply
 from llmops.ops.kinds.server import checks as server_checks
 from llmops.ops.kinds.server.launch import world_size
@@ -20,7 +20,7 @@ from llmops.ops.kinds.server.plan import plan_server
 from llmops.ops.kinds.server.spec import ServerSpec
 
 if TYPE_CHECKING:
-    from llmops.ops.transport import HostPool
+    from llmops.ops.hostpool import HostPool
 
 
 class ServerKind(Kind[ServerSpec]):

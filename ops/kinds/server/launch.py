@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from llmops.ops.hoststate import has_gpus
+from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.server.flags import ALLOWED_FLAGS, API_SERVER_MODULE, check_args, flag_argv
 from llmops.ops.kinds.server.spec import ServerSpec
 

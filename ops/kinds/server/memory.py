@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmops.ops.hoststate import has_gpus
 from llmops.ops.kinds.base import SpecError
+from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.server.flags import check_args
 from llmops.ops.kinds.server.launch import cpu_kvcache_gib, world_size
 from llmops.ops.kinds.server.spec import ServerSpec

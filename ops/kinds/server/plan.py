@@ -107,7 +107,8 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
     name = spec.name
     want = launch_hash(spec, facts)
     standby = spec.strategy == "standby"
-    fwd_running = bool(_proc(observed, f"{name}-live").get("running"))
+    fwd = _proc(observed, f"{name}-live")
+    fwd_running = bool(fwd.get("running"))
     live = observed.get("live") if fwd_running else None
     state = {c: _proc(observed, f"{name}-{c}") for c in COLOURS}
     order = [live] + [c for c in COLOURS if c != live] if live else list(COLOURS)
@@ -117,54 +118,78 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
         if _proc(observed, name).get("running")
         else []
     )
+    refwd = _forwarder_moved(spec, fwd) if fwd_running else []
+    fwd_running = fwd_running and not refwd
 
     if good:
         target = good[0]
         idle = COLOURS[1 - COLOURS.index(target)]
+        steps: list[Step] = []
         if target == live:
+            if standby and _maybe_asleep(state[live]):
+                steps.append(_wake(spec, live, "live but asleep: a standby change stopped half-way"))
+            steps += [*plain, *refwd]
+            if not fwd_running:
+                steps.append(_start_forwarder(spec))
             until = observed.get("idle_until")
             expired = until is None or float(observed.get("now", 0)) >= float(until)
             if state[idle].get("running") and expired:
-                return [_stop(f"{name}-{idle}", "grace period over")]
-            return plain
-        steps: list[Step] = []
-        if standby and live and state[live].get("running") and not state[live].get("sleeping"):
-            steps.append(
-                Step(
-                    "sleep",
-                    f"put {name}-{live} to sleep",
-                    (),
-                    {"proc": f"{name}-{live}", "port": spec.colour_port(live)},
-                )
-            )
-        if standby and state[target].get("sleeping"):
-            steps.append(
-                Step(
-                    "wake",
-                    f"wake {name}-{target}",
-                    (),
-                    {"proc": f"{name}-{target}", "port": spec.colour_port(target)},
-                )
-            )
-        return [*steps, *plain, *_switch(spec, target, live, fwd_running)]
+                steps.append(_stop(f"{name}-{idle}", "grace period over"))
+            return steps
+        if standby and live and state[live].get("running") and state[live].get("sleeping") is not True:
+            steps.append(_sleep(spec, live, "to free its GPU memory for the other colour"))
+        if standby and _maybe_asleep(state[target]):
+            steps.append(_wake(spec, target, "it becomes live"))
+        return [*steps, *plain, *refwd, *_switch(spec, target, live, fwd_running)]
 
     new = COLOURS[1 - COLOURS.index(live)] if live else "blue"
     steps = [*_model_steps(spec)]
-    if standby and live and state[live].get("running") and not state[live].get("sleeping"):
-        steps.append(
-            Step(
-                "sleep",
-                f"put {name}-{live} to sleep to free its GPU memory",
-                (),
-                {"proc": f"{name}-{live}", "port": spec.colour_port(live)},
-            )
-        )
+    if standby and live and state[live].get("running") and state[live].get("sleeping") is not True:
+        steps.append(_sleep(spec, live, "to free its GPU memory"))
     if state[new].get("running"):
         steps.append(_stop(f"{name}-{new}", "stale colour"))
     steps += _start_steps(
         spec, facts, f"{name}-{new}", spec.colour_port(new), f"{new}, not live yet"
     )
-    return [*steps, *plain, *_switch(spec, new, live, fwd_running)]
+    return [*steps, *plain, *refwd, *_switch(spec, new, live, fwd_running)]
+
+
+def _maybe_asleep(proc: dict[str, Any]) -> bool:
+    """Asleep, or unknown (the probe failed): waking an awake server is a no-op in vLLM,
+    leaving a sleeping one live is an outage, so only a known `sleeping = false` skips it."""
+    return bool(proc.get("running")) and proc.get("sleeping") is not False
+
+
+def _sleep(spec: ServerSpec, colour: str, why: str) -> Step:
+    proc = f"{spec.name}-{colour}"
+    port = spec.colour_port(colour)
+    return Step("sleep", f"put {proc} to sleep ({why})", (), {"proc": proc, "port": port})
+
+
+def _wake(spec: ServerSpec, colour: str, why: str) -> Step:
+    proc = f"{spec.name}-{colour}"
+    port = spec.colour_port(colour)
+    return Step("wake", f"wake {proc} ({why})", (), {"proc": proc, "port": port})
+
+
+def _forwarder_moved(spec: ServerSpec, fwd: dict[str, Any]) -> list[Step]:
+    """The forwarder is the only process on `listen`/`port`: a change of either restarts
+    it alone (the colours stay on loopback, untouched). Unrecorded values count as same."""
+    moved = [
+        f"{key} {fwd[key]} -> {getattr(spec, key)}"
+        for key in ("listen", "port")
+        if key in fwd and fwd[key] != getattr(spec, key)
+    ]
+    return [_stop(f"{spec.name}-live", ", ".join(moved))] if moved else []
+
+
+def _start_forwarder(spec: ServerSpec) -> Step:
+    return Step(
+        "start-forwarder",
+        f"start {spec.name}-live on {spec.listen}:{spec.port}",
+        (),
+        {"proc": f"{spec.name}-live", "port": spec.port, "listen": spec.listen},
+    )
 
 
 def _switch(spec: ServerSpec, target: str, live: str | None, fwd_running: bool) -> list[Step]:
@@ -179,14 +204,7 @@ def _switch(spec: ServerSpec, target: str, live: str | None, fwd_running: bool) 
         )
     ]
     if not fwd_running:
-        steps.append(
-            Step(
-                "start-forwarder",
-                f"start {name}-live on port {spec.port}",
-                (),
-                {"proc": f"{name}-live", "port": spec.port},
-            )
-        )
+        steps.append(_start_forwarder(spec))
     if live and live != target and spec.grace_minutes == 0:
         steps.append(_stop(f"{name}-{live}", "no grace period"))
     return steps

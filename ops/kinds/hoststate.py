@@ -15,7 +15,7 @@ from llmops.ops.kinds.base import no_progress
 from llmops.ops.transport import Transport, TransportError
 
 if TYPE_CHECKING:
-    from llmops.ops.transport import HostPool
+    from llmops.ops.hostpool import HostPool
 
 
 def host_facts(hosts: HostPool, host: str) -> dict[str, Any]:
