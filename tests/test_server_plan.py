@@ -3,7 +3,8 @@
 A case is `tests/cases/server/<name>.toml`:
 - plan cases: `[desired]` and/or `[current]`, `facts` (a preset name or a table, merged over
   the preset), `[observed]` (procs by name; `hash = "desired" | "current" | "other"`), and
-  `[[steps]]` (verb, and where given proc, detail_has, argv, env, port).
+  `[[steps]]` (verb, and where given proc, detail_has, argv, env, port, colour, and `data`: a
+  table of step data that must match).
 - admit cases: `[desired]`, `[expect_error] field = ..., contains = [...]`, optional
   `hosts = [...]` (hosts the lab has, default ["local", "gpubox"]) and `[[others]]` servers.
   With `model_config` (the model's config.json) the preflight's memory estimate runs too.
@@ -104,6 +105,8 @@ def check_plan_case(case: dict[str, Any]) -> None:
             assert step.data["colour"] == exp["colour"]
         if "detail_has" in exp:
             assert exp["detail_has"] in step.detail, step.detail
+        for key, value in exp.get("data", {}).items():
+            assert step.data.get(key) == value, (key, step)
 
 
 def check_admit_case(case: dict[str, Any]) -> None:

@@ -57,12 +57,14 @@ def write_state(
 
 PORT_PROBE = (
     "import socket, sys\n"
-    "s = socket.socket(); s.settimeout(3)\n"
-    "sys.exit(0 if s.connect_ex(('127.0.0.1', int(sys.argv[1]))) == 0 else 1)\n"
+    "s = socket.socket(socket.AF_INET6 if ':' in sys.argv[2] else socket.AF_INET)\n"
+    "s.settimeout(3)\n"
+    "sys.exit(0 if s.connect_ex((sys.argv[2], int(sys.argv[1]))) == 0 else 1)\n"
 )
 
 
-def port_answers(t: Transport, port: int) -> bool:
-    """Whether something accepts connections on the host's loopback port, asked on the host
-    (a tunnel's local end accepts before it knows whether the far end will)."""
-    return t.python_script(PORT_PROBE, [str(port)], timeout=30).returncode == 0
+def port_answers(t: Transport, port: int, address: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on the host's port (loopback unless a server
+    listens on one address only), asked on the host: a tunnel's local end accepts before it
+    knows whether the far end will."""
+    return t.python_script(PORT_PROBE, [str(port), address], timeout=30).returncode == 0

@@ -17,6 +17,7 @@ from llmops.ops.kinds import hoststate
 from llmops.ops.kinds.base import Progress, Step
 from llmops.ops.kinds.hoststate import host_facts, port_answers
 from llmops.ops.kinds.server.client import VllmClient
+from llmops.ops.kinds.server.launch import reach_address, reach_for
 from llmops.ops.kinds.server.memory import refuse_if_too_big
 from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
 from llmops.ops.kinds.server.weights import check_model, fetch_weights, model_config
@@ -152,7 +153,7 @@ def _start(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     proc, port = step.data["proc"], int(step.data["port"])
-    if port_answers(t, port):
+    if port_answers(t, port, reach_for(spec, proc)):
         raise ServerStartError(
             f"port {port} on {spec.host} is already in use; "
             "stop what listens there or pick another port"
@@ -182,7 +183,7 @@ def wait_ready(
     started = time.monotonic()
     _lines, offset = procs.read_log(t, proc, 0)
     offset = _last_start_offset(t, proc, offset)
-    with t.forward(port) as local, client_at(local, spec, timeout=10.0) as client:
+    with t.forward(port, reach_for(spec, proc)) as local, client_at(local, spec, 10.0) as client:
         while True:
             lines, offset = procs.read_log(t, proc, offset)
             for line in lines:
@@ -191,16 +192,25 @@ def wait_ready(
                 return time.monotonic() - started
             info = procs.status(t, proc)
             if not info.running:
-                tail = procs.tail(t, proc, 25)
-                raise ServerStartError(
-                    f"{proc} exited while starting (rc {info.rc}):\n" + "\n".join(tail)
-                )
+                raise start_failure(t, proc, f"exited while starting (rc {info.rc})", progress)
             if time.monotonic() - started > timeout:
-                tail = procs.tail(t, proc, 25)
-                raise ServerStartError(
-                    f"{proc} not healthy after {timeout:.0f}s:\n" + "\n".join(tail)
-                )
+                raise start_failure(t, proc, f"not healthy after {timeout:.0f}s", progress)
             time.sleep(0.5)
+
+
+CAUSE = re.compile(r"error:|Error|ERROR|Exception|Killed|No such file|not found")
+
+
+def start_failure(t: Transport, proc: str, what: str, progress: Progress) -> ServerStartError:
+    """One line for the operator (the cause, where the whole log is); the log's tail goes to
+    the progress stream, so vLLM's usage text and tracebacks stay out of errors and commits."""
+    tail = procs.tail(t, proc, 40)
+    for line in tail:
+        progress(short_log_line(line)[:300])
+    causes = [short_log_line(line).strip() for line in tail if CAUSE.search(line)]
+    cause = causes[-1][:240] if causes else "no error line in its log"
+    log = procs.status(t, proc).log or f"run/{proc}/log in the host's workdir"
+    return ServerStartError(f"{proc} {what}: {cause} (whole log: {log} on {t.host})")
 
 
 def _last_start_offset(t: Transport, proc: str, end: int) -> int:
@@ -226,7 +236,8 @@ def _wait(
 def _smoke(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
-    with t.forward(int(step.data["port"])) as local, client_at(local, spec) as client:
+    port, proc = int(step.data["port"]), step.data["proc"]
+    with t.forward(port, reach_for(spec, proc)) as local, client_at(local, spec) as client:
         done = client.completion("Hello", max_tokens=4)
     progress(f"smoke completion in {done.seconds * 1000:.0f} ms: {done.text!r}")
     return {"smoke_seconds": round(done.seconds, 3)}
@@ -257,14 +268,15 @@ def _start_forwarder(
         str(spec.port),
         target_path(facts, spec.name),
     ]
-    info = procs.start(t, step.data["proc"], argv, cwd=facts["workdir"])
+    proc = step.data["proc"]
+    state = read_state(t, facts, spec.name)
+    state.setdefault("procs", {})[proc] = {"listen": spec.listen, "port": spec.port}
+    write_state(t, facts, spec.name, state)
+    info = procs.start(t, proc, argv, cwd=facts["workdir"])
     deadline = time.monotonic() + 10
-    while not port_answers(t, spec.port):
-        if time.monotonic() > deadline or not procs.status(t, step.data["proc"]).running:
-            raise ServerStartError(
-                "the live forwarder did not start:\n"
-                + "\n".join(procs.tail(t, step.data["proc"], 10))
-            )
+    while not port_answers(t, spec.port, reach_address(spec)):
+        if time.monotonic() > deadline or not procs.status(t, proc).running:
+            raise start_failure(t, proc, f"did not listen on {spec.listen}:{spec.port}", progress)
         time.sleep(0.1)
     return {"forwarder_pid": info.pid}
 

@@ -134,9 +134,10 @@ def check_args(args: dict[str, Any]) -> dict[str, Any]:
     for key, value in args.items():
         flag = normalise_flag(key)
         if flag in SPEC_FIELD_FLAGS:
+            field = SPEC_FIELD_FLAGS[flag]
             raise ValueError(
-                f"--{flag} has a spec field of its own: "
-                f"set `{SPEC_FIELD_FLAGS[flag]}` instead of args"
+                f"--{flag} has a spec field of its own: set `{field}` instead of args "
+                f"(llmops server up NAME --{field.replace('_', '-')} ...)"
             )
         allowed = ALLOWED_FLAGS.get(flag)
         if allowed is None:
@@ -159,6 +160,11 @@ def _check_value(flag: Flag, value: Any) -> Any:
     }[flag.kind]
     if not ok:
         raise ValueError(f"--{flag.flag} takes a {flag.kind} value ({flag.help}), got {value!r}")
+    if isinstance(value, str) and value.startswith("-"):
+        raise ValueError(
+            f"--{flag.flag}: the value {value!r} starts with '-', so vLLM would read it as a "
+            f"flag; give a {flag.kind} value ({flag.help})"
+        )
     if flag.kind == "json" and isinstance(value, str):
         try:
             json.loads(value)

@@ -15,7 +15,7 @@ from llmops.ops.kinds.base import Check, Context, Kind, Progress, Ref, Spec, Spe
 from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.server import apply as server_apply
 from llmops.ops.kinds.server import checks as server_checks
-from llmops.ops.kinds.server.launch import world_size
+from llmops.ops.kinds.server.launch import is_loopback, world_size
 from llmops.ops.kinds.server.plan import plan_server
 from llmops.ops.kinds.server.spec import ServerSpec
 
@@ -35,6 +35,9 @@ class ServerKind(Kind[ServerSpec]):
     def depends_on(self, spec: ServerSpec) -> dict[str, Ref]:
         return {"host": ("host", spec.host)}
 
+    def owns_process(self, spec: ServerSpec, proc_name: str) -> bool:
+        return proc_name in server_apply.proc_names(spec.name)
+
     def admit(self, spec: ServerSpec, context: Context) -> None:
         for (_kind, other_name), other in context.desired.items():
             if (
@@ -49,6 +52,15 @@ class ServerKind(Kind[ServerSpec]):
                         f"port {sorted(clash)[0]} is used by server {other_name}",
                         "pick another port",
                     )
+        if spec.strategy == "standby" and not is_loopback(spec.listen):
+            raise SpecError(
+                "listen",
+                "standby runs vLLM in dev mode, whose /sleep, /wake_up and /collective_rpc "
+                f"answer anyone who reaches the port; the live forwarder would carry them to "
+                f"{spec.listen}",
+                "keep listen = '127.0.0.1' (clients reach it through an SSH tunnel) "
+                "or use strategy = 'blue-green'",
+            )
         facts = context.facts("host", spec.host)
         if facts:
             admit_on_facts(spec, facts)

@@ -12,7 +12,7 @@ from typing import Any
 
 from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.server.flags import ALLOWED_FLAGS, API_SERVER_MODULE, check_args, flag_argv
-from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
 
 
 def world_size(spec: ServerSpec) -> int:
@@ -43,6 +43,32 @@ def cpu_threads_bind(spec: ServerSpec, facts: dict[str, Any]) -> str | None:
     return "|".join(parts)
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def bind_address(spec: ServerSpec) -> str:
+    """Where vLLM itself listens. Behind a forwarder (blue-green, standby) a colour listens
+    on loopback whatever `listen` says: only the forwarder is reachable from outside, and
+    standby's dev-mode endpoints (/sleep, /wake_up, /collective_rpc) never are."""
+    return spec.listen if spec.strategy == "recreate" else LOOPBACK
+
+
+def is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address in ("::1", "localhost")
+
+
+def reach_address(spec: ServerSpec) -> str:
+    """The address on the host that reaches the server's `port` (tunnels, health checks):
+    loopback when it listens on a wildcard, else the address it listens on."""
+    return {"0.0.0.0": LOOPBACK, "::": "::1", "localhost": LOOPBACK}.get(spec.listen, spec.listen)
+
+
+def reach_for(spec: ServerSpec, proc: str) -> str:
+    """The address that reaches one of the server's processes: colours are on loopback."""
+    colours = {f"{spec.name}-{c}" for c in COLOURS}
+    return LOOPBACK if proc in colours else reach_address(spec)
+
+
 def vllm_argv(spec: ServerSpec, facts: dict[str, Any], port: int | None = None) -> list[str]:
     """The command that starts the server: the host's python, the OpenAI API server module."""
     python = str(facts.get("python") or "python3")
@@ -53,7 +79,7 @@ def vllm_argv(spec: ServerSpec, facts: dict[str, Any], port: int | None = None) 
         "--model",
         spec.model,
         "--host",
-        spec.listen,
+        bind_address(spec),
         "--port",
         str(port if port is not None else spec.port),
     ]

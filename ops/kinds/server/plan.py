@@ -126,17 +126,13 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
         idle = COLOURS[1 - COLOURS.index(target)]
         steps: list[Step] = []
         if target == live:
-            if standby and _maybe_asleep(state[live]):
-                steps.append(_wake(spec, live, "live but asleep: a standby change stopped half-way"))
-            steps += [*plain, *refwd]
-            if not fwd_running:
-                steps.append(_start_forwarder(spec))
-            until = observed.get("idle_until")
-            expired = until is None or float(observed.get("now", 0)) >= float(until)
-            if state[idle].get("running") and expired:
-                steps.append(_stop(f"{name}-{idle}", "grace period over"))
-            return steps
-        if standby and live and state[live].get("running") and state[live].get("sleeping") is not True:
+            return [
+                *_settle_live(spec, state, live, idle, observed),
+                *plain,
+                *refwd,
+                *([] if fwd_running else [_start_forwarder(spec)]),
+            ]
+        if standby and live and _awake(state[live]):
             steps.append(_sleep(spec, live, "to free its GPU memory for the other colour"))
         if standby and _maybe_asleep(state[target]):
             steps.append(_wake(spec, target, "it becomes live"))
@@ -144,7 +140,7 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
 
     new = COLOURS[1 - COLOURS.index(live)] if live else "blue"
     steps = [*_model_steps(spec)]
-    if standby and live and state[live].get("running") and state[live].get("sleeping") is not True:
+    if standby and live and _awake(state[live]):
         steps.append(_sleep(spec, live, "to free its GPU memory"))
     if state[new].get("running"):
         steps.append(_stop(f"{name}-{new}", "stale colour"))
@@ -152,6 +148,34 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
         spec, facts, f"{name}-{new}", spec.colour_port(new), f"{new}, not live yet"
     )
     return [*steps, *plain, *refwd, *_switch(spec, new, live, fwd_running)]
+
+
+def _settle_live(
+    spec: ServerSpec,
+    state: dict[str, dict[str, Any]],
+    live: str,
+    idle: str,
+    observed: dict[str, Any],
+) -> list[Step]:
+    """The live colour already runs the wanted spec: end an idle colour past its grace and,
+    for standby, anything awake beside it (a change that failed half-way leaves the new
+    colour awake and the live one asleep), then wake the live one."""
+    name = spec.name
+    until = observed.get("idle_until")
+    expired = until is None or float(observed.get("now", 0)) >= float(until)
+    steps: list[Step] = []
+    if state[idle].get("running") and expired:
+        steps.append(_stop(f"{name}-{idle}", "grace period over"))
+    elif spec.strategy == "standby" and _awake(state[idle]):
+        steps.append(_stop(f"{name}-{idle}", "awake beside the live colour, holding its GPU"))
+    if spec.strategy == "standby" and _maybe_asleep(state[live]):
+        steps.append(_wake(spec, live, "live but maybe asleep"))
+    return steps
+
+
+def _awake(proc: dict[str, Any]) -> bool:
+    """Running and not known to be asleep (sleeping again is a no-op in vLLM)."""
+    return bool(proc.get("running")) and proc.get("sleeping") is not True
 
 
 def _maybe_asleep(proc: dict[str, Any]) -> bool:

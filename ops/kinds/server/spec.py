@@ -10,7 +10,9 @@ from pydantic import Field, ValidationInfo, field_validator
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
 from llmops.ops.kinds.server.flags import Quantization, check_args
 
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HUB_PART = r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9])?"
+HUB_ID = re.compile(rf"^{HUB_PART}/{HUB_PART}$")
+"""The hub's own rule: each part starts and ends with a letter or digit, no `--` or `..`."""
 MAX_GPUS = 8
 COLOURS = ("blue", "green")
 """The two processes behind a blue-green or standby server's live port."""
@@ -52,7 +54,7 @@ class ServerSpec(Spec):
             if "\x00" in v or "/../" in v + "/":
                 raise ValueError("a model path must be a plain absolute path")
             return v.rstrip("/") or v
-        if not HUB_ID.match(v):
+        if not HUB_ID.match(v) or ".." in v or "--" in v:
             raise ValueError(f"{v!r} is neither a hub id like org/name nor an absolute path")
         return v
 
