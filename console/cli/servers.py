@@ -59,13 +59,17 @@ def server_group() -> None:
 @click.option("--tp", type=int, help="Tensor-parallel size.")
 @click.option("--pp", type=int, help="Pipeline-parallel size.")
 @click.option("--gpus", help="GPU ids, e.g. 0,1 (CUDA_VISIBLE_DEVICES).")
-@click.option("--port", type=int, help="Port on the host's loopback (default 8000).")
+@click.option("--port", type=int, help="Port clients use (default 8000).")
+@click.option(
+    "--listen", help="Address the port listens on (default 127.0.0.1; 0.0.0.0 for all)."
+)
 @click.option("--dtype", help="auto, float16, bfloat16, float32.")
 @click.option("--quantization", help="awq, gptq, fp8, bitsandbytes, ...")
 @click.option("--max-model-len", type=int, help="Context length.")
 @click.option("--gpu-memory-utilization", type=float, help="Fraction of GPU memory for vLLM.")
 @click.option("--enable-lora/--no-enable-lora", default=None, help="Serve LoRA adapters.")
 @click.option("--max-lora-rank", type=int)
+@click.option("--max-loras", type=int, help="LoRA adapters served at once.")
 @click.option("--served-model-name", help="The name requests use.")
 @click.option("--strategy", type=click.Choice(["recreate", "blue-green", "standby"]))
 @click.option("--grace-minutes", type=float, help="Blue-green: keep the old server warm this long.")
