@@ -17,11 +17,22 @@ from llmops.ops.kinds.base import Check
 from llmops.ops.kinds.hoststate import has_gpus, host_facts, port_answers
 from llmops.ops.kinds.server.apply import client_at, live_proc, proc_names
 from llmops.ops.kinds.server.client import VllmClient
+from llmops.ops.kinds.server.launch import reach_address, world_size
+from llmops.ops.kinds.server.memory import memory_estimate
 from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.ops.kinds.server.weights import model_config
 from llmops.ops.transport import Transport, TransportError
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
+
+
+DEFAULT_P95_LIMIT_MS = 10_000
+"""Generous on purpose (8 tokens take ~0.2 s on two CPU cores): it catches a server that is
+stuck or thrashing, not a slow one; a spec states its own bound with p95_limit_ms."""
+MIN_RSS = 256 * 2**20
+"""Less than a vLLM server's python, torch and engine alone hold: used when the weights'
+size is unknown, and on GPU hosts, where the weights live in GPU memory."""
 
 
 def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
@@ -39,7 +50,7 @@ def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
     facts = host_facts(hosts, spec.host)
     proc = live_proc(spec, t, facts)
     try:
-        fwd = t.forward(spec.port)
+        fwd = t.forward(spec.port, reach_address(spec))
         local = fwd.__enter__()
     except TransportError as exc:
         return [Check("health", False, f"no tunnel to port {spec.port}: {exc}")]
@@ -48,13 +59,13 @@ def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
             checks = [
                 _timed("health", lambda: (client.health(), f"GET /health on port {spec.port}")),
                 _timed("model listed", lambda: _listed(client, spec)),
-                _timed("completion", lambda: (True, repr(client.completion("Hello", 8).text))),
-                _timed("burst p95", lambda: _burst(client)),
+                _timed("completion", lambda: check_completion(client)),
+                _timed("burst p95", lambda: check_burst(client, spec)),
             ]
     finally:
         fwd.__exit__(None, None, None)
     checks.append(_timed("no ERROR in log", lambda: _log_clean(t, proc)))
-    checks.append(_timed("memory", lambda: _memory(t, spec, proc, facts)))
+    checks.append(_timed("memory", lambda: check_memory(t, spec, proc, facts)))
     return checks
 
 
@@ -63,11 +74,22 @@ def _listed(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:
     return spec.api_model() in names, ", ".join(names)
 
 
-def _burst(client: VllmClient) -> tuple[bool, str]:
+def check_completion(client: VllmClient) -> tuple[bool, str]:
+    """Tokens were generated (usage.completion_tokens), not merely a 200 with empty text."""
+    done = client.completion("Hello", 8)
+    return done.tokens > 0, f"{done.tokens} tokens: {done.text!r}"
+
+
+def check_burst(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:
+    """Eight answers, none failed, p95 within the spec's bound (or the generous default)."""
     burst = client.burst(8)
+    limit = spec.p95_limit_ms or DEFAULT_P95_LIMIT_MS
+    source = "p95_limit_ms" if spec.p95_limit_ms else "default bound; set p95_limit_ms"
+    p95_ms = burst.p95 * 1000
     return (
-        burst.errors == 0,
-        f"p50 {burst.p50 * 1000:.0f} ms, p95 {burst.p95 * 1000:.0f} ms, {burst.errors} errors",
+        burst.errors == 0 and len(burst.latencies) > 0 and p95_ms <= limit,
+        f"p50 {burst.p50 * 1000:.0f} ms, p95 {p95_ms:.0f} ms (<= {limit} ms, {source}), "
+        f"{burst.errors} errors",
     )
 
 
@@ -79,27 +101,36 @@ def _log_clean(t: Transport, proc: str) -> tuple[bool, str]:
     return not errors, (errors[-1][:200] if errors else f"{len(since)} lines, none ERROR")
 
 
-def _memory(t: Transport, spec: ServerSpec, proc: str, facts: dict[str, Any]) -> tuple[bool, str]:
-    """RSS of the server's whole session; on GPU hosts, memory in use (NVML) on each GPU it
-    was given: a server that answers while holding nothing there is not the one we started."""
+def check_memory(
+    t: Transport, spec: ServerSpec, proc: str, facts: dict[str, Any]
+) -> tuple[bool, str]:
+    """Memory the server holds against its model's weights (from config.json): the session's
+    RSS on a CPU host, NVML's used memory on each of its GPUs on a GPU host. A server that
+    answers while holding less than its weights is not the one we started."""
     info = procs.status(t, proc)
     if not info.running or info.pid is None:
         return False, f"{proc} is {info.state}"
     done = t.run(["ps", "-o", "rss=", "--sid", str(_sid(t, info.pid))], timeout=30)
     rss = sum(int(x) for x in done.stdout.split() if x.isdigit()) * 1024
-    detail = f"RSS {rss / 2**30:.2f} GiB"
+    est = memory_estimate(spec, facts, model_config(spec, t))
     if not has_gpus(facts):
-        return rss > 0, detail
+        need, what = (est.weight_bytes, "its weights") if est else (MIN_RSS, "no config.json")
+        return rss >= need, f"RSS {_gib(rss)} (at least {_gib(need)}: {what})"
     source = files("llmops.ops.hostside").joinpath("gpustat.py").read_text()
     gpus = json.loads(t.python_script(source, [], timeout=30).stdout or "[]")
-    wanted = spec.gpus if spec.gpus is not None else [g["index"] for g in gpus]
+    wanted = (spec.gpus or [g["index"] for g in gpus])[: world_size(spec)]
     mine = [g for g in gpus if g["index"] in wanted]
-    detail += "; " + ", ".join(
-        f"GPU {g['index']} {g['memory_used_bytes'] / 2**30:.1f} GiB used" for g in mine
+    need = est.per_device_bytes if est else 1
+    detail = f"RSS {_gib(rss)}; " + ", ".join(
+        f"GPU {g['index']} {_gib(g['memory_used_bytes'])} used" for g in mine
     )
-    return rss > 0 and len(mine) == len(wanted) and all(
-        g["memory_used_bytes"] for g in mine
-    ), detail
+    detail += f" (at least {_gib(need)} each: its share of the weights)" if est else ""
+    ok = len(mine) == len(wanted) and all(g["memory_used_bytes"] >= need for g in mine)
+    return ok and rss >= MIN_RSS, detail
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
 
 
 def _sid(t: Transport, pid: int) -> int:
@@ -113,5 +144,9 @@ def checklist_absent(spec: ServerSpec, hosts: HostPool) -> list[Check]:
     left = [p.name for p in procs.list_procs(t) if p.name in mine and p.running]
     return [
         Check("no process left", not left, ", ".join(left) or "none running"),
-        Check("port closed", not port_answers(t, spec.port), f"port {spec.port}"),
+        Check(
+            "port closed",
+            not port_answers(t, spec.port, reach_address(spec)),
+            f"port {spec.port}",
+        ),
     ]

@@ -46,6 +46,8 @@ class ServerSpec(Spec):
     cpu_kvcache_gib: int | None = Field(default=None, ge=1, le=4096)
     cpu_omp_threads_bind: str | None = Field(default=None, pattern=r"^(auto|nobind|[0-9,|-]+)$")
     start_timeout_s: int = Field(default=900, ge=10, le=7200)
+    p95_limit_ms: int | None = Field(default=None, ge=1, le=600_000)
+    """The checklist's bound on a burst's p95 latency (8-token completions); None = 10 s."""
 
     @field_validator("model")
     @classmethod
