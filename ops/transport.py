@@ -84,7 +84,10 @@ class CommandFailed(TransportError):
         self.argv, self.returncode = list(argv), returncode
         self.stdout, self.stderr = stdout, stderr
         tail = " | ".join((stderr or stdout).strip().splitlines()[-5:])
-        super().__init__(f"`{shlex.join(self.argv)[:200]}` exited with {returncode}: {tail}")
+        # a host-side script's source (`python -c SOURCE`) is named, never quoted
+        shown = ["<script>" if i and self.argv[i - 1] == "-c" else a
+                 for i, a in enumerate(self.argv)]
+        super().__init__(f"`{shlex.join(shown)[:200]}` exited with {returncode}: {tail}")
 
 
 @dataclass
