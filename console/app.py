@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.widgets import Label, Static
 
 from llmops.console.commands import ViewCommands
@@ -56,9 +58,17 @@ class LlmopsApp(App[None]):
         self.context: ViewContext | None = None
         self.main: MainScreen | None = None
         self.interrupted: list[int] = []
+        self.interrupted_why: dict[int, str] = {}
+        """Who died mid-action, per interrupted action (the journal's note)."""
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every toast is plain text: messages carry names, errors and host output, whose
+        brackets would be read as markup (views' `self.notify` passes markup=True itself)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def compose(self) -> ComposeResult:
-        yield Label(f"opening the lab at {self.lab_path} …", id="opening")
+        yield Label(Text(f"opening the lab at {self.lab_path} …"), id="opening")
 
     def on_mount(self) -> None:
         self.theme = THEMES[0]
@@ -69,10 +79,13 @@ class LlmopsApp(App[None]):
           description="open the lab and recover interrupted actions")
     def open_lab(self) -> None:
         try:
-            lab = Lab(self.lab_path)
+            lab = Lab(self.lab_path, create=not self.read_only)
             engine = Engine(lab)
             interrupted = [] if self.read_only else engine.recover()
-            empty = not lab.specs() and not lab.journal.actions(limit=1)
+            actions = (lab.journal.actions(from_id=min(interrupted)) if interrupted
+                       else lab.journal.actions(limit=1))  # only what is needed here
+            self.interrupted_why = {a.id: a.error or "" for a in actions if a.id in interrupted}
+            empty = not lab.specs() and not actions
         except Exception as exc:  # noqa: BLE001 - shown on the screen
             self.post_message(LabFailed(error_text(exc)))
             return
@@ -80,7 +93,7 @@ class LlmopsApp(App[None]):
 
     def on_lab_failed(self, message: LabFailed) -> None:
         self.query_one("#opening", Label).update(
-            f"cannot open the lab at {self.lab_path}:\n{message.error}")
+            Text(f"cannot open the lab at {self.lab_path}:\n{message.error}"))
 
     async def on_lab_opened(self, message: LabOpened) -> None:
         self.context = ViewContext(message.lab, message.engine, self.read_only)
@@ -94,8 +107,9 @@ class LlmopsApp(App[None]):
             self.push_screen(WelcomeScreen(self.read_only), self.welcome_done)
         self.interrupted = message.interrupted
         for action_id in message.interrupted:
-            self.notify(f"Action {action_id} was interrupted: the console died mid-action. "
-                        "It is selected on History: press ctrl+z to roll it back.",
+            why = self.interrupted_why.get(action_id) or "llmops died mid-action"
+            self.notify(f"Action {action_id} was interrupted: {why}. It is selected on "
+                        "History: press ctrl+z to roll it back.", markup=False,
                         title="interrupted action", severity="warning", timeout=20)
         if message.interrupted:
             self.show_view(HistoryView.view_id)

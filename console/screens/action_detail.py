@@ -35,7 +35,7 @@ class ActionDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         a = self.action
-        yield Label(f"action {a.id}: {a.summary}", classes="screen-title")
+        yield Label(Text(f"action {a.id}: {a.summary}"), classes="screen-title")
         with VerticalScroll():
             info = Text()
             info.append(f"{render.when(a.started_at)} by {a.who} · ")

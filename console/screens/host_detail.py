@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -30,12 +31,12 @@ def facts_table(facts: dict[str, Any]) -> Table:
     table.add_column()
     for key in SHOWN:
         if facts.get(key) is not None:
-            table.add_row(key, str(facts[key]))
+            table.add_row(key, Text(str(facts[key])))  # the host's text, never markup
     table.add_row("ram", f"{render.gib(facts.get('ram_total_bytes'))} total, "
                          f"{render.gib(facts.get('ram_available_bytes'))} available")
     table.add_row("disk free", render.gib(facts.get("disk_free_bytes")))
     pkgs = facts.get("packages") or {}
-    table.add_row("packages", ", ".join(f"{k} {v or '-'}" for k, v in pkgs.items()))
+    table.add_row("packages", Text(", ".join(f"{k} {v or '-'}" for k, v in pkgs.items())))
     table.add_row("gpus", render.gpu_cell(facts))
     return table
 
@@ -45,8 +46,8 @@ def procs_table(procs: list[Any]) -> Table | str:
         return "llmops runs no processes on this host."
     table = Table("name", "state", "pid", "started", "argv", box=None)
     for p in procs:
-        table.add_row(p.name, p.state, str(p.pid or "-"), p.started_at or "-",
-                      " ".join(p.argv)[:80])
+        table.add_row(Text(p.name), p.state, str(p.pid or "-"), p.started_at or "-",
+                      Text(" ".join(p.argv)[:80]))
     return table
 
 
@@ -64,7 +65,7 @@ class HostDetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         where = "this machine" if self.spec.local else f"{self.spec.address}:{self.spec.port}"
-        yield Label(f"host {self.spec.name} — {where}", classes="screen-title")
+        yield Label(Text(f"host {self.spec.name} — {where}"), classes="screen-title")
         with VerticalScroll():
             yield Static(facts_table(self.facts) if self.facts else "probing…", id="facts")
             yield Label("Processes llmops runs there", classes="section-title")
@@ -88,7 +89,8 @@ class HostDetailScreen(Screen[None]):
 
     def on_host_detail_loaded(self, message: HostDetailLoaded) -> None:
         if message.error is not None:
-            self.query_one("#procs", Static).update(f"[red]unreachable:[/] {message.error}")
+            self.query_one("#procs", Static).update(Text.assemble(
+                ("unreachable: ", "red"), message.error))
             return
         assert message.facts is not None
         self.facts = message.facts

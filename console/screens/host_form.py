@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -95,9 +96,9 @@ class AddHostScreen(SpecFormScreen[HostSpec]):
             problem = self.problems.get(field, "")
             touched = bool(self.query_one(f"#field-{field}", Input).value) or field != "name"
             shown = problem if touched else ""
-            self.query_one(f"#error-{field}", Label).update(shown)
+            self.query_one(f"#error-{field}", Label).update(Text(shown))  # may quote a pattern
             self.query_one(f"#error-{field}", Label).display = bool(shown)
             self.query_one(f"#field-{field}", Input).set_class(bool(shown), "-invalid")
         general = self.problems.get("", "")
-        self.query_one("#error-", Label).update(general)
+        self.query_one("#error-", Label).update(Text(general))
         self.query_one("#submit", Button).disabled = self.spec is None

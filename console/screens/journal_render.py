@@ -14,15 +14,16 @@ def mark(ok: bool | None) -> Text:
     return Text("✓", style="bold green") if ok else Text("✗", style="bold red")
 
 
-def step_row(step: dict[str, Any]) -> tuple[Text, str, str, str]:
+def step_row(step: dict[str, Any]) -> tuple[Text, str, Text, str]:
+    """The detail is spec values and host errors: a Text, never read as markup."""
     detail = step.get("detail", "") + (f" — {step['error']}" if step.get("error") else "")
-    return (mark(step.get("ok")), f"step {step.get('ref', '')} {step.get('verb', '')}", detail,
-            f"{step.get('seconds', 0):.2f}s")
+    return (mark(step.get("ok")), f"step {step.get('ref', '')} {step.get('verb', '')}",
+            Text(detail), f"{step.get('seconds', 0):.2f}s")
 
 
-def check_row(check: dict[str, Any]) -> tuple[Text, str, str, str]:
+def check_row(check: dict[str, Any]) -> tuple[Text, str, Text, str]:
     return (mark(check.get("ok")), f"check {check.get('ref', '')} {check.get('name', '')}",
-            str(check.get("detail", "")), f"{check.get('seconds', 0):.2f}s")
+            Text(str(check.get("detail", ""))), f"{check.get('seconds', 0):.2f}s")
 
 
 def journal_table(steps: list[dict[str, Any]], checks: list[dict[str, Any]]) -> Table:

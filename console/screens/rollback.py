@@ -38,7 +38,7 @@ class RollbackScreen(Screen[None]):
         """What appeared, in order ("step host/x probe", "check host/x reachable")."""
 
     def compose(self) -> ComposeResult:
-        yield Label(f"rolling back action {self.target.id}: {self.target.summary}",
+        yield Label(Text(f"rolling back action {self.target.id}: {self.target.summary}"),
                     classes="screen-title")
         yield Label("elapsed 0.0s", id="elapsed")
         yield DataTable(id="rollback-events", cursor_type="none")

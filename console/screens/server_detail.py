@@ -106,7 +106,7 @@ class ServerDetail(Vertical):
             self.query_one(f"#spark-{key}", Sparkline).data = spark_values(samples, pick)
             latest = pick(samples[-1]) if samples else None
             self.query_one(f"#spark-{key}-now", Label).update(num(latest, "{:.2f}"))
-        self.query_one("#detail-progress", Label).update(progress or "")
+        self.query_one("#detail-progress", Label).update(Text(progress or ""))
         self.query_one("#detail-progress", Label).display = bool(progress)
         crash_box = self.query_one("#detail-crash", Static)
         crash_box.update(crash or "")
@@ -129,8 +129,8 @@ class ServerLogScreen(Screen[None]):
         self.lines: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Label(f"log of server {self.spec.name} on {self.spec.host} (last {LOG_LINES} "
-                    "lines)", classes="screen-title")
+        yield Label(Text(f"log of server {self.spec.name} on {self.spec.host} (last "
+                         f"{LOG_LINES} lines)"), classes="screen-title")
         yield RichLog(id="server-log", max_lines=LOG_LINES * 2, markup=False, wrap=True)
         yield Footer()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -143,9 +144,9 @@ class ServerFormScreen(SpecFormScreen[ServerSpec]):
                 "name", "host", "model")
             shown = self.problems.get(field, "") if touched else ""
             error = self.query_one(f"#error-{field}", Label)
-            error.update(shown)
+            error.update(Text(shown))  # pydantic quotes patterns in brackets: never markup
             error.display = bool(shown)
             self.query_one(f"#field-{field}").set_class(bool(shown), "-invalid")
-        self.query_one("#error-", Label).update(self.problems.get("", ""))
+        self.query_one("#error-", Label).update(Text(self.problems.get("", "")))
         unchanged = self.base is not None and self.spec == self.base
         self.query_one("#submit", Button).disabled = self.spec is None or unchanged

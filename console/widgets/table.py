@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from rich.markup import escape
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import CellType, ColumnKey, RowDoesNotExist, RowKey
+
+
+def literal(cell: object) -> object:
+    """A str cell as itself: DataTable reads strings as markup, and these hold spec values,
+    host output and errors (`[/x]` in a model path would vanish or raise)."""
+    return escape(cell) if isinstance(cell, str) else cell
 
 
 class ResourceTable(DataTable[object], inherit_bindings=False):
@@ -25,6 +32,14 @@ class ResourceTable(DataTable[object], inherit_bindings=False):
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+
+    def add_row(self, *cells: object, **kwargs: Any) -> RowKey:
+        return super().add_row(*(literal(c) for c in cells), **kwargs)
+
+    def update_cell(
+        self, row_key: RowKey | str, column_key: ColumnKey | str, value: CellType, **kwargs: Any
+    ) -> None:
+        super().update_cell(row_key, column_key, literal(value), **kwargs)
 
     @property
     def selected_key(self) -> str | None:
