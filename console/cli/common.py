@@ -55,7 +55,7 @@ def log_to_file() -> None:
     """Library log lines (paramiko's "Secsh channel N open FAILED" while vLLM loads) go to
     a log file instead of Python's last-resort handler, which writes them over the screen."""
     root = logging.getLogger()
-    if any(getattr(h, "llmops", False) for h in root.handlers):
+    if any(h.get_name() == "llmops" for h in root.handlers):
         return
     handler: logging.Handler
     try:
@@ -65,7 +65,7 @@ def log_to_file() -> None:
     except OSError:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s pid %(process)d %(name)s: %(message)s"))
-    handler.llmops = True  # type: ignore[attr-defined]
+    handler.set_name("llmops")
     root.addHandler(handler)
 
 
