@@ -19,16 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from llmops.ops.kinds.host import HostSpec
 
 SSHD = "/usr/sbin/sshd"
 SUBNET = ipaddress.ip_network("10.213.0.0/16")  # only addresses the tests make are targets
 LOCK = Path("/tmp/llmops-sshhosts.lock")
 
-CAN_NETNS = os.geteuid() == 0 and shutil.which("ip") is not None
-needs_root_netns = pytest.mark.skipif(not CAN_NETNS, reason="needs root and `ip` (netns)")
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:

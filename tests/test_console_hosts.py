@@ -94,7 +94,9 @@ async def test_detail_and_remove(tmp_path: Path) -> None:
         detail = await on_screen(pilot, HostDetailScreen)
         await wait_for(pilot, lambda: "llmops runs no processes" in str(
             detail.query_one("#procs").render()), what="process list")
-        assert "Debian" in shown_text(detail.query_one("#facts")) or detail.facts
+        shown = shown_text(detail.query_one("#facts"))
+        assert detail.facts and detail.facts["os"] in shown  # what the probe reported, shown
+        assert detail.facts["hostname"] in shown
         await pilot.press("escape")
         await on_screen(pilot, MainScreen)
         await pilot.press("d")

@@ -16,6 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from realparts import require_vllm
 from test_console_support import (
     SIZE,
     close_app_lab,
@@ -47,7 +48,6 @@ from llmops.rollback.lab import Lab
 
 CHANGING = {"new", "edit", "stop", "restart", "rollback"}
 PORT = 18271
-TIMINGS: dict[str, float] = {}
 
 
 def servers_view(app: LlmopsApp) -> ServersView:
@@ -157,7 +157,7 @@ async def test_a_dead_host_degrades_its_own_row_only(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def served_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ServerSpec]]:
     """A lab with host `local` and server `tiny` up (as actions); removed at the end."""
-    pytest.importorskip("vllm", reason="needs the CPU build of vLLM in the venv")
+    require_vllm(module=False)  # reported skip; a failure in CI or with a broken install
     tmp = tmp_path_factory.mktemp("servers-view")
     host = HostSpec(name="local", local=True, python=sys.executable, workdir=str(tmp / "wd"))
     model = tmp / "tiny"
@@ -171,9 +171,7 @@ def served_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     try:
         assert engine.act([Change("host", "local", host)], "host local added").status == \
             "succeeded"
-        began = time.monotonic()
         record = engine.act([Change("server", "tiny", spec)], "server tiny up")
-        TIMINGS["server up (fixture)"] = time.monotonic() - began
         assert record.status == "succeeded", record.error
     finally:
         engine.close()
@@ -222,7 +220,8 @@ async def test_up_with_telemetry_sparklines_and_logs(served_lab: tuple[Path, Ser
         await wait_for(pilot, lambda: table.get_row("tiny")[5] != "-", 30, "tok/s in the row")
         assert [str(c) for c in table.get_row("tiny")[:4]] == ["tiny", "local", "tiny", "1/1"]
         assert max(view.query_one("#spark-tps", Sparkline).data or [0]) > 0
-        assert max(view.query_one("#spark-kv", Sparkline).data or [0]) >= 0
+        kv = view.query_one("#spark-kv", Sparkline).data or []
+        assert all(0 <= v <= 100 for v in kv), kv  # a percentage (empty while all zero)
         assert "max_model_len 256" in shown_text(view.query_one("#detail-title", Label))
         assert not view.query_one("#detail-crash").display
 
@@ -267,11 +266,9 @@ async def test_edit_then_ctrl_z_rolls_back(served_lab: tuple[Path, ServerSpec]) 
         await wait_for(pilot, lambda: form.spec is not None and form.spec.max_model_len == 128)
         await pilot.press("ctrl+s")
         await on_screen(pilot, MainScreen)
-        began = time.monotonic()
         state = view.servers["tiny"]
         await wait_for(pilot, lambda: state.busy is not None, 5, "the row shows the change")
         await wait_for(pilot, lambda: state.busy is None, 300, "the edit to finish")
-        TIMINGS["edit (recreate)"] = time.monotonic() - began
         await wait_for(pilot, lambda: view.servers["tiny"].spec.max_model_len == 128, 30)
         assert app.context is not None
         edit = app.context.lab.journal.actions()[-1]
@@ -285,7 +282,6 @@ async def test_edit_then_ctrl_z_rolls_back(served_lab: tuple[Path, ServerSpec]) 
         live = await on_screen(pilot, RollbackScreen)
         await wait_for(pilot, lambda: live.verdict is not None or live.error, 300, "verdict")
         assert live.error is None and live.verdict is not None
-        TIMINGS["rollback (recreate)"] = live.verdict.seconds or 0.0
         verdict = shown_text(live.query_one("#verdict", Label))
         assert verdict.startswith("✓ rolled back in"), verdict
         await pilot.press("escape")
@@ -312,7 +308,7 @@ async def test_sigkill_is_a_crash_within_a_poll_then_restart(
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         await wait_for(pilot, lambda: row_state(view).startswith("crashed"), 30, "crashed")
-        TIMINGS["kill -> crashed shown"] = seen = time.monotonic() - killed
+        seen = time.monotonic() - killed
         assert seen < POLL_INTERVAL + 8, seen  # one poll, plus the observe it triggers
         crash = view.query_one("#detail-crash", Static)
         await wait_for(pilot, lambda: crash.display, 10, "the crash box")
@@ -325,16 +321,8 @@ async def test_sigkill_is_a_crash_within_a_poll_then_restart(
         await on_screen(pilot, ConfirmScreen)
         await pilot.press("y")
         await on_screen(pilot, MainScreen)
-        began = time.monotonic()
         state = view.servers["tiny"]
         await wait_for(pilot, lambda: state.busy is None and row_state(view) == "up", 300,
                        "restarted and up")
-        TIMINGS["restart"] = time.monotonic() - began
         assert not crash.display
         close_app_lab(app)
-
-
-def test_zz_report_timings() -> None:
-    """Not a check: prints what was measured (run with -s)."""
-    for what, seconds in TIMINGS.items():
-        print(f"{what:28s} {seconds:6.1f} s")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from labtools import git_log, llmops, llmops_json
+from realparts import assert_probe_matches_machine
 from sshhosts import SshHost, SshHostFactory
 
 
@@ -43,9 +45,9 @@ def test_unknown_key_refused_then_trusted(ssh_host: SshHost, tmp_path: Path) -> 
     assert added["ok"], added
     assert ssh_host.address in (lab / "known_hosts").read_text()
     facts = llmops_json(lab, "host", "show", ssh_host.name)["facts"]
-    assert facts["cpu_count"] >= 1 and facts["workdir"] == str(ssh_host.workdir)
-    assert facts["packages"]["vllm"]  # the venv the namespace host shares has the CPU build
-    assert "no NVIDIA driver" in facts["gpu_note"]
+    assert facts["workdir"] == str(ssh_host.workdir)
+    assert facts["packages"]["vllm"]  # the venv the namespace host shares has vLLM
+    assert_probe_matches_machine(facts)  # the namespace shares this machine's cores and GPUs
     probe = llmops_json(lab, "host", "probe", ssh_host.name)
     assert probe["hostname"] and probe["python_version"].startswith("3.")
 
@@ -82,3 +84,39 @@ def test_changed_key_refused_loudly(ssh_host_factory: SshHostFactory, tmp_path: 
     assert "CHANGED" in refused.stderr.upper()
     probe = llmops(lab, "host", "probe", host.name, check=None)
     assert probe.returncode != 0 and "CHANGED" in (probe.stderr + probe.stdout).upper()
+
+
+def nothing_written(lab: Path, before: list[str]) -> None:
+    """A refusal leaves no commit, no journal row and no host file."""
+    assert git_log(lab) == before and not (lab / "hosts").exists()
+    rows = sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[0]
+    assert rows == 0
+
+
+def test_unreachable_address_or_port_is_bad_input(ssh_host: SshHost, tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    llmops(lab, "history")
+    before = git_log(lab)
+    nowhere = ["host", "add", "nowhere", "--address", "no-such-host.invalid"]
+    refused = llmops(lab, *nowhere, "--key", str(ssh_host.key_path), check=2)
+    said = " ".join(refused.stderr.split())
+    assert "address: cannot reach nowhere" in said and "cannot resolve" in said, said
+    refused = llmops(lab, *add_args(ssh_host), "--port", "2222", check=2)
+    said = " ".join(refused.stderr.split())
+    assert "port: cannot reach" in said and "connection refused" in said, said
+    assert "check --port" in said
+    nothing_written(lab, before)
+
+
+def test_sshd_without_sftp_is_refused_naming_the_setting(
+    ssh_host_factory: SshHostFactory, tmp_path: Path
+) -> None:
+    host = ssh_host_factory("nosftp", sftp=False)
+    lab = tmp_path / "lab"
+    llmops(lab, "history")
+    before = git_log(lab)
+    refused = llmops(lab, *add_args(host), "--trust", host.host_pub_fingerprint, check=2)
+    said = " ".join(refused.stderr.split())
+    assert "offers no SFTP" in said and "Subsystem sftp internal-sftp" in said, said
+    assert "Channel closed" not in said
+    nothing_written(lab, before)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from realparts import require_vllm
 
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.host import HostSpec
@@ -23,15 +24,7 @@ from llmops.ops.transport import LocalTransport
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 
-try:
-    import vllm  # noqa: F401  (only to know whether the CPU build is installed here)
-
-    HAVE_VLLM = True
-except Exception:  # noqa: BLE001
-    HAVE_VLLM = False
-
-if not HAVE_VLLM:
-    pytest.skip("vLLM is not installed in this venv", allow_module_level=True)
+require_vllm()  # a reported skip without vLLM, a failure in CI or with a broken install
 
 KIND = ServerKind()
 
@@ -74,14 +67,11 @@ def tiny_spec(model: Path, **changes: Any) -> ServerSpec:
     return ServerSpec(**(fields | changes))
 
 
-TIMINGS: dict[str, float] = {}
-
-
 def test_up_on_an_ssh_host(tiny_model: Path, ssh_host: Any, ssh_pool: HostPool) -> None:
     """Through the SSH tunnel: the server listens on the namespace's loopback only."""
     spec = tiny_spec(tiny_model, name="remote", port=18261, host=ssh_host.name)
     try:
-        verbs, TIMINGS["ssh start"] = reconcile(spec, None, ssh_pool)
+        verbs, _seconds = reconcile(spec, None, ssh_pool)
         assert verbs == ["check-model", "start", "wait-ready", "smoke"]
         fwd, client = client_for(ssh_pool, spec)
         with fwd, client:
@@ -105,8 +95,3 @@ def test_allow_list_matches_vllms_parser() -> None:
     booleans = [f for f, flag in ALLOWED_FLAGS.items() if flag.kind == "bool"]
     assert [f for f in booleans if "--no-" + f not in known] == []
 
-
-def test_zz_report_timings() -> None:
-    """Not a check: prints what was measured (run with -s) for the report and DESIGN.md."""
-    for what, seconds in TIMINGS.items():
-        print(f"{what:28s} {seconds:6.1f} s")

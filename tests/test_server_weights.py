@@ -3,6 +3,7 @@ against a Hugging Face cache made here (no internet: what isn't cached fails, fa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from realparts import missing
 
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import SpecError
@@ -18,7 +20,8 @@ from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec
 from llmops.ops.kinds.server import weights as server_weights
 
-pytest.importorskip("huggingface_hub")  # the host side: it comes with vLLM
+if importlib.util.find_spec("huggingface_hub") is None:  # the host side: it comes with vLLM
+    missing("huggingface_hub", "`make host-extras` (it comes with vLLM)", module=True)
 
 BIG = {"hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
        "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 128256,
