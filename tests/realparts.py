@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -38,10 +40,17 @@ def require_netns() -> None:
                 "run as root with iproute2 and openssh-server (`make system-deps`)")
 
 
+@cache
 def gpu_count() -> int:
-    """NVIDIA GPUs the driver exposes, read apart from NVML (which the probe uses)."""
+    """NVIDIA GPUs the driver exposes, read apart from NVML (which the probe uses): the
+    driver's /proc folder (one entry per GPU a container may see), else `nvidia-smi -L`."""
     folder = Path("/proc/driver/nvidia/gpus")
-    return len(list(folder.iterdir())) if folder.is_dir() else 0
+    if folder.is_dir():
+        return len(list(folder.iterdir()))
+    if shutil.which("nvidia-smi"):
+        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+        return sum(line.startswith("GPU ") for line in done.stdout.splitlines())
+    return 0
 
 
 def require_gpu(n: int = 1) -> None:

@@ -1,0 +1,87 @@
+"""The GPU paths, on a machine with NVIDIA GPUs: the NVML probe, per-GPU telemetry (the
+host-side gpustat script the poller runs), and a real vLLM server pinned by `gpus` (its
+CUDA_VISIBLE_DEVICES, and the checklist's GPU memory check on that GPU).
+
+Elsewhere each test is skipped and the skip is reported (`-rs`); LLMOPS_REQUIRE_GPU=1 turns
+a missing GPU into a failure. The pure side (`gpus` -> CUDA_VISIBLE_DEVICES in the argv and
+env) is covered everywhere by tests/cases/server/*.toml. See DESIGN.md for when these last
+ran on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from labtools import local_spec
+from realparts import assert_probe_matches_machine, gpu_count, require_gpu, require_vllm
+
+from llmops.ops import procs
+from llmops.ops.kinds.server import ServerSpec
+from llmops.rollback.engine import Change, Engine
+from llmops.rollback.lab import Lab
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A lab with host `local` (this machine, probed by the action)."""
+    require_gpu()
+    lab = Lab(tmp_path / "lab")
+    eng = Engine(lab)
+    record = eng.act([Change("host", "local", local_spec(tmp_path))], "host local added")
+    assert record.status == "succeeded", record.error
+    yield eng
+    eng.close()
+    lab.close()
+
+
+def test_nvml_probe_reports_every_gpu(engine: Engine) -> None:
+    facts = engine.lab.journal.observed("host", "local")
+    assert facts
+    assert_probe_matches_machine(facts)
+    assert facts["gpu_driver"] and not facts.get("gpu_note")
+    assert [g["index"] for g in facts["gpus"]] == list(range(gpu_count()))
+    for gpu in facts["gpus"]:
+        assert 0 <= gpu["memory_used_bytes"] <= gpu["memory_total_bytes"], gpu
+
+
+def test_per_gpu_telemetry_script(engine: Engine) -> None:
+    t = engine.hosts.transport("local")
+    source = files("llmops.ops.hostside").joinpath("gpustat.py").read_text()
+    gpus = json.loads(t.python_script(source, [], timeout=60).check().stdout)
+    assert [g["index"] for g in gpus] == list(range(gpu_count()))
+    for gpu in gpus:
+        assert 0 <= gpu["utilization_percent"] <= 100, gpu
+        assert 0 < gpu["memory_used_bytes"] <= gpu["memory_total_bytes"], gpu
+
+
+@pytest.mark.vllm
+@pytest.mark.timeout(900)
+def test_server_pinned_to_a_gpu(engine: Engine, tmp_path: Path) -> None:
+    """`gpus = [last]`: vLLM runs with CUDA_VISIBLE_DEVICES=last and the checklist's memory
+    check finds the weights on that GPU."""
+    require_vllm(module=False)
+    t = engine.hosts.transport("local")
+    model = tmp_path / "tiny"
+    source = files("llmops.ops.hostside").joinpath("tinymodel.py").read_text()
+    t.python_script(source, [str(model)], timeout=300).check()
+    last = gpu_count() - 1
+    spec = ServerSpec(name="gpu-tiny", host="local", model=str(model), dtype="float32",
+                      max_model_len=256, gpus=[last], gpu_memory_utilization=0.3,
+                      port=18451, args={"enforce-eager": True})
+    try:
+        record = engine.act([Change("server", spec.name, spec)], "server gpu-tiny up")
+        assert record.status == "succeeded", (record.error, record.checks)
+        memory = next(c for c in record.checks if c["name"] == "memory")
+        assert memory["ok"] and f"GPU {last} " in memory["detail"], memory
+        pid = procs.status(t, spec.name).pid
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"CUDA_VISIBLE_DEVICES={last}".encode() in environ
+    finally:
+        engine.act([Change("server", spec.name, None)], "server gpu-tiny down")
+
