@@ -30,6 +30,7 @@ def test_missing_lab_is_refused_naming_the_fix(tmp_path: Path) -> None:
     assert "--read-only creates none" in done.stderr
     as_json = json.loads(llmops(typo, "server", "list", "--json", check=2, create=False).stdout)
     assert "llmops --lab" in as_json["error"]
+    llmops(typo, check=2, create=False, timeout=30)  # the console, too, opens no typo
     assert not typo.exists()
 
 
