@@ -37,8 +37,8 @@ class HostPool:
     def check_host_key(self, spec: HostAddress) -> None:
         """Log in to a host that may not be in the lab yet: its key must be known or trusted.
 
-        Raises HostKeyError (unknown, wrong --trust, changed) or HostUnreachable; a trusted
-        key is written to known_hosts.
+        Raises HostKeyError (unknown, wrong --trust, changed), HostUnreachable or
+        NoFileTransfer (sshd offers no SFTP); a trusted key is written to known_hosts.
         """
         if spec.local:
             return
@@ -48,6 +48,7 @@ class HostPool:
                              connect_timeout=self.connect_timeout)
         try:
             probe.connect()
+            probe.check_file_transfer()  # no SFTP would fail later, mid-action
         finally:
             probe.close()
 

@@ -31,6 +31,7 @@ from llmops.ops.transport import (
     HostKeyError,
     HostUnreachable,
     LineSplitter,
+    NoFileTransfer,
     Transport,
     TransportError,
     check_env,
@@ -160,18 +161,21 @@ class SSHTransport(Transport):
             client.close()
             if isinstance(exc, paramiko.BadHostKeyException):
                 raise self._changed_key(exc) from exc
+            field = "port"
             if isinstance(exc, paramiko.AuthenticationException):
                 how = f"key {self.spec.key}" if key else "ssh-agent or ~/.ssh keys"
                 reason = f"authentication failed for user {self.user} with {how}: {exc}"
+                field = "key" if key else "user"
             elif isinstance(exc, paramiko.SSHException | EOFError):
                 reason = f"SSH handshake failed ({exc or 'connection closed'})"
                 if time.monotonic() - began >= timeout * 0.9 or "banner" in str(exc):
                     reason = f"timed out after {timeout:g}s in the SSH handshake (sshd stuck?)"
             elif isinstance(exc, OSError):
                 reason = describe_os_error(exc, timeout)
+                field = "port" if "refused" in reason else "address"
             else:
                 raise
-            raise HostUnreachable(f"cannot reach {where}: {reason}") from exc
+            raise HostUnreachable(f"cannot reach {where}: {reason}", field) from exc
 
     def _changed_key(self, exc: paramiko.BadHostKeyException) -> HostKeyError:
         new, old, port = exc.key, exc.expected_key, self.port
@@ -285,7 +289,7 @@ class SSHTransport(Transport):
                 try:
                     live = self.connect()
                     if self._sftp is None or self._sftp.get_channel().get_transport() is not live:
-                        self._sftp = paramiko.SFTPClient.from_transport(live)
+                        self._sftp = self._open_sftp(live)
                     sftp = self._sftp
                     assert sftp is not None
                     if path == "~" or path.startswith("~/"):
@@ -300,6 +304,27 @@ class SSHTransport(Transport):
                     if attempt == 2:
                         raise HostUnreachable(f"{what} {path} on {self.host}: {exc}") from exc
         raise AssertionError("unreachable")
+
+    def _open_sftp(self, live: paramiko.Transport) -> paramiko.SFTPClient:
+        """SFTP on the live connection; a refusal on a connection that stays up means sshd has
+        no SFTP subsystem (paramiko says only "Channel closed")."""
+        try:
+            sftp = paramiko.SFTPClient.from_transport(live)
+        except (paramiko.SSHException, EOFError):
+            if not live.is_active():
+                raise
+            sftp = None
+        if sftp is None:
+            raise NoFileTransfer(
+                f"the sshd of {self.host} ({self.address}:{self.port}) offers no SFTP, which"
+                " llmops moves files with: add `Subsystem sftp internal-sftp` (or the path of"
+                " its sftp-server) to its sshd_config and reload sshd"
+            )
+        return sftp
+
+    def check_file_transfer(self) -> None:
+        """Files can be moved to and from the host (its home is read over SFTP)."""
+        self._sftp_call("check", "~", lambda sftp, path: sftp.stat(path))
 
     @staticmethod
     def _atomic(sftp: paramiko.SFTPClient, path: str, mode: int,

@@ -58,7 +58,16 @@ class TransportError(Exception):
 
 
 class HostUnreachable(TransportError):
-    """The host could not be connected to or logged into (or the connection was lost)."""
+    """The host could not be connected to or logged into (or the connection was lost).
+    `field`: the host spec's field to look at (address, port, user, key) when it is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NoFileTransfer(TransportError):
+    """The host's sshd offers no SFTP subsystem, which llmops moves files with."""
 
 
 class CommandTimeout(TransportError):

@@ -67,6 +67,8 @@ class SshHost:
     root: Path
     port: int = 22
     user: str = "root"
+    sftp: bool = True
+    """False: sshd_config has no `Subsystem sftp` line (as some locked-down hosts)."""
     sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -117,7 +119,7 @@ class SshHost:
             f"AuthorizedKeysFile {self.root / 'authorized_keys'}",
             "PermitRootLogin yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
             "UsePAM no", "StrictModes no", "AllowTcpForwarding yes", "MaxSessions 100",
-            "Subsystem sftp internal-sftp", "LogLevel ERROR", ""]))
+            "Subsystem sftp internal-sftp" if self.sftp else "", "LogLevel ERROR", ""]))
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.sshd = self.netns(SSHD, "-D", "-f", str(config), "-E", str(self.root / "sshd.log"),
                                stdin=subprocess.DEVNULL, start_new_session=True)
@@ -184,7 +186,7 @@ class SshHostFactory:
     def __init__(self, base: Path) -> None:
         self.base, self.hosts, self.run_id = base, [], os.getpid()
 
-    def __call__(self, name: str | None = None, port: int = 22) -> SshHost:
+    def __call__(self, name: str | None = None, port: int = 22, *, sftp: bool = True) -> SshHost:
         n = len(self.hosts) + 1
         name = name or f"h{n}"
         namespace, veth = f"llmops-{self.run_id}-{n}", f"llm{self.run_id % 100000}h{n}"
@@ -204,7 +206,7 @@ class SshHostFactory:
             sh("ip", "link", "set", veth + "p", "netns", namespace)
             sh("ip", "addr", "add", f"{gateway}/30", "dev", veth)
             sh("ip", "link", "set", veth, "up")
-        host = SshHost(name, namespace, veth, address, gateway, root, port)
+        host = SshHost(name, namespace, veth, address, gateway, root, port, sftp=sftp)
         self.hosts.append(host)
         ns = ("ip", "netns", "exec", namespace, "ip")
         sh(*ns, "addr", "add", f"{address}/30", "dev", veth + "p")

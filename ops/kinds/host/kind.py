@@ -9,10 +9,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from llmops.ops.kinds.base import Check, Context, Kind, Progress, Spec, SpecError, Step, no_progress
 from llmops.ops.kinds.host.probe import STABLE_FACTS, probe
 from llmops.ops.kinds.host.spec import HostSpec
-from llmops.ops.transport import HostUnreachable, TransportError
+from llmops.ops.transport import HostUnreachable, NoFileTransfer, TransportError
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
+
+
+FIXES = {
+    "address": "check --address: a name this machine resolves, or an IP it routes to",
+    "port": "check --port, and that sshd runs and listens there",
+    "user": "check --user, or give --key",
+    "key": "check --key and --user: the key must be in the user's authorized_keys",
+}
 
 
 class HostKind(Kind[HostSpec]):
@@ -33,13 +41,22 @@ class HostKind(Kind[HostSpec]):
                 "key", "that is a public key", "give the private key's path (without .pub)"
             )
 
+    def host_of(self, spec: HostSpec) -> str | None:
+        return spec.name
+
     def preflight(self, spec: HostSpec, hosts: HostPool) -> None:
-        """An unknown or changed host key stops the action before anything is written."""
-        if not spec.local:
-            try:
-                hosts.check_host_key(spec)
-            except HostUnreachable:
-                pass  # not a key problem: the action itself fails, is journalled and reverted
+        """A host llmops cannot log into and move files to is bad input, refused before
+        anything is written: an unknown or changed key, an address that does not resolve, a
+        port that refuses, a failed login, an sshd without SFTP."""
+        if spec.local:
+            return
+        try:
+            hosts.check_host_key(spec)
+        except HostUnreachable as exc:
+            field = exc.field or "address"
+            raise SpecError(field, str(exc), FIXES.get(field, FIXES["address"])) from exc
+        except NoFileTransfer as exc:
+            raise SpecError("sshd", str(exc)) from exc
 
     def observe(self, spec: HostSpec, hosts: HostPool) -> dict[str, Any]:
         return {}
