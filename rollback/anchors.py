@@ -156,7 +156,7 @@ def check_anchor(
     if record is None:
         problems.append(f"action {a.action_id} is in git ({a.where}) but not in the journal:"
                         " its rows were deleted")
-    elif (a.commit and record.status in ("succeeded", "failed", "failed, reverted")
+    elif (a.commit and (record.status == "succeeded" or record.status.startswith("failed"))
           and a.commit not in (record.commit, record.after_commit)):
         problems.append(f"action {a.action_id}'s rows do not name its {a.where}:"
                         " rows were deleted or rewritten")

@@ -82,6 +82,12 @@ class ActionRecord:
         return all(c["ok"] for c in self.checks)
 
     @property
+    def is_operation(self) -> bool:
+        """A restart (rollback/operate.py): journalled like an action, but it changed no
+        desired state, so there is nothing to roll back."""
+        return self.kind not in ("apply", "rollback")
+
+    @property
     def display_status(self) -> str:
         if self.status == "succeeded" and self.rolled_back_by is not None:
             return "rolled back"
@@ -194,12 +200,19 @@ class Journal:
         return {**json.loads(row[0]), "observed_at": row[1]}
 
     # -- reading -------------------------------------------------------------------------
-    def _events(self, where: str = "", args: list[Any] | None = None) -> list[Event]:
+    def _events(
+        self, where: str = "", args: list[Any] | None = None, order: str = "seq"
+    ) -> list[Event]:
         with self.lock:
             rows = self.db.execute(
-                f"select {COLUMNS} from events {where} order by seq", args or []
+                f"select {COLUMNS} from events {where} order by {order}", args or []
             ).fetchall()
         return [Event(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def _fold(self, where: str = "", args: list[Any] | None = None) -> list[ActionRecord]:
+        """The actions whose rows match, folded. In action order: the action_id index then
+        serves the range (in seq order SQLite would scan the whole table to skip a sort)."""
+        return fold_all(self._events(where, args, order="action_id, seq"))
 
     def _scalar(self, sql: str, args: list[Any] | None = None) -> Any:
         with self.lock:
@@ -268,8 +281,7 @@ class Journal:
             if found is None:
                 return []
             bound = max(bound, found)
-        where = "where action_id >= ?" if bound else ""
-        return fold_all(self._events(where, [bound] if bound else []))
+        return self._fold("where action_id >= ?", [bound]) if bound else self._fold()
 
     def action(self, action_id: int) -> ActionRecord | None:
         """One action, folded from its rows and those of the rollbacks naming it."""
@@ -277,10 +289,8 @@ class Journal:
             "select action_id from events where event = 'started' and action_id > ?"
             " and json_extract(data, '$.rollback_of') = ?"
         )
-        events = self._events(
-            f"where action_id = ? or action_id in ({rollbacks})", [action_id] * 3
-        )
-        return next((a for a in fold_all(events) if a.id == action_id), None)
+        found = self._fold(f"where action_id = ? or action_id in ({rollbacks})", [action_id] * 3)
+        return next((a for a in found if a.id == action_id), None)
 
     def unfinished(self) -> list[ActionRecord]:
         """Actions with no outcome row yet: running now, or left by a console that died."""
@@ -289,7 +299,7 @@ class Journal:
             "select action_id from events where event = 'started' except"
             f" select action_id from events where event in ({ended})"
         )
-        return fold_all(self._events(f"where action_id in ({ids})"))
+        return self._fold(f"where action_id in ({ids})")
 
     def touching(self, refs: list[tuple[str, str]], *, from_id: int = 0) -> list[ActionRecord]:
         """The actions on any of these resources numbered `from_id` or more (oldest first),
@@ -303,7 +313,7 @@ class Journal:
             f" and ({found})"
         )
         wanted = set(refs)
-        records = fold_all(self._events(f"where action_id in ({ids})", [from_id, *patterns]))
+        records = self._fold(f"where action_id in ({ids})", [from_id, *patterns])
         return [a for a in records if wanted & set(a.refs)]
 
     def close(self) -> None:
@@ -348,11 +358,16 @@ def fold(records: dict[int, ActionRecord], ev: Event) -> None:
     elif ev.event == "check":
         rec.checks.append(d)
     elif ev.event in ("succeeded", "failed", "interrupted"):
-        rec.status = {"failed": "failed, reverted" if d.get("reverted") else "failed"}.get(
-            ev.event, ev.event
-        )
+        rec.status = {"failed": failed_status(d)}.get(ev.event, ev.event)
         rec.finished_at = ev.at
         rec.after_commit = d.get("after_commit", rec.after_commit)
         rec.seconds = d.get("seconds", rec.seconds)
         rec.error = d.get("error", rec.error)
         rec.revert_error = d.get("revert_error")
+
+
+def failed_status(d: dict[str, Any]) -> str:
+    """A failed action's status: reverted only when the revert's checklist passed too."""
+    if not d.get("reverted"):
+        return "failed"
+    return "failed, revert unverified" if d.get("revert_verified") is False else "failed, reverted"
