@@ -4,6 +4,7 @@ real-vLLM tests scrape a live one)."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import sqlite_utils
 
@@ -76,11 +77,11 @@ def test_poller_scrapes_through_the_host_and_marks_down(tmp_path) -> None:
     from llmops.rollback.lab import Lab
     from llmops.rollback.telemetry import TelemetryPoller
 
-    counts = {"gen": 100.0}
+    counts: dict[str, Any] = {"gen": 100.0, "ttft": [0, 5, 5, 5]}
 
     class Metrics(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            body = metrics_text(counts["gen"], 10, [0, 5, 5, 5], 0.1).encode()
+            body = metrics_text(counts["gen"], 10, counts["ttft"], 0.1).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.end_headers()
@@ -99,11 +100,12 @@ def test_poller_scrapes_through_the_host_and_marks_down(tmp_path) -> None:
     poller = TelemetryPoller(engine)
     try:
         first = poller.poll(spec)
-        counts["gen"] = 160.0
+        counts["gen"], counts["ttft"] = 160.0, [0, 5, 15, 15]  # 10 new, each 0.1-1 s
         second = poller.poll(spec)
         assert first.up and second.up and second.kv_cache_pct == 10.0
         assert second.generation_tps is not None and second.generation_tps > 0
-        assert second.ttft_p95 is None or second.ttft_p95 >= 0
+        assert first.ttft_p95 is None  # nothing new in the window yet
+        assert second.ttft_p95 is not None and 0.1 < second.ttft_p95 <= 1.0
         server.shutdown()
         server.server_close()
         down = poller.poll(spec)
