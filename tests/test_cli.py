@@ -71,13 +71,14 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, args: list[str], f
     assert as_json["ok"] is False and field in as_json["error"]
 
 
-def test_unreachable_host_fails_and_reverts(tmp_path: Path) -> None:
+def test_unreachable_host_is_refused_as_bad_input(tmp_path: Path) -> None:
     lab = tmp_path / "lab"
-    done = llmops(lab, "host", "add", "far", "--address", "127.0.0.1", "--port", "9", check=1)
-    assert "far" in done.stdout and "failed, reverted" in done.stdout
-    assert "refused" in done.stdout.lower()
+    llmops(lab, "history")
+    before = git_log(lab)
+    done = llmops(lab, "host", "add", "far", "--address", "127.0.0.1", "--port", "9", check=2)
+    assert "port: cannot reach far" in done.stderr and "refused" in done.stderr.lower()
     assert not (lab / "hosts/far.toml").exists()
-    assert git_log(lab)[:2] == [git_log(lab)[0], "action 1: host far added"]
+    assert git_log(lab) == before  # nothing written: no action, no commit
 
 
 def test_read_only_refuses_changes(tmp_path: Path) -> None:
