@@ -105,16 +105,25 @@ def write_tail(repo: git.Repo, journal: Journal, head: Event) -> None:
     repo.git.update_ref(TAIL_REF, blob.hexsha.decode())
 
 
-def highest_action(repo: git.Repo) -> int:
-    """The highest action number git knows: numbers never restart, even without lab.db."""
-    text = repo.git.log("-E", *(f"--grep={g}" for g in GREP), "--format=%H%x00%B%x01")
-    best = 0
+def action_commits(repo: git.Repo, *args: str) -> list[Anchor]:
+    """The action commits `git log` finds (newest first), filtered by git itself."""
+    text = repo.git.log(*args, "-E", *(f"--grep={g}" for g in GREP), "--format=%H%x00%B%x01")
+    found = []
     for entry in text.split("\x01"):
         sha, _, message = entry.strip("\n").partition("\x00")
-        if sha and (found := anchor_of(sha, message)) is not None:
-            best = max(best, found.action_id)
+        if sha and (anchor := anchor_of(sha, message)) is not None:
+            found.append(anchor)
+    return found
+
+
+def highest_action(repo: git.Repo) -> int:
+    """The highest action number git knows: numbers never restart, even without lab.db.
+    The tail ref names an action numbered after every one git held when it ran, and later
+    actions are newer commits, so two cheap reads do; only a lab older than the tail ref
+    (numbers may have restarted there) has its whole log read."""
     tail = read_tail(repo)
-    return max(best, tail.action_id if tail else 0)
+    found = action_commits(repo, "-n", "1") if tail is not None else action_commits(repo)
+    return max([a.action_id for a in found] + [tail.action_id if tail else 0])
 
 
 def verify(journal: Journal, repo: git.Repo) -> list[str]:

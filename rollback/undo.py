@@ -87,7 +87,7 @@ class Undo:
 
     def last_good(self, kind: str, name: str) -> tuple[ActionRecord, Spec | None]:
         """The last action that touched the resource, succeeded and passed every check."""
-        for record in reversed(self.lab.journal.actions()):
+        for record in reversed(self.lab.journal.touching([(kind, name)])):
             if (
                 (kind, name) in record.refs
                 and record.status == "succeeded"

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from labtools import git_log, llmops, local_spec
+from test_console_support import SIZE, close_app_lab, opened, wait_for
 
+from llmops.console.app import LlmopsApp
 from llmops.console.cli import cli
 from llmops.rollback import anchors
 from llmops.rollback.engine import Change, Engine
@@ -149,6 +151,35 @@ def test_lost_journal_warns_fails_verify_and_numbers_go_on(engine: Engine, tmp_p
     finally:
         again.close()
         reopened.close()
+
+
+async def test_history_view_warns_of_a_lost_journal(engine: Engine) -> None:
+    lab = engine.lab.path
+    engine.close()
+    engine.lab.close()
+    (lab / "lab.db").unlink()
+    app = LlmopsApp(lab)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await opened(pilot)
+
+        def toasts() -> str:
+            return " ".join(str(t.render()) for t in app.screen.query("Toast"))
+
+        await wait_for(pilot, lambda: "journal" in toasts(), what="the warning")
+        assert "git holds actions up to 3" in toasts()
+        close_app_lab(app)
+
+
+def test_numbers_continue_after_the_highest_in_an_older_lab(tmp_path: Path) -> None:
+    """Commits from before anchors name their action in the subject; numbers restarted once."""
+    lab = Lab(tmp_path / "lab")
+    try:
+        for number, name in ((1, "a"), (5, "b"), (2, "c")):
+            rel = lab.write_spec("host", name, local_spec(tmp_path, name))
+            lab.commit(f"action {number}: host {name} added", [rel])
+        assert lab.next_action_id() == 6 and lab.journal_gap() == 5
+    finally:
+        lab.close()
 
 
 def test_commits_outside_actions_carry_no_anchor(engine: Engine, tmp_path: Path) -> None:
