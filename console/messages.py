@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from llmops.ops.kinds.host import HostSpec
-    from llmops.ops.kinds.server import ServerSpec
+    from llmops.ops.kinds.host.spec import HostSpec
+    from llmops.ops.kinds.server.spec import ServerSpec
     from llmops.rollback.engine import Engine, RollbackPreview
     from llmops.rollback.journal import ActionRecord, Event
     from llmops.rollback.lab import Lab

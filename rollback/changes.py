@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
 from dataclasses import dataclass
 
 from llmops.ops.kinds.base import Spec
@@ -23,3 +25,12 @@ class Change:
     @property
     def ref(self) -> Ref:
         return (self.kind, self.name)
+
+
+def who() -> str:
+    """Who acts, as the journal names them: user@machine."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"

@@ -4,8 +4,6 @@ older commit."""
 
 from __future__ import annotations
 
-import getpass
-import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,25 +11,18 @@ from typing import Any
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import Check, Context, Spec, SpecError
 from llmops.ops.validate import find_secrets
-from llmops.rollback.changes import ActionRefused, Change
+from llmops.rollback.changes import ActionRefused, Change, who
 from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS, admit_dependencies
 from llmops.rollback.lab import Lab, Ref
 from llmops.rollback.lock import current_command
+from llmops.rollback.operate import Operate
 from llmops.rollback.undo import RollbackPreview, Undo
 
 __all__ = ["ActionRefused", "Change", "Engine", "RollbackPreview"]
 
 
-def who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-class Engine(Undo):
+class Engine(Undo, Operate):
     """Runs actions on one lab. Thread-safe enough for one console plus CLI calls: the lab
     lock serialises actions across processes and threads."""
 

@@ -10,6 +10,14 @@ KINDS: dict[str, Kind] = {k.name: k for k in (HostKind(), ServerKind())}
 """Every kind the lab knows; adding a kind is one line here."""
 
 
+def kind_of(spec: Spec) -> Kind:
+    """The kind whose spec model this is (each kind has its own)."""
+    for k in KINDS.values():
+        if isinstance(spec, k.Spec):
+            return k
+    raise KeyError(type(spec).__name__)
+
+
 def kind_for_folder(folder: str) -> Kind:
     for k in KINDS.values():
         if k.folder == folder:

@@ -47,6 +47,11 @@ class Undo:
             raise ActionRefused(f"there is no action {action_id} (see `llmops history`)")
         if record.status == "running":
             raise ActionRefused(f"action {action_id} is still running")
+        if record.is_operation:
+            raise ActionRefused(
+                f"action {action_id} was a {record.kind}: it changed no desired state, so there"
+                " is nothing to roll back"
+            )
         if record.status.startswith("failed") and record.revert_error is None:
             raise ActionRefused(
                 f"action {action_id} failed and was already reverted: nothing to undo"
@@ -64,6 +69,7 @@ class Undo:
             a.id
             for a in self.lab.journal.touching(record.refs, from_id=record.id)
             if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)
+            and not a.is_operation
         ]
         current = {(k, n): self.lab.read_spec(k, n) for k, n in record.refs}
         return RollbackPreview(
@@ -87,7 +93,7 @@ class Undo:
 
     def last_good(self, kind: str, name: str) -> tuple[ActionRecord, Spec | None]:
         """The last action that touched the resource, succeeded and passed every check."""
-        for record in reversed(self.lab.journal.touching([(kind, name)])):
+        for record in reversed(self.lab.journal.actions()):
             if (
                 (kind, name) in record.refs
                 and record.status == "succeeded"

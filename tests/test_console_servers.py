@@ -213,7 +213,7 @@ async def test_up_with_telemetry_sparklines_and_logs(served_lab: tuple[Path, Ser
         await wait_for(pilot, lambda: row_state(view) == "up", 60, "tiny up")
         sender = asyncio.create_task(asyncio.to_thread(send_completions, spec))
         state = view.servers["tiny"]
-        await wait_for(pilot, lambda: any((s.generation_tps or 0) > 0 for s in state.recent),
+        await wait_for(pilot, lambda: any((s.get("generation_tps") or 0) > 0 for s in state.recent),
                        90, "tokens/s in the telemetry")
         await sender
         table = view.query_one(ResourceTable)

@@ -7,7 +7,6 @@ same engine, so the tour's actions are real ones: in History, and rolled back wi
 from __future__ import annotations
 
 import sys
-from importlib.resources import files
 from pathlib import Path
 
 import click
@@ -22,8 +21,8 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
-from llmops.ops.kinds.host import HostSpec
-from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.host.spec import HostSpec
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.engine import Change, Engine
 
 SCRIPT = """\
@@ -45,19 +44,13 @@ def ensure_local_host(engine: Engine) -> None:
 
 def ensure_tiny_model(engine: Engine, model_dir: Path) -> None:
     """The tests' tiny Llama, made on the host by its own python (~5 s), once."""
-    t = engine.hosts.transport("local")
-    if t.run(["test", "-f", f"{model_dir}/config.json"], timeout=30).returncode == 0:
+    err.print(f"[dim]the tiny model goes to {esc(model_dir)} (made once, ~5 s) …[/]")
+    try:
+        made = engine.make_demo_model("local", str(model_dir))
+    except RuntimeError as exc:
+        fail(str(exc), code=1)
+    if not made:
         err.print(f"[dim]tiny model already at {esc(model_dir)}[/]")
-        return
-    err.print(f"making a tiny model at {esc(model_dir)} …")
-    source = files("llmops.ops.hostside").joinpath("tinymodel.py").read_text()
-    done = t.python_script(source, [str(model_dir)], timeout=600)
-    if done.returncode != 0:
-        fail(
-            "could not make the tiny model (is the host extra installed? `make host-extras`):\n"
-            + done.stderr[-2000:],
-            code=1,
-        )
 
 
 @click.command("demo")

@@ -150,6 +150,14 @@ def history(
                       " --since WHEN for more[/]")
 
 
+def kind_and_name(option: str, text: str, as_json: bool) -> tuple[str, str]:
+    """KIND/NAME as an option gives it, or exit 2 naming the kinds."""
+    kind, _, name = text.partition("/")
+    if kind not in KINDS or not name:
+        fail(f"{option}: {text!r} is not KIND/NAME (kinds: {', '.join(KINDS)})", as_json=as_json)
+    return kind, name
+
+
 @click.command("rollback")
 @click.argument("action_id", type=int, required=False)
 @click.option(
@@ -158,22 +166,31 @@ def history(
     metavar="KIND/NAME",
     help="Put one resource back as it was after its last fully validated action.",
 )
+@click.option(
+    "--last",
+    metavar="KIND/NAME",
+    help="Undo the last action on one resource not rolled back yet (a row's ctrl+z).",
+)
 @json_option
-def rollback(action_id: int | None, last_good: str | None, as_json: bool) -> None:
+def rollback(
+    action_id: int | None, last_good: str | None, last: str | None, as_json: bool
+) -> None:
     """Undo action N (itself a new action), then run every validation check."""
     refuse_if_read_only("rollback")
-    if (action_id is None) == (last_good is None):
-        fail("give an ACTION_ID or --last-good KIND/NAME (one of them)", as_json=as_json)
+    if [action_id, last_good, last].count(None) != 2:
+        fail("give an ACTION_ID, --last KIND/NAME or --last-good KIND/NAME (one of them)",
+             as_json=as_json)
     with engine_for_cli(as_json) as engine:
         stream_progress(engine, as_json)
+        if last is not None:
+            kind, name = kind_and_name("--last", last, as_json)
+            found = engine.last_undoable(kind, name)
+            if found is None:
+                fail(f"no action on {kind}/{name} to roll back (see `llmops history`)",
+                     as_json=as_json)
+            action_id = found.id
         if last_good is not None:
-            kind, _, name = last_good.partition("/")
-            if kind not in KINDS or not name:
-                fail(
-                    f"--last-good: {last_good!r} is not KIND/NAME (kinds: {', '.join(KINDS)})",
-                    as_json=as_json,
-                )
-            record = engine.rollback_last_good(kind, name)
+            record = engine.rollback_last_good(*kind_and_name("--last-good", last_good, as_json))
         else:
             assert action_id is not None
             preview = engine.preview_rollback(action_id)

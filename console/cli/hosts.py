@@ -18,8 +18,7 @@ from llmops.console.cli.common import (
     settings,
     stream_progress,
 )
-from llmops.ops.kinds.base import no_progress
-from llmops.ops.kinds.host import HostSpec, probe
+from llmops.ops.kinds.host.spec import HostSpec
 from llmops.rollback.engine import Change
 from llmops.rollback.lab import require_name
 
@@ -170,9 +169,7 @@ def host_probe(name: str, as_json: bool) -> None:
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "host", name, as_json)
         assert isinstance(spec, HostSpec)
-        facts = probe(spec, engine.hosts, no_progress)
-        if not settings().read_only:
-            engine.lab.journal.record_observed("host", name, facts)
+        facts = engine.probe(spec, record=not settings().read_only)
         if as_json:
             emit_json(facts)
             return

@@ -1,4 +1,4 @@
-"""`llmops server ...`: vLLM servers up, down, listed, their logs and a load test."""
+"""`llmops server ...`: vLLM servers up, down, restarted, listed, their logs and a load test."""
 
 from __future__ import annotations
 
@@ -21,13 +21,10 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
-from llmops.ops.kinds.server import ServerKind, ServerSpec
-from llmops.ops.kinds.server.loadtest import run_load
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import require_name
-from llmops.rollback.servers import server_rows
-
-SERVER = ServerKind()
+from llmops.rollback.summaries import summaries
 
 
 def parse_arg(pair: str) -> tuple[str, Any]:
@@ -114,12 +111,23 @@ def server_down(name: str, as_json: bool) -> None:
         report_action(record, as_json)
 
 
+@server_group.command("restart")
+@click.argument("name")
+@json_option
+def server_restart(name: str, as_json: bool) -> None:
+    """Stop and start a server as it is (same spec): journalled, then its checklist runs."""
+    refuse_if_read_only("server restart")
+    with engine_for_cli(as_json) as engine:
+        stream_progress(engine, as_json)
+        report_action(engine.restart("server", name), as_json)
+
+
 @server_group.command("list")
 @json_option
 def server_list(as_json: bool) -> None:
     """Servers with their state and latest telemetry."""
     with engine_for_cli(as_json) as engine:
-        rows = server_rows(engine)
+        rows = summaries(engine, "server")
         if as_json:
             emit_json(rows)
             return
@@ -151,9 +159,7 @@ def fmt(value: float | None, unit: str = "") -> str:
 def server_logs(name: str, lines: int, as_json: bool) -> None:
     """The last lines of the server's log on its host."""
     with engine_for_cli(as_json) as engine:
-        spec = existing_spec(engine, "server", name, as_json)
-        assert isinstance(spec, ServerSpec)
-        found = SERVER.logs(spec, engine.hosts, lines)
+        found = engine.logs(existing_spec(engine, "server", name, as_json), lines)
         if as_json:
             emit_json(found)
         else:
@@ -173,24 +179,18 @@ def server_bench(
     """A bounded load test through the tunnel: tokens/s, TTFT and latency p50/p95, cost."""
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "server", name, as_json)
-        assert isinstance(spec, ServerSpec)
-        host = engine.lab.read_spec("host", spec.host)
-        cost = getattr(host, "cost_per_hour", None)
-        with engine.hosts.transport(spec.host).forward(spec.port) as local:
-            try:
-                result = run_load(
-                    f"http://127.0.0.1:{local}",
-                    spec.api_model(),
-                    requests=requests,
-                    concurrency=concurrency,
-                    max_tokens=max_tokens,
-                    cost_per_hour=cost,
-                    progress=None
-                    if as_json
-                    else lambda n, total: err.print(f"[dim]{n}/{total}[/]", end="\r"),
-                )
-            except ValueError as exc:
-                fail(str(exc), as_json=as_json)
+        try:
+            result = engine.bench(
+                spec,
+                requests=requests,
+                concurrency=concurrency,
+                max_tokens=max_tokens,
+                progress=None
+                if as_json
+                else lambda n, total: err.print(f"[dim]{n}/{total}[/]", end="\r"),
+            )
+        except ValueError as exc:
+            fail(str(exc), as_json=as_json)
         summary = result.summary()
         if as_json:
             emit_json(summary)

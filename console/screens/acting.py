@@ -10,10 +10,10 @@ from textual.worker import Worker
 
 from llmops.console.messages import ActionDone
 from llmops.ops.kinds.base import SpecError
-from llmops.ops.transport import TransportError
 from llmops.rollback.engine import ActionRefused, Change, Engine
 from llmops.rollback.lab import LabFileError
 from llmops.rollback.lock import LabBusy
+from llmops.rollback.operate import TransportError
 
 EXPECTED = (SpecError, ValidationError, ActionRefused, LabBusy, LabFileError, TransportError)
 

@@ -17,9 +17,7 @@ from llmops.console.messages import HostDetailLoaded
 from llmops.console.screens.acting import error_text
 from llmops.console.screens.base import ViewContext
 from llmops.console.widgets import render
-from llmops.ops.kinds.base import no_progress
-from llmops.ops.kinds.host import HostSpec, probe
-from llmops.ops.procs import list_procs
+from llmops.ops.kinds.host.spec import HostSpec
 
 SHOWN = ("hostname", "os", "kernel", "arch", "cpu_model", "cpu_count", "python",
          "python_version", "workdir", "gpu_driver", "gpu_note", "observed_at")
@@ -78,10 +76,10 @@ class HostDetailScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="host-detail",
           description="probe a host and list its processes")
     def action_reload(self) -> None:
-        hosts = self.context.engine.hosts
+        engine = self.context.engine
         try:
-            facts = probe(self.spec, hosts, no_progress)
-            procs = list_procs(hosts.transport(self.spec.name))
+            facts = engine.probe(self.spec, record=not self.context.read_only)
+            procs = engine.processes(self.spec.name)
         except Exception as exc:  # noqa: BLE001 - shown on the screen
             self.post_message(HostDetailLoaded(self.spec.name, None, None, error_text(exc)))
             return

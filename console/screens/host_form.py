@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Switch
 
 from llmops.console.screens.spec_form import SpecFormScreen
-from llmops.ops.kinds.host import HostSpec
+from llmops.ops.kinds.host.spec import HostSpec
 
 FIELDS: list[tuple[str, str, str]] = [
     ("name", "Name", "e.g. gpu-1 (lowercase letters, digits, '-')"),

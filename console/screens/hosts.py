@@ -26,9 +26,7 @@ from llmops.console.screens.host_detail import HostDetailScreen
 from llmops.console.screens.host_form import AddHostScreen
 from llmops.console.widgets import render
 from llmops.console.widgets.table import ResourceTable
-from llmops.ops.kinds.base import no_progress
-from llmops.ops.kinds.host import HostSpec, probe
-from llmops.ops.ssh import host_key_fingerprint
+from llmops.ops.kinds.host.spec import HostSpec
 from llmops.rollback.engine import Change
 from llmops.rollback.journal import Event
 
@@ -98,9 +96,7 @@ class HostsView(View):
     def _probe(self, spec: HostSpec) -> None:
         started = time.monotonic()
         try:
-            facts = probe(spec, self.context.engine.hosts, no_progress)
-            if not self.context.read_only:
-                self.context.lab.journal.record_observed("host", spec.name, facts)
+            facts = self.context.engine.probe(spec, record=not self.context.read_only)
         except Exception as exc:  # noqa: BLE001 - any failure degrades this host's row only
             self.post_message(HostProbed(spec.name, None, error_text(exc),
                                          time.monotonic() - started))
@@ -111,7 +107,7 @@ class HostsView(View):
           description="fetch a host key fingerprint")
     def fetch_fingerprint(self, spec: HostSpec) -> None:
         try:
-            key_type, fp = host_key_fingerprint(spec.address or "", spec.port)
+            key_type, fp = self.context.engine.host_key(spec.address or "", spec.port)
         except Exception as exc:  # noqa: BLE001 - shown to the operator
             self.post_message(FingerprintFetched(spec, None, None, error_text(exc)))
             return

@@ -1,8 +1,9 @@
 """ctrl+z anywhere: preview a rollback (worker side), confirm it, then the live rollback screen.
 
-History rolls back the selected action; a resource view rolls back the last succeeded action
-that touched the selected resource. Both end in the same confirm dialog and RollbackScreen,
-so an operator sees one rollback, whichever view they start from."""
+History rolls back the selected action; a resource view rolls back the last undoable action
+on the selected resource (the engine's `last_undoable`, also `llmops rollback --last`). Both
+end in the same confirm dialog and RollbackScreen, so an operator sees one rollback, whichever
+view they start from."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from llmops.console.screens.base import ViewContext
 from llmops.console.screens.dialogs import ConfirmScreen
 from llmops.console.screens.rollback import RollbackScreen
 from llmops.rollback.engine import Engine
-from llmops.rollback.journal import ActionRecord
 
 
 def describe_change(kind: str, name: str, before: Any, now: Any) -> str:
@@ -31,16 +31,6 @@ def describe_change(kind: str, name: str, before: Any, now: Any) -> str:
     if before == now:
         return f"{kind} {name}: unchanged (already as before), re-checked"
     return f"{kind} {name}: changed back to its earlier spec"
-
-
-def last_action_on(actions: list[ActionRecord], kind: str, name: str) -> ActionRecord | None:
-    """The newest succeeded action that touched kind/name and is not rolled back yet: what
-    one ctrl+z on that resource undoes (a rollback is itself such an action)."""
-    for record in sorted(actions, key=lambda a: -a.id):
-        if ((kind, name) in record.refs and record.status == "succeeded"
-                and record.rolled_back_by is None):
-            return record
-    return None
 
 
 def preview_message(engine: Engine, action_id: int) -> RollbackPreviewed:

@@ -16,16 +16,15 @@ from textual.widgets import Footer, Label, RichLog, Sparkline, Static
 from llmops.console.messages import ServerLogsLoaded
 from llmops.console.screens.acting import error_text
 from llmops.console.screens.base import ViewContext
-from llmops.ops.kinds.base import HasLogs
-from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.telemetry import Sample
 
 FOLLOW_INTERVAL = 2.0
 LOG_LINES = 300
 SPARKS: list[tuple[str, str, Callable[[Sample], float | None]]] = [
-    ("tps", "tok/s", lambda s: s.generation_tps),
-    ("p95", "p95 s", lambda s: s.e2e_p95),
-    ("kv", "KV %", lambda s: s.kv_cache_pct),
+    ("tps", "tok/s", lambda s: s.get("generation_tps")),
+    ("p95", "p95 s", lambda s: s.get("e2e_p95")),
+    ("kv", "KV %", lambda s: s.get("kv_cache_pct")),
 ]
 
 
@@ -40,18 +39,19 @@ def stats_text(sample: Sample | None) -> Text:
     if not sample.up:
         return Text("not answering /metrics", style="bold red")
     out = Text()
+    get = sample.get
     for label, value in (
-        ("tok/s", num(sample.generation_tps)), ("prompt tok/s", num(sample.prompt_tps)),
-        ("running", num(sample.running, "{:.0f}")), ("waiting", num(sample.waiting, "{:.0f}")),
-        ("KV", num(sample.kv_cache_pct, "{:.1f}%")),
-        ("TTFT p50/p95", f"{num(sample.ttft_p50, '{:.2f}')}/{num(sample.ttft_p95, '{:.2f}')}s"),
-        ("e2e p50/p95", f"{num(sample.e2e_p50, '{:.2f}')}/{num(sample.e2e_p95, '{:.2f}')}s"),
+        ("tok/s", num(get("generation_tps"))), ("prompt tok/s", num(get("prompt_tps"))),
+        ("running", num(get("running"), "{:.0f}")), ("waiting", num(get("waiting"), "{:.0f}")),
+        ("KV", num(get("kv_cache_pct"), "{:.1f}%")),
+        ("TTFT p50/p95", f"{num(get('ttft_p50'), '{:.2f}')}/{num(get('ttft_p95'), '{:.2f}')}s"),
+        ("e2e p50/p95", f"{num(get('e2e_p50'), '{:.2f}')}/{num(get('e2e_p95'), '{:.2f}')}s"),
     ):
         out.append(f"{label} ", style="grey50")
         out.append(f"{value}  ", style="bold")
-    if sample.gpu_util_pct is not None:
+    if (gpu := get("gpu_util_pct")) is not None:
         out.append("GPU ", style="grey50")
-        out.append(f"{sample.gpu_util_pct:.0f}%", style="bold")
+        out.append(f"{gpu:.0f}%", style="bold")
     return out
 
 
@@ -114,7 +114,8 @@ class ServerDetail(Vertical):
 
 
 class ServerLogScreen(Screen[None]):
-    """The server's log tail (kind.logs), followed every couple of seconds."""
+    """The server's log tail (a HasLogs kind's, through the engine), followed every couple
+    of seconds."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Back", id="server_logs.close", tooltip="Back to Servers"),
@@ -122,9 +123,9 @@ class ServerLogScreen(Screen[None]):
                 tooltip="Keep reading new lines (on by default)"),
     ]
 
-    def __init__(self, context: ViewContext, kind: HasLogs, spec: ServerSpec) -> None:
+    def __init__(self, context: ViewContext, spec: ServerSpec) -> None:
         super().__init__()
-        self.context, self.kind, self.spec = context, kind, spec
+        self.context, self.spec = context, spec
         self.follow = True
         self.lines: list[str] = []
 
@@ -141,7 +142,7 @@ class ServerLogScreen(Screen[None]):
           description="read a server's log tail")
     def load(self) -> None:
         try:
-            lines = self.kind.logs(self.spec, self.context.engine.hosts, LOG_LINES)
+            lines = self.context.engine.logs(self.spec, LOG_LINES)
         except Exception as exc:  # noqa: BLE001 - shown on the screen
             self.post_message(ServerLogsLoaded(self.spec.name, [], error_text(exc)))
             return

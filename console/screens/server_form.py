@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select
 
 from llmops.console.screens.spec_form import SpecFormScreen
-from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.server.spec import ServerSpec
 
 FIELDS: list[tuple[str, str, str]] = [
     ("name", "Name", "e.g. qwen-7b (lowercase letters, digits, '-')"),

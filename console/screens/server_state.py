@@ -12,12 +12,11 @@ from llmops.console.messages import ServerPolled
 from llmops.console.screens.acting import error_text
 from llmops.console.screens.server_detail import num
 from llmops.console.widgets import render
-from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import HasLogs
-from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.rollback.engine import Engine
 from llmops.rollback.kinds import KINDS
-from llmops.rollback.servers import server_state
-from llmops.rollback.telemetry import Sample, TelemetryPoller
+from llmops.rollback.telemetry import Sample, TelemetryPoller, ref_of
 
 SPARK_POINTS = 90
 LOG_TAIL = 20
@@ -73,15 +72,15 @@ def row_cells(state: ServerState) -> list[str | Text]:
     live = sample if sample is not None and sample.up else None
     cells: list[str | Text] = [
         spec.name, spec.host, model_cell(spec.model), f"{spec.tp}/{spec.pp}",
-        state_cell(state), num(live.generation_tps if live else None),
-        num(live.e2e_p95 if live else None, "{:.2f}s"),
-        num(live.kv_cache_pct if live else None, "{:.1f}")]
+        state_cell(state), num(live.get("generation_tps") if live else None),
+        num(live.get("e2e_p95") if live else None, "{:.2f}s"),
+        num(live.get("kv_cache_pct") if live else None, "{:.1f}")]
     if state.state.startswith("unreachable"):
         cells = [c if i == 4 else render.dimmed(c) for i, c in enumerate(cells)]
     return cells
 
 
-def poll_once(poller: TelemetryPoller, hosts: HostPool, spec: ServerSpec, observe: bool,
+def poll_once(poller: TelemetryPoller, engine: Engine, spec: ServerSpec, observe: bool,
               was_up: bool | None) -> ServerPolled:
     """Worker side: a telemetry sample; the processes too when due or when the server just
     stopped (or started) answering, which is how a crash shows within one poll; and the log
@@ -89,21 +88,21 @@ def poll_once(poller: TelemetryPoller, hosts: HostPool, spec: ServerSpec, observ
     try:
         sample = poller.poll(spec)
     except Exception:  # noqa: BLE001 - this server's row degrades, polling goes on
-        sample = Sample(server=spec.name, at=time.time(), up=False)
+        sample = Sample(ref_of(KIND.name, spec.name), time.time(), up=False)
     state: str | None = None
     tail: list[str] | None = None
     if observe or sample.up != was_up:
         try:
-            state = server_state(KIND.observe(spec, hosts), sample.up)  # starting until it answers
+            state = engine.status(spec, sample.up)  # starting until it answers
         except Exception as exc:  # noqa: BLE001 - shown in its row
             state = f"unreachable: {error_text(exc)}"
         if state not in ("up", "starting", "sleeping") and isinstance(KIND, HasLogs):
             try:
-                tail = KIND.logs(spec, hosts, LOG_TAIL)
+                tail = engine.logs(spec, LOG_TAIL)
             except Exception:  # noqa: BLE001 - no log is no reason to stop polling
                 tail = None
     try:
-        recent = poller.store.recent(spec.name, SPARK_POINTS)
+        recent = poller.store.recent(sample.ref, SPARK_POINTS)
     except Exception:  # noqa: BLE001 - no history is no reason to stop polling
         recent = [sample]
     return ServerPolled(spec, sample, recent, state, tail)

@@ -26,7 +26,7 @@ from llmops.console.messages import (
 from llmops.console.screens.acting import error_text, notify_done, start_action
 from llmops.console.screens.base import View
 from llmops.console.screens.dialogs import ConfirmScreen
-from llmops.console.screens.rollback_offer import confirm_rollback, last_action_on, preview_message
+from llmops.console.screens.rollback_offer import confirm_rollback, preview_message
 from llmops.console.screens.server_detail import ServerDetail, ServerLogScreen, crash_text
 from llmops.console.screens.server_form import ServerFormScreen
 from llmops.console.screens.server_state import (
@@ -40,7 +40,7 @@ from llmops.console.screens.server_state import (
 )
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops.kinds.base import HasLogs, Restartable
-from llmops.ops.kinds.server import ServerSpec
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.engine import Change
 from llmops.rollback.journal import Event
 from llmops.rollback.telemetry import TelemetryPoller
@@ -104,12 +104,8 @@ class ServersView(View):
             self.poller = TelemetryPoller(self.context.engine)
         specs = [s for (kind, _), s in lab.specs().items() if isinstance(s, ServerSpec)]
         hosts = sorted(name for kind, name in lab.specs() if kind == "host")
-        actions = lab.journal.touching([("server", s.name) for s in specs])
-        last = {}
-        for spec in specs:
-            record = last_action_on(actions, "server", spec.name)
-            if record is not None:
-                last[spec.name] = (record.id, record.summary)
+        undoable = self.context.engine.last_undoables([("server", s.name) for s in specs])
+        last = {name: (record.id, record.summary) for (_, name), record in undoable.items()}
         self.post_message(ServersLoaded(specs, hosts, last))
 
     def poll_server(self, spec: ServerSpec, observe: bool, was_up: bool | None) -> None:
@@ -119,14 +115,12 @@ class ServersView(View):
 
     def _poll(self, spec: ServerSpec, observe: bool, was_up: bool | None) -> None:
         assert self.poller is not None
-        self.post_message(poll_once(self.poller, self.context.engine.hosts, spec, observe,
-                                    was_up))
+        self.post_message(poll_once(self.poller, self.context.engine, spec, observe, was_up))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="server-rollback-preview",
           description="find and preview the last action on a server")
     def preview_last(self, name: str) -> None:
-        record = last_action_on(self.context.lab.journal.touching([("server", name)]),
-                                "server", name)
+        record = self.context.engine.last_undoable("server", name)
         if record is None:
             self.post_message(RollbackPreviewed(
                 0, None, f"no succeeded action on server {name} to roll back"))
@@ -134,20 +128,17 @@ class ServersView(View):
         self.post_message(preview_message(self.context.engine, record.id))
 
     def _restart(self, spec: ServerSpec) -> None:
+        """Journalled by the engine (who, when, the checklist); its progress lines come
+        through the engine's listeners like an action's."""
         started = time.monotonic()
-        assert isinstance(KIND, Restartable)
         try:
-            with self.context.lab.lock.hold(f"console: restart server {spec.name}",
-                                            wait=self.context.engine.lock_wait):
-                def progress(line: str) -> None:
-                    self.post_message(ServerProgress(spec.name, line))
-
-                KIND.restart(spec, self.context.engine.hosts, progress)
+            record = self.context.engine.restart("server", spec.name)
         except Exception as exc:  # noqa: BLE001 - reported to the operator
-            self.post_message(ServerRestarted(spec.name, error_text(exc),
-                                              time.monotonic() - started))
-            return
-        self.post_message(ServerRestarted(spec.name, None, time.monotonic() - started))
+            error: str | None = error_text(exc)
+        else:
+            failed = [f"{c['name']}: {c['detail']}" for c in record.checks if not c["ok"]]
+            error = record.error or ("checks failed: " + "; ".join(failed) if failed else None)
+        self.post_message(ServerRestarted(spec.name, error, time.monotonic() - started))
 
     def _progress_listener(self, _action_id: int, ref: str, line: str) -> None:
         """Runs on the action's thread: only posts a message."""
@@ -388,12 +379,13 @@ class ServersView(View):
         self.app.push_screen(ConfirmScreen(
             f"Restart server {spec.name}?",
             f"Server {spec.name} is stopped and started again with the same spec; requests "
-            "in flight fail. The desired state does not change, so this is not an action.",
+            "in flight fail. The desired state does not change (nothing to roll back), but "
+            "the restart is journalled: History shows who restarted it and when.",
             yes="Restart"), answered)
 
     def action_logs(self) -> None:
         if (state := self.selected) is not None and isinstance(KIND, HasLogs):
-            self.app.push_screen(ServerLogScreen(self.context, KIND, state.spec))
+            self.app.push_screen(ServerLogScreen(self.context, state.spec))
 
     def action_rollback(self) -> None:
         if (state := self.selected) is not None:

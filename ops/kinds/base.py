@@ -159,3 +159,84 @@ class Restartable(Protocol):
     """A kind whose resources can be restarted without changing the spec."""
 
     def restart(self, spec: Spec, hosts: HostPool, progress: Progress) -> None: ...
+
+
+@dataclass
+class Sample:
+    """One poll of one resource's telemetry, whatever its kind, keyed by its ref
+    ("server/qwen", "run/lora-7"): `values` by metric name; `up` false when it did not answer."""
+
+    ref: str
+    at: float
+    up: bool = True
+    values: dict[str, float | None] = field(default_factory=dict)
+
+    def get(self, metric: str) -> float | None:
+        return self.values.get(metric)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One series a kind's telemetry reports: its key in `Sample.values` and how it reads."""
+
+    name: str
+    label: str
+    fmt: str = "{:.1f}"
+
+
+class Sampler(Protocol):
+    """Samples one resource, keeping between polls what that needs (a tunnel, counters)."""
+
+    def sample(self) -> dict[str, float | None] | None:
+        """The values now; None when the resource does not answer."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class HasTelemetry(Protocol):
+    """A kind whose resources report numbers over time: `metrics` says what, `sampler` how.
+    The rollback layer polls and stores every kind's samples alike (one table, by ref)."""
+
+    metrics: ClassVar[tuple[Metric, ...]]
+
+    def sampler(self, spec: Spec, hosts: HostPool) -> Sampler: ...
+
+
+@runtime_checkable
+class Summarizes(Protocol):
+    """A kind whose resources have a one-word state and a row of facts, for lists and views."""
+
+    def status(self, spec: Spec, hosts: HostPool, answering: bool | None = None) -> str:
+        """Observed now, in a word; `answering`: whether it answered its last poll (None: the
+        kind asks itself if it needs to)."""
+        ...
+
+    def summary(self, spec: Spec, status: str, latest: Sample | None) -> dict[str, Any]:
+        """Pure: the row `llmops KIND list --json` prints and views show."""
+        ...
+
+
+class BenchResult(Protocol):
+    """What a load test reports: its numbers, and a few of the errors it met."""
+
+    error_samples: list[str]
+
+    def summary(self) -> dict[str, float | int | None]: ...
+
+
+@runtime_checkable
+class Benchable(Protocol):
+    """A kind whose resources take a bounded load test (through the host's tunnel)."""
+
+    def bench(
+        self,
+        spec: Spec,
+        hosts: HostPool,
+        *,
+        requests: int,
+        concurrency: int,
+        max_tokens: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BenchResult: ...

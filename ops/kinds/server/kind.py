@@ -9,15 +9,32 @@ file instead of swapping ports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmops.ops.kinds.base import Check, Context, Kind, Progress, Ref, Spec, SpecError, Step
+from llmops.ops.kinds.base import (
+    Check,
+    Context,
+    Kind,
+    Metric,
+    Progress,
+    Ref,
+    Sample,
+    Spec,
+    SpecError,
+    Step,
+)
 from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.server import apply as server_apply
 from llmops.ops.kinds.server import checks as server_checks
+from llmops.ops.kinds.server import loadtest
+from llmops.ops.kinds.server import summary as server_summary
+from llmops.ops.kinds.server import telemetry as server_telemetry
 from llmops.ops.kinds.server.launch import is_loopback, world_size
+from llmops.ops.kinds.server.loadtest import LoadResult
 from llmops.ops.kinds.server.plan import plan_server
 from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.ops.kinds.server.telemetry import ServerSampler
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
@@ -98,6 +115,33 @@ class ServerKind(Kind[ServerSpec]):
         observed = self.observe(spec, hosts)
         observed["procs"] = {}  # pretend nothing runs: the plan starts it afresh
         server_apply.restart(spec, hosts, plan_server(spec, spec, observed), progress)
+
+    # -- telemetry, summary, bench (capabilities the console offers keys for) --------
+    metrics: ClassVar[tuple[Metric, ...]] = server_telemetry.METRICS
+
+    def sampler(self, spec: ServerSpec, hosts: HostPool) -> ServerSampler:
+        return ServerSampler(spec, hosts)
+
+    def status(self, spec: ServerSpec, hosts: HostPool, answering: bool | None = None) -> str:
+        return server_summary.status(spec, hosts, answering)
+
+    def summary(self, spec: ServerSpec, status: str, latest: Sample | None) -> dict[str, Any]:
+        return server_summary.summary(spec, status, latest)
+
+    def bench(
+        self,
+        spec: ServerSpec,
+        hosts: HostPool,
+        *,
+        requests: int,
+        concurrency: int,
+        max_tokens: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> LoadResult:
+        return loadtest.bench(
+            spec, hosts, requests=requests, concurrency=concurrency, max_tokens=max_tokens,
+            progress=progress,
+        )
 
 
 def admit_on_facts(spec: ServerSpec, facts: dict[str, Any]) -> None:

@@ -7,10 +7,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
 from llmops.ops.kinds.server.client import Completion, VllmClient, VllmError, percentile
+from llmops.ops.kinds.server.launch import reach_address
+from llmops.ops.kinds.server.spec import ServerSpec
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
 
 MAX_REQUESTS = 2000
 MAX_CONCURRENCY = 64
@@ -132,3 +138,26 @@ def run_load(
         error_samples=errors[:3],
         cost_per_hour=cost_per_hour,
     )
+
+
+def bench(
+    spec: ServerSpec,
+    hosts: HostPool,
+    *,
+    requests: int,
+    concurrency: int,
+    max_tokens: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoadResult:
+    """`run_load` through a tunnel to the server's port, priced with its host's cost per hour."""
+    cost = getattr(hosts.lookup(spec.host), "cost_per_hour", None)
+    with hosts.transport(spec.host).forward(spec.port, reach_address(spec)) as local:
+        return run_load(
+            f"http://127.0.0.1:{local}",
+            spec.api_model(),
+            requests=requests,
+            concurrency=concurrency,
+            max_tokens=max_tokens,
+            cost_per_hour=cost,
+            progress=progress,
+        )

@@ -72,3 +72,18 @@ def fetch_weights(spec: ServerSpec, t: Transport, progress: Progress) -> dict[st
             + str(found.get("error") or f"exit {rc}")
         )
     return found
+
+
+def make_tiny_model(t: Transport, model_dir: str, timeout: float = 600.0) -> bool:
+    """The tests' and the demo's tiny Llama, made on the host by its own python (~5 s) unless
+    it is there already; True when it was made now. Needs torch/transformers on the host."""
+    if t.run(["test", "-f", f"{model_dir}/config.json"], timeout=30.0).returncode == 0:
+        return False
+    source = files("llmops.ops.hostside").joinpath("tinymodel.py").read_text()
+    done = t.python_script(source, [model_dir], timeout=timeout)
+    if done.returncode != 0:
+        raise WeightsError(
+            "could not make the tiny model (is the host extra installed? `make host-extras`):\n"
+            + done.stderr[-2000:]
+        )
+    return True

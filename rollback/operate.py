@@ -1,0 +1,189 @@
+"""The console's one door to hosts, besides actions: restart (journalled), probe (facts
+recorded unless read-only), logs, status, bench, a host's processes, host keys, the demo's
+model, and the last undoable action of a resource. The console imports from ops only spec
+and base types (an import-linter contract), so whatever reaches a host goes through here.
+
+A mixin of the Engine: a restart takes the engine's lab lock, journal and checklist."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops.kinds.base import (
+    Benchable,
+    BenchResult,
+    Check,
+    HasLogs,
+    Progress,
+    Restartable,
+    Spec,
+    SpecError,
+    no_progress,
+)
+from llmops.ops.kinds.host.probe import probe
+from llmops.ops.kinds.host.spec import HostSpec
+from llmops.ops.kinds.server.weights import make_tiny_model
+from llmops.ops.procs import ProcInfo, list_procs
+from llmops.ops.ssh import host_key_fingerprint
+from llmops.ops.transport import HostKeyError, TransportError
+from llmops.rollback import summaries
+from llmops.rollback.changes import ActionRefused, Change, who
+from llmops.rollback.journal import ActionRecord
+from llmops.rollback.kinds import KINDS, kind_of
+from llmops.rollback.lab import Lab, Ref
+from llmops.rollback.lock import current_command
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+__all__ = ["RESTART", "HostKeyError", "Operate", "ProcInfo", "TransportError", "newest_undoable"]
+"""The transport's errors and the process record are re-exported: the console tells the errors
+apart and shows processes, but imports nothing from ops beyond spec and base types."""
+
+RESTART = "restart"
+"""The journal kind of a restart: an operation beside the actions, with no desired change."""
+
+
+def newest_undoable(actions: list[ActionRecord], ref: Ref) -> ActionRecord | None:
+    """The newest succeeded action on `ref` not rolled back yet: what one ctrl+z (or
+    `llmops rollback --last KIND/NAME`) undoes. A rollback is itself such an action; an
+    operation (a restart) changed no desired state, so it is passed over."""
+    for record in sorted(actions, key=lambda a: -a.id):
+        if (ref in record.refs and record.status == "succeeded" and record.rolled_back_by is None
+                and not record.is_operation):
+            return record
+    return None
+
+
+class Operate:
+    """What the console does to hosts other than actions (a mixin of the Engine)."""
+
+    lab: Lab
+    hosts: HostPool
+    lock_wait: float
+    progress_listeners: list[Callable[[int, str, str], None]]
+    _validate_all: Callable[..., list[Check]]
+
+    # -- journalled: a restart --------------------------------------------------------------
+    def restart(self, kind: str, name: str) -> ActionRecord:
+        """Stop and start a resource as its committed spec says, under the lab lock. No desired
+        state changes, yet it is journalled like an action (who, when, the step and the
+        checklist): a host changed, and History must say who did it."""
+        restartable = KINDS[kind]
+        if not isinstance(restartable, Restartable):
+            raise ActionRefused(f"a {kind} cannot be restarted")
+        with self.lab.lock.hold(current_command(), wait=self.lock_wait):
+            spec = self.lab.read_spec(kind, name, self.lab.head())
+            if spec is None:
+                raise SpecError(
+                    "name", f"there is no {kind} named {name}", f"see `llmops {kind} list`"
+                )
+            return self._operation(
+                RESTART,
+                Change(kind, name, spec),
+                f"{kind} {name} restarted",
+                lambda progress: restartable.restart(spec, self.hosts, progress),
+            )
+
+    def _operation(
+        self, verb: str, change: Change, summary: str, run: Callable[[Progress], None]
+    ) -> ActionRecord:
+        """Journal an operation as the engine journals an action, with no commit of its own:
+        `started` (kind = verb), `committed` naming HEAD, its one step, the checklist, outcome."""
+        journal = self.lab.journal
+        began = time.monotonic()
+        action_id = self.lab.next_action_id()
+        head = self.lab.head()
+        ref = f"{change.kind}/{change.name}"
+        journal.append(action_id, "started", {
+            "kind": verb, "summary": summary, "who": who(), "refs": [list(change.ref)],
+            "before_commit": head, "rollback_of": None, "specs": {},
+        })
+        journal.append(action_id, "committed", {"commit": head})
+
+        def progress(line: str) -> None:
+            for listener in self.progress_listeners:
+                listener(action_id, ref, line)
+
+        step: dict[str, Any] = {"ref": ref, "verb": verb, "detail": summary, "phase": "apply"}
+        error = None
+        try:
+            run(progress)
+        except Exception as exc:  # noqa: BLE001 - journalled and reported, never a crash
+            error = str(exc) or type(exc).__name__
+        journal.append(action_id, "step", {
+            **step, "ok": error is None, "seconds": round(time.monotonic() - began, 3),
+            **({"error": error} if error else {}),
+        })
+        if error is None:
+            self._validate_all(action_id, [change], {change.ref: change.spec})
+        outcome = {"after_commit": head, "seconds": round(time.monotonic() - began, 3)}
+        if error is None:
+            journal.append(action_id, "succeeded", outcome)
+        else:
+            journal.append(action_id, "failed", {**outcome, "error": error, "reverted": False})
+        record = journal.action(action_id)
+        assert record is not None
+        return record
+
+    # -- going back ------------------------------------------------------------------------
+    def last_undoable(self, kind: str, name: str) -> ActionRecord | None:
+        """What ctrl+z on the resource (or `rollback --last KIND/NAME`) would roll back."""
+        return newest_undoable(self.lab.journal.touching([(kind, name)]), (kind, name))
+
+    def last_undoables(self, refs: list[Ref]) -> dict[Ref, ActionRecord]:
+        """The same for many resources, reading the journal once."""
+        actions = self.lab.journal.touching(refs)
+        found = {ref: newest_undoable(actions, ref) for ref in refs}
+        return {ref: record for ref, record in found.items() if record is not None}
+
+    # -- reading hosts (nothing journalled) -------------------------------------------------
+    def probe(self, spec: HostSpec, *, record: bool) -> dict[str, Any]:
+        """Probe a host now; its facts are recorded unless `record` is off (a read-only
+        console or CLI call writes nothing, not even the facts cache)."""
+        facts = probe(spec, self.hosts, no_progress)
+        if record:
+            self.lab.journal.record_observed("host", spec.name, facts)
+        return facts
+
+    def status(self, spec: Spec, answering: bool | None = None) -> str:
+        """The resource observed now, in one word (see rollback/summaries.py)."""
+        return summaries.status(self.hosts, spec, answering)
+
+    def logs(self, spec: Spec, lines: int = 100) -> list[str]:
+        kind = kind_of(spec)
+        if not isinstance(kind, HasLogs):
+            raise ActionRefused(f"a {kind.name} has no log")
+        return kind.logs(spec, self.hosts, lines)
+
+    def bench(
+        self,
+        spec: Spec,
+        *,
+        requests: int,
+        concurrency: int,
+        max_tokens: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BenchResult:
+        """A bounded load test through the host's tunnel (ValueError: bounds exceeded)."""
+        kind = kind_of(spec)
+        if not isinstance(kind, Benchable):
+            raise ActionRefused(f"a {kind.name} has no load test")
+        return kind.bench(
+            spec, self.hosts, requests=requests, concurrency=concurrency,
+            max_tokens=max_tokens, progress=progress,
+        )
+
+    def processes(self, host: str) -> list[ProcInfo]:
+        """The detached processes llmops started on a host."""
+        return list_procs(self.hosts.transport(host))
+
+    def host_key(self, address: str, port: int) -> tuple[str, str]:
+        """(key type, fingerprint) of a host not yet trusted, for the operator to compare."""
+        return host_key_fingerprint(address, port)
+
+    def make_demo_model(self, host: str, model_dir: str) -> bool:
+        """The tiny model `llmops demo` serves, made on the host once; True when made now."""
+        return make_tiny_model(self.hosts.transport(host), model_dir)
