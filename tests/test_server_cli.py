@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 require_vllm()  # a reported skip without vLLM, a failure in CI or with a broken install
 
 DEMO_PORT, TINY_PORT = 18301, 18311
-SLOW = 300  # seconds a CLI call that starts vLLM may take on a busy two-core box
+SLOW = 600  # seconds a CLI call that starts vLLM may take on a busy shared box
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,11 @@ def model(lab: Path, demo_run: Any) -> Path:
 def snapshot(lab: Path) -> tuple[list[str], int]:
     rows = sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[0]
     return git_log(lab), rows
+
+
+def acted(lab: Path, *args: str) -> Any:
+    """An action through the CLI with --json, given the time a vLLM start may take."""
+    return json.loads(llmops(lab, *args, "--json", timeout=SLOW).stdout)
 
 
 def action_ok(result: dict[str, Any]) -> dict[str, Any]:
@@ -161,25 +166,25 @@ def test_demo_serves_blue_green(lab: Path, model: Path, demo_run: Any) -> None:
 
 
 def test_blue_green_change_and_rollback(lab: Path, model: Path) -> None:
-    changed = action_ok(llmops_json(lab, "server", "up", "demo", "--max-model-len", "128"))
+    changed = action_ok(acted(lab, "server", "up", "demo", "--max-model-len", "128"))
     assert [s["verb"] for s in changed["steps"]] == [
         "check-model", "start", "wait-ready", "smoke", "switch"]
     assert live_max_model_len(DEMO_PORT, str(model)) == 128
-    back = action_ok(llmops_json(lab, "rollback", str(changed["id"])))
+    back = action_ok(acted(lab, "rollback", str(changed["id"])))
     assert [s["verb"] for s in back["steps"]] == ["switch"]
     assert back["rollback_of"] == changed["id"]
     assert live_max_model_len(DEMO_PORT, str(model)) == 256
     # the colours stay on loopback whatever `listen` says: only the forwarder moves
-    moved = action_ok(llmops_json(lab, "server", "up", "demo", "--listen", "0.0.0.0"))
+    moved = action_ok(acted(lab, "server", "up", "demo", "--listen", "0.0.0.0"))
     assert [s["verb"] for s in moved["steps"]] == ["stop", "start-forwarder"]
     listening = tcp_listeners()
     assert listening[DEMO_PORT] == {"0.0.0.0"}
     colours = [DEMO_PORT + 10000, DEMO_PORT + 20000]
     assert [listening[p] for p in colours if p in listening] == [{"127.0.0.1"}] * 2
-    again = action_ok(llmops_json(lab, "rollback", str(moved["id"])))
+    again = action_ok(acted(lab, "rollback", str(moved["id"])))
     assert [s["verb"] for s in again["steps"]] == ["stop", "start-forwarder"]
     assert tcp_listeners()[DEMO_PORT] == {"127.0.0.1"}
-    action_ok(llmops_json(lab, "server", "down", "demo"))  # frees the cores for the rest
+    action_ok(acted(lab, "server", "down", "demo"))  # frees the cores for the rest
 
 
 def tcp_listeners() -> dict[int, set[str]]:
@@ -195,20 +200,20 @@ def tcp_listeners() -> dict[int, set[str]]:
 
 
 def test_recreate_up_change_rollback(lab: Path, model: Path) -> None:
-    action_ok(llmops_json(lab, "server", "up", "tiny", "--host", "local", "--model",
+    action_ok(acted(lab, "server", "up", "tiny", "--host", "local", "--model",
                           str(model), "--dtype", "float32", "--max-model-len", "256",
                           "--port", str(TINY_PORT), "--cpu-kvcache-gib", "1"))
     assert state_of(lab, "tiny") == "up"
     assert tp_ranks_running(lab, "tiny") == set()  # tp 1: no rank-named workers
     tp = 2 if ranks_offered(host_facts(lab))[0] >= 2 else 1
-    changed = action_ok(llmops_json(lab, "server", "up", "tiny", "--max-model-len", "128",
+    changed = action_ok(acted(lab, "server", "up", "tiny", "--max-model-len", "128",
                                     "--tp", str(tp)))
     assert [s["verb"] for s in changed["steps"]] == [
         "check-model", "stop", "start", "wait-ready", "smoke"]
     assert live_max_model_len(TINY_PORT, str(model)) == 128
     if tp == 2:  # two ranks run, each its own worker process in the server's session
         assert tp_ranks_running(lab, "tiny") == {0, 1}
-    back = action_ok(llmops_json(lab, "rollback", str(changed["id"])))
+    back = action_ok(acted(lab, "rollback", str(changed["id"])))
     assert live_max_model_len(TINY_PORT, str(model)) == 256
     assert tp_ranks_running(lab, "tiny") == set()
     history = {a["id"]: a for a in llmops_json(lab, "history")}
@@ -271,4 +276,4 @@ def test_sigkill_is_seen_as_crashed(lab: Path) -> None:
         time.sleep(0.2)
     assert state.startswith("crashed"), state
     assert llmops(lab, "server", "logs", "tiny", "-n", "5").stdout.strip()
-    action_ok(llmops_json(lab, "server", "down", "tiny"))  # also ends the orphaned engine
+    action_ok(acted(lab, "server", "down", "tiny"))  # also ends the orphaned engine
