@@ -81,6 +81,12 @@ def spec_path(kind: str, name: str) -> str:
     return f"{KINDS[kind].folder}/{name}.toml"
 
 
+def names_in(path: Path, kind: str) -> list[str]:
+    """The names of a kind's resources in a lab's working tree, without opening the lab
+    (nothing written, no journal): what shell completion offers."""
+    return sorted(p.stem for p in (path / KINDS[kind].folder).glob("*.toml"))
+
+
 def parse_spec(kind: str, name: str, text: str, path: str) -> Spec:
     """TOML text -> validated spec; errors name the file, the line and the field."""
     try:
