@@ -48,3 +48,12 @@ def test_a_failed_start_says_the_cause_in_one_line(tmp_path: Path) -> None:
     assert "invalid choice: '--api-key=x'" in message
     assert "run/bad/log" in message  # where the whole log is
     assert any("usage: api_server.py" in line for line in shown)  # the tail went to progress
+
+
+def test_a_crashed_weights_script_gives_its_last_line() -> None:
+    """The script's traceback went to progress; the error keeps only the cause."""
+    from llmops.ops.kinds.server.weights import _result_line
+
+    traceback = ["Traceback (most recent call last):", '  File "/x/hub.py", line 9, in get',
+                 "    raise OSError(f'cache at {path} unreadable')", "OSError: cache unreadable"]
+    assert _result_line(traceback) == {"error": "OSError: cache unreadable"}

@@ -40,7 +40,8 @@ def _result_line(lines: list[str]) -> dict[str, Any]:
     for line in reversed(lines):
         if line.startswith(RESULT):
             return dict(json.loads(line[len(RESULT) :]))
-    return {"error": "\n".join(lines[-10:]) or "no output"}
+    # no result: the script died; its last line says why (all of it went to progress)
+    return {"error": next((x.strip() for x in reversed(lines) if x.strip()), "no output")[:300]}
 
 
 def model_config(spec: ServerSpec, t: Transport) -> dict[str, Any]:
