@@ -15,14 +15,16 @@ from llmops.rollback.changes import ActionRefused, Change, who
 from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS, admit_dependencies
 from llmops.rollback.lab import Lab, Ref
+from llmops.rollback.leftovers import Leftovers
 from llmops.rollback.lock import current_command
 from llmops.rollback.operate import Operate
+from llmops.rollback.pending import PendingReverts
 from llmops.rollback.undo import RollbackPreview, Undo
 
 __all__ = ["ActionRefused", "Change", "Engine", "RollbackPreview"]
 
 
-class Engine(Undo, Operate):
+class Engine(Undo, Leftovers, Operate):
     """Runs actions on one lab. Thread-safe enough for one console plus CLI calls: the lab
     lock serialises actions across processes and threads."""
 
@@ -35,6 +37,7 @@ class Engine(Undo, Operate):
         self.hosts = HostPool(
             self._host_spec, lab.known_hosts, facts=lambda name: lab.journal.observed("host", name)
         )
+        self.pending = PendingReverts(lab.journal)
 
     def close(self) -> None:
         self.hosts.close()
@@ -81,6 +84,7 @@ class Engine(Undo, Operate):
                     )
                 admit_dependencies(kind, ch.ref, ch.spec, context)
                 kind.admit_removal(ch.name, context)
+                self.admit_pending_removal(ch.ref)
             else:
                 for field, what in find_secrets(ch.spec.to_toml_dict()):
                     raise SpecError(
@@ -107,6 +111,8 @@ class Engine(Undo, Operate):
         state that was just left would not help the operator."""
         is_rollback = is_rollback or rollback_of is not None
         self.admit(changes, is_rollback=is_rollback)
+        if is_rollback:
+            self.refuse_empty_rollback(changes)
         if (
             not is_rollback
             and rollback_of is None
@@ -124,6 +130,7 @@ class Engine(Undo, Operate):
             for ch in changes:
                 if ch.spec is not None:
                     KINDS[ch.kind].preflight(ch.spec, self.hosts)
+            self.finish_reverts(self.hosts_of(changes), skip={c.ref for c in changes})
             return self._run(changes, summary, rollback_of, is_rollback)
 
     def _run(
@@ -152,16 +159,17 @@ class Engine(Undo, Operate):
         commit = self.lab.commit(f"action {action_id}: {summary}", paths)
         journal.append(action_id, "committed", {"commit": commit})
         current = {c.ref: self.lab.read_spec(c.kind, c.name, before) for c in changes}
+        running = {ref: self.running_spec(ref, spec) for ref, spec in current.items()}
         try:
             self._fresh_facts = {}
             self._reconcile_all(action_id, changes, current)
-            checks = self._validate_all(action_id, changes, current)
+            checks = self._validate_all(action_id, changes, running)
             self._record_facts()
             if not is_rollback and not all(c.ok for c in checks):
                 failed = ", ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
                 raise RuntimeError(f"validation failed after the change: {failed}")
         except Exception as exc:  # noqa: BLE001 - any failure must revert
-            return self._revert(action_id, changes, current, before, exc, started)
+            return self._revert(action_id, changes, current, running, before, exc, started)
         journal.append(
             action_id,
             "succeeded",
@@ -178,19 +186,37 @@ class Engine(Undo, Operate):
         current: Mapping[Ref, Spec | None],
         *,
         phase: str = "apply",
-    ) -> None:
+    ) -> dict[Ref, str]:
+        """Each resource in order; the apply stops at the first failure (raised), the revert
+        tries every resource and returns the errors by resource."""
         removals = sorted(
             (c for c in changes if c.spec is None), key=lambda c: KINDS[c.kind].order, reverse=True
         )
         updates = sorted(
             (c for c in changes if c.spec is not None), key=lambda c: KINDS[c.kind].order
         )
+        errors: dict[Ref, str] = {}
         for ch in removals + updates:
-            self._reconcile(action_id, ch, current.get(ch.ref), phase)
+            try:
+                self._reconcile(action_id, ch, current.get(ch.ref), phase)
+            except Exception as exc:
+                if phase != "revert":
+                    raise
+                errors[ch.ref] = str(exc)
+        return errors
+
+    def running_spec(self, ref: Ref, current: Spec | None, phase: str = "apply") -> Spec | None:
+        """What may run now: a revert that could not finish knows better than git does, except
+        in a revert, where the spec just applied is the better guess."""
+        pending = self.pending.get(ref)
+        if pending is not None and (phase == "apply" or current is None):
+            return pending.spec
+        return current
 
     def _reconcile(self, action_id: int, ch: Change, current: Spec | None, phase: str) -> None:
         kind = KINDS[ch.kind]
         journal = self.lab.journal
+        current = self.running_spec(ch.ref, current, phase)
         where = ch.spec if ch.spec is not None else current
         if where is None:
             return
@@ -231,6 +257,7 @@ class Engine(Undo, Operate):
             )
             if facts:
                 self._fresh_facts[ch.ref] = facts
+        self.pending.clear(ch.ref)  # reconciled: whatever was left is what is desired now
 
     def _record_facts(self) -> None:
         """Facts are recorded after the checklist, so it can compare against the last ones seen
@@ -240,7 +267,11 @@ class Engine(Undo, Operate):
         self._fresh_facts = {}
 
     def _validate_all(
-        self, action_id: int, changes: list[Change], current: Mapping[Ref, Spec | None]
+        self,
+        action_id: int,
+        changes: list[Change],
+        current: Mapping[Ref, Spec | None],
+        phase: str = "apply",
     ) -> list[Check]:
         checks: list[Check] = []
         for ch in changes:
@@ -273,6 +304,7 @@ class Engine(Undo, Operate):
                         "ok": check.ok,
                         "detail": check.detail,
                         "seconds": round(check.seconds, 3),
+                        "phase": phase,
                     },
                 )
             checks.extend(found)
@@ -283,29 +315,38 @@ class Engine(Undo, Operate):
         action_id: int,
         changes: list[Change],
         current: Mapping[Ref, Spec | None],
+        running: Mapping[Ref, Spec | None],
         before: str,
         exc: Exception,
         started: float,
     ) -> ActionRecord:
+        """Back to the before-commit, then its checklist: "failed, reverted" only when the
+        resources are verified as they were. A resource whose revert could not finish (its host
+        went away) is recorded as pending, with the spec that may still run there."""
         journal = self.lab.journal
         back = [Change(c.kind, c.name, current.get(c.ref)) for c in changes]
         paths = [self.lab.write_spec(c.kind, c.name, c.spec) for c in back]
         revert_commit = self.lab.commit(f"action {action_id} reverted: {exc}"[:200], paths)
-        revert_error = None
         forward = {c.ref: c.spec for c in changes}
-        try:
-            self._fresh_facts = {}
-            self._reconcile_all(action_id, back, forward, phase="revert")
+        self._fresh_facts = {}
+        errors = self._reconcile_all(action_id, back, forward, phase="revert")
+        for ref, error in errors.items():
+            left = forward.get(ref) or running.get(ref)
+            if left is not None:
+                self.pending.record(action_id, ref, left, error)
+        reverted = [c for c in back if c.ref not in errors]
+        checks = self._validate_all(action_id, reverted, forward, phase="revert")
+        if not errors:
             self._record_facts()
-        except Exception as again:  # noqa: BLE001 - reported, the operator must look
-            revert_error = str(again)
         journal.append(
             action_id,
             "failed",
             {
                 "error": str(exc),
-                "reverted": revert_error is None,
-                "revert_error": revert_error,
+                "reverted": not errors,
+                "revert_error": revert_message(errors),
+                "revert_verified": all(c.ok for c in checks),
+                "pending": [f"{kind}/{name}" for kind, name in errors],
                 "after_commit": revert_commit,
                 "before_commit": before,
                 "seconds": round(time.monotonic() - started, 3),
@@ -314,3 +355,10 @@ class Engine(Undo, Operate):
         record = journal.action(action_id)
         assert record is not None
         return record
+
+
+def revert_message(errors: Mapping[Ref, str]) -> str | None:
+    """The revert's error as the operator reads it: one resource's as it is, several named."""
+    if len(errors) <= 1:
+        return next(iter(errors.values()), None)
+    return "; ".join(f"{kind}/{name}: {error}" for (kind, name), error in errors.items())

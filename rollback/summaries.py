@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops.kinds.base import Spec, Summarizes
 from llmops.ops.transport import TransportError
 from llmops.rollback.kinds import KINDS, kind_of
+from llmops.rollback.pending import PENDING_STATE
 from llmops.rollback.telemetry import TelemetryStore, ref_of
 
 if TYPE_CHECKING:
@@ -34,14 +35,19 @@ def summaries(engine: Engine, kind: str, *, observe: bool = True) -> list[dict[s
     summary = summarizer(kind)
     store = TelemetryStore(engine.lab.journal.db, engine.lab.journal.lock)
     rows = []
-    for (spec_kind, name), spec in engine.lab.specs().items():
+    pending = {p.ref: p for p in engine.pending.all() if p.kind == kind}
+    specs = engine.lab.specs()
+    for (spec_kind, name), spec in specs.items():
         if spec_kind != kind:
             continue
         state = "?"
-        if observe:
+        if (kind, name) in pending:
+            state = PENDING_STATE  # what a failed revert left there: not known until reached
+        elif observe:
             try:
                 state = summary.status(spec, engine.hosts)
             except TransportError as exc:
                 state = f"unreachable: {exc}"[:80]
         rows.append(summary.summary(spec, state, store.latest(ref_of(kind, name))))
-    return rows
+    gone = [p for ref, p in pending.items() if ref not in specs]  # no spec, maybe still running
+    return rows + [summary.summary(p.spec, PENDING_STATE, None) for p in gone]

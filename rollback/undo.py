@@ -13,6 +13,7 @@ from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS
 from llmops.rollback.lab import Lab, Ref, spec_path
 from llmops.rollback.lock import current_command
+from llmops.rollback.pending import PendingReverts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,6 +39,7 @@ class Undo:
 
     lab: Lab
     hosts: HostPool
+    pending: PendingReverts
     act: Callable[..., ActionRecord]
 
     def preview_rollback(self, action_id: int) -> RollbackPreview:
@@ -52,7 +54,7 @@ class Undo:
                 f"action {action_id} was a {record.kind}: it changed no desired state, so there"
                 " is nothing to roll back"
             )
-        if record.status.startswith("failed") and record.revert_error is None:
+        if record.status == "failed, reverted":
             raise ActionRefused(
                 f"action {action_id} failed and was already reverted: nothing to undo"
             )
@@ -93,7 +95,7 @@ class Undo:
 
     def last_good(self, kind: str, name: str) -> tuple[ActionRecord, Spec | None]:
         """The last action that touched the resource, succeeded and passed every check."""
-        for record in reversed(self.lab.journal.actions()):
+        for record in reversed(self.lab.journal.touching([(kind, name)])):
             if (
                 (kind, name) in record.refs
                 and record.status == "succeeded"
@@ -111,6 +113,23 @@ class Undo:
             f"{kind} {name} back to its last good state (action {record.id})",
             is_rollback=True,
         )
+
+    def refuse_empty_rollback(self, changes: list[Change]) -> None:
+        """A rollback whose reconcile would do nothing says so instead of "succeeded": each
+        resource is absent in git, was absent before, and no revert of it is pending."""
+        idle = [
+            c
+            for c in changes
+            if c.spec is None
+            and self.lab.read_spec(c.kind, c.name) is None
+            and self.pending.get(c.ref) is None
+        ]
+        if changes and len(idle) == len(changes):
+            names = ", ".join(f"{c.kind} {c.name}" for c in idle)
+            raise ActionRefused(
+                f"nothing to roll back: {names} {'is' if len(idle) == 1 else 'are'} absent now,"
+                " as before, and llmops has no revert of it pending on a host"
+            )
 
     # -- start-up ------------------------------------------------------------------------
     def recover(self) -> list[int]:

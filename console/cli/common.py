@@ -212,12 +212,15 @@ def report_action(record: ActionRecord, as_json: bool) -> NoReturn:
         out.print(f"  {mark} {esc(line + error)}")
     for check in record.checks:
         mark = "[green]✓[/]" if check["ok"] else "[red]✗[/]"
-        line = f"check {check['ref']} {check['name']}: {check['detail']}"
+        phase = "revert: " if check.get("phase") == "revert" else ""
+        line = f"{phase}check {check['ref']} {check['name']}: {check['detail']}"
         out.print(f"  {mark} {esc(line)}")
     if record.error:
         out.print(Text(record.error, style="red"))
     if record.revert_error:
         out.print(f"[bold red]the revert failed too:[/] {esc(record.revert_error)}")
+        out.print("[yellow]what it started stays marked unknown — revert pending; the next"
+                  " action or `llmops plan` that reaches the host finishes the revert[/]")
     sys.exit(EXIT_OK if ok else EXIT_FAILED)
 
 

@@ -23,6 +23,7 @@ from llmops.console.cli.common import (
     out,
     refuse_if_read_only,
     report_action,
+    settings,
     stream_progress,
 )
 from llmops.rollback.engine import Change, Engine
@@ -217,6 +218,7 @@ def rollback(
 def plan(as_json: bool) -> None:
     """Desired (the lab's files, hand edits included) against what the hosts run."""
     with engine_for_cli(as_json) as engine:
+        finished = [] if settings().read_only else engine.settle()  # reverts left pending
         edits = engine.lab.hand_edits()
         specs = engine.lab.specs()  # raises LabFileError naming the file and line
         rows: list[dict[str, Any]] = []
@@ -236,6 +238,7 @@ def plan(as_json: bool) -> None:
                     "steps": [f"{s.verb}: {s.detail}" for s in steps],
                 }
             )
+        rows += engine.leftover_rows(finished)
         if as_json:
             emit_json(rows)
             return
@@ -243,7 +246,9 @@ def plan(as_json: bool) -> None:
             out.print("the lab is empty: add a host with `llmops host add`")
         for row in rows:
             mark = "[yellow]edited[/]" if row["hand_edited"] else "[dim]as committed[/]"
-            out.print(f"{row['resource']} {mark}")
+            if row.get("state"):
+                mark = f"[yellow]{esc(row['state'])}[/] — {esc(row['note'])}"
+            out.print(f"{esc(row['resource'])} {mark}")
             for step in row["steps"]:
                 out.print(f"   → {step}")
         if edits:

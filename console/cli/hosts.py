@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from rich.table import Table
 from rich.text import Text
@@ -19,8 +21,9 @@ from llmops.console.cli.common import (
     stream_progress,
 )
 from llmops.ops.kinds.host.spec import HostSpec
-from llmops.rollback.engine import Change
+from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import require_name
+from llmops.rollback.operate import TransportError
 
 
 def gib(n: int | None) -> str:
@@ -153,12 +156,29 @@ def host_show(name: str, as_json: bool) -> None:
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "host", name, as_json)
         facts = engine.lab.journal.observed("host", name) or {}
+        processes = process_rows(engine, name)
         if as_json:
-            emit_json({"spec": spec.model_dump(mode="json"), "facts": facts})
+            emit_json({"spec": spec.model_dump(mode="json"), "facts": facts,
+                       "processes": processes})
             return
         for key, value in spec.model_dump().items():
             field(key, value)
         field("last probe", facts.get("observed_at", "never"))
+        if isinstance(processes, str):
+            field("processes", processes)
+        for p in processes if isinstance(processes, list) else []:
+            owner = p["claimed_by"] or ("claimed by no spec" if p["state"] == "running" else "-")
+            field(f"process {p['name']}", f"{p['state']}, pid {p['pid']}, {owner}")
+
+
+def process_rows(engine: Engine, name: str) -> list[dict[str, Any]] | str:
+    """llmops's processes on the host with what claims each (asked now), or why not."""
+    try:
+        found = engine.host_processes(name)
+    except TransportError as exc:
+        return f"unreachable: {exc}"
+    return [{"name": p.name, "state": p.state, "pid": p.pid, "started_at": p.started_at,
+             "claimed_by": who} for p, who in found]
 
 
 @host_group.command("probe")

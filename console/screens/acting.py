@@ -61,5 +61,9 @@ def notify_done(node: DOMNode, message: ActionDone) -> None:
     body = f"action {record.id}: {record.display_status}{secs}"
     if record.error:
         body += f"\n{record.error}"
+    unverified = [c for c in record.checks if c.get("phase") == "revert" and not c["ok"]]
+    if unverified:
+        body += "\nafter the revert: " + "; ".join(
+            f"{c['ref']} {c['name']}: {c['detail']}" for c in unverified)
     node.app.notify(body, title=message.summary, severity="information" if ok else "error",
                 timeout=6 if ok else 12)

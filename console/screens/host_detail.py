@@ -18,6 +18,7 @@ from llmops.console.screens.acting import error_text
 from llmops.console.screens.base import ViewContext
 from llmops.console.widgets import render
 from llmops.ops.kinds.host.spec import HostSpec
+from llmops.rollback.operate import ProcInfo
 
 SHOWN = ("hostname", "os", "kernel", "arch", "cpu_model", "cpu_count", "python",
          "python_version", "workdir", "gpu_driver", "gpu_note", "observed_at")
@@ -39,12 +40,15 @@ def facts_table(facts: dict[str, Any]) -> Table:
     return table
 
 
-def procs_table(procs: list[Any]) -> Table | str:
+def procs_table(procs: list[tuple[ProcInfo, str | None]]) -> Table | str:
+    """Each process with what claims it; one llmops started that no spec claims stands out."""
     if not procs:
         return "llmops runs no processes on this host."
-    table = Table("name", "state", "pid", "started", "argv", box=None)
-    for p in procs:
-        table.add_row(Text(p.name), p.state, str(p.pid or "-"), p.started_at or "-",
+    table = Table("name", "state", "pid", "started", "claimed by", "argv", box=None)
+    for p, owner in procs:
+        claim = Text(owner) if owner else Text(
+            "no spec" if p.running else "-", style="bold yellow" if p.running else "")
+        table.add_row(Text(p.name), p.state, str(p.pid or "-"), p.started_at or "-", claim,
                       Text(" ".join(p.argv)[:80]))
     return table
 
@@ -79,7 +83,7 @@ class HostDetailScreen(Screen[None]):
         engine = self.context.engine
         try:
             facts = engine.probe(self.spec, record=not self.context.read_only)
-            procs = engine.processes(self.spec.name)
+            procs = engine.host_processes(self.spec.name)
         except Exception as exc:  # noqa: BLE001 - shown on the screen
             self.post_message(HostDetailLoaded(self.spec.name, None, None, error_text(exc)))
             return

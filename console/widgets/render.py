@@ -11,6 +11,7 @@ GREY = "grey50"
 STATUS_STYLE = {
     "succeeded": "green", "rolled back": "cyan", "running": "yellow", "interrupted": "bold yellow",
     "failed, reverted": "red", "failed": "bold red", "succeeded, checks failed": "yellow",
+    "failed, revert unverified": "bold red",
 }
 
 

@@ -108,6 +108,17 @@ class Kind(Generic[SpecT]):
         the removal of a resource that another still depends on; the kind writes neither."""
         return {}
 
+    def host_of(self, spec: SpecT) -> str | None:
+        """The host the resource's processes run on (its `host` dependency by default): where
+        a revert that could not reach it must be finished, and whose processes it claims."""
+        dependency = self.depends_on(spec).get("host")
+        return dependency[1] if dependency else None
+
+    def owns_process(self, spec: SpecT, proc_name: str) -> bool:
+        """Whether the detached process of this name on the resource's host is the resource's
+        own; a process llmops started that no desired spec claims is shown as unclaimed."""
+        return False
+
     def admit(self, spec: SpecT, context: Context) -> None:
         """Cross-resource checks before anything is written; raise SpecError."""
 
