@@ -61,6 +61,7 @@ class Undo:
         changes = [
             Change(k, n, self.lab.read_spec(k, n, record.before_commit)) for k, n in record.refs
         ]
+        self.refuse_empty_rollback(changes)
         head = self.lab.head()
         paths = [spec_path(k, n) for k, n in record.refs]
         diff = self.lab.diff(head, record.before_commit, paths)
@@ -70,8 +71,11 @@ class Undo:
         later = [
             a.id
             for a in self.lab.journal.touching(record.refs, from_id=record.id)
-            if a.id > record.id and a.status == "succeeded" and set(a.refs) & set(record.refs)
+            if a.id > record.id
+            and a.status == "succeeded"
+            and set(a.refs) & set(record.refs)
             and not a.is_operation
+            and a.rollback_of != record.id  # e.g. the finishing of its pending revert
         ]
         current = {(k, n): self.lab.read_spec(k, n) for k, n in record.refs}
         return RollbackPreview(

@@ -82,6 +82,7 @@ def test_ssh_drop_mid_server_up(
 
         refused = llmops(lab, "rollback", str(action["id"]), check=2)
         assert "nothing to roll back: server s9 is absent" in words(refused.stderr)
+        assert "rolling back" not in refused.stderr  # refused before any preview is shown
     finally:
         if up.poll() is None:
             up.kill()
