@@ -326,3 +326,24 @@ async def test_sigkill_is_a_crash_within_a_poll_then_restart(
                        "restarted and up")
         assert not crash.display
         close_app_lab(app)
+
+
+@pytest.mark.vllm
+def test_the_restart_is_journalled(served_lab: tuple[Path, ServerSpec]) -> None:
+    """The row's R went through the engine: the journal says who restarted tiny and when,
+    its checklist passed, the chain and its anchors hold, and ctrl+z would pass over it."""
+    lab = Lab(served_lab[0])
+    engine = Engine(lab)
+    try:
+        restarts = [a for a in lab.journal.touching([("server", "tiny")]) if a.kind == "restart"]
+        assert restarts, "no restart in the journal"
+        restart = restarts[-1]
+        assert restart.status == "succeeded" and restart.checks and restart.checks_passed
+        assert restart.who and restart.started_at and restart.summary == "server tiny restarted"
+        assert [s["verb"] for s in restart.steps] == ["restart"]
+        assert lab.verify() == []
+        undoable = engine.last_undoable("server", "tiny")
+        assert undoable is not None and undoable.id < restart.id
+    finally:
+        engine.close()
+        lab.close()

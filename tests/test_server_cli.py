@@ -187,6 +187,17 @@ def test_blue_green_change_and_rollback(lab: Path, model: Path) -> None:
     action_ok(acted(lab, "server", "down", "demo"))  # frees the cores for the rest
 
 
+def test_rollback_last_brings_the_server_back(lab: Path, model: Path) -> None:
+    """`rollback --last server/demo`, the CLI twin of the row's ctrl+z: the last action on
+    demo not rolled back yet is its `server down`, so demo comes back, serving as before."""
+    down = [a for a in llmops_json(lab, "history") if a["summary"] == "server demo down"][-1]
+    back = action_ok(acted(lab, "rollback", "--last", "server/demo"))
+    assert back["rollback_of"] == down["id"]
+    assert state_of(lab, "demo") == "up"
+    assert live_max_model_len(DEMO_PORT, str(model)) == 256
+    action_ok(acted(lab, "server", "down", "demo"))  # frees the cores again
+
+
 def tcp_listeners() -> dict[int, set[str]]:
     """Listening IPv4 sockets here (the tests' host is `local`): port -> addresses."""
     found: dict[int, set[str]] = {}
