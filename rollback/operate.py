@@ -20,6 +20,7 @@ from llmops.ops.kinds.base import (
     Restartable,
     Spec,
     SpecError,
+    Step,
     no_progress,
 )
 from llmops.ops.kinds.host.probe import probe
@@ -147,6 +148,15 @@ class Operate:
         if record:
             self.lab.journal.record_observed("host", spec.name, facts)
         return facts
+
+    def planned(self, kind: str, desired: Spec | None, current: Spec | None) -> list[Step]:
+        """What reconcile would do now to take a resource from `current` to `desired` (its
+        kind observes it on its host, changing nothing, then plans): `llmops plan`."""
+        where = desired or current
+        if where is None:
+            return []
+        found = KINDS[kind]
+        return found.plan(desired, current, found.observe(where, self.hosts))
 
     def status(self, spec: Spec, answering: bool | None = None) -> str:
         """The resource observed now, in one word (see rollback/summaries.py)."""

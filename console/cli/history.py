@@ -223,14 +223,10 @@ def plan(as_json: bool) -> None:
         specs = engine.lab.specs()  # raises LabFileError naming the file and line
         rows: list[dict[str, Any]] = []
         for ref in sorted(set(specs) | set(edits)):
-            kind = KINDS[ref[0]]
             desired = specs.get(ref)
             current = engine.lab.read_spec(ref[0], ref[1], engine.lab.head())
-            where = desired or current
-            observed = kind.observe(where, engine.hosts) if where else {}
-            steps = (
-                kind.plan(desired, current, observed) if ref in edits or ref[0] != "host" else []
-            )
+            planned = ref in edits or ref[0] != "host"
+            steps = engine.planned(ref[0], desired, current) if planned else []
             rows.append(
                 {
                     "resource": f"{ref[0]}/{ref[1]}",
