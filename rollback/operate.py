@@ -1,7 +1,8 @@
 """The console's one door to hosts, besides actions: restart (journalled), probe (facts
-recorded unless read-only), logs, status, bench, a host's processes, host keys, the demo's
-model, and the last undoable action of a resource. The console imports from ops only spec
-and base types (an import-linter contract), so whatever reaches a host goes through here.
+recorded unless read-only), logs, status, bench, host keys, the demo's model, and the last
+undoable action of a resource; a host's processes are the Engine's too (rollback/leftovers.py).
+The console imports from ops only spec and base types (an import-linter contract), so
+whatever reaches a host goes through the Engine.
 
 A mixin of the Engine: a restart takes the engine's lab lock, journal and checklist."""
 
@@ -26,7 +27,7 @@ from llmops.ops.kinds.base import (
 from llmops.ops.kinds.host.probe import probe
 from llmops.ops.kinds.host.spec import HostSpec
 from llmops.ops.kinds.server.weights import make_tiny_model
-from llmops.ops.procs import ProcInfo, list_procs
+from llmops.ops.procs import ProcInfo
 from llmops.ops.ssh import host_key_fingerprint
 from llmops.ops.transport import HostKeyError, TransportError
 from llmops.rollback import summaries
@@ -185,10 +186,6 @@ class Operate:
             spec, self.hosts, requests=requests, concurrency=concurrency,
             max_tokens=max_tokens, progress=progress,
         )
-
-    def processes(self, host: str) -> list[ProcInfo]:
-        """The detached processes llmops started on a host."""
-        return list_procs(self.hosts.transport(host))
 
     def host_key(self, address: str, port: int) -> tuple[str, str]:
         """(key type, fingerprint) of a host not yet trusted, for the operator to compare."""
