@@ -11,11 +11,11 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlite_utils
 
@@ -54,6 +54,42 @@ def event_hash(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+class JournalRow:
+    """A row read back from an event's data: unknown keys are ignored, missing ones default
+    (old journals and live events in progress read the same way)."""
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Self:
+        known: dict[str, Any] = getattr(cls, "__dataclass_fields__", {})
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class StepRow(JournalRow):
+    """One plan step as journalled: which resource, what ran, in which phase, how it ended."""
+
+    ref: str = ""
+    verb: str = ""
+    detail: str = ""
+    phase: str = "apply"
+    ok: bool | None = None
+    """None while the step runs (a live view); True or False once it ended."""
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckRow(JournalRow):
+    """One checklist item as journalled after an action, a revert or a rollback."""
+
+    ref: str = ""
+    name: str = ""
+    ok: bool = False
+    detail: str = ""
+    seconds: float = 0.0
+    phase: str = "apply"
+
+
 @dataclass
 class ActionRecord:
     """One action as folded from its events; what History shows."""
@@ -74,12 +110,17 @@ class ActionRecord:
     error: str | None = None
     revert_error: str | None = None
     seconds: float | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRow] = field(default_factory=list)
+    checks: list[CheckRow] = field(default_factory=list)
 
     @property
     def checks_passed(self) -> bool:
-        return all(c["ok"] for c in self.checks)
+        return all(c.ok for c in self.checks)
+
+    @property
+    def ok(self) -> bool:
+        """It did what was asked: succeeded, and every check of its checklist passed."""
+        return self.status == "succeeded" and self.checks_passed
 
     @property
     def is_operation(self) -> bool:
@@ -354,9 +395,9 @@ def fold(records: dict[int, ActionRecord], ev: Event) -> None:
     if ev.event == "committed":
         rec.commit = d.get("commit")
     elif ev.event == "step":
-        rec.steps.append(d)
+        rec.steps.append(StepRow.of(d))
     elif ev.event == "check":
-        rec.checks.append(d)
+        rec.checks.append(CheckRow.of(d))
     elif ev.event in ("succeeded", "failed", "interrupted"):
         rec.status = {"failed": failed_status(d)}.get(ev.event, ev.event)
         rec.finished_at = ev.at

@@ -134,7 +134,7 @@ class Leftovers:
                 "steps": [],
                 "state": "revert finished" if a.status == "succeeded" else f"revert {a.status}",
                 "note": f"action {a.id}, {a.summary}: {a.display_status}, "
-                + ", ".join(f"{s['verb']} {'ok' if s['ok'] else 'FAILED'}" for s in a.steps),
+                + ", ".join(f"{s.verb} {'ok' if s.ok else 'FAILED'}" for s in a.steps),
             }
             for a in finished
             for ref in a.refs

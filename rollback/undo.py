@@ -102,9 +102,8 @@ class Undo:
         for record in reversed(self.lab.journal.touching([(kind, name)])):
             if (
                 (kind, name) in record.refs
-                and record.status == "succeeded"
+                and record.ok
                 and record.checks
-                and record.checks_passed
                 and record.after_commit
             ):
                 return record, self.lab.read_spec(kind, name, record.after_commit)

@@ -340,7 +340,7 @@ def test_the_restart_is_journalled(served_lab: tuple[Path, ServerSpec]) -> None:
         restart = restarts[-1]
         assert restart.status == "succeeded" and restart.checks and restart.checks_passed
         assert restart.who and restart.started_at and restart.summary == "server tiny restarted"
-        assert [s["verb"] for s in restart.steps] == ["restart"]
+        assert [s.verb for s in restart.steps] == ["restart"]
         assert lab.verify() == []
         undoable = engine.last_undoable("server", "tiny")
         assert undoable is not None and undoable.id < restart.id

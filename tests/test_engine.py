@@ -27,7 +27,7 @@ def engine(tmp_path: Path):
 def test_add_commits_journals_and_probes(engine: Engine, tmp_path: Path) -> None:
     record = engine.act([Change("host", "local", local_spec(tmp_path))], "host local added")
     assert record.status == "succeeded"
-    assert [s["verb"] for s in record.steps] == ["probe"]
+    assert [s.verb for s in record.steps] == ["probe"]
     assert record.checks and record.checks_passed
     assert git_log(engine.lab.path)[0] == "action 1: host local added"
     assert (engine.lab.path / "hosts/local.toml").exists()
@@ -64,7 +64,7 @@ def test_rollback_of_add_and_of_remove_and_of_rollback(engine: Engine, tmp_path:
     assert back.status == "succeeded" and back.kind == "rollback" and back.rollback_of == 2
     assert engine.lab.read_spec("host", "local") == local_spec(tmp_path)
     assert back.seconds is not None and back.seconds < 60
-    assert {c["name"] for c in back.checks} >= {"reachable"}
+    assert {c.name for c in back.checks} >= {"reachable"}
     assert engine.lab.journal.action(removed.id).display_status == "rolled back"
 
     again = engine.rollback(back.id)  # rollback of a rollback: removed again

@@ -117,8 +117,8 @@ def test_a_revert_that_cannot_reach_the_host_stays_pending(
         later.close()
         later.lab.close()
     assert [(a.status, a.rollback_of) for a in finished] == [("succeeded", record.id)]
-    assert [s["verb"] for s in finished[0].steps] == ["stop"]
-    assert [(c["name"], c["ok"]) for c in finished[0].checks] == [("stopped", True)]
+    assert [s.verb for s in finished[0].steps] == ["stop"]
+    assert [(c.name, c.ok) for c in finished[0].checks] == [("stopped", True)]
     assert not alive(sleeper_pid(host))
     assert engine.pending.get(REF) is None
 
@@ -132,7 +132,7 @@ def test_rollback_of_the_dropped_action_finishes_its_revert(
     host, record = dropped
     host.start()
     back = engine.rollback(record.id)
-    assert back.status == "succeeded" and [s["verb"] for s in back.steps] == ["stop"]
+    assert back.status == "succeeded" and [s.verb for s in back.steps] == ["stop"]
     assert back.checks and back.checks_passed
     assert not alive(sleeper_pid(host)) and engine.pending.get(REF) is None
 
@@ -164,15 +164,15 @@ def test_a_revert_whose_checklist_fails_is_unverified(engine: Engine, tmp_path: 
     try:
         assert record.status == "failed, revert unverified"
         assert record.revert_error is None and engine.lab.read_spec(*REF) == good
-        revert = [(c["name"], c["ok"]) for c in record.checks if c.get("phase") == "revert"]
+        revert = [(c.name, c.ok) for c in record.checks if c.phase == "revert"]
         assert revert == [("running", True), ("clean", False)]
-        assert [s["verb"] for s in record.steps if s["phase"] == "revert"] == ["start"]
+        assert [s.verb for s in record.steps if s.phase == "revert"] == ["start"]
         Path(good.poison or "").unlink()
         clean = engine.act([Change(*REF, good.model_copy(update={"seconds": 650}))], "again")
         assert clean.status == "succeeded"
         bad = good.model_copy(update={"seconds": 700, "fail_start": True, "poison": None})
         fine = engine.act([Change(*REF, bad)], "fails")
         assert fine.status == "failed, reverted"  # the revert's checklist passed
-        assert any(c.get("phase") == "revert" for c in fine.checks)
+        assert any(c.phase == "revert" for c in fine.checks)
     finally:
         procs.stop(engine.hosts.transport("local"), "sleeper-z9", grace=1)

@@ -77,8 +77,8 @@ def test_server_pinned_to_a_gpu(engine: Engine, tmp_path: Path) -> None:
     try:
         record = engine.act([Change("server", spec.name, spec)], "server gpu-tiny up")
         assert record.status == "succeeded", (record.error, record.checks)
-        memory = next(c for c in record.checks if c["name"] == "memory")
-        assert memory["ok"] and f"GPU {last} " in memory["detail"], memory
+        memory = next(c for c in record.checks if c.name == "memory")
+        assert memory.ok and f"GPU {last} " in memory.detail, memory
         pid = procs.status(t, spec.name).pid
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"CUDA_VISIBLE_DEVICES={last}".encode() in environ

@@ -194,7 +194,7 @@ def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[E
 
 def report_action(record: ActionRecord, as_json: bool) -> NoReturn:
     """Print an action's verdict, steps and checks; exit 0 when it did what was asked."""
-    ok = record.status == "succeeded" and record.checks_passed
+    ok = record.ok
     if as_json:
         emit_json({"ok": ok, "action": record})
         sys.exit(EXIT_OK if ok else EXIT_FAILED)
@@ -205,15 +205,15 @@ def report_action(record: ActionRecord, as_json: bool) -> NoReturn:
         f" [{colour}]{record.display_status}[/] in {secs}"
     )
     for step in record.steps:
-        mark = "[green]✓[/]" if step.get("ok") else "[red]✗[/]"
-        phase = "revert: " if step.get("phase") == "revert" else ""
-        line = f"{phase}{step['ref']} {step['verb']}: {step['detail']} ({step['seconds']}s)"
-        error = f" — {step['error']}" if step.get("error") else ""
+        mark = "[green]✓[/]" if step.ok else "[red]✗[/]"
+        phase = "revert: " if step.phase == "revert" else ""
+        line = f"{phase}{step.ref} {step.verb}: {step.detail} ({step.seconds}s)"
+        error = f" — {step.error}" if step.error else ""
         out.print(f"  {mark} {esc(line + error)}")
     for check in record.checks:
-        mark = "[green]✓[/]" if check["ok"] else "[red]✗[/]"
-        phase = "revert: " if check.get("phase") == "revert" else ""
-        line = f"{phase}check {check['ref']} {check['name']}: {check['detail']}"
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        phase = "revert: " if check.phase == "revert" else ""
+        line = f"{phase}check {check.ref} {check.name}: {check.detail}"
         out.print(f"  {mark} {esc(line)}")
     if record.error:
         out.print(Text(record.error, style="red"))

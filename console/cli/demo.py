@@ -85,7 +85,7 @@ def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
             stream_progress(engine, as_json=False)
             err.print("starting vLLM for server demo (about half a minute on a laptop) …")
             record = engine.act([Change("server", "demo", spec)], "server demo up (demo)")
-            if not (record.status == "succeeded" and record.checks_passed):
+            if not record.ok:
                 report_action(record, as_json=False)
             out.print(
                 f"[green]server demo is up[/] on port {port} in {record.seconds or 0:.1f}s,"

@@ -90,13 +90,13 @@ def show_action(engine: Engine, action_id: int, as_json: bool) -> None:
         out.print(Syntax(diff, "diff", theme="ansi_dark"))
     for step in record.steps:
         out.print(
-            f"  step {esc(step['ref'])} {step['verb']}: {'ok' if step['ok'] else 'FAILED'}"
-            f" {step['seconds']}s {esc(step.get('error') or '')}"
+            f"  step {esc(step.ref)} {step.verb}: {'ok' if step.ok else 'FAILED'}"
+            f" {step.seconds}s {esc(step.error or '')}"
         )
     for check in record.checks:
         out.print(
-            f"  check {esc(check['ref'])} {esc(check['name'])}:"
-            f" {'ok' if check['ok'] else 'FAILED'} {esc(check['detail'])}"
+            f"  check {esc(check.ref)} {esc(check.name)}:"
+            f" {'ok' if check.ok else 'FAILED'} {esc(check.detail)}"
         )
     if record.error:
         out.print(f"[red]{esc(record.error)}[/]")

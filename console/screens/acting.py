@@ -56,14 +56,14 @@ def notify_done(node: DOMNode, message: ActionDone) -> None:
         return
     record = message.record
     assert record is not None
-    ok = record.status == "succeeded" and record.checks_passed
+    ok = record.ok
     secs = f" in {record.seconds:.1f}s" if record.seconds is not None else ""
     body = f"action {record.id}: {record.display_status}{secs}"
     if record.error:
         body += f"\n{record.error}"
-    unverified = [c for c in record.checks if c.get("phase") == "revert" and not c["ok"]]
+    unverified = [c for c in record.checks if c.phase == "revert" and not c.ok]
     if unverified:
         body += "\nafter the revert: " + "; ".join(
-            f"{c['ref']} {c['name']}: {c['detail']}" for c in unverified)
+            f"{c.ref} {c.name}: {c.detail}" for c in unverified)
     node.app.notify(body, title=message.summary, severity="information" if ok else "error",
                 timeout=6 if ok else 12)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.table import Table
 from rich.text import Text
+
+from llmops.rollback.journal import CheckRow, StepRow
 
 
 def mark(ok: bool | None) -> Text:
@@ -14,19 +14,18 @@ def mark(ok: bool | None) -> Text:
     return Text("✓", style="bold green") if ok else Text("✗", style="bold red")
 
 
-def step_row(step: dict[str, Any]) -> tuple[Text, str, Text, str]:
+def step_row(step: StepRow) -> tuple[Text, str, Text, str]:
     """The detail is spec values and host errors: a Text, never read as markup."""
-    detail = step.get("detail", "") + (f" — {step['error']}" if step.get("error") else "")
-    return (mark(step.get("ok")), f"step {step.get('ref', '')} {step.get('verb', '')}",
-            Text(detail), f"{step.get('seconds', 0):.2f}s")
+    detail = step.detail + (f" — {step.error}" if step.error else "")
+    return (mark(step.ok), f"step {step.ref} {step.verb}", Text(detail), f"{step.seconds:.2f}s")
 
 
-def check_row(check: dict[str, Any]) -> tuple[Text, str, Text, str]:
-    return (mark(check.get("ok")), f"check {check.get('ref', '')} {check.get('name', '')}",
-            Text(str(check.get("detail", ""))), f"{check.get('seconds', 0):.2f}s")
+def check_row(check: CheckRow) -> tuple[Text, str, Text, str]:
+    return (mark(check.ok), f"check {check.ref} {check.name}", Text(check.detail),
+            f"{check.seconds:.2f}s")
 
 
-def journal_table(steps: list[dict[str, Any]], checks: list[dict[str, Any]]) -> Table:
+def journal_table(steps: list[StepRow], checks: list[CheckRow]) -> Table:
     table = Table("", "what", "detail", "took", box=None, expand=True)
     for step in steps:
         table.add_row(*step_row(step))

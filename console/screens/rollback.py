@@ -16,7 +16,7 @@ from llmops.console.messages import ActionDone, JournalAppended, ProgressLine
 from llmops.console.screens.acting import EXPECTED, error_text
 from llmops.console.screens.base import ViewContext
 from llmops.console.screens.journal_render import check_row, step_row
-from llmops.rollback.journal import ActionRecord, Event
+from llmops.rollback.journal import ActionRecord, CheckRow, Event, StepRow
 
 
 class RollbackScreen(Screen[None]):
@@ -92,9 +92,9 @@ class RollbackScreen(Screen[None]):
             return
         table = self.query_one(DataTable)
         if ev.event == "step":
-            row = step_row(ev.data)
+            row = step_row(StepRow.of(ev.data))
         elif ev.event == "check":
-            row = check_row(ev.data)
+            row = check_row(CheckRow.of(ev.data))
         elif ev.event == "committed":
             self.query_one(RichLog).write(f"committed {str(ev.data.get('commit'))[:7]}")
             return
@@ -118,8 +118,8 @@ class RollbackScreen(Screen[None]):
             verdict.add_class("-failed")
             return
         record = self.verdict = message.record
-        passed = sum(1 for c in record.checks if c["ok"])
-        ok = record.status == "succeeded" and record.checks_passed
+        passed = sum(1 for c in record.checks if c.ok)
+        ok = record.ok
         text = (f"✓ rolled back in {record.seconds or elapsed:.1f}s — action {record.id}, "
                 f"{passed}/{len(record.checks)} checks passed" if ok else
                 f"✗ {record.display_status} after {record.seconds or elapsed:.1f}s — action "

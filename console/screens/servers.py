@@ -136,7 +136,7 @@ class ServersView(View):
         except Exception as exc:  # noqa: BLE001 - reported to the operator
             error: str | None = error_text(exc)
         else:
-            failed = [f"{c['name']}: {c['detail']}" for c in record.checks if not c["ok"]]
+            failed = [f"{c.name}: {c.detail}" for c in record.checks if not c.ok]
             error = record.error or ("checks failed: " + "; ".join(failed) if failed else None)
         self.post_message(ServerRestarted(spec.name, error, time.monotonic() - started))
 
