@@ -198,7 +198,7 @@ def wait_ready(
             time.sleep(0.5)
 
 
-CAUSE = re.compile(r"error:|Error|ERROR|Exception|Killed|No such file|not found")
+CAUSE = re.compile(r"\berror:|Error\b|\bERROR\b|Exception\b|Killed")
 
 
 def start_failure(t: Transport, proc: str, what: str, progress: Progress) -> ServerStartError:
@@ -207,8 +207,9 @@ def start_failure(t: Transport, proc: str, what: str, progress: Progress) -> Ser
     tail = procs.tail(t, proc, 40)
     for line in tail:
         progress(short_log_line(line)[:300])
-    causes = [short_log_line(line).strip() for line in tail if CAUSE.search(line)]
-    cause = causes[-1][:240] if causes else "no error line in its log"
+    lines = [short_log_line(line).strip() for line in tail if line.strip()]
+    causes = [line for line in lines if CAUSE.search(line)] or lines[-1:]
+    cause = causes[-1][:240] if causes else "its log is empty"
     log = procs.status(t, proc).log or f"run/{proc}/log in the host's workdir"
     return ServerStartError(f"{proc} {what}: {cause} (whole log: {log} on {t.host})")
 
