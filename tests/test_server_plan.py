@@ -26,6 +26,7 @@ from llmops.ops.kinds.host import HostSpec
 from llmops.ops.kinds.server import ServerKind, ServerSpec, plan_server
 from llmops.ops.kinds.server.launch import launch_hash
 from llmops.ops.kinds.server.memory import memory_estimate, refuse_if_too_big
+from llmops.ops.kinds.server.observed import ServerObserved
 from llmops.rollback.kinds import admit_dependencies
 
 CASES = sorted((Path(__file__).parent / "cases" / "server").glob("*.toml"))
@@ -62,7 +63,7 @@ def spec_of(case: dict[str, Any], key: str) -> ServerSpec | None:
 
 
 def observed_of(case: dict[str, Any], desired: ServerSpec | None, current: ServerSpec | None,
-                facts: dict[str, Any]) -> dict[str, Any]:
+                facts: dict[str, Any]) -> ServerObserved:
     observed = dict(case.get("observed", {}))
     hashes = {"desired": desired, "current": current}
     for proc in observed.get("procs", {}).values():
@@ -71,7 +72,7 @@ def observed_of(case: dict[str, Any], desired: ServerSpec | None, current: Serve
             spec = hashes[ref]
             assert spec is not None, f"hash = {ref!r} but the case has no [{ref}]"
             proc["hash"] = launch_hash(spec, facts)
-    return {**observed, "facts": facts}
+    return ServerObserved.model_validate({**observed, "facts": facts})
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -90,23 +91,23 @@ def check_plan_case(case: dict[str, Any]) -> None:
     desired, current = spec_of(case, "desired"), spec_of(case, "current")
     steps = plan_server(desired, current, observed_of(case, desired, current, facts))
     expected = case.get("steps", [])
-    got = [(s.verb, s.data.get("proc")) for s in steps]
+    got = [(s.verb, getattr(s.data, "proc", None)) for s in steps]
     assert [v for v, _ in got] == [e["verb"] for e in expected], f"steps: {got}"
     for step, exp in zip(steps, expected, strict=True):
         if "proc" in exp:
-            assert step.data.get("proc") == exp["proc"], step
+            assert getattr(step.data, "proc", None) == exp["proc"], step
         if "argv" in exp:
             assert list(step.argv) == exp["argv"]
         if "env" in exp:
-            assert step.data["env"] == exp["env"]
+            assert getattr(step.data, "env", None) == exp["env"]
         if "port" in exp:
-            assert step.data["port"] == exp["port"]
+            assert getattr(step.data, "port", None) == exp["port"]
         if "colour" in exp:
-            assert step.data["colour"] == exp["colour"]
+            assert getattr(step.data, "colour", None) == exp["colour"]
         if "detail_has" in exp:
             assert exp["detail_has"] in step.detail, step.detail
         for key, value in exp.get("data", {}).items():
-            assert step.data.get(key) == value, (key, step)
+            assert getattr(step.data, key, None) == value, (key, step)
 
 
 def check_admit_case(case: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from labtools import local_spec
 
 from llmops.ops import procs
 from llmops.ops.hostpool import HostPool
-from llmops.ops.kinds.base import Check, Kind, Progress, Ref, Spec, Step
+from llmops.ops.kinds.base import Check, Kind, Observed, Progress, Ref, Spec, Step
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS
@@ -38,7 +38,12 @@ def proc_name(spec: SleeperSpec) -> str:
     return f"sleeper-{spec.name}"
 
 
-class SleeperKind(Kind[SleeperSpec]):
+class SleeperObserved(Observed):
+    running: bool = False
+    argv: list[str] = []
+
+
+class SleeperKind(Kind[SleeperSpec, SleeperObserved]):
     name: ClassVar[str] = "sleeper"
     folder: ClassVar[str] = "sleepers"
     Spec: ClassVar[type[Spec]] = SleeperSpec
@@ -50,17 +55,17 @@ class SleeperKind(Kind[SleeperSpec]):
     def owns_process(self, spec: SleeperSpec, name: str) -> bool:
         return name == proc_name(spec)
 
-    def observe(self, spec: SleeperSpec, hosts: HostPool) -> dict[str, Any]:
+    def observe(self, spec: SleeperSpec, hosts: HostPool) -> SleeperObserved:
         info = procs.status(hosts.transport(spec.host), proc_name(spec))
-        return {"running": info.running, "argv": info.argv}
+        return SleeperObserved(running=info.running, argv=list(info.argv or []))
 
     def plan(
-        self, desired: SleeperSpec | None, current: SleeperSpec | None, observed: dict[str, Any]
+        self, desired: SleeperSpec | None, current: SleeperSpec | None, observed: SleeperObserved
     ) -> list[Step]:
-        running = observed.get("running")
+        running = observed.running
         if desired is None:
             return [Step("stop", "stop the sleep")] if running else []
-        if running and observed.get("argv") == ["sleep", str(desired.seconds)]:
+        if running and observed.argv == ["sleep", str(desired.seconds)]:
             return []
         steps = [Step("stop", "stop the old sleep")] if running else []
         return [*steps, Step("start", f"sleep {desired.seconds}")]

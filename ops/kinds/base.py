@@ -39,6 +39,18 @@ class Spec(BaseModel):
         return self.model_dump(mode="json", exclude={"name"}, exclude_none=True)
 
 
+class Observed(BaseModel):
+    """What a kind's observe found on the host, typed: each kind declares its own fields, and
+    its pure plan reads them as attributes (the plan cases build them from TOML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class StepData:
+    """A step's payload; each kind subclasses it with the fields its apply reads."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One thing reconcile will do; `argv` is set where the step is a single command."""
@@ -46,7 +58,7 @@ class Step:
     verb: str
     detail: str
     argv: tuple[str, ...] = ()
-    data: dict[str, Any] = field(default_factory=dict, compare=False)
+    data: StepData = field(default_factory=StepData, compare=False)
 
 
 @dataclass
@@ -90,9 +102,10 @@ class Context:
 
 
 SpecT = TypeVar("SpecT", bound=Spec)
+ObservedT = TypeVar("ObservedT", bound=Observed)
 
 
-class Kind(Generic[SpecT]):
+class Kind(Generic[SpecT, ObservedT]):
     """Base of every resource kind: observe -> plan (pure) -> apply, plus a checklist."""
 
     name: ClassVar[str]
@@ -129,12 +142,12 @@ class Kind(Generic[SpecT]):
         """Checks that need the host but change nothing (a path exists, the host key is
         known); run before the action is journalled, so a refusal writes nothing."""
 
-    def observe(self, spec: SpecT, hosts: HostPool) -> dict[str, Any]:
+    def observe(self, spec: SpecT, hosts: HostPool) -> ObservedT:
         """Facts about the resource as it is on its host; changes nothing."""
         raise NotImplementedError
 
     def plan(
-        self, desired: SpecT | None, current: SpecT | None, observed: dict[str, Any]
+        self, desired: SpecT | None, current: SpecT | None, observed: ObservedT
     ) -> list[Step]:
         """Pure: the steps that take what was observed to what is desired."""
         raise NotImplementedError

@@ -6,7 +6,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmops.ops.kinds.base import Check, Context, Kind, Progress, Spec, SpecError, Step, no_progress
+from llmops.ops.kinds.base import (
+    Check,
+    Context,
+    Kind,
+    Observed,
+    Progress,
+    Spec,
+    SpecError,
+    Step,
+    no_progress,
+)
 from llmops.ops.kinds.host.probe import STABLE_FACTS, probe
 from llmops.ops.kinds.host.spec import HostSpec
 from llmops.ops.transport import HostUnreachable, NoFileTransfer, TransportError
@@ -23,7 +33,11 @@ FIXES = {
 }
 
 
-class HostKind(Kind[HostSpec]):
+class HostObserved(Observed):
+    """A host has nothing to observe before it is probed: the probe is its reconcile."""
+
+
+class HostKind(Kind[HostSpec, HostObserved]):
     """Reconciling a host = connecting and probing it; removing it = dropping the connection."""
 
     name: ClassVar[str] = "host"
@@ -58,11 +72,11 @@ class HostKind(Kind[HostSpec]):
         except NoFileTransfer as exc:
             raise SpecError("sshd", str(exc)) from exc
 
-    def observe(self, spec: HostSpec, hosts: HostPool) -> dict[str, Any]:
-        return {}
+    def observe(self, spec: HostSpec, hosts: HostPool) -> HostObserved:
+        return HostObserved()
 
     def plan(
-        self, desired: HostSpec | None, current: HostSpec | None, observed: dict[str, Any]
+        self, desired: HostSpec | None, current: HostSpec | None, observed: HostObserved
     ) -> list[Step]:
         if desired is None:
             return [Step("disconnect", "close the connection")]

@@ -19,6 +19,7 @@ from llmops.ops.kinds.hoststate import host_facts, port_answers
 from llmops.ops.kinds.server.client import VllmClient
 from llmops.ops.kinds.server.launch import reach_address, reach_for
 from llmops.ops.kinds.server.memory import refuse_if_too_big
+from llmops.ops.kinds.server.observed import ProcObserved, ServerObserved, ServerStep
 from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
 from llmops.ops.kinds.server.weights import check_model, fetch_weights, model_config
 from llmops.ops.transport import Transport, TransportError
@@ -55,44 +56,63 @@ def proc_names(name: str) -> list[str]:
     return [name, *(f"{name}-{c}" for c in COLOURS), f"{name}-live"]
 
 
-def observe(spec: ServerSpec, hosts: HostPool) -> dict[str, Any]:
+def observe(spec: ServerSpec, hosts: HostPool) -> ServerObserved:
     """Which of the server's processes run, with what launch hash, and which colour is live."""
     t = hosts.transport(spec.host)
     facts = host_facts(hosts, spec.host)
     state = read_state(t, facts, spec.name)
     mine = set(proc_names(spec.name))
-    found: dict[str, Any] = {}
+    found: dict[str, ProcObserved] = {}
     for info in procs.list_procs(t):
         if info.name not in mine:
             continue
         rec = dict(state.get("procs", {}).get(info.name) or {})
-        found[info.name] = {
-            **rec,
-            "running": info.running,
-            "state": info.state,
-            "exit_code": info.rc,
-            "pid": info.pid,
-        }
+        found[info.name] = ProcObserved.model_validate(
+            {
+                **rec,
+                "running": info.running,
+                "state": info.state,
+                "exit_code": info.rc,
+                "pid": info.pid,
+            }
+        )
     live = None
     try:
         port = int(t.read_text(target_path(facts, spec.name)).strip())
         live = next(
-            (c for c in COLOURS if found.get(f"{spec.name}-{c}", {}).get("port") == port), None
+            (c for c in COLOURS if found.get(f"{spec.name}-{c}", NOT_FOUND).port == port), None
         )
     except (TransportError, OSError, ValueError):
         pass
     if spec.strategy == "standby":
         for c in COLOURS:
             p = found.get(f"{spec.name}-{c}")
-            if p and p.get("running") and p.get("port"):
-                p["sleeping"] = _is_sleeping(t, spec, int(p["port"]))
-    return {
-        "facts": facts,
-        "procs": found,
-        "live": live,
-        "idle_until": state.get("idle_until"),
-        "now": time.time(),
-    }
+            if p and p.running and p.port:
+                p.sleeping = _is_sleeping(t, spec, p.port)
+    return ServerObserved(
+        facts=facts, procs=found, live=live, idle_until=state.get("idle_until"), now=time.time()
+    )
+
+
+NOT_FOUND = ProcObserved()
+
+
+def payload(step: Step) -> ServerStep:
+    """The step's payload, as the plan built it."""
+    assert isinstance(step.data, ServerStep), step
+    return step.data
+
+
+def proc_of(step: Step) -> str:
+    proc = payload(step).proc
+    assert proc is not None, step
+    return proc
+
+
+def port_of(step: Step) -> int:
+    port = payload(step).port
+    assert port is not None, step
+    return port
 
 
 def _is_sleeping(t: Transport, spec: ServerSpec, port: int) -> bool | None:
@@ -140,7 +160,7 @@ def _fetch(
 def _stop_proc(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
-    proc = step.data["proc"]
+    proc = proc_of(step)
     info = procs.stop(t, proc, grace=30.0)
     state = read_state(t, facts, spec.name)
     state.get("procs", {}).pop(proc, None)
@@ -152,7 +172,7 @@ def _stop_proc(
 def _start(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
-    proc, port = step.data["proc"], int(step.data["port"])
+    proc, port = proc_of(step), port_of(step)
     if port_answers(t, port, reach_for(spec, proc)):
         raise ServerStartError(
             f"port {port} on {spec.host} is already in use; "
@@ -160,12 +180,12 @@ def _start(
         )
     state = read_state(t, facts, spec.name)
     state.setdefault("procs", {})[proc] = {
-        "hash": step.data["hash"],
+        "hash": payload(step).hash,
         "port": port,
         "started": time.time(),
     }
     write_state(t, facts, spec.name, state)
-    info = procs.start(t, proc, list(step.argv), env=step.data["env"], cwd=facts["workdir"])
+    info = procs.start(t, proc, list(step.argv), env=payload(step).env, cwd=facts["workdir"])
     progress(f"{proc} started, pid {info.pid}")
     return {"proc": proc, "pid": info.pid, "port": port}
 
@@ -228,16 +248,16 @@ def _wait(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     seconds = wait_ready(
-        t, spec, step.data["proc"], int(step.data["port"]), progress, float(spec.start_timeout_s)
+        t, spec, proc_of(step), port_of(step), progress, float(spec.start_timeout_s)
     )
-    progress(f"{step.data['proc']} healthy after {seconds:.1f}s")
+    progress(f"{proc_of(step)} healthy after {seconds:.1f}s")
     return {"ready_seconds": round(seconds, 2)}
 
 
 def _smoke(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
-    port, proc = int(step.data["port"]), step.data["proc"]
+    port, proc = port_of(step), proc_of(step)
     with t.forward(port, reach_for(spec, proc)) as local, client_at(local, spec) as client:
         done = client.completion("Hello", max_tokens=4)
     progress(f"smoke completion in {done.seconds * 1000:.0f} ms: {done.text!r}")
@@ -248,13 +268,13 @@ def _switch(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     """One atomic file write: the forwarder reads it for every new connection."""
-    t.write_text(target_path(facts, spec.name), f"{int(step.data['port'])}\n", mode=0o644)
+    t.write_text(target_path(facts, spec.name), f"{port_of(step)}\n", mode=0o644)
     state = read_state(t, facts, spec.name)
-    state["live"] = step.data["colour"]
+    state["live"] = payload(step).colour
     state["idle_until"] = time.time() + spec.grace_minutes * 60
     write_state(t, facts, spec.name, state)
-    progress(f"live port {spec.port} now serves {spec.name}-{step.data['colour']}")
-    return {"live": step.data["colour"]}
+    progress(f"live port {spec.port} now serves {spec.name}-{payload(step).colour}")
+    return {"live": payload(step).colour}
 
 
 def _start_forwarder(
@@ -269,7 +289,7 @@ def _start_forwarder(
         str(spec.port),
         target_path(facts, spec.name),
     ]
-    proc = step.data["proc"]
+    proc = proc_of(step)
     state = read_state(t, facts, spec.name)
     state.setdefault("procs", {})[proc] = {"listen": spec.listen, "port": spec.port}
     write_state(t, facts, spec.name, state)
@@ -285,17 +305,17 @@ def _start_forwarder(
 def _sleep(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> None:
-    with t.forward(int(step.data["port"])) as local, client_at(local, spec, 300) as client:
+    with t.forward(port_of(step)) as local, client_at(local, spec, 300) as client:
         client.sleep(level=1)
-    progress(f"{step.data['proc']} is asleep")
+    progress(f"{proc_of(step)} is asleep")
 
 
 def _wake(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> None:
-    with t.forward(int(step.data["port"])) as local, client_at(local, spec, 300) as client:
+    with t.forward(port_of(step)) as local, client_at(local, spec, 300) as client:
         client.wake_up()
-    progress(f"{step.data['proc']} is awake")
+    progress(f"{proc_of(step)} is awake")
 
 
 def _forget(
@@ -326,9 +346,12 @@ def restart(spec: ServerSpec, hosts: HostPool, steps: list[Step], progress: Prog
     for step in steps:
         if step.verb == "start":
             t = hosts.transport(spec.host)
-            if procs.status(t, step.data["proc"]).running:
+            if procs.status(t, proc_of(step)).running:
                 apply(
-                    Step("stop", "restart", (), {"proc": step.data["proc"]}), spec, hosts, progress
+                    Step("stop", "restart", (), ServerStep(proc=proc_of(step))),
+                    spec,
+                    hosts,
+                    progress,
                 )
         apply(step, spec, hosts, progress)
 

@@ -32,6 +32,7 @@ from llmops.ops.kinds.server import summary as server_summary
 from llmops.ops.kinds.server import telemetry as server_telemetry
 from llmops.ops.kinds.server.launch import is_loopback, world_size
 from llmops.ops.kinds.server.loadtest import LoadResult
+from llmops.ops.kinds.server.observed import ServerObserved
 from llmops.ops.kinds.server.plan import plan_server
 from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.ops.kinds.server.telemetry import ServerSampler
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
 
-class ServerKind(Kind[ServerSpec]):
+class ServerKind(Kind[ServerSpec, ServerObserved]):
     """vLLM servers: recreate on change, or start the new colour and switch the live port."""
 
     name: ClassVar[str] = "server"
@@ -88,11 +89,11 @@ class ServerKind(Kind[ServerSpec]):
         server_apply.preflight(spec, hosts)
 
     # -- observe / plan --------------------------------------------------------------
-    def observe(self, spec: ServerSpec, hosts: HostPool) -> dict[str, Any]:
+    def observe(self, spec: ServerSpec, hosts: HostPool) -> ServerObserved:
         return server_apply.observe(spec, hosts)
 
     def plan(
-        self, desired: ServerSpec | None, current: ServerSpec | None, observed: dict[str, Any]
+        self, desired: ServerSpec | None, current: ServerSpec | None, observed: ServerObserved
     ) -> list[Step]:
         return plan_server(desired, current, observed)
 
@@ -112,8 +113,8 @@ class ServerKind(Kind[ServerSpec]):
         return server_apply.logs(spec, hosts, lines)
 
     def restart(self, spec: ServerSpec, hosts: HostPool, progress: Progress) -> None:
-        observed = self.observe(spec, hosts)
-        observed["procs"] = {}  # pretend nothing runs: the plan starts it afresh
+        # pretend nothing runs: the plan starts it afresh
+        observed = self.observe(spec, hosts).model_copy(update={"procs": {}})
         server_apply.restart(spec, hosts, plan_server(spec, spec, observed), progress)
 
     # -- telemetry, summary, bench (capabilities the console offers keys for) --------

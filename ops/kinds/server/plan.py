@@ -9,20 +9,10 @@ from typing import Any
 
 from llmops.ops.kinds.base import Step
 from llmops.ops.kinds.server.launch import is_path_model, launch_hash, vllm_argv, vllm_env
+from llmops.ops.kinds.server.observed import ProcObserved, ServerObserved, ServerStep
 from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
 
-
-def _proc(observed: dict[str, Any], name: str) -> dict[str, Any]:
-    return dict((observed.get("procs") or {}).get(name) or {})
-
-
 LEFTOVERS = "end what the crashed process left running"
-
-
-def _crashed(observed: dict[str, Any], name: str) -> bool:
-    """Died with an error: its engine core and workers may outlive it in its session."""
-    proc = _proc(observed, name)
-    return not proc.get("running") and proc.get("exit_code") not in (0, None)
 
 
 def _start_steps(
@@ -30,20 +20,21 @@ def _start_steps(
 ) -> list[Step]:
     argv = vllm_argv(spec, facts, port=port)
     env = vllm_env(spec, facts)
-    data = {"proc": proc, "port": port, "env": env, "hash": launch_hash(spec, facts)}
+    data = ServerStep(proc=proc, port=port, env=env, hash=launch_hash(spec, facts))
+    at = ServerStep(proc=proc, port=port)
     return [
         Step("start", f"start {proc} on port {port} ({why})", tuple(argv), data),
-        Step("wait-ready", f"wait for /health of {proc}", (), {"proc": proc, "port": port}),
-        Step("smoke", f"a completion from {proc}", (), {"proc": proc, "port": port}),
+        Step("wait-ready", f"wait for /health of {proc}", (), at),
+        Step("smoke", f"a completion from {proc}", (), at),
     ]
 
 
 def _stop(proc: str, why: str) -> Step:
-    return Step("stop", f"stop {proc} ({why})", (), {"proc": proc})
+    return Step("stop", f"stop {proc} ({why})", (), ServerStep(proc=proc))
 
 
 def plan_server(
-    desired: ServerSpec | None, current: ServerSpec | None, observed: dict[str, Any]
+    desired: ServerSpec | None, current: ServerSpec | None, observed: ServerObserved
 ) -> list[Step]:
     """Steps from what runs (observed) to what is desired; None desired = remove."""
     spec = desired or current
@@ -53,12 +44,12 @@ def plan_server(
     all_procs = [f"{name}-live", *(f"{name}-{c}" for c in COLOURS), name]
     if desired is None:
         steps = [
-            _stop(p, "server removed" if _proc(observed, p).get("running") else LEFTOVERS)
+            _stop(p, "server removed" if observed.proc(p).running else LEFTOVERS)
             for p in all_procs
-            if _proc(observed, p).get("running") or _crashed(observed, p)
+            if observed.proc(p).running or observed.proc(p).crashed
         ]
         return [*steps, Step("forget", f"remove the state of {name} on its host")]
-    facts = observed.get("facts") or {}
+    facts = observed.facts
     if desired.strategy == "recreate":
         return _plan_recreate(desired, facts, observed)
     return _plan_colours(desired, facts, observed)
@@ -67,57 +58,51 @@ def plan_server(
 def _model_steps(spec: ServerSpec) -> list[Step]:
     """First, before anything stops: the path is there, or the hub weights are fetched."""
     if is_path_model(spec.model):
-        return [Step("check-model", f"{spec.model} exists on {spec.host}", (), {})]
+        return [Step("check-model", f"{spec.model} exists on {spec.host}", (), ServerStep())]
     revision = spec.args.get("revision")
     return [
         Step(
             "fetch-weights",
             f"weights of {spec.model} into the HF cache of {spec.host}",
             (),
-            {"model": spec.model, "revision": revision},
+            ServerStep(model=spec.model, revision=revision),
         )
     ]
 
 
-def _plan_recreate(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, Any]) -> list[Step]:
+def _plan_recreate(spec: ServerSpec, facts: dict[str, Any], observed: ServerObserved) -> list[Step]:
     name = spec.name
     want = launch_hash(spec, facts)
-    proc = _proc(observed, name)
+    proc = observed.proc(name)
     leftovers = [
-        p
-        for p in (f"{name}-live", *(f"{name}-{c}" for c in COLOURS))
-        if _proc(observed, p).get("running")
+        p for p in (f"{name}-live", *(f"{name}-{c}" for c in COLOURS)) if observed.proc(p).running
     ]
     stops = [_stop(p, "strategy is now recreate") for p in leftovers]
-    if proc.get("running") and proc.get("hash") == want:
+    if proc.running and proc.hash == want:
         return stops
-    if proc.get("running"):
+    if proc.running:
         why = "spec changed"
         stops.append(_stop(name, why))
-    elif proc.get("hash"):
-        why = "it had exited" if proc.get("exit_code") == 0 else "it had crashed"
-        if _crashed(observed, name):
+    elif proc.hash:
+        why = "it had exited" if proc.exit_code == 0 else "it had crashed"
+        if proc.crashed:
             stops.append(_stop(name, LEFTOVERS))
     else:
         why = "new"
     return [*_model_steps(spec), *stops, *_start_steps(spec, facts, name, spec.port, why)]
 
 
-def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, Any]) -> list[Step]:
+def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: ServerObserved) -> list[Step]:
     name = spec.name
     want = launch_hash(spec, facts)
     standby = spec.strategy == "standby"
-    fwd = _proc(observed, f"{name}-live")
-    fwd_running = bool(fwd.get("running"))
-    live = observed.get("live") if fwd_running else None
-    state = {c: _proc(observed, f"{name}-{c}") for c in COLOURS}
+    fwd = observed.proc(f"{name}-live")
+    fwd_running = fwd.running
+    live = observed.live if fwd_running else None
+    state = {c: observed.proc(f"{name}-{c}") for c in COLOURS}
     order = [live] + [c for c in COLOURS if c != live] if live else list(COLOURS)
-    good = [c for c in order if state[c].get("running") and state[c].get("hash") == want]
-    plain = (
-        [_stop(name, "replaced by the live forwarder")]
-        if _proc(observed, name).get("running")
-        else []
-    )
+    good = [c for c in order if state[c].running and state[c].hash == want]
+    plain = [_stop(name, "replaced by the live forwarder")] if observed.proc(name).running else []
     refwd = _forwarder_moved(spec, fwd) if fwd_running else []
     fwd_running = fwd_running and not refwd
 
@@ -142,7 +127,7 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
     steps = [*_model_steps(spec)]
     if standby and live and _awake(state[live]):
         steps.append(_sleep(spec, live, "to free its GPU memory"))
-    if state[new].get("running"):
+    if state[new].running:
         steps.append(_stop(f"{name}-{new}", "stale colour"))
     steps += _start_steps(
         spec, facts, f"{name}-{new}", spec.colour_port(new), f"{new}, not live yet"
@@ -152,19 +137,19 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: dict[str, A
 
 def _settle_live(
     spec: ServerSpec,
-    state: dict[str, dict[str, Any]],
+    state: dict[str, ProcObserved],
     live: str,
     idle: str,
-    observed: dict[str, Any],
+    observed: ServerObserved,
 ) -> list[Step]:
     """The live colour already runs the wanted spec: end an idle colour past its grace and,
     for standby, anything awake beside it (a change that failed half-way leaves the new
     colour awake and the live one asleep), then wake the live one."""
     name = spec.name
-    until = observed.get("idle_until")
-    expired = until is None or float(observed.get("now", 0)) >= float(until)
+    until = observed.idle_until
+    expired = until is None or observed.now >= until
     steps: list[Step] = []
-    if state[idle].get("running") and expired:
+    if state[idle].running and expired:
         steps.append(_stop(f"{name}-{idle}", "grace period over"))
     elif spec.strategy == "standby" and _awake(state[idle]):
         steps.append(_stop(f"{name}-{idle}", "awake beside the live colour, holding its GPU"))
@@ -173,36 +158,36 @@ def _settle_live(
     return steps
 
 
-def _awake(proc: dict[str, Any]) -> bool:
+def _awake(proc: ProcObserved) -> bool:
     """Running and not known to be asleep (sleeping again is a no-op in vLLM)."""
-    return bool(proc.get("running")) and proc.get("sleeping") is not True
+    return proc.running and proc.sleeping is not True
 
 
-def _maybe_asleep(proc: dict[str, Any]) -> bool:
+def _maybe_asleep(proc: ProcObserved) -> bool:
     """Asleep, or unknown (the probe failed): waking an awake server is a no-op in vLLM,
     leaving a sleeping one live is an outage, so only a known `sleeping = false` skips it."""
-    return bool(proc.get("running")) and proc.get("sleeping") is not False
+    return proc.running and proc.sleeping is not False
 
 
 def _sleep(spec: ServerSpec, colour: str, why: str) -> Step:
     proc = f"{spec.name}-{colour}"
     port = spec.colour_port(colour)
-    return Step("sleep", f"put {proc} to sleep ({why})", (), {"proc": proc, "port": port})
+    return Step("sleep", f"put {proc} to sleep ({why})", (), ServerStep(proc=proc, port=port))
 
 
 def _wake(spec: ServerSpec, colour: str, why: str) -> Step:
     proc = f"{spec.name}-{colour}"
     port = spec.colour_port(colour)
-    return Step("wake", f"wake {proc} ({why})", (), {"proc": proc, "port": port})
+    return Step("wake", f"wake {proc} ({why})", (), ServerStep(proc=proc, port=port))
 
 
-def _forwarder_moved(spec: ServerSpec, fwd: dict[str, Any]) -> list[Step]:
+def _forwarder_moved(spec: ServerSpec, fwd: ProcObserved) -> list[Step]:
     """The forwarder is the only process on `listen`/`port`: a change of either restarts
     it alone (the colours stay on loopback, untouched). Unrecorded values count as same."""
     moved = [
-        f"{key} {fwd[key]} -> {getattr(spec, key)}"
-        for key in ("listen", "port")
-        if key in fwd and fwd[key] != getattr(spec, key)
+        f"{key} {was} -> {getattr(spec, key)}"
+        for key, was in (("listen", fwd.listen), ("port", fwd.port))
+        if was is not None and was != getattr(spec, key)
     ]
     return [_stop(f"{spec.name}-live", ", ".join(moved))] if moved else []
 
@@ -212,7 +197,7 @@ def _start_forwarder(spec: ServerSpec) -> Step:
         "start-forwarder",
         f"start {spec.name}-live on {spec.listen}:{spec.port}",
         (),
-        {"proc": f"{spec.name}-live", "port": spec.port, "listen": spec.listen},
+        ServerStep(proc=f"{spec.name}-live", port=spec.port, listen=spec.listen),
     )
 
 
@@ -224,7 +209,7 @@ def _switch(spec: ServerSpec, target: str, live: str | None, fwd_running: bool) 
             "switch",
             f"live port {spec.port} -> {name}-{target}",
             (),
-            {"colour": target, "port": spec.colour_port(target), "previous": live},
+            ServerStep(colour=target, port=spec.colour_port(target), previous=live),
         )
     ]
     if not fwd_running:

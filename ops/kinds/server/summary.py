@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops.kinds.base import Sample
 from llmops.ops.kinds.server.apply import client_at, observe
 from llmops.ops.kinds.server.launch import reach_address
+from llmops.ops.kinds.server.observed import ServerObserved
 from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.ops.transport import TransportError
 
@@ -16,19 +17,19 @@ if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
 
-def server_state(observed: dict[str, Any], answering: bool | None = None) -> str:
+def server_state(observed: ServerObserved, answering: bool | None = None) -> str:
     """One word an operator reads at a glance: up, starting, crashed (rc), stopped, sleeping.
     `answering`: whether its port answered just now; a running vLLM that does not is still
     loading (None: not asked)."""
-    procs = observed.get("procs") or {}
-    serving = [p for n, p in procs.items() if not n.endswith("-live") and p.get("running")]
+    procs = observed.procs
+    serving = [p for n, p in procs.items() if not n.endswith("-live") and p.running]
     if serving:
-        if any(p.get("sleeping") for p in serving) and len(serving) == 1:
+        if any(p.sleeping for p in serving) and len(serving) == 1:
             return "sleeping"
         return "starting" if answering is False else "up"
-    dead = [p for p in procs.values() if p.get("state") in ("exited", "reused")]
+    dead = [p for p in procs.values() if p.state in ("exited", "reused")]
     if dead:
-        codes = sorted({str(p.get("exit_code")) for p in dead if p.get("exit_code") is not None})
+        codes = sorted({str(p.exit_code) for p in dead if p.exit_code is not None})
         return "crashed" + (f" (exit {', '.join(codes)})" if codes else "")
     return "stopped"
 
