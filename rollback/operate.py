@@ -16,7 +16,9 @@ from llmops.ops.kinds.base import (
     Benchable,
     BenchResult,
     Check,
+    HasCommand,
     HasLogs,
+    LaunchCommand,
     Progress,
     Restartable,
     Spec,
@@ -186,6 +188,14 @@ class Operate:
             spec, self.hosts, requests=requests, concurrency=concurrency,
             max_tokens=max_tokens, progress=progress,
         )
+
+    def commands(self, spec: Spec) -> list[LaunchCommand]:
+        """The exact argv and environment each of the resource's processes is started with,
+        as built from the spec and the host's last facts (nothing is started)."""
+        kind = kind_of(spec)
+        if not isinstance(kind, HasCommand):
+            raise ActionRefused(f"a {kind.name} is not started from a command")
+        return kind.commands(spec, self.hosts)
 
     def host_key(self, address: str, port: int) -> tuple[str, str]:
         """(key type, fingerprint) of a host not yet trusted, for the operator to compare."""

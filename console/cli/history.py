@@ -26,6 +26,7 @@ from llmops.console.cli.common import (
     settings,
     stream_progress,
 )
+from llmops.console.cli.completion import complete_refs
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.kinds import KINDS
 from llmops.rollback.lab import Lab, spec_path
@@ -165,11 +166,13 @@ def kind_and_name(option: str, text: str, as_json: bool) -> tuple[str, str]:
     "--last-good",
     "last_good",
     metavar="KIND/NAME",
+    shell_complete=complete_refs,
     help="Put one resource back as it was after its last fully validated action.",
 )
 @click.option(
     "--last",
     metavar="KIND/NAME",
+    shell_complete=complete_refs,
     help="Undo the last action on one resource not rolled back yet (a row's ctrl+z).",
 )
 @json_option

@@ -20,6 +20,8 @@ from llmops.console.cli.common import (
     settings,
     stream_progress,
 )
+from llmops.console.cli.completion import names_of
+from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.host.spec import HostSpec
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import require_name
@@ -41,62 +43,20 @@ def host_group() -> None:
 
 
 @host_group.command("add")
-@click.argument("name")
-@click.option("--local", is_flag=True, help="This machine, without SSH.")
-@click.option("--address", help="IP address or DNS name of the host.")
-@click.option("--port", type=int, default=22, show_default=True)
-@click.option("--user", help="Login user (default: your user name).")
-@click.option("--key", help="Path of the private key file (default: ssh-agent, ~/.ssh keys).")
-@click.option(
-    "--python",
-    "python",
-    default="python3",
-    show_default=True,
-    help="The host's python (the one with vLLM/peft installed).",
-)
-@click.option(
-    "--workdir",
-    default="~/.llmops",
-    show_default=True,
-    help="Where llmops keeps run files on the host.",
-)
-@click.option(
-    "--cost-per-hour", type=float, help="What the box costs per hour (for cost per token)."
-)
+@click.argument("name", shell_complete=names_of("host"))
+@spec_options(HostSpec)
 @click.option(
     "--trust",
     metavar="FINGERPRINT",
     help="Trust this host key fingerprint (SHA256:...) on first connect.",
 )
 @json_option
-def host_add(
-    name: str,
-    local: bool,
-    address: str | None,
-    port: int,
-    user: str | None,
-    key: str | None,
-    python: str,
-    workdir: str,
-    cost_per_hour: float | None,
-    trust: str | None,
-    as_json: bool,
-) -> None:
+def host_add(name: str, trust: str | None, as_json: bool, **given: Any) -> None:
     """Add a host (or change an existing one): connect, probe, journal."""
     refuse_if_read_only("host add")
     with engine_for_cli(as_json, create=True) as engine:
         require_name(name)
-        spec = HostSpec(
-            name=name,
-            local=local,
-            address=address,
-            port=port,
-            user=user,
-            key=key,
-            python=python,
-            workdir=workdir,
-            cost_per_hour=cost_per_hour,
-        )
+        spec = HostSpec.model_validate({"name": name, **given_fields(HostSpec, given)})
         stream_progress(engine, as_json)
         verb = "changed" if engine.lab.read_spec("host", name) else "added"
         record = engine.act(
@@ -108,7 +68,7 @@ def host_add(
 
 
 @host_group.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=names_of("host"))
 @json_option
 def host_remove(name: str, as_json: bool) -> None:
     """Remove a host from the lab (refused while servers or runs use it)."""
@@ -149,7 +109,7 @@ def host_list(as_json: bool) -> None:
 
 
 @host_group.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=names_of("host"))
 @json_option
 def host_show(name: str, as_json: bool) -> None:
     """A host's spec and its last probe (exit 2 when there is no such host)."""
@@ -182,7 +142,7 @@ def process_rows(engine: Engine, name: str) -> list[dict[str, Any]] | str:
 
 
 @host_group.command("probe")
-@click.argument("name")
+@click.argument("name", shell_complete=names_of("host"))
 @json_option
 def host_probe(name: str, as_json: bool) -> None:
     """Connect and probe a host now (changes no desired state; --read-only records nothing)."""

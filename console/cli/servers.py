@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import tomllib
 from typing import Any
 
@@ -21,6 +22,8 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
+from llmops.console.cli.completion import names_of
+from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import require_name
@@ -50,27 +53,8 @@ def server_group() -> None:
 
 
 @server_group.command("up")
-@click.argument("name")
-@click.option("--host", help="Host to run on (required for a new server).")
-@click.option("--model", help="Hub id org/name or an absolute path on the host.")
-@click.option("--tp", type=int, help="Tensor-parallel size.")
-@click.option("--pp", type=int, help="Pipeline-parallel size.")
-@click.option("--gpus", help="GPU ids, e.g. 0,1 (CUDA_VISIBLE_DEVICES).")
-@click.option("--port", type=int, help="Port clients use (default 8000).")
-@click.option(
-    "--listen", help="Address the port listens on (default 127.0.0.1; 0.0.0.0 for all)."
-)
-@click.option("--dtype", help="auto, float16, bfloat16, float32.")
-@click.option("--quantization", help="awq, gptq, fp8, bitsandbytes, ...")
-@click.option("--max-model-len", type=int, help="Context length.")
-@click.option("--gpu-memory-utilization", type=float, help="Fraction of GPU memory for vLLM.")
-@click.option("--enable-lora/--no-enable-lora", default=None, help="Serve LoRA adapters.")
-@click.option("--max-lora-rank", type=int)
-@click.option("--max-loras", type=int, help="LoRA adapters served at once.")
-@click.option("--served-model-name", help="The name requests use.")
-@click.option("--strategy", type=click.Choice(["recreate", "blue-green", "standby"]))
-@click.option("--grace-minutes", type=float, help="Blue-green: keep the old server warm this long.")
-@click.option("--cpu-kvcache-gib", type=int, help="CPU build: GiB of KV cache.")
+@click.argument("name", shell_complete=names_of("server"))
+@spec_options(ServerSpec, skip={"args"})
 @click.option("--arg", "args", multiple=True, metavar="K=V", help="Extra allowed vLLM flag.")
 @json_option
 def server_up(name: str, as_json: bool, args: tuple[str, ...], **given: Any) -> None:
@@ -80,14 +64,7 @@ def server_up(name: str, as_json: bool, args: tuple[str, ...], **given: Any) -> 
         require_name(name)
         current = current_server(engine, name)
         fields: dict[str, Any] = current.model_dump() if current else {"name": name}
-        for key, value in given.items():
-            if value is not None:
-                fields[key] = value
-        if given.get("gpus") is not None:
-            try:
-                fields["gpus"] = [int(g) for g in given["gpus"].split(",") if g.strip()]
-            except ValueError:
-                fail("gpus: give GPU ids as numbers, e.g. --gpus 0,1", as_json=as_json)
+        fields.update(given_fields(ServerSpec, given))
         if args:
             fields["args"] = {**fields.get("args", {}), **dict(parse_arg(a) for a in args)}
         if "host" not in fields or "model" not in fields:
@@ -100,7 +77,7 @@ def server_up(name: str, as_json: bool, args: tuple[str, ...], **given: Any) -> 
 
 
 @server_group.command("down")
-@click.argument("name")
+@click.argument("name", shell_complete=names_of("server"))
 @json_option
 def server_down(name: str, as_json: bool) -> None:
     """Stop a server and remove it from the lab (roll back to bring it back)."""
@@ -112,7 +89,7 @@ def server_down(name: str, as_json: bool) -> None:
 
 
 @server_group.command("restart")
-@click.argument("name")
+@click.argument("name", shell_complete=names_of("server"))
 @json_option
 def server_restart(name: str, as_json: bool) -> None:
     """Stop and start a server as it is (same spec): journalled, then its checklist runs."""
@@ -153,7 +130,7 @@ def fmt(value: float | None, unit: str = "") -> str:
 
 
 @server_group.command("logs")
-@click.argument("name")
+@click.argument("name", shell_complete=names_of("server"))
 @click.option("-n", "--lines", type=int, default=100, show_default=True)
 @json_option
 def server_logs(name: str, lines: int, as_json: bool) -> None:
@@ -167,8 +144,24 @@ def server_logs(name: str, lines: int, as_json: bool) -> None:
                 click.echo(line)
 
 
+@server_group.command("command")
+@click.argument("name", shell_complete=names_of("server"))
+@json_option
+def server_command(name: str, as_json: bool) -> None:
+    """The exact argv and environment the server is started with (paste it into a vLLM bug
+    report); built from the spec and the host's last probe, nothing is run."""
+    with engine_for_cli(as_json) as engine:
+        found = engine.commands(existing_spec(engine, "server", name, as_json))
+        if as_json:
+            emit_json(found)
+            return
+        for command in found:
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(command.env.items()))
+            click.echo(f"# {command.proc}\n{env} {shlex.join(command.argv)}".replace("\n ", "\n"))
+
+
 @server_group.command("bench")
-@click.argument("name")
+@click.argument("name", shell_complete=names_of("server"))
 @click.option("--requests", type=int, default=32, show_default=True)
 @click.option("--concurrency", type=int, default=4, show_default=True)
 @click.option("--max-tokens", type=int, default=32, show_default=True)

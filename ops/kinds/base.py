@@ -178,6 +178,23 @@ class HasLogs(Protocol):
     def logs(self, spec: Spec, hosts: HostPool, lines: int = 100) -> list[str]: ...
 
 
+@dataclass(frozen=True)
+class LaunchCommand:
+    """The exact command a process of a resource is started with (what an operator pastes
+    into a bug report): argv and the environment llmops adds to the host's."""
+
+    proc: str
+    argv: list[str]
+    env: dict[str, str]
+
+
+@runtime_checkable
+class HasCommand(Protocol):
+    """A kind whose resources run as processes started from a command llmops builds."""
+
+    def commands(self, spec: Spec, hosts: HostPool) -> list[LaunchCommand]: ...
+
+
 @runtime_checkable
 class Restartable(Protocol):
     """A kind whose resources can be restarted without changing the spec."""

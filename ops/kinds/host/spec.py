@@ -12,15 +12,37 @@ ADDRESS_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$"
 class HostSpec(Spec):
     """Where a host is and how to log in; never a secret, only a key's path."""
 
-    local: bool = False
-    address: str | None = Field(default=None, pattern=ADDRESS_PATTERN)
-    port: int = Field(default=22, ge=1, le=65535)
-    user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
-    key: str | None = None
-    python: str = Field(default="python3", pattern=r"^[A-Za-z0-9_./~+-]{1,255}$")
-    workdir: str = Field(default="~/.llmops", pattern=r"^[A-Za-z0-9_./~+-]{1,255}$")
-    cost_per_hour: float | None = Field(default=None, ge=0, le=10_000)
-    """What the box costs per hour (any currency): load tests turn it into cost per token."""
+    local: bool = Field(default=False, description="This machine, without SSH.")
+    address: str | None = Field(
+        default=None, pattern=ADDRESS_PATTERN, description="IP address or DNS name of the host."
+    )
+    port: int = Field(default=22, ge=1, le=65535, description="The host's SSH port.")
+    user: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_.-]{0,31}$",
+        description="Login user (default: your user name).",
+    )
+    key: str | None = Field(
+        default=None,
+        description="Path of the private key file (default: ssh-agent, ~/.ssh keys).",
+    )
+    python: str = Field(
+        default="python3",
+        pattern=r"^[A-Za-z0-9_./~+-]{1,255}$",
+        description="The host's python (the one with vLLM/peft installed).",
+    )
+    workdir: str = Field(
+        default="~/.llmops",
+        pattern=r"^[A-Za-z0-9_./~+-]{1,255}$",
+        description="Where llmops keeps run files on the host.",
+    )
+    cost_per_hour: float | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description="What the box costs per hour (for cost per token).",
+    )
+    """Any currency: load tests turn it into cost per token."""
 
     @model_validator(mode="after")
     def _local_or_remote(self) -> HostSpec:

@@ -16,6 +16,7 @@ from llmops.ops.kinds.base import (
     Check,
     Context,
     Kind,
+    LaunchCommand,
     Metric,
     Progress,
     Ref,
@@ -24,7 +25,7 @@ from llmops.ops.kinds.base import (
     SpecError,
     Step,
 )
-from llmops.ops.kinds.hoststate import has_gpus
+from llmops.ops.kinds.hoststate import has_gpus, host_facts
 from llmops.ops.kinds.server import apply as server_apply
 from llmops.ops.kinds.server import checks as server_checks
 from llmops.ops.kinds.server import loadtest
@@ -109,6 +110,18 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
     def validate_absent(self, spec: ServerSpec, hosts: HostPool) -> list[Check]:
         return server_checks.checklist_absent(spec, hosts)
 
+    def commands(self, spec: ServerSpec, hosts: HostPool) -> list[LaunchCommand]:
+        """What a start runs, from the pure plan against a host where nothing runs yet (for
+        blue-green and standby: the first colour; the other differs only in its port)."""
+        observed = ServerObserved(facts=host_facts(hosts, spec.host))
+        return [
+            LaunchCommand(
+                str(getattr(s.data, "proc", "")), list(s.argv), dict(getattr(s.data, "env", {}))
+            )
+            for s in plan_server(spec, None, observed)
+            if s.verb == "start"
+        ]
+
     def logs(self, spec: ServerSpec, hosts: HostPool, lines: int = 100) -> list[str]:
         return server_apply.logs(spec, hosts, lines)
 
@@ -140,7 +153,11 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
         progress: Callable[[int, int], None] | None = None,
     ) -> LoadResult:
         return loadtest.bench(
-            spec, hosts, requests=requests, concurrency=concurrency, max_tokens=max_tokens,
+            spec,
+            hosts,
+            requests=requests,
+            concurrency=concurrency,
+            max_tokens=max_tokens,
             progress=progress,
         )
 

@@ -21,32 +21,67 @@ COLOURS = ("blue", "green")
 class ServerSpec(Spec):
     """One vLLM server: what it serves, how it is sharded, how a change goes live."""
 
-    host: str = Field(pattern=NAME_PATTERN)
-    model: str
-    tp: int = Field(default=1, ge=1, le=MAX_GPUS)
-    pp: int = Field(default=1, ge=1, le=MAX_GPUS)
-    gpus: list[int] | None = Field(default=None, max_length=MAX_GPUS)
-    port: int = Field(default=8000, ge=1024, le=65535)
-    listen: str = Field(
-        default="127.0.0.1", pattern=r"^([0-9.]{7,15}|[0-9a-fA-F:]{2,39}|localhost)$"
+    host: str = Field(pattern=NAME_PATTERN, description="Host to run on.")
+    model: str = Field(description="Hub id org/name or an absolute path on the host.")
+    tp: int = Field(default=1, ge=1, le=MAX_GPUS, description="Tensor-parallel size.")
+    pp: int = Field(default=1, ge=1, le=MAX_GPUS, description="Pipeline-parallel size.")
+    gpus: list[int] | None = Field(
+        default=None, max_length=MAX_GPUS, description="GPU ids, e.g. 0,1 (CUDA_VISIBLE_DEVICES)."
     )
-    dtype: Literal["auto", "float16", "bfloat16", "float32", "half", "float"] = "auto"
-    quantization: Quantization | None = None
-    max_model_len: int | None = Field(default=None, ge=16, le=10_000_000)
-    gpu_memory_utilization: float | None = Field(default=None, gt=0.0, le=1.0)
-    enable_lora: bool = False
-    max_lora_rank: int | None = Field(default=None, ge=1, le=512)
-    max_loras: int | None = Field(default=None, ge=1, le=256)
-    served_model_name: str | None = Field(default=None, pattern=r"^[\w./:-]{1,128}$")
-    args: dict[str, Any] = Field(default_factory=dict)
-    strategy: Literal["recreate", "blue-green", "standby"] = "recreate"
-    grace_minutes: float = Field(default=10.0, ge=0.0, le=24 * 60)
-    colour_ports: list[int] | None = Field(default=None, min_length=2, max_length=2)
+    port: int = Field(default=8000, ge=1024, le=65535, description="Port clients use.")
+    listen: str = Field(
+        default="127.0.0.1",
+        pattern=r"^([0-9.]{7,15}|[0-9a-fA-F:]{2,39}|localhost)$",
+        description="Address the port listens on (0.0.0.0 for all).",
+    )
+    dtype: Literal["auto", "float16", "bfloat16", "float32", "half", "float"] = Field(
+        default="auto", description="Weights and activations dtype."
+    )
+    quantization: Quantization | None = Field(default=None, description="Quantization method.")
+    max_model_len: int | None = Field(
+        default=None, ge=16, le=10_000_000, description="Context length."
+    )
+    gpu_memory_utilization: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Fraction of GPU memory for vLLM."
+    )
+    enable_lora: bool = Field(default=False, description="Serve LoRA adapters.")
+    max_lora_rank: int | None = Field(
+        default=None, ge=1, le=512, description="Largest LoRA rank served."
+    )
+    max_loras: int | None = Field(
+        default=None, ge=1, le=256, description="LoRA adapters served at once."
+    )
+    served_model_name: str | None = Field(
+        default=None, pattern=r"^[\w./:-]{1,128}$", description="The name requests use."
+    )
+    args: dict[str, Any] = Field(default_factory=dict, description="Extra allowed vLLM flags.")
+    strategy: Literal["recreate", "blue-green", "standby"] = Field(
+        default="recreate", description="How a change goes live."
+    )
+    grace_minutes: float = Field(
+        default=10.0, ge=0.0, le=24 * 60, description="Blue-green: keep the old server warm."
+    )
+    colour_ports: list[int] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="Blue-green/standby: the two colours' loopback ports.",
+    )
     """Ports of the blue and green servers behind the live port (default port+10000, +20000)."""
-    cpu_kvcache_gib: int | None = Field(default=None, ge=1, le=4096)
-    cpu_omp_threads_bind: str | None = Field(default=None, pattern=r"^(auto|nobind|[0-9,|-]+)$")
-    start_timeout_s: int = Field(default=900, ge=10, le=7200)
-    p95_limit_ms: int | None = Field(default=None, ge=1, le=600_000)
+    cpu_kvcache_gib: int | None = Field(
+        default=None, ge=1, le=4096, description="CPU build: GiB of KV cache."
+    )
+    cpu_omp_threads_bind: str | None = Field(
+        default=None,
+        pattern=r"^(auto|nobind|[0-9,|-]+)$",
+        description="CPU build: cores per rank, e.g. 0-7|8-15.",
+    )
+    start_timeout_s: int = Field(
+        default=900, ge=10, le=7200, description="Seconds a start may take."
+    )
+    p95_limit_ms: int | None = Field(
+        default=None, ge=1, le=600_000, description="Checklist: bound on a burst's p95 (ms)."
+    )
     """The checklist's bound on a burst's p95 latency (8-token completions); None = 10 s."""
 
     @field_validator("model")
