@@ -25,11 +25,6 @@ def kind_for_folder(folder: str) -> Kind:
     raise KeyError(folder)
 
 
-def ordered(refs: list[tuple[str, str]], removing: bool = False) -> list[tuple[str, str]]:
-    """Hosts before what runs on them when creating; after, when removing."""
-    return sorted(refs, key=lambda r: KINDS[r[0]].order, reverse=removing)
-
-
 def admit_dependencies(kind: Kind, ref: Ref, spec: Spec | None, context: Context) -> None:
     """A spec's dependencies must be in the lab; a removal must leave nobody without one."""
     if spec is not None:
