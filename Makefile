@@ -14,7 +14,7 @@ run: $(CONSOLE_OK)
 	$(LLMOPS)
 
 test: $(HOST_OK) system-deps lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=20
 
 lint: $(CONSOLE_OK)
 	$(VENV)/bin/ruff check .
