@@ -18,9 +18,9 @@ from llmops.console.screens.acting import error_text
 from llmops.console.screens.base import ViewContext
 from llmops.console.screens.dialogs import HelpScreen, HelpSection
 from llmops.console.screens.history import HistoryView
-from llmops.console.screens.hosts import HostsView
 from llmops.console.screens.main import MainScreen
 from llmops.console.screens.registry import VIEWS
+from llmops.console.screens.resource_verbs import ResourceVerbs
 from llmops.console.screens.welcome import WelcomeScreen
 from llmops.console.widgets.header import LabHeader
 from llmops.rollback.engine import Engine
@@ -118,10 +118,10 @@ class LlmopsApp(App[None]):
     def welcome_done(self, choice: str | None) -> None:
         if not choice or self.main is None:
             return
-        self.show_view(HostsView.view_id)
-        hosts = self.main.view(HostsView.view_id)
-        assert isinstance(hosts, HostsView)
-        hosts.action_add({"name": "local", "local": True} if choice == "local" else {})
+        self.show_view("hosts")
+        hosts = self.main.view("hosts")
+        assert isinstance(hosts, ResourceVerbs)
+        hosts.action_new({"name": "local", "local": True} if choice == "local" else {})
 
     def on_unmount(self) -> None:
         if self.context is not None:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from llmops.ops.kinds.host.spec import HostSpec
-    from llmops.ops.kinds.server.spec import ServerSpec
+    from llmops.console.screens.presenter import Confirm
+    from llmops.ops.kinds.base import Spec
     from llmops.rollback.engine import Engine, RollbackPreview
     from llmops.rollback.journal import ActionRecord, Event
     from llmops.rollback.lab import Lab
@@ -45,32 +45,15 @@ class LabStatus(Message):
 
 
 @dataclass
-class HostsSummary(Message):
-    """How many hosts answered their last probe, for the header."""
+class ResourcesCounted(Message):
+    """How many resources of a kind answered their last poll (the header counts hosts)."""
 
+    kind: str
     up: int
     total: int
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, HostsSummary)
-
-
-@dataclass
-class HostsLoaded(Message):
-    """The hosts in the lab's desired state, with the last facts the journal cached."""
-
-    specs: list[HostSpec]
-    cached: dict[str, dict[str, Any]]
-
-
-@dataclass
-class HostProbed(Message):
-    """One probe finished: facts on success, the reason on failure."""
-
-    name: str
-    facts: dict[str, Any] | None
-    error: str | None
-    seconds: float
+        return isinstance(message, ResourcesCounted) and message.kind == self.kind
 
 
 @dataclass
@@ -80,16 +63,6 @@ class HostDetailLoaded(Message):
     name: str
     facts: dict[str, Any] | None
     processes: list[Any] | None
-    error: str | None
-
-
-@dataclass
-class FingerprintFetched(Message):
-    """The host key a new remote host presents, for the operator to confirm."""
-
-    spec: HostSpec
-    key_type: str | None
-    fingerprint: str | None
     error: str | None
 
 
@@ -151,54 +124,76 @@ class FilterChanged(Message):
     text: str
 
 
-# --- Servers view ---------------------------------------------------------------------------
+# --- resource views (console/screens/resource_view.py, one per kind) --------------------------
 
 
 @dataclass
-class ServersLoaded(Message):
-    """The servers in the desired state, the host names, and the last action on each server."""
+class ResourcesLoaded(Message):
+    """A kind's resources in the desired state, with what the view shows besides."""
 
-    specs: list[ServerSpec]
-    hosts: list[str]
+    specs: list[Spec]
+    names: dict[str, list[str]]
+    """The lab's resources by kind, for the form's fields that name one (a server's host)."""
     last_action: dict[str, tuple[int, str]]
-    """server name -> (id, summary) of the last succeeded action that touched it."""
+    """name -> (id, summary) of the last succeeded action that touched it (what ctrl+z undoes)."""
+    cached: dict[str, dict[str, Any]]
+    """name -> the facts the journal recorded when it was last observed."""
 
 
 @dataclass
-class ServerPolled(Message):
-    """One poll of one server: a telemetry sample, and its observed state when it was asked."""
+class ResourcePolled(Message):
+    """One poll of one resource: its state when it was observed, facts, telemetry, log tail."""
 
-    spec: ServerSpec
-    sample: Sample
-    recent: list[Sample]
+    spec: Spec
     state: str | None
     """None when this poll did not observe (state is observed less often than telemetry)."""
+    reason: str | None = None
+    """Why, when the state is `unreachable`."""
+    facts: dict[str, Any] | None = None
+    sample: Sample | None = None
+    recent: list[Sample] = field(default_factory=list)
     log_tail: list[str] | None = None
-    """The last log lines, fetched when the server is not up (why it crashed)."""
+    """The last log lines, fetched when it is not serving (why it crashed)."""
 
 
 @dataclass
-class ServerLogsLoaded(Message):
-    """The log tail of one server, for the log screen."""
+class SpecChecked(Message):
+    """What the kind wants the operator to confirm before a spec becomes an action (a new
+    host's key), or why it cannot."""
 
-    name: str
-    lines: list[str]
+    spec: Spec
+    before: Spec | None
+    confirm: Confirm | None
     error: str | None
 
 
 @dataclass
-class ServerProgress(Message):
-    """A line from a step that runs on one server (an action or a restart)."""
+class ResourceProgress(Message):
+    """A line from work on one resource (an action's step, a restart, a load test)."""
 
     name: str
     line: str
 
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ResourceProgress) and message.name == self.name
+
 
 @dataclass
-class ServerRestarted(Message):
-    """A restart the console started ended: error is None when it worked."""
+class ResourceOperated(Message):
+    """A restart or load test the console started ended: error is None when it worked."""
 
+    verb: str
     name: str
     error: str | None
     seconds: float
+    report: str | None = None
+    """What a load test measured, one `key: value` a line."""
 
+
+@dataclass
+class LogsLoaded(Message):
+    """The log tail of one resource, for the log screen."""
+
+    ref: str
+    lines: list[str]
+    error: str | None

@@ -23,10 +23,10 @@ from textual.widgets import Button, Input, Label, TabbedContent
 from llmops.console.app import LlmopsApp
 from llmops.console.commands import view_commands
 from llmops.console.screens.dialogs import HelpScreen, JumpScreen
-from llmops.console.screens.host_form import AddHostScreen
 from llmops.console.screens.main import MainScreen
 from llmops.console.screens.planned import PlannedView
 from llmops.console.screens.registry import VIEWS
+from llmops.console.screens.spec_form import SpecFormScreen
 from llmops.console.screens.welcome import WelcomeScreen
 from llmops.console.widgets.header import LabHeader
 from llmops.console.widgets.table import ResourceTable
@@ -40,7 +40,7 @@ async def test_first_run_welcome_then_add_local(tmp_path: Path) -> None:
         text = " ".join(str(s.render()) for s in app.screen.query("Static"))
         assert "action" in text and "rolled back" in text and "ctrl+z" in text
         await pilot.press("l")
-        await on_screen(pilot, AddHostScreen)
+        await on_screen(pilot, SpecFormScreen)
         form = app.screen
         assert form.query_one("#field-name", Input).value == "local"
         form.query_one("#field-python", Input).value = sys.executable
@@ -60,7 +60,7 @@ async def test_form_validates_as_you_type(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot)
         await pilot.press("a")
-        await on_screen(pilot, AddHostScreen)
+        await on_screen(pilot, SpecFormScreen)
         form = app.screen
         await pilot.press("B", "a", "d")
         assert "lowercase" in shown_text(form.query_one("#error-name", Label))
@@ -131,7 +131,7 @@ async def test_jump_filter_and_palette(tmp_path: Path) -> None:
         texts = [text for text, _, _ in view_commands(app)]
         assert "Hosts: Add" in texts and "History: Roll back" in texts and "Runs: go to" in texts
         await app.run_view_action("hosts", "add")
-        await on_screen(pilot, AddHostScreen)
+        await on_screen(pilot, SpecFormScreen)
         close_app_lab(app)
 
 

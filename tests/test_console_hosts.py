@@ -23,8 +23,8 @@ from textual.widgets import Input, Switch
 from llmops.console.app import LlmopsApp
 from llmops.console.screens.dialogs import ConfirmScreen
 from llmops.console.screens.host_detail import HostDetailScreen
-from llmops.console.screens.host_form import AddHostScreen
 from llmops.console.screens.main import MainScreen
+from llmops.console.screens.spec_form import SpecFormScreen
 from llmops.console.widgets.table import ResourceTable
 
 pytestmark = pytest.mark.ssh
@@ -38,8 +38,8 @@ async def test_add_remote_host_confirm_fingerprint_then_kill_it(
         await opened(pilot)
         await wait_for(pilot, lambda: host_state(app, "local") == "up", what="local up")
         await pilot.press("a")
-        form = await on_screen(pilot, AddHostScreen)
-        form.query_one("#local", Switch).value = False
+        form = await on_screen(pilot, SpecFormScreen)
+        form.query_one("#field-local", Switch).value = False
         spec = remote.spec()
         for field, value in {"name": "gpu-1", "address": spec.address, "port": str(spec.port),
                              "user": spec.user, "key": spec.key, "python": spec.python,
@@ -54,7 +54,7 @@ async def test_add_remote_host_confirm_fingerprint_then_kill_it(
         await pilot.press("y")
         await wait_for(pilot, lambda: host_state(app, "gpu-1") == "up", what="gpu-1 probed")
         view = hosts_view(app)
-        facts = view.hosts["gpu-1"].facts
+        facts = view.rows["gpu-1"].facts
         assert facts and facts["workdir"] == str(remote.workdir) and facts["os"]
         table = view.query_one(ResourceTable)
         assert "up" in str(table.get_cell("gpu-1", table.ordered_columns[1].key))
@@ -71,7 +71,7 @@ async def test_add_remote_host_confirm_fingerprint_then_kill_it(
         assert host_state(app, "local") == "up" and table.row_count == 2
         table.select_key("local")
         await pilot.press("p")
-        await wait_for(pilot, lambda: not view.hosts["local"].in_flight, what="local re-probed")
+        await wait_for(pilot, lambda: not view.rows["local"].in_flight, what="local re-probed")
         assert host_state(app, "local") == "up"
         assert isinstance(app.screen, MainScreen)
 
@@ -102,7 +102,7 @@ async def test_detail_and_remove(tmp_path: Path) -> None:
         await pilot.press("d")
         await on_screen(pilot, ConfirmScreen)
         await pilot.press("y")
-        await wait_for(pilot, lambda: "spare" not in view.hosts, what="spare removed")
+        await wait_for(pilot, lambda: "spare" not in view.rows, what="spare removed")
         assert view.query_one(ResourceTable).row_count == 1
         assert app.context is not None
         assert app.context.lab.read_spec("host", "spare") is None

@@ -42,8 +42,8 @@ async def test_slow_probes_do_not_delay_key_presses(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot)
         view = hosts_view(app)
-        await wait_for(pilot, lambda: len(view.hosts) == 8
-                       and all(view.hosts[s.name].in_flight for s in slow), what="probes running")
+        await wait_for(pilot, lambda: len(view.rows) == 8
+                       and all(view.rows[s.name].in_flight for s in slow), what="probes running")
         probes_started = time.monotonic()
 
         lags: list[float] = []
@@ -66,7 +66,7 @@ async def test_slow_probes_do_not_delay_key_presses(tmp_path: Path) -> None:
             delays.append(time.perf_counter() - t0)
             await asyncio.sleep(0.02)
         sampler.cancel()
-        still_probing = sum(view.hosts[s.name].in_flight for s in slow)
+        still_probing = sum(view.rows[s.name].in_flight for s in slow)
         measured_within = time.monotonic() - probes_started
 
         print(f"\nkey press -> effect over {len(delays)} presses while 7 probes of "
@@ -77,6 +77,6 @@ async def test_slow_probes_do_not_delay_key_presses(tmp_path: Path) -> None:
         assert max(delays) < 2 * FRAME
         assert max(lags) < 2 * FRAME
 
-        await wait_for(pilot, lambda: all(view.hosts[s.name].state == "up" for s in slow),
+        await wait_for(pilot, lambda: all(view.rows[s.name].state == "up" for s in slow),
                        limit=PROBE_SECONDS + 20, what="slow probes done")
         close_app_lab(app)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
 from realparts import require_vllm
@@ -31,12 +32,13 @@ from test_console_support import (
 from textual.widgets import Input, Label, Sparkline, Static
 
 from llmops.console.app import LlmopsApp
+from llmops.console.presenters.server import POLL_INTERVAL, ServerPresenter
 from llmops.console.screens.dialogs import ConfirmScreen
+from llmops.console.screens.logs import LogScreen
 from llmops.console.screens.main import MainScreen
+from llmops.console.screens.resource_verbs import ResourceVerbs
 from llmops.console.screens.rollback import RollbackScreen
-from llmops.console.screens.server_detail import ServerLogScreen
-from llmops.console.screens.server_form import ServerFormScreen, spec_from_form
-from llmops.console.screens.servers import POLL_INTERVAL, ServersView
+from llmops.console.screens.spec_form import SpecFormScreen, spec_from_form
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops import procs
 from llmops.ops.kinds.host import HostSpec
@@ -50,10 +52,10 @@ CHANGING = {"new", "edit", "stop", "restart", "rollback"}
 PORT = 18271
 
 
-def servers_view(app: LlmopsApp) -> ServersView:
+def servers_view(app: LlmopsApp) -> ResourceVerbs:
     assert app.main is not None
     view = app.main.view("servers")
-    assert isinstance(view, ServersView)
+    assert isinstance(view, ResourceVerbs) and view.presenter.kind == "server"
     return view
 
 
@@ -77,19 +79,25 @@ async def test_empty_state_says_how_to_make_one(tmp_path: Path) -> None:
         close_app_lab(app)
 
 
+def server_from_form(values: dict[str, str | bool], base: ServerSpec | None,
+                     hosts: list[str]) -> tuple[Any, dict[str, str]]:
+    """The server form's validation, as it runs on every key (the fields from ServerSpec)."""
+    return spec_from_form(ServerSpec, ServerPresenter.form, values, base, {"host": hosts})
+
+
 def test_form_validates_as_you_type() -> None:
     values = {"name": "qwen", "host": "gpu-9", "model": "not a model", "tp": "16", "pp": "",
               "gpus": "", "port": "80"}
-    spec, problems = spec_from_form(values, None, ["local"])
+    spec, problems = server_from_form(values, None, ["local"])
     assert spec is None
     assert "no host named gpu-9" in problems["host"]
     assert "neither a hub id" in problems["model"]
     assert "tp" in problems and "port" in problems
-    spec, problems = spec_from_form(
+    spec, problems = server_from_form(
         {"name": "qwen", "host": "local", "model": "Qwen/Qwen2.5-0.5B", "tp": "2",
          "gpus": "0, 1", "max_model_len": ""}, None, ["local"])
     assert problems == {} and spec is not None and spec.gpus == [0, 1] and spec.tp == 2
-    edited, problems = spec_from_form({"max_model_len": "128"}, spec, ["local"])
+    edited, problems = server_from_form({"max_model_len": "128"}, spec, ["local"])
     assert edited is not None and edited.max_model_len == 128 and edited.gpus == [0, 1]
 
 
@@ -107,7 +115,7 @@ async def test_new_server_form_and_intro(tmp_path: Path) -> None:
         view = servers_view(app)
         await wait_for(pilot, lambda: view.loaded, what="the servers")
         await pilot.press("n")
-        form = await on_screen(pilot, ServerFormScreen)
+        form = await on_screen(pilot, SpecFormScreen)
         assert form.query_one("#field-host", Input).value == "local"  # the only host
         form.query_one("#field-name", Input).value = "tiny"
         form.query_one("#field-model", Input).value = "no-slash"
@@ -147,7 +155,7 @@ async def test_a_dead_host_degrades_its_own_row_only(tmp_path: Path) -> None:
         there = table.get_row("there")
         assert "grey50" in str(there[0].spans) and "unreachable" in there[4].plain
         assert table.get_row("here")[0] == "here"  # a plain string: not greyed
-        assert view.servers["there"].sample is not None and not view.servers["there"].sample.up
+        assert view.rows["there"].sample is not None and not view.rows["there"].sample.up
         close_app_lab(app)
 
 
@@ -196,8 +204,8 @@ def send_completions(spec: ServerSpec, n: int = 6) -> None:
             assert client.completion("Hello there", max_tokens=24).tokens == 24
 
 
-def row_state(view: ServersView, name: str = "tiny") -> str:
-    state = view.servers.get(name)
+def row_state(view: ResourceVerbs, name: str = "tiny") -> str:
+    state = view.rows.get(name)
     return state.state if state else "?"
 
 
@@ -212,7 +220,7 @@ async def test_up_with_telemetry_sparklines_and_logs(served_lab: tuple[Path, Ser
         view = servers_view(app)
         await wait_for(pilot, lambda: row_state(view) == "up", 60, "tiny up")
         sender = asyncio.create_task(asyncio.to_thread(send_completions, spec))
-        state = view.servers["tiny"]
+        state = view.rows["tiny"]
         await wait_for(pilot, lambda: any((s.get("generation_tps") or 0) > 0 for s in state.recent),
                        90, "tokens/s in the telemetry")
         await sender
@@ -226,7 +234,7 @@ async def test_up_with_telemetry_sparklines_and_logs(served_lab: tuple[Path, Ser
         assert not view.query_one("#detail-crash").display
 
         await pilot.press("l")
-        logs = await on_screen(pilot, ServerLogScreen)
+        logs = await on_screen(pilot, LogScreen)
         await wait_for(pilot, lambda: len(logs.lines) > 0, 30, "log lines")
         assert any("Uvicorn" in line or "Started server" in line or "INFO" in line
                    for line in logs.lines)
@@ -246,7 +254,7 @@ async def test_read_only_hides_changing_keys(served_lab: tuple[Path, ServerSpec]
         shown = footer_keys(app)
         assert "logs" in shown and not shown & CHANGING
         assert all(view.check_action(a, ()) is False for a in CHANGING)
-        assert not {b.action for b in ServersView.declared_bindings(True)} & CHANGING
+        assert not {b.action for b in type(view).declared_bindings(True)} & CHANGING
         close_app_lab(app)
 
 
@@ -260,16 +268,16 @@ async def test_edit_then_ctrl_z_rolls_back(served_lab: tuple[Path, ServerSpec]) 
         view = servers_view(app)
         await wait_for(pilot, lambda: row_state(view) == "up", 60, "tiny up")
         await pilot.press("e")
-        form = await on_screen(pilot, ServerFormScreen)
+        form = await on_screen(pilot, SpecFormScreen)
         assert form.query_one("#field-max_model_len", Input).value == "256"
         form.query_one("#field-max_model_len", Input).value = "128"
         await wait_for(pilot, lambda: form.spec is not None and form.spec.max_model_len == 128)
         await pilot.press("ctrl+s")
         await on_screen(pilot, MainScreen)
-        state = view.servers["tiny"]
+        state = view.rows["tiny"]
         await wait_for(pilot, lambda: state.busy is not None, 5, "the row shows the change")
         await wait_for(pilot, lambda: state.busy is None, 300, "the edit to finish")
-        await wait_for(pilot, lambda: view.servers["tiny"].spec.max_model_len == 128, 30)
+        await wait_for(pilot, lambda: view.rows["tiny"].spec.max_model_len == 128, 30)
         assert app.context is not None
         edit = app.context.lab.journal.actions()[-1]
         assert edit.status == "succeeded" and "max_model_len 256→128" in edit.summary
@@ -286,7 +294,7 @@ async def test_edit_then_ctrl_z_rolls_back(served_lab: tuple[Path, ServerSpec]) 
         assert verdict.startswith("✓ rolled back in"), verdict
         await pilot.press("escape")
         await on_screen(pilot, MainScreen)
-        await wait_for(pilot, lambda: view.servers["tiny"].spec.max_model_len == 256, 30)
+        await wait_for(pilot, lambda: view.rows["tiny"].spec.max_model_len == 256, 30)
         await wait_for(pilot, lambda: row_state(view) == "up", 60, "tiny up again")
         close_app_lab(app)
 
@@ -321,7 +329,7 @@ async def test_sigkill_is_a_crash_within_a_poll_then_restart(
         await on_screen(pilot, ConfirmScreen)
         await pilot.press("y")
         await on_screen(pilot, MainScreen)
-        state = view.servers["tiny"]
+        state = view.rows["tiny"]
         await wait_for(pilot, lambda: state.busy is None and row_state(view) == "up", 300,
                        "restarted and up")
         assert not crash.display

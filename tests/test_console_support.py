@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 
 from llmops.console.app import LlmopsApp
 from llmops.console.screens.history import HistoryView
-from llmops.console.screens.hosts import HostsView
+from llmops.console.screens.resource_view import ResourceView
 from llmops.ops.kinds.host import HostSpec
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import Lab
@@ -72,10 +72,10 @@ async def opened(pilot: Pilot[Any]) -> LlmopsApp:
     return app
 
 
-def hosts_view(app: LlmopsApp) -> HostsView:
+def hosts_view(app: LlmopsApp) -> ResourceView:
     assert app.main is not None
     view = app.main.view("hosts")
-    assert isinstance(view, HostsView)
+    assert isinstance(view, ResourceView) and view.presenter.kind == "host"
     return view
 
 
@@ -87,7 +87,7 @@ def history_view(app: LlmopsApp) -> HistoryView:
 
 
 def host_state(app: LlmopsApp, name: str) -> str | None:
-    state = hosts_view(app).hosts.get(name)
+    state = hosts_view(app).rows.get(name)
     return state.state if state else None
 
 

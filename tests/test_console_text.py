@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label
 
 from llmops.console.app import LlmopsApp
-from llmops.console.screens.servers import ServersView
+from llmops.console.screens.resource_verbs import ResourceVerbs
 from llmops.console.screens.spec_form import SpecFormScreen
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops.kinds.server import ServerSpec
@@ -41,10 +41,10 @@ def toasts(app: LlmopsApp) -> str:
     return " ".join(str(t.render()) for t in app.screen.query("Toast"))
 
 
-def servers_view(app: LlmopsApp) -> ServersView:
+def servers_view(app: LlmopsApp) -> ResourceVerbs:
     assert app.main is not None
     view = app.main.view("servers")
-    assert isinstance(view, ServersView)
+    assert isinstance(view, ResourceVerbs) and view.presenter.kind == "server"
     return view
 
 
@@ -59,8 +59,8 @@ async def test_bracketed_model_path_in_table_detail_and_toast(tmp_path: Path) ->
         await opened(pilot)
         await pilot.press("2")
         view = servers_view(app)
-        await wait_for(pilot, lambda: "odd" in view.servers
-                       and view.servers["odd"].state == "stopped", 30, "odd observed")
+        await wait_for(pilot, lambda: "odd" in view.rows
+                       and view.rows["odd"].state == "stopped", 30, "odd observed")
         await pilot.pause()
         assert "llama[red]x" in drawn(view.query_one(ResourceTable))  # the model cell
         assert MODEL in drawn(view.query_one("#detail-title", Label))
@@ -79,7 +79,7 @@ async def test_form_error_keeps_the_pattern_brackets(tmp_path: Path) -> None:
         await pilot.press("a")
         form = await on_screen(pilot, SpecFormScreen)
         form.query_one("#field-name", Input).value = "h1"
-        form.query_one("#local").value = False
+        form.query_one("#field-local").value = False
         form.query_one("#field-address", Input).value = "10.213.1.1"
         form.query_one("#field-user", Input).value = "Bad User"
         await wait_for(pilot, lambda: "user" in form.problems, what="the user's problem")

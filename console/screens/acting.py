@@ -9,6 +9,7 @@ from textual.dom import DOMNode
 from textual.worker import Worker
 
 from llmops.console.messages import ActionDone
+from llmops.console.specs import problems_text
 from llmops.ops.kinds.base import SpecError
 from llmops.rollback.engine import ActionRefused, Change, Engine
 from llmops.rollback.lab import LabFileError
@@ -21,11 +22,7 @@ EXPECTED = (SpecError, ValidationError, ActionRefused, LabBusy, LabFileError, Tr
 def error_text(exc: BaseException) -> str:
     """An operator-readable reason; pydantic errors as `field: problem`."""
     if isinstance(exc, ValidationError):
-        parts = []
-        for e in exc.errors()[:3]:
-            field = ".".join(str(p) for p in e["loc"]) or "spec"
-            parts.append(f"{field}: {e['msg'].removeprefix('Value error, ')}")
-        return "; ".join(parts)
+        return problems_text(exc)
     return str(exc) or type(exc).__name__
 
 

@@ -13,6 +13,18 @@ from llmops.rollback.journal import Event
 from llmops.rollback.lab import Lab
 
 
+def empty_state(title: str, what: str, cli: str, key: str | None = None,
+                read_only: bool = False) -> str:
+    """What a view says before it has a row: what will appear, and how to make the first."""
+    if read_only:
+        how = "This console is read-only; create one with:"
+    elif key:
+        how = f"Press [b]{key}[/b] for a new one, or run:"
+    else:
+        how = "Create one with:"
+    return f"[b]No {title.lower()} yet.[/b]\n\n{what}\n\n{how}\n\n  [b]{cli}[/b]"
+
+
 @dataclass(frozen=True)
 class ViewContext:
     """What a view needs, passed in explicitly (no global state)."""

@@ -112,16 +112,9 @@ class HistoryView(View):
                 render.commits_cell(a.before_commit, a.after_commit or a.commit)]
 
     def rebuild(self) -> None:
-        table = self.query_one(ResourceTable)
-        selected = table.selected_key
-        table.clear()
-        for a in sorted(self.actions.values(), key=lambda r: -r.id):
-            cells = self.row_cells(a)
-            plain = " ".join(c.plain if isinstance(c, Text) else c for c in cells)
-            if self.filter_text.lower() in plain.lower():
-                table.add_row(*cells, key=str(a.id))
-        if selected:
-            table.select_key(selected)
+        newest_first = sorted(self.actions.values(), key=lambda r: -r.id)
+        self.query_one(ResourceTable).fill(
+            ((str(a.id), self.row_cells(a), 1) for a in newest_first), self.filter_text)
         self.update_bindings()
 
     def set_filter(self, text: str) -> None:

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 
-from llmops.console.messages import HostsSummary
+from llmops.console.messages import ResourcesCounted
 from llmops.console.screens.base import View, ViewContext
 from llmops.console.screens.dialogs import JumpScreen
 from llmops.console.screens.registry import VIEWS
@@ -106,9 +106,10 @@ class MainScreen(Screen[None]):
     def filter_done(self) -> None:
         self.active_view.focus_main()
 
-    def on_hosts_summary(self, message: HostsSummary) -> None:
-        header = self.query_one(LabHeader)
-        header.hosts_up, header.hosts_total = message.up, message.total
+    def on_resources_counted(self, message: ResourcesCounted) -> None:
+        if message.kind == "host":  # the header counts the hosts that answer
+            header = self.query_one(LabHeader)
+            header.hosts_up, header.hosts_total = message.up, message.total
 
     def journal_event(self, event: Event) -> None:
         for view in self.views:

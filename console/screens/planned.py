@@ -7,7 +7,7 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from llmops.console.screens.base import View
+from llmops.console.screens.base import View, empty_state
 
 
 class PlannedView(View):
@@ -17,8 +17,7 @@ class PlannedView(View):
     how: ClassVar[str] = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(f"[b]No {self.title.lower()} yet.[/b]\n\n{self.what}\n\n"
-                     f"Create one with:\n\n  [b]{self.how}[/b]", classes="empty-state")
+        yield Static(empty_state(self.title, self.what, self.how), classes="empty-state")
 
 
 class RunsView(PlannedView):

@@ -1,16 +1,18 @@
-"""The views of the main screen, in tab order: adding a view is one line here."""
+"""The views of the main screen, in tab order: adding a view is one line here. A resource
+kind's view is the generic ResourceView, configured by the kind's presenter."""
 
 from __future__ import annotations
 
+from llmops.console.presenters.host import HostPresenter
+from llmops.console.presenters.server import ServerPresenter
 from llmops.console.screens.base import View
 from llmops.console.screens.history import HistoryView
-from llmops.console.screens.hosts import HostsView
 from llmops.console.screens.planned import AdaptersView, IndexesView, RunsView
-from llmops.console.screens.servers import ServersView
+from llmops.console.screens.resource_verbs import resource_view
 
 VIEWS: list[type[View]] = [
-    HostsView,
-    ServersView,
+    resource_view(HostPresenter()),
+    resource_view(ServerPresenter()),
     RunsView,
     AdaptersView,
     IndexesView,

@@ -1,30 +1,209 @@
-"""What every spec form shares: submit only a valid spec that changes something, say why not
-otherwise, cancel with escape. Subclasses validate as the operator types."""
+"""Every spec form (new or edit): its fields come from the kind's spec model (type, default,
+description: console/specs.py); the presenter's FormLayout picks their order and any words of
+its own. It validates as the operator types and dismisses with a valid spec, or None.
+
+Editing starts from the current spec, so fields the form does not show are kept as they are."""
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from pydantic import ValidationError
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button
+from textual.widget import Widget
+from textual.widgets import Button, Input, Label, Select, Switch
 
+from llmops.console.specs import SpecField, spec_fields, spec_problems
 from llmops.ops.kinds.base import Spec
 
-SpecT = TypeVar("SpecT", bound=Spec)
+Values = dict[str, str | bool]
+"""What the form's fields hold: a switch's state, or the text typed or chosen ('' = default)."""
 
 
-class SpecFormScreen(ModalScreen[SpecT | None], Generic[SpecT]):
-    """A modal form that dismisses with a validated spec, or None when cancelled."""
+@dataclass(frozen=True)
+class FormLayout:
+    """A kind's own words for its form; everything else is read from the spec model."""
 
-    noun = "spec"
-    """How the form names its resource in messages ("host", "server")."""
+    fields: tuple[str, ...] = ()
+    """The spec fields shown, in order (default: every field a line can hold)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    help: Mapping[str, str] = field(default_factory=dict)
+    """A placeholder where the model's description or default says too little."""
+    refs: Mapping[str, str] = field(default_factory=dict)
+    """field -> the kind whose resource it names ({"host": "host"}): checked as typed."""
+    hides: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """A switch -> the fields that do not apply while it is on (a local host's address)."""
+    title: str = ""
+    """The new form's title (default: New KIND)."""
+    submit: str = "Create"
+    """The new form's button (an edit saves)."""
+    edit_focus: str = ""
 
-    def __init__(self, base: SpecT | None = None, *, classes: str | None = None) -> None:
-        super().__init__(classes=classes)
-        self.base = base
+    def spec_fields(self, model: type[Spec]) -> list[SpecField]:
+        found = {f.name: f for f in spec_fields(model)}
+        return [found[name] for name in self.fields] if self.fields else list(found.values())
+
+    def label(self, f: SpecField) -> str:
+        return self.labels.get(f.name) or f.name.replace("_", " ").capitalize()
+
+    def placeholder(self, f: SpecField) -> str:
+        if f.name in self.help:
+            return self.help[f.name]
+        if f.description:
+            return f.description
+        return "" if f.default in (None, "") else f"default {f.default}"
+
+    def hidden(self, values: Values) -> set[str]:
+        return {name for flag, names in self.hides.items() if values.get(flag) is True
+                for name in names}
+
+
+def form_values(fields: list[SpecField], spec: Spec | None, initial: Mapping[str, Any]) -> Values:
+    """What each field shows first: the spec's values when editing, else `initial`; an empty
+    text field means the model's default, a choice starts on it."""
+    data = spec.model_dump() if spec is not None else dict(initial)
+    values: Values = {}
+    for f in fields:
+        value = data.get(f.name, f.default if f.shape in ("flag", "choice") else None)
+        if f.shape == "flag":
+            values[f.name] = bool(value)
+        elif isinstance(value, list):
+            values[f.name] = ",".join(str(v) for v in value)
+        else:
+            values[f.name] = "" if value is None else str(value)
+    return values
+
+
+def spec_from_form(model: type[Spec], layout: FormLayout, values: Values, base: Spec | None,
+                   names: Mapping[str, list[str]]) -> tuple[Spec | None, dict[str, str]]:
+    """A spec, or the problems by field ('' for the whole form). An empty field means the
+    default; `names` are the lab's resources by kind, so a typo in a host shows at once."""
+    data: dict[str, Any] = base.model_dump() if base is not None else {}
+    problems: dict[str, str] = {}
+    numbers = {f.name for f in spec_fields(model) if f.shape == "numbers"}
+    hidden = layout.hidden(values)
+    for name, raw in values.items():
+        value = raw if isinstance(raw, bool) else raw.strip()
+        if name in hidden or value == "":
+            data.pop(name, None)
+        elif name in numbers and isinstance(value, str):
+            try:
+                data[name] = [int(n) for n in value.replace(" ", "").split(",") if n]
+            except ValueError:
+                problems[name] = "numbers separated by commas, e.g. 0,1"
+        else:
+            data[name] = value
+    for name, kind in layout.refs.items():
+        typed, known = str(values.get(name, "")).strip(), names.get(kind, [])
+        if typed and known and typed not in known:
+            problems[name] = f"there is no {kind} named {typed} (the lab has: {', '.join(known)})"
+    try:
+        spec = model.model_validate(data)
+    except ValidationError as exc:
+        for path, message in spec_problems(exc).items():
+            name = path.split(".")[0]
+            problems.setdefault(name if name in values else "", message)
+        return None, problems
+    return (None, problems) if problems else (spec, {})
+
+
+class SpecFormScreen(ModalScreen[Spec | None]):
+    """New (empty, or `initial`) or edit (`spec`): a live error under each field; ctrl+s (or
+    the button) returns the spec, which the view turns into an action."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "submit", "Save", id="form.submit",
+                tooltip="Make this spec an action (ctrl+z rolls it back)"),
+        Binding("escape", "cancel", "Cancel", id="form.cancel", tooltip="Close the form"),
+    ]
+
+    def __init__(self, noun: str, model: type[Spec], layout: FormLayout, *,
+                 names: Mapping[str, list[str]], spec: Spec | None = None,
+                 initial: Mapping[str, Any] | None = None) -> None:
+        super().__init__(classes="dialog")
+        self.noun, self.model, self.form_layout, self.names = noun, model, layout, names
+        self.base = spec
         """The spec being edited (None for a new resource): submitting it unchanged is refused."""
-        self.spec: SpecT | None = None
+        self.fields = layout.spec_fields(model)
+        self.values_at_start = form_values(self.fields, spec, initial or {})
+        self.spec: Spec | None = None
         self.problems: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        title = (f"Edit {self.noun} {self.base.name}" if self.base
+                 else self.form_layout.title or f"New {self.noun}")
+        with Vertical(classes="dialog-box form-box"):
+            yield Label(title, classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                for f in self.fields:
+                    with Horizontal(classes="form-row", id=f"row-{f.name}"):
+                        yield Label(self.form_layout.label(f), classes="form-label")
+                        yield self.field_widget(f)
+                    yield Label("", id=f"error-{f.name}", classes="form-error")
+                yield Label("", id="error-", classes="form-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save" if self.base else self.form_layout.submit, variant="primary",
+                             id="submit")
+                yield Button("Cancel", id="cancel")
+
+    def field_widget(self, f: SpecField) -> Widget:
+        start, wid = self.values_at_start[f.name], f"field-{f.name}"
+        if f.shape == "flag":
+            return Switch(bool(start), id=wid)
+        if f.shape == "choice":
+            return Select([(c, c) for c in f.choices], allow_blank=f.optional, id=wid,
+                          value=start or (Select.NULL if f.optional else f.choices[0]),
+                          prompt=self.form_layout.placeholder(f) or "default")
+        return Input(str(start), placeholder=self.form_layout.placeholder(f), id=wid,
+                     disabled=self.base is not None and f.name == "name")
+
+    def on_mount(self) -> None:
+        self.validate_form()
+        focus = "name"
+        if self.base is not None:  # the name is not editable: the kind's pick, or the next
+            others = [f.name for f in self.fields if f.name != "name"]
+            focus = self.form_layout.edit_focus or others[0]
+        self.query_one(f"#field-{focus}").focus()
+
+    def values(self) -> Values:
+        values: Values = {}
+        for f in self.fields:
+            widget = self.query_one(f"#field-{f.name}")
+            if isinstance(widget, Switch):
+                values[f.name] = widget.value
+            elif isinstance(widget, Select):
+                values[f.name] = "" if widget.is_blank() else str(widget.value)
+            else:
+                assert isinstance(widget, Input)
+                values[f.name] = widget.value
+        return values
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def validate_form(self) -> None:
+        values = self.values()
+        self.spec, self.problems = spec_from_form(self.model, self.form_layout, values, self.base,
+                                                  self.names)
+        hidden = self.form_layout.hidden(values)
+        for f in self.fields:
+            self.query_one(f"#row-{f.name}").display = f.name not in hidden
+            touched = values[f.name] != self.values_at_start[f.name] or not f.required
+            shown = self.problems.get(f.name, "") if touched and f.name not in hidden else ""
+            error = self.query_one(f"#error-{f.name}", Label)
+            error.update(Text(shown))  # pydantic quotes patterns in brackets: never markup
+            error.display = bool(shown)
+            self.query_one(f"#field-{f.name}").set_class(bool(shown), "-invalid")
+        self.query_one("#error-", Label).update(Text(self.problems.get("", "")))
+        unchanged = self.base is not None and self.spec == self.base
+        self.query_one("#submit", Button).disabled = self.spec is None or unchanged
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "submit":

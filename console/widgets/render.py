@@ -58,18 +58,33 @@ def package_cell(facts: dict[str, Any] | None, name: str) -> str:
     return (facts.get("packages") or {}).get(name) or "-"
 
 
-def state_cell(state: str, reason: str | None, retry_in: float | None) -> Text:
-    """`up`, `probing`, or `unreachable · retry in 4s · reason`."""
+def state_cell(state: str, reason: str | None = None, retry_in: float | None = None,
+               busy: str | None = None) -> Text:
+    """A resource's state in a word, coloured: `● up`, `◌ starting`, `○ stopped`, `✗ crashed`,
+    or `✗ unreachable · retry in 4s · reason`; what this console is doing to it comes first."""
+    if busy:
+        return Text(f"◌ {busy}", style="yellow")
     if state == "up":
         return Text("● up", style="green")
-    if state == "probing":
-        return Text("◌ probing", style="yellow")
+    if state == "sleeping":
+        return Text("◐ sleeping", style="cyan")
+    if state == "stopped":
+        return Text("○ stopped", style=GREY)
+    if state.startswith("crashed"):
+        return Text(f"✗ {state}", style="bold red")
+    if not state.startswith("unreachable"):
+        return Text(f"◌ {state}", style="yellow")
     text = Text("✗ unreachable", style="bold red")
     if retry_in is not None:
         text.append(f" · retry in {max(0, round(retry_in))}s", style=GREY)
     if reason:
         text.append(f" · {reason}", style=GREY)
     return text
+
+
+def num(value: float | None, fmt: str = "{:.1f}", none: str = "-") -> str:
+    """A number as a cell shows it; `-` when there is none."""
+    return none if value is None else fmt.format(value)
 
 
 def dimmed(cell: str | Text) -> Text:

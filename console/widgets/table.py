@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from rich.markup import escape
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellType, ColumnKey, RowDoesNotExist, RowKey
@@ -14,6 +16,12 @@ def literal(cell: object) -> object:
     """A str cell as itself: DataTable reads strings as markup, and these hold spec values,
     host output and errors (`[/x]` in a model path would vanish or raise)."""
     return escape(cell) if isinstance(cell, str) else cell
+
+
+def row_matches(cells: Sequence[object], text: str) -> bool:
+    """The `/` filter, for every view: does the row's plain text contain `text` (any case)?"""
+    plain = " ".join(c.plain if isinstance(c, Text) else str(c) for c in cells)
+    return text.lower() in plain.lower()
 
 
 class ResourceTable(DataTable[object], inherit_bindings=False):
@@ -40,6 +48,29 @@ class ResourceTable(DataTable[object], inherit_bindings=False):
         self, row_key: RowKey | str, column_key: ColumnKey | str, value: CellType, **kwargs: Any
     ) -> None:
         super().update_cell(row_key, column_key, literal(value), **kwargs)
+
+    def fill(self, rows: Iterable[tuple[str, Sequence[object], int]], filter_text: str) -> None:
+        """Show these rows (key, cells, height) where they match the filter, keeping the
+        cursor on the row it was on."""
+        selected = self.selected_key
+        self.clear()
+        for key, cells, height in rows:
+            if row_matches(cells, filter_text):
+                self.add_row(*cells, key=key, height=height)
+        if selected:
+            self.select_key(selected)
+
+    def update_row(self, key: str, cells: Sequence[object]) -> None:
+        """Redraw one row in place (nothing when it is filtered out)."""
+        if key not in self.rows:
+            return
+        for column, cell in zip(self.columns, cells, strict=False):
+            self.update_cell(key, column, cell)  # type: ignore[arg-type]
+
+    def row_height(self, key: str) -> int | None:
+        """How many lines the row takes, or None when it is not shown."""
+        row = self.rows.get(RowKey(key))
+        return None if row is None else row.height
 
     @property
     def selected_key(self) -> str | None:

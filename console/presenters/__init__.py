@@ -1,0 +1,1 @@
+"""One presenter per resource kind: what the generic ResourceView shows of it."""

@@ -1,0 +1,108 @@
+"""vLLM servers: state, tokens/s, p95 and KV cache in the row; the selected one's telemetry
+as sparklines below, and when it is not serving, why (its log) and the way back.
+
+Telemetry is scraped every POLL_INTERVAL; the processes are observed less often (an SSH
+round trip per server), and at once when the server stops answering, so a crash shows
+within one poll."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+
+from llmops.console.screens.presenter import Key, Presenter, Spark
+from llmops.console.screens.resource_poll import RowState
+from llmops.console.screens.spec_form import FormLayout
+from llmops.console.widgets.render import num
+from llmops.ops.kinds.base import Sample, Spec
+from llmops.ops.kinds.server.spec import ServerSpec
+
+POLL_INTERVAL = 2.0
+
+
+def server_spec(spec: Spec) -> ServerSpec:
+    assert isinstance(spec, ServerSpec)
+    return spec
+
+
+def model_cell(model: str, limit: int = 28) -> str:
+    short = model.rstrip("/").rsplit("/", 1)[-1] if model.startswith("/") else model
+    return short if len(short) <= limit else short[: limit - 1] + "…"
+
+
+class ServerPresenter(Presenter):
+    kind = "server"
+    columns = ("name", "host", "model", "tp/pp", "state", "tok/s", "p95", "KV %")
+    keys: ClassVar[dict[str, Key]] = {
+        "new": Key("n", "New", "Start a new vLLM server (a form)"),
+        "remove": Key("x", "Stop", "Stop and remove the server (an action; ctrl+z brings it "
+                      "back)", action="stop"),
+    }
+    form = FormLayout(
+        fields=("name", "host", "model", "tp", "pp", "gpus", "port", "max_model_len",
+                "gpu_memory_utilization", "quantization", "served_model_name", "cpu_kvcache_gib",
+                "dtype", "strategy"),
+        labels={"tp": "TP", "pp": "PP", "gpus": "GPUs", "max_model_len": "Max len",
+                "gpu_memory_utilization": "GPU mem", "quantization": "Quant",
+                "served_model_name": "Served as", "cpu_kvcache_gib": "CPU KV GiB"},
+        help={"name": "e.g. qwen-7b (lowercase letters, digits, '-')",
+              "host": "a host of the lab (see Hosts)",
+              "model": "org/name (hub id) or /absolute/path on the host",
+              "tp": "tensor-parallel size (1)", "pp": "pipeline-parallel size (1)",
+              "gpus": "GPU ids, e.g. 0,1 (default: all)", "port": "8000 (on the host's loopback)",
+              "max_model_len": "max_model_len (default: the model's)",
+              "gpu_memory_utilization": "0.9 (fraction of each GPU)",
+              "quantization": "default: none", "served_model_name": "name clients ask for "
+              "(default: model)", "cpu_kvcache_gib": "KV-cache GiB on CPU-only hosts"},
+        refs={"host": "host"}, title="New server", submit="Start", edit_focus="max_model_len")
+    what = ("vLLM OpenAI servers on your hosts appear here with their state, tokens/s, p95 "
+            "latency and KV-cache use.")
+    cli = "llmops server up NAME --host H --model M"
+    created = "up"
+    removed = "down"
+    leaves = "is stopped and leaves the lab's desired state"
+    restart_note = "; requests in flight fail"
+    busy_words: ClassVar[dict[str, str]] = {
+        **Presenter.busy_words, "new": "starting", "remove": "stopping"}
+    poll_interval = POLL_INTERVAL
+    pane = True
+    sparks = (Spark("tps", "tok/s", "generation_tps"), Spark("p95", "p95 s", "e2e_p95"),
+              Spark("kv", "KV %", "kv_cache_pct"))
+
+    def cells(self, row: RowState) -> list[str | Text]:
+        spec, sample = server_spec(row.spec), row.sample
+        live = sample if sample is not None and sample.up else None
+        return [spec.name, spec.host, model_cell(spec.model), f"{spec.tp}/{spec.pp}",
+                self.state_cell(row), num(live.get("generation_tps") if live else None),
+                num(live.get("e2e_p95") if live else None, "{:.2f}s"),
+                num(live.get("kv_cache_pct") if live else None, "{:.1f}")]
+
+    def detail_title(self, row: RowState) -> Text:
+        spec = server_spec(row.spec)
+        return Text.assemble(
+            (spec.name, "bold"), f" on {spec.host} · {spec.model} · tp {spec.tp} × pp {spec.pp}"
+            f" · {spec.strategy} · port {spec.port} · max_model_len "
+            f"{spec.max_model_len or 'model default'} · ", (row.busy or row.state, "bold"))
+
+    def stats(self, sample: Sample | None) -> Text:
+        """The latest sample in one line: rates, queue, KV cache, latency, GPU."""
+        if sample is None:
+            return Text("no telemetry yet", style="grey50")
+        if not sample.up:
+            return Text("not answering /metrics", style="bold red")
+        out = Text()
+        get = sample.get
+        for label, value in (
+            ("tok/s", num(get("generation_tps"))), ("prompt tok/s", num(get("prompt_tps"))),
+            ("running", num(get("running"), "{:.0f}")), ("waiting", num(get("waiting"), "{:.0f}")),
+            ("KV", num(get("kv_cache_pct"), "{:.1f}%")),
+            ("TTFT p50/p95", f"{num(get('ttft_p50'), '{:.2f}')}/{num(get('ttft_p95'), '{:.2f}')}s"),
+            ("e2e p50/p95", f"{num(get('e2e_p50'), '{:.2f}')}/{num(get('e2e_p95'), '{:.2f}')}s"),
+        ):
+            out.append(f"{label} ", style="grey50")
+            out.append(f"{value}  ", style="bold")
+        if (gpu := get("gpu_util_pct")) is not None:
+            out.append("GPU ", style="grey50")
+            out.append(f"{gpu:.0f}%", style="bold")
+        return out

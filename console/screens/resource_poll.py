@@ -1,0 +1,93 @@
+"""What a resource view knows about each row (event loop side), and how one poll of one
+resource collects what it shows (worker side): pure enough to test without a UI."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmops.console.messages import ResourcePolled
+from llmops.console.screens.acting import error_text
+from llmops.ops.kinds.base import HasLogs, HasTelemetry, Kind, Sample, Spec, Summarizes
+from llmops.rollback.engine import Engine
+from llmops.rollback.telemetry import TelemetryPoller, ref_of
+
+SPARK_POINTS = 90
+LOG_TAIL = 20
+UNREACHABLE = "unreachable"
+
+
+def backoff(failures: int) -> float:
+    """Seconds to the next poll of a resource whose host did not answer: 5, 10, 20, 40, 60..."""
+    return min(60.0, 5.0 * 2 ** max(0, failures - 1))
+
+
+@dataclass
+class RowState:
+    """What the view knows about one resource (event loop only)."""
+
+    spec: Spec
+    state: str = "observing"
+    reason: str | None = None
+    """Why, when the state is `unreachable`."""
+    facts: dict[str, Any] | None = None
+    """The last facts observed (a host's probe), or the journal's cached ones."""
+    sample: Sample | None = None
+    recent: list[Sample] = field(default_factory=list)
+    log_tail: list[str] = field(default_factory=list)
+    observed_at: float = 0.0
+    failures: int = 0
+    """Polls in a row that did not reach it: the back-off grows with them."""
+    next_poll_at: float | None = None
+    in_flight: bool = False
+    busy: str | None = None
+    """What this console is doing to it (an action, a restart, a load test), shown in its row."""
+    progress: str | None = None
+    timer: int = 0
+    """Bumped by every schedule, so an older timer finds itself replaced and does nothing."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def poll_by_capability(kind: Kind, engine: Engine, poller: TelemetryPoller | None, spec: Spec,
+                       observe: bool, was_up: bool | None,
+                       serving: tuple[str, ...]) -> ResourcePolled:
+    """Worker side, for any kind: a telemetry sample where it has telemetry; its state where it
+    summarizes, when due or when it just stopped (or started) answering, which is how a crash
+    shows within one poll; the log tail of one that is not serving. Never raises: a failure
+    degrades this row only."""
+    sample = None
+    if poller is not None and isinstance(kind, HasTelemetry):
+        try:
+            sample = poller.poll(spec)
+        except Exception:  # noqa: BLE001 - this row degrades, polling goes on
+            sample = Sample(ref_of(kind.name, spec.name), time.time(), up=False)
+    answering = sample.up if sample is not None else None
+    if not (observe or answering != was_up):
+        return ResourcePolled(spec, None, sample=sample, recent=recent(poller, sample))
+    state, reason, tail = "listed", None, None
+    if isinstance(kind, Summarizes):
+        try:
+            state = engine.status(spec, answering)  # starting until it answers
+        except Exception as exc:  # noqa: BLE001 - shown in its row
+            state, reason = UNREACHABLE, error_text(exc)
+    if state not in serving and state != UNREACHABLE and isinstance(kind, HasLogs):
+        try:
+            tail = engine.logs(spec, LOG_TAIL)
+        except Exception:  # noqa: BLE001 - no log is no reason to stop polling
+            tail = None
+    return ResourcePolled(spec, state, reason, sample=sample, recent=recent(poller, sample),
+                          log_tail=tail)
+
+
+def recent(poller: TelemetryPoller | None, sample: Sample | None) -> list[Sample]:
+    """The sparkline's samples, oldest first (just this one when the store cannot say)."""
+    if poller is None or sample is None:
+        return []
+    try:
+        return poller.store.recent(sample.ref, SPARK_POINTS)
+    except Exception:  # noqa: BLE001 - no history is no reason to stop polling
+        return [sample]
