@@ -39,16 +39,12 @@ class HostPresenter(Presenter):
         "remove": Key("d", "Remove", "Remove the selected host"),
         "poll": Key("p", "Probe", "Probe the selected host now", action="probe"),
     }
-    leave_out = frozenset()
+    leave_out = frozenset({"edit"})  # a host is added again to change it (`host add`)
     form = FormLayout(
         fields=("local", "name", "address", "port", "user", "key", "python", "workdir",
                 "cost_per_hour"),
         labels={"local": "This machine", "cost_per_hour": "Cost / hour"},
-        help={"name": "e.g. gpu-1 (lowercase letters, digits, '-')",
-              "address": "IP or DNS name (remote hosts)", "user": "login user (default: yours)",
-              "key": "private key path (default: agent, ~/.ssh)",
-              "python": "python3 (the one with vLLM/peft)",
-              "cost_per_hour": "what the box costs per hour (load tests: cost per token)"},
+        help={"name": "e.g. gpu-1 (lowercase letters, digits, '-')"},
         hides={"local": ("address", "port", "user", "key")},
         title="Add a host", submit="Add")
     what = ("Machines llmops runs things on appear here: their OS, CPU and RAM, GPUs with "

@@ -48,13 +48,7 @@ class ServerPresenter(Presenter):
                 "served_model_name": "Served as", "cpu_kvcache_gib": "CPU KV GiB"},
         help={"name": "e.g. qwen-7b (lowercase letters, digits, '-')",
               "host": "a host of the lab (see Hosts)",
-              "model": "org/name (hub id) or /absolute/path on the host",
-              "tp": "tensor-parallel size (1)", "pp": "pipeline-parallel size (1)",
-              "gpus": "GPU ids, e.g. 0,1 (default: all)", "port": "8000 (on the host's loopback)",
-              "max_model_len": "max_model_len (default: the model's)",
-              "gpu_memory_utilization": "0.9 (fraction of each GPU)",
-              "quantization": "default: none", "served_model_name": "name clients ask for "
-              "(default: model)", "cpu_kvcache_gib": "KV-cache GiB on CPU-only hosts"},
+              "max_model_len": "context length (default: the model's)"},
         refs={"host": "host"}, title="New server", submit="Start", edit_focus="max_model_len")
     what = ("vLLM OpenAI servers on your hosts appear here with their state, tokens/s, p95 "
             "latency and KV-cache use.")

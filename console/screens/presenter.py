@@ -39,6 +39,8 @@ class Key:
     description: str
     tooltip: str
     action: str = ""
+    show: bool = True
+    """In the footer (every key is in the help and the palette)."""
 
 
 KEYS: dict[str, Key] = {
@@ -50,7 +52,7 @@ KEYS: dict[str, Key] = {
     "restart": Key("R", "Restart", "Restart the {kind} as it is (same spec)"),
     "logs": Key("l", "Logs", "The {kind}'s log tail"),
     "bench": Key("b", "Bench", "A bounded load test of the selected {kind}: tokens/s, "
-                 "latency p50/p95, cost per token"),
+                 "latency p50/p95, cost per token", show=False),
     "rollback": Key("ctrl+z", "Roll back",
                     "Undo the last action on the selected {kind} (confirm first)"),
 }
@@ -144,12 +146,13 @@ class Presenter:
     def key(self, verb: str) -> Key:
         found = self.keys.get(verb) or KEYS[verb]
         return Key(found.key, found.description, found.tooltip.format(kind=self.kind),
-                   found.action or verb)
+                   found.action or verb, found.show)
 
     def bindings(self) -> list[Binding]:
         """The view's declared bindings: an id, a tooltip, one per verb it offers."""
-        return [Binding(k.key, k.action, k.description, id=f"{self.view_id}.{k.action}",
-                        tooltip=k.tooltip) for k in map(self.key, self.verbs())]
+        return [Binding(k.key, k.action, k.description, show=k.show,
+                        id=f"{self.view_id}.{k.action}", tooltip=k.tooltip)
+                for k in map(self.key, self.verbs())]
 
     # -- rows -----------------------------------------------------------------------------
     def cells(self, row: RowState) -> list[str | Text]:

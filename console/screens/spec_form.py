@@ -54,11 +54,13 @@ class FormLayout:
         return self.labels.get(f.name) or f.name.replace("_", " ").capitalize()
 
     def placeholder(self, f: SpecField) -> str:
+        """The presenter's words, else the model's: its description and default."""
         if f.name in self.help:
             return self.help[f.name]
-        if f.description:
-            return f.description
-        return "" if f.default in (None, "") else f"default {f.default}"
+        default = "" if f.default in (None, "") else f"default {f.default}"
+        if f.description and default and "default" not in f.description:
+            return f"{f.description.rstrip('.')} ({default})"
+        return f.description or default
 
     def hidden(self, values: Values) -> set[str]:
         return {name for flag, names in self.hides.items() if values.get(flag) is True
@@ -160,7 +162,7 @@ class SpecFormScreen(ModalScreen[Spec | None]):
         if f.shape == "choice":
             return Select([(c, c) for c in f.choices], allow_blank=f.optional, id=wid,
                           value=start or (Select.NULL if f.optional else f.choices[0]),
-                          prompt=self.form_layout.placeholder(f) or "default")
+                          prompt="default: none")
         return Input(str(start), placeholder=self.form_layout.placeholder(f), id=wid,
                      disabled=self.base is not None and f.name == "name")
 

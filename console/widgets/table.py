@@ -65,7 +65,7 @@ class ResourceTable(DataTable[object], inherit_bindings=False):
         if key not in self.rows:
             return
         for column, cell in zip(self.columns, cells, strict=False):
-            self.update_cell(key, column, cell)  # type: ignore[arg-type]
+            self.update_cell(key, column, cell, update_width=True)  # type: ignore[arg-type]
 
     def row_height(self, key: str) -> int | None:
         """How many lines the row takes, or None when it is not shown."""
