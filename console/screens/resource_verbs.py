@@ -171,7 +171,7 @@ class ResourceVerbs(ResourceView):
 
     def action_poll(self) -> None:
         if (row := self.selected) is not None and not row.in_flight:
-            self.start_poll(row)
+            self.start_poll(row, now=True)
 
     def action_logs(self) -> None:
         if (row := self.selected) is not None:

@@ -145,13 +145,19 @@ class ResourceView(View):
             return
         self.start_poll(row)
 
-    def start_poll(self, row: RowState) -> None:
-        row.in_flight, row.next_poll_at = True, None
-        if self.presenter.polling_state and row.state != "up":
-            row.state = self.presenter.polling_state
-        self.update_row(row.name)
+    def start_poll(self, row: RowState, now: bool = False) -> None:
+        """Poll `row` (its state too when due, or `now`: the operator asked)."""
+        presenter = self.presenter
         since = time.monotonic() - row.observed_at
-        self.poll(row, row.failures > 0 or since >= self.presenter.observe_interval)
+        observe = now or row.failures > 0 or since >= presenter.observe_interval
+        if not observe and not isinstance(presenter.kind_impl, HasTelemetry):
+            self.schedule_poll(row.name, presenter.observe_interval - since)  # nothing to do yet
+            return
+        row.in_flight, row.next_poll_at = True, None
+        if presenter.polling_state and row.state != "up":
+            row.state = presenter.polling_state
+        self.update_row(row.name)
+        self.poll(row, observe)
 
     def on_resource_polled(self, message: ResourcePolled) -> None:
         row = self.rows.get(message.spec.name)
