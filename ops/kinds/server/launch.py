@@ -27,18 +27,28 @@ def cpu_kvcache_gib(spec: ServerSpec, facts: dict[str, Any]) -> int:
     return max(1, min(64, ram_gib // 16))
 
 
-def cpu_threads_bind(spec: ServerSpec, facts: dict[str, Any]) -> str | None:
-    """Core ranges per rank ("0-7|8-15"); None leaves vLLM's own choice for one rank."""
+def cpu_threads_bind(
+    spec: ServerSpec, facts: dict[str, Any], colour: str | None = None
+) -> str | None:
+    """Core ranges per rank ("0-7|8-15"); None leaves vLLM's own choice for one rank.
+
+    A colour (blue-green on a CPU host) gets its own half of the cores where each rank can
+    have one: vLLM's own choice binds every colour to the same cores, where the live one,
+    busy serving, starves the other's start."""
     if spec.cpu_omp_threads_bind is not None:
         return spec.cpu_omp_threads_bind
     ranks = world_size(spec)
-    if ranks == 1:
-        return None
     cores = int(facts.get("cpu_count") or ranks)
-    per = max(1, cores // ranks)
+    first, count = 0, cores
+    if colour is not None and cores // 2 >= ranks:
+        count = cores // 2
+        first = COLOURS.index(colour) * count
+    elif ranks == 1:
+        return None
+    per = max(1, count // ranks)
     parts = []
     for r in range(ranks):
-        lo, hi = r * per, r * per + per - 1
+        lo, hi = first + r * per, first + r * per + per - 1
         parts.append(str(lo) if lo == hi else f"{lo}-{hi}")
     return "|".join(parts)
 
@@ -118,9 +128,13 @@ def is_path_model(model: str) -> bool:
     return model.startswith("/") or model.startswith("~")
 
 
-def vllm_env(spec: ServerSpec, facts: dict[str, Any]) -> dict[str, str]:
+def vllm_env(
+    spec: ServerSpec, facts: dict[str, Any], colour: str | None = None
+) -> dict[str, str]:
     """Environment on top of the host's: always offline (hub weights are fetched by the plan's
-    first step, so a start never downloads and a hub outage never stops a start), CPU settings."""
+    first step, so a start never downloads and a hub outage never stops a start), CPU settings.
+    The colour only moves CPU threads; the launch hash is taken without it (both colours of
+    one spec match)."""
     env: dict[str, str] = {"HF_HUB_OFFLINE": "1"}
     if spec.enable_lora:
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
@@ -131,7 +145,7 @@ def vllm_env(spec: ServerSpec, facts: dict[str, Any]) -> dict[str, str]:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpus)
     else:
         env["VLLM_CPU_KVCACHE_SPACE"] = str(cpu_kvcache_gib(spec, facts))
-        bind = cpu_threads_bind(spec, facts)
+        bind = cpu_threads_bind(spec, facts, colour)
         if bind is not None:
             env["VLLM_CPU_OMP_THREADS_BIND"] = bind
         env["VLLM_HOST_IP"] = "127.0.0.1"

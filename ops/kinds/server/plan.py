@@ -19,7 +19,8 @@ def _start_steps(
     spec: ServerSpec, facts: dict[str, Any], proc: str, port: int, why: str
 ) -> list[Step]:
     argv = vllm_argv(spec, facts, port=port)
-    env = vllm_env(spec, facts)
+    colour = next((c for c in COLOURS if proc == f"{spec.name}-{c}"), None)
+    env = vllm_env(spec, facts, colour)
     data = ServerStep(proc=proc, port=port, env=env, hash=launch_hash(spec, facts))
     at = ServerStep(proc=proc, port=port)
     return [
