@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from llmops.console.specs import problems_text
 from llmops.ops.kinds.base import Spec, SpecError
 from llmops.rollback.engine import ActionRefused, Engine
 from llmops.rollback.journal import ActionRecord
@@ -135,16 +136,6 @@ def refuse_if_read_only(what: str) -> None:
         fail(f"read-only mode: `{what}` would change the lab; run without --read-only")
 
 
-def validation_message(exc: ValidationError) -> str:
-    """The first pydantic error as `field: problem`, the way operators read it."""
-    parts = []
-    for e in exc.errors()[:3]:
-        field = ".".join(str(p) for p in e["loc"]) or "spec"
-        msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{field}: {msg}")
-    return "; ".join(parts)
-
-
 def recover(engine: Engine) -> None:
     """Mark actions a killed llmops left `running` as interrupted, as the console does at
     start-up, so they can be rolled back; says so on stderr."""
@@ -176,7 +167,7 @@ def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[E
     except SpecError as exc:
         fail(str(exc), EXIT_BAD_INPUT, as_json)
     except ValidationError as exc:
-        fail(validation_message(exc), EXIT_BAD_INPUT, as_json)
+        fail(problems_text(exc), EXIT_BAD_INPUT, as_json)
     except (LabFileError, LabMissing, ActionRefused) as exc:
         fail(str(exc), EXIT_BAD_INPUT, as_json)
     except LabBusy as exc:

@@ -1,101 +1,74 @@
-"""A kind's CLI options, made from its spec model: one option per field, with the field's type,
-choices, default and description, so the CLI never mirrors a spec by hand.
+"""A kind's CLI options, made from its spec model (read through `console/specs.py`, as the
+console's forms are): one option per field, with the field's type, choices, default and
+description, so the CLI never mirrors a spec by hand.
 
 Every option defaults to None ("not given"): a create fills in the model's defaults, a change
-keeps the current value. Lists are given comma-separated (`--gpus 0,1`).
+keeps the current value. Lists of numbers are given comma-separated (`--gpus 0,1`).
 """
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, TypeVar
 
 import click
-from pydantic.fields import FieldInfo
 
+from llmops.console.specs import SpecField, spec_fields
 from llmops.ops.kinds.base import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
-SCALARS: dict[type, type] = {int: int, float: float, str: str}
 
 
-def _bare(annotation: Any) -> Any:
-    """`X | None` -> X."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        rest = [a for a in get_args(annotation) if a is not type(None)]
-        return rest[0] if len(rest) == 1 else annotation
-    return annotation
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
-def _literal_values(annotation: Any) -> list[str] | None:
-    bare = _bare(annotation)
-    return [str(v) for v in get_args(bare)] if get_origin(bare) is Literal else None
+def _help(field: SpecField) -> str:
+    shown = field.default not in (None, False)
+    return field.description + (f" [default: {field.default}]" if shown else "")
 
 
-def is_list(info: FieldInfo) -> bool:
-    return get_origin(_bare(info.annotation)) is list
-
-
-def _help(info: FieldInfo) -> str:
-    text = info.description or ""
-    if info.is_required():
-        return text
-    default = info.get_default(call_default_factory=True)
-    if default not in (None, False, [], {}):
-        text += f" [default: {default}]"
-    return text
-
-
-def field_option(name: str, info: FieldInfo) -> Callable[[F], F]:
-    """One click option for one spec field."""
-    flag = "--" + name.replace("_", "-")
-    bare = _bare(info.annotation)
-    help_text = _help(info)
-    if bare is bool:
-        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
-    choices = _literal_values(info.annotation)
-    if choices is not None:
-        return click.option(flag, name, type=click.Choice(choices), help=help_text)
-    if is_list(info):
-        return click.option(flag, name, metavar="A,B", help=help_text)
-    if bare in SCALARS:
-        return click.option(flag, name, type=SCALARS[bare], help=help_text)
-    raise TypeError(f"no CLI option for {name}: {info.annotation}")
+def field_option(field: SpecField, annotation: Any) -> Callable[[F], F]:
+    """One click option for one spec field; pydantic converts and refuses the rest."""
+    flag, help_text = flag_of(field.name), _help(field)
+    if field.shape == "flag":
+        return click.option(f"{flag}/--no-{flag[2:]}", field.name, default=None, help=help_text)
+    if field.shape == "choice":
+        return click.option(flag, field.name, type=click.Choice(field.choices), help=help_text)
+    if field.shape == "numbers":
+        return click.option(flag, field.name, metavar="N,N", help=help_text)
+    scalar = next((t for t in (int, float) if annotation in (t, t | None)), str)
+    return click.option(flag, field.name, type=scalar, help=help_text)
 
 
 def spec_options(spec: type[Spec], *, skip: Iterable[str] = ()) -> Callable[[F], F]:
     """Decorate a command with an option per field of `spec` (name and `skip` left out)."""
     left_out = {"name", *skip}
-    fields = [(n, i) for n, i in spec.model_fields.items() if n not in left_out]
+    fields = [f for f in spec_fields(spec) if f.name not in left_out]
 
     def decorate(f: F) -> F:
-        for name, info in reversed(fields):
-            f = field_option(name, info)(f)
+        for field in reversed(fields):
+            f = field_option(field, spec.model_fields[field.name].annotation)(f)
         return f
 
     return decorate
 
 
 def given_fields(spec: type[Spec], given: dict[str, Any]) -> dict[str, Any]:
-    """The options given on the command line, as spec values (comma lists split); a list
-    whose items are not numbers where numbers are wanted is refused naming the option."""
+    """The options given on the command line, as spec values (number lists split); a list
+    that is not numbers is refused naming the option."""
+    shapes = {f.name: f.shape for f in spec_fields(spec)}
     values: dict[str, Any] = {}
     for name, value in given.items():
-        info = spec.model_fields.get(name)
-        if value is None or info is None:
+        if value is None or name not in shapes:
             continue
-        if is_list(info):
-            items = [v.strip() for v in str(value).split(",") if v.strip()]
-            item_type = (get_args(_bare(info.annotation)) or (str,))[0]
+        if shapes[name] == "numbers":
             try:
-                values[name] = [item_type(v) for v in items]
+                value = [int(v) for v in str(value).split(",") if v.strip()]
             except ValueError:
-                flag = "--" + name.replace("_", "-")
                 raise click.BadParameter(
-                    f"give {item_type.__name__}s, comma-separated (e.g. {flag} 0,1)",
-                    param_hint=flag,
+                    f"give numbers, comma-separated (e.g. {flag_of(name)} 0,1)",
+                    param_hint=flag_of(name),
                 ) from None
-        else:
-            values[name] = value
+        values[name] = value
     return values
