@@ -23,7 +23,7 @@ from rich.text import Text
 
 from llmops.console.specs import problems_text
 from llmops.ops.kinds.base import Spec, SpecError
-from llmops.rollback.engine import ActionRefused, Engine
+from llmops.rollback.engine import ActionRefused, Change, Engine
 from llmops.rollback.journal import ActionRecord
 from llmops.rollback.lab import Lab, LabFileError, LabMissing, default_lab_path, is_lab
 from llmops.rollback.lock import LabBusy
@@ -134,6 +134,14 @@ def existing_spec(engine: Engine, kind: str, name: str, as_json: bool) -> Spec:
 def refuse_if_read_only(what: str) -> None:
     if settings().read_only:
         fail(f"read-only mode: `{what}` would change the lab; run without --read-only")
+
+
+def remove_resource(command: str, kind: str, name: str, summary: str, as_json: bool) -> None:
+    """One action taking a resource out of the lab (`server down`, `host remove`)."""
+    refuse_if_read_only(command)
+    with engine_for_cli(as_json) as engine:
+        stream_progress(engine, as_json)
+        report_action(engine.act([Change(kind, name, None)], summary), as_json)
 
 
 def recover(engine: Engine) -> None:

@@ -16,6 +16,7 @@ from llmops.console.cli.common import (
     json_option,
     out,
     refuse_if_read_only,
+    remove_resource,
     report_action,
     settings,
     stream_progress,
@@ -72,10 +73,7 @@ def host_add(name: str, trust: str | None, as_json: bool, **given: Any) -> None:
 @json_option
 def host_remove(name: str, as_json: bool) -> None:
     """Remove a host from the lab (refused while servers or runs use it)."""
-    refuse_if_read_only("host remove")
-    with engine_for_cli(as_json) as engine:
-        record = engine.act([Change("host", name, None)], f"host {name} removed")
-        report_action(record, as_json)
+    remove_resource("host remove", "host", name, f"host {name} removed", as_json)
 
 
 @host_group.command("list")

@@ -19,6 +19,7 @@ from llmops.console.cli.common import (
     json_option,
     out,
     refuse_if_read_only,
+    remove_resource,
     report_action,
     stream_progress,
 )
@@ -81,11 +82,7 @@ def server_up(name: str, as_json: bool, args: tuple[str, ...], **given: Any) -> 
 @json_option
 def server_down(name: str, as_json: bool) -> None:
     """Stop a server and remove it from the lab (roll back to bring it back)."""
-    refuse_if_read_only("server down")
-    with engine_for_cli(as_json) as engine:
-        stream_progress(engine, as_json)
-        record = engine.act([Change("server", name, None)], f"server {name} down")
-        report_action(record, as_json)
+    remove_resource("server down", "server", name, f"server {name} down", as_json)
 
 
 @server_group.command("restart")

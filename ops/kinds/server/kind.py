@@ -9,7 +9,6 @@ file instead of swapping ports.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmops.ops.kinds.base import (
@@ -32,7 +31,6 @@ from llmops.ops.kinds.server import loadtest
 from llmops.ops.kinds.server import summary as server_summary
 from llmops.ops.kinds.server import telemetry as server_telemetry
 from llmops.ops.kinds.server.launch import is_loopback, world_size
-from llmops.ops.kinds.server.loadtest import LoadResult
 from llmops.ops.kinds.server.observed import ServerObserved
 from llmops.ops.kinds.server.plan import plan_server
 from llmops.ops.kinds.server.spec import ServerSpec
@@ -142,24 +140,8 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
     def summary(self, spec: ServerSpec, status: str, latest: Sample | None) -> dict[str, Any]:
         return server_summary.summary(spec, status, latest)
 
-    def bench(
-        self,
-        spec: ServerSpec,
-        hosts: HostPool,
-        *,
-        requests: int,
-        concurrency: int,
-        max_tokens: int,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> LoadResult:
-        return loadtest.bench(
-            spec,
-            hosts,
-            requests=requests,
-            concurrency=concurrency,
-            max_tokens=max_tokens,
-            progress=progress,
-        )
+    bench = staticmethod(loadtest.bench)
+    """A bounded load test through the host's tunnel (Benchable)."""
 
 
 def admit_on_facts(spec: ServerSpec, facts: dict[str, Any]) -> None:
