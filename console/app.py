@@ -24,8 +24,8 @@ from llmops.console.screens.resource_verbs import ResourceVerbs
 from llmops.console.screens.welcome import WelcomeScreen
 from llmops.console.widgets.header import LabHeader
 from llmops.rollback.engine import Engine
-from llmops.rollback.journal import Event
 from llmops.rollback.lab import Lab, default_lab_path
+from llmops.rollback.records import Event
 
 LOCK_POLL = 2.0
 THEMES = ("textual-dark", "textual-light")

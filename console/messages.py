@@ -11,9 +11,9 @@ if TYPE_CHECKING:
     from llmops.console.screens.presenter import Confirm
     from llmops.ops.kinds.base import Spec
     from llmops.rollback.engine import Engine, RollbackPreview
-    from llmops.rollback.journal import ActionRecord, Event
     from llmops.rollback.lab import Lab
     from llmops.rollback.lock import LockHolder
+    from llmops.rollback.records import ActionRecord, Event
     from llmops.rollback.telemetry import Sample
 
 

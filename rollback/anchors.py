@@ -17,7 +17,8 @@ from io import BytesIO
 import git
 from gitdb import IStream
 
-from llmops.rollback.journal import ENDINGS, ActionRecord, Event, Journal, fold_all
+from llmops.rollback.journal import ENDINGS, Journal
+from llmops.rollback.records import ActionRecord, Event, fold_all
 
 TAIL_REF = "refs/llmops/journal"
 SUBJECT = re.compile(r"^action (\d+)(?: reverted)?:")

@@ -12,13 +12,13 @@ from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import Check, Context, Spec, SpecError
 from llmops.ops.validate import find_secrets
 from llmops.rollback.changes import ActionRefused, Change, who
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS, admit_dependencies
 from llmops.rollback.lab import Lab, Ref
 from llmops.rollback.leftovers import Leftovers
 from llmops.rollback.lock import current_command
 from llmops.rollback.operate import Operate
 from llmops.rollback.pending import PendingReverts
+from llmops.rollback.records import ActionRecord
 from llmops.rollback.undo import RollbackPreview, Undo
 
 __all__ = ["ActionRefused", "Change", "Engine", "RollbackPreview"]

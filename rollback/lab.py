@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from llmops.ops.kinds.base import Spec, SpecError
 from llmops.rollback import anchors
-from llmops.rollback.journal import ENDINGS, Event, Journal
+from llmops.rollback.journal import ENDINGS, Journal
 from llmops.rollback.kinds import KINDS, kind_for_folder
 from llmops.rollback.lock import LabLock
+from llmops.rollback.records import Event
 
 Ref = tuple[str, str]
 IGNORED = ["lab.db", "lab.db-journal", "lab.db-wal", "lab.db-shm", "known_hosts", ".lock", ""]

@@ -21,7 +21,7 @@ from llmops.rollback.pending import PENDING_STATE, PendingReverts
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
-    from llmops.rollback.journal import ActionRecord
+    from llmops.rollback.records import ActionRecord
 
 REACH_TIMEOUT = 15.0
 

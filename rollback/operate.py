@@ -34,10 +34,10 @@ from llmops.ops.ssh import host_key_fingerprint
 from llmops.ops.transport import HostKeyError, TransportError
 from llmops.rollback import summaries
 from llmops.rollback.changes import ActionRefused, Change, who
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS, kind_of
 from llmops.rollback.lab import Lab, Ref
 from llmops.rollback.lock import current_command
+from llmops.rollback.records import ActionRecord
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool

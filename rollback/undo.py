@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import Spec
 from llmops.rollback.changes import ActionRefused, Change
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS
 from llmops.rollback.lab import Lab, Ref, spec_path
 from llmops.rollback.lock import current_command
 from llmops.rollback.pending import PendingReverts
+from llmops.rollback.records import ActionRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -16,9 +16,9 @@ from labtools import llmops, llmops_json, local_spec
 
 from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.engine import ActionRefused, Change, Engine
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.lab import Lab
 from llmops.rollback.operate import newest_undoable
+from llmops.rollback.records import ActionRecord
 from llmops.rollback.telemetry import Sample, TelemetryStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ from testkinds import SleeperKind, SleeperSpec, fail_with_poison, sleeper_kind
 from llmops.ops import procs
 from llmops.ops.kinds.base import SpecError
 from llmops.rollback.engine import ActionRefused, Change, Engine
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.lab import Lab
 from llmops.rollback.pending import PENDING_STATE
+from llmops.rollback.records import ActionRecord
 
 __all__ = ["sleeper_kind"]  # the fixture, used by name
 REF = ("sleeper", "z9")

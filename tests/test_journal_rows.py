@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmops.rollback.journal import CheckRow, Journal, StepRow
+from llmops.rollback.journal import Journal
+from llmops.rollback.records import CheckRow, StepRow
 
 
 def test_rows_are_typed_and_ok_needs_every_check(tmp_path: Path) -> None:

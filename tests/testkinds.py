@@ -18,8 +18,8 @@ from llmops.ops import procs
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import Check, Kind, Observed, Progress, Ref, Spec, Step
 from llmops.rollback.engine import Change, Engine
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.kinds import KINDS
+from llmops.rollback.records import ActionRecord
 
 
 class SleeperSpec(Spec):

@@ -24,10 +24,10 @@ from rich.text import Text
 from llmops.console.specs import problems_text
 from llmops.ops.kinds.base import Spec, SpecError
 from llmops.rollback.engine import ActionRefused, Change, Engine
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.lab import Lab, LabFileError, LabMissing, default_lab_path, is_lab
 from llmops.rollback.lock import LabBusy
 from llmops.rollback.operate import HostKeyError, TransportError
+from llmops.rollback.records import ActionRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])

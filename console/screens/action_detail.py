@@ -17,8 +17,8 @@ from llmops.console.messages import ActionDetailLoaded
 from llmops.console.screens.base import ViewContext
 from llmops.console.screens.journal_render import journal_table
 from llmops.console.widgets import render
-from llmops.rollback.journal import ActionRecord
 from llmops.rollback.lab import spec_path
+from llmops.rollback.records import ActionRecord
 
 
 class ActionDetailScreen(Screen[None]):

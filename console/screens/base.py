@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 
 from llmops.rollback.engine import Engine
-from llmops.rollback.journal import Event
 from llmops.rollback.lab import Lab
+from llmops.rollback.records import Event
 
 
 def empty_state(title: str, what: str, cli: str, key: str | None = None,

@@ -18,7 +18,7 @@ from llmops.console.screens.base import View
 from llmops.console.screens.rollback_offer import confirm_rollback, preview_message
 from llmops.console.widgets import render
 from llmops.console.widgets.table import ResourceTable
-from llmops.rollback.journal import ActionRecord, Event
+from llmops.rollback.records import ActionRecord, Event
 
 COLUMNS = ("id", "when", "who", "summary", "status", "took", "commits")
 POLL_INTERVAL = 5.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from llmops.rollback.journal import CheckRow, StepRow
+from llmops.rollback.records import CheckRow, StepRow
 
 
 def mark(ok: bool | None) -> Text:

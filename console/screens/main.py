@@ -16,7 +16,7 @@ from llmops.console.screens.base import View, ViewContext
 from llmops.console.screens.dialogs import JumpScreen
 from llmops.console.screens.registry import VIEWS
 from llmops.console.widgets.header import LabHeader
-from llmops.rollback.journal import Event
+from llmops.rollback.records import Event
 
 
 class MainScreen(Screen[None]):

@@ -28,7 +28,7 @@ from llmops.console.screens.resource_poll import UNREACHABLE, RowState, backoff
 from llmops.console.widgets import render
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops.kinds.base import HasTelemetry, Spec
-from llmops.rollback.journal import Event
+from llmops.rollback.records import Event
 from llmops.rollback.telemetry import TelemetryPoller
 
 

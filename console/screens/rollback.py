@@ -16,7 +16,7 @@ from llmops.console.messages import ActionDone, JournalAppended, ProgressLine
 from llmops.console.screens.acting import EXPECTED, error_text
 from llmops.console.screens.base import ViewContext
 from llmops.console.screens.journal_render import check_row, step_row
-from llmops.rollback.journal import ActionRecord, CheckRow, Event, StepRow
+from llmops.rollback.records import ActionRecord, CheckRow, Event, StepRow
 
 
 class RollbackScreen(Screen[None]):
