@@ -57,3 +57,25 @@ def test_a_crashed_weights_script_gives_its_last_line() -> None:
     traceback = ["Traceback (most recent call last):", '  File "/x/hub.py", line 9, in get',
                  "    raise OSError(f'cache at {path} unreadable')", "OSError: cache unreadable"]
     assert _result_line(traceback) == {"error": "OSError: cache unreadable"}
+
+
+STUCK = (
+    "import time\n"
+    "print('(APIServer pid=1) WARNING 11-25 22:00:00 [x.py:1] ulimit: OSError: too many files',"
+    " flush=True)\n"
+    "print('(Worker pid=2) INFO 11-25 22:00:01 [x.py:2] Warming up model', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_a_stuck_start_says_where_it_got_to(tmp_path: Path) -> None:
+    """Not healthy in time: the last line is the news, not a warning that mentions an error."""
+    t = local(tmp_path)
+    spec = ServerSpec(name="stuck", host="local", model="/m", port=18393)
+    procs.start(t, "stuck", [sys.executable, "-c", STUCK])
+    try:
+        with pytest.raises(ServerStartError) as failed:
+            wait_ready(t, spec, "stuck", spec.port, [].append, timeout=3)
+    finally:
+        procs.stop(t, "stuck", grace=1)
+    assert "not healthy after 3s: Worker: Warming up model" in str(failed.value)

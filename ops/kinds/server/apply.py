@@ -214,22 +214,28 @@ def wait_ready(
             if not info.running:
                 raise start_failure(t, proc, f"exited while starting (rc {info.rc})", progress)
             if time.monotonic() - started > timeout:
-                raise start_failure(t, proc, f"not healthy after {timeout:.0f}s", progress)
+                raise start_failure(
+                    t, proc, f"not healthy after {timeout:.0f}s", progress, stuck=True
+                )
             time.sleep(0.5)
 
 
 CAUSE = re.compile(r"\berror:|Error\b|\bERROR\b|Exception\b|Killed")
 
 
-def start_failure(t: Transport, proc: str, what: str, progress: Progress) -> ServerStartError:
+def start_failure(
+    t: Transport, proc: str, what: str, progress: Progress, stuck: bool = False
+) -> ServerStartError:
     """One line for the operator (the cause, where the whole log is); the log's tail goes to
-    the progress stream, so vLLM's usage text and tracebacks stay out of errors and commits."""
-    tail = procs.tail(t, proc, 40)
+    the progress stream, so vLLM's usage text and tracebacks stay out of errors and commits.
+    The cause is the last error line (warnings mentioning errors are not one), or, for a
+    start that is stuck rather than dead, the last line: where it got to."""
+    tail = [line for line in procs.tail(t, proc, 40) if line.strip()]
     for line in tail:
         progress(short_log_line(line)[:300])
-    lines = [short_log_line(line).strip() for line in tail if line.strip()]
-    causes = [line for line in lines if CAUSE.search(line)] or lines[-1:]
-    cause = causes[-1][:240] if causes else "its log is empty"
+    errors = [x for x in tail if CAUSE.search(x) and " WARNING " not in x and not stuck]
+    causes = errors or tail[-1:]
+    cause = short_log_line(causes[-1]).strip()[:240] if causes else "its log is empty"
     log = procs.status(t, proc).log or f"run/{proc}/log in the host's workdir"
     return ServerStartError(f"{proc} {what}: {cause} (whole log: {log} on {t.host})")
 
