@@ -136,6 +136,17 @@ def refuse_if_read_only(what: str) -> None:
         fail(f"read-only mode: `{what}` would change the lab; run without --read-only")
 
 
+def put_spec(
+    engine: Engine, kind: str, spec: Spec, new_verb: str, as_json: bool,
+    trust: dict[str, str] | None = None,
+) -> None:
+    """One action putting a spec into the lab (created, or changed when it exists)."""
+    stream_progress(engine, as_json)
+    verb = "changed" if engine.lab.read_spec(kind, spec.name) else new_verb
+    record = engine.act([Change(kind, spec.name, spec)], f"{kind} {spec.name} {verb}", trust=trust)
+    report_action(record, as_json)
+
+
 def remove_resource(command: str, kind: str, name: str, summary: str, as_json: bool) -> None:
     """One action taking a resource out of the lab (`server down`, `host remove`)."""
     refuse_if_read_only(command)

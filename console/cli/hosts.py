@@ -15,16 +15,15 @@ from llmops.console.cli.common import (
     existing_spec,
     json_option,
     out,
+    put_spec,
     refuse_if_read_only,
     remove_resource,
-    report_action,
     settings,
-    stream_progress,
 )
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.host.spec import HostSpec
-from llmops.rollback.engine import Change, Engine
+from llmops.rollback.engine import Engine
 from llmops.rollback.lab import require_name
 from llmops.rollback.operate import TransportError
 
@@ -58,14 +57,7 @@ def host_add(name: str, trust: str | None, as_json: bool, **given: Any) -> None:
     with engine_for_cli(as_json, create=True) as engine:
         require_name(name)
         spec = HostSpec.model_validate({"name": name, **given_fields(HostSpec, given)})
-        stream_progress(engine, as_json)
-        verb = "changed" if engine.lab.read_spec("host", name) else "added"
-        record = engine.act(
-            [Change("host", name, spec)],
-            f"host {name} {verb}",
-            trust={name: trust} if trust else None,
-        )
-        report_action(record, as_json)
+        put_spec(engine, "host", spec, "added", as_json, trust={name: trust} if trust else None)
 
 
 @host_group.command("remove")

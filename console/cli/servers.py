@@ -18,6 +18,7 @@ from llmops.console.cli.common import (
     fail,
     json_option,
     out,
+    put_spec,
     refuse_if_read_only,
     remove_resource,
     report_action,
@@ -26,7 +27,7 @@ from llmops.console.cli.common import (
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.server.spec import ServerSpec
-from llmops.rollback.engine import Change, Engine
+from llmops.rollback.engine import Engine
 from llmops.rollback.lab import require_name
 from llmops.rollback.summaries import summaries
 
@@ -71,10 +72,7 @@ def server_up(name: str, as_json: bool, args: tuple[str, ...], **given: Any) -> 
         if "host" not in fields or "model" not in fields:
             fail("a new server needs --host and --model", as_json=as_json)
         spec = ServerSpec.model_validate(fields)
-        stream_progress(engine, as_json)
-        verb = "changed" if current else "up"
-        record = engine.act([Change("server", name, spec)], f"server {name} {verb}")
-        report_action(record, as_json)
+        put_spec(engine, "server", spec, "up", as_json)
 
 
 @server_group.command("down")
