@@ -119,10 +119,13 @@ class ClientLoop:
 
 
 def walk(engine: Engine, spec: ServerSpec, repeats: int) -> tuple[list[float], list[float]]:
-    """Up, then `repeats` x (change max_model_len to a new value, roll it back), down:
-    the seconds of each change and of each rollback."""
+    """Up, then `repeats` x (change max_model_len to a new value, roll it back): the seconds
+    of each change and of each rollback; llmops's own part of each rollback (the action less
+    vLLM's start -> healthy) is printed, since on a shared box load moves the start most."""
     ok(engine.act([Change("server", spec.name, spec)], f"server {spec.name} up"))
-    changes, rollbacks = [], []
+    changes: list[float] = []
+    rollbacks: list[float] = []
+    own: list[float] = []
     for i in range(repeats):
         changed = spec.model_copy(update={"max_model_len": 128 + 32 * i})
         change = ok(engine.act([Change("server", spec.name, changed)],
@@ -130,6 +133,9 @@ def walk(engine: Engine, spec: ServerSpec, repeats: int) -> tuple[list[float], l
         back = ok(engine.rollback(change.id))
         changes.append(change.seconds or 0.0)
         rollbacks.append(back.seconds or 0.0)
+        own.append(rollbacks[-1] - sum(s["seconds"] for s in back.steps
+                                       if s["verb"] == "wait-ready"))
+    say(f"{spec.strategy} rollback, llmops's own part  {spread(own)}")
     return changes, rollbacks
 
 
