@@ -49,7 +49,7 @@ TARGETS = {"recreate": 1.2, "blue-green": 0.05}
 
 def ok(record: ActionRecord) -> ActionRecord:
     if record.status != "succeeded" or not record.checks_passed:
-        failed = [c for c in record.checks if not c["ok"]]
+        failed = [c for c in record.checks if not c.ok]
         raise SystemExit(f"action {record.id} {record.summary}: {record.status} "
                          f"{record.error or ''} {failed}")
     return record
@@ -133,8 +133,8 @@ def walk(engine: Engine, spec: ServerSpec, repeats: int) -> tuple[list[float], l
         back = ok(engine.rollback(change.id))
         changes.append(change.seconds or 0.0)
         rollbacks.append(back.seconds or 0.0)
-        own.append(rollbacks[-1] - sum(s["seconds"] for s in back.steps
-                                       if s["verb"] == "wait-ready"))
+        own.append(rollbacks[-1] - sum(s.seconds for s in back.steps
+                                       if s.verb == "wait-ready"))
     say(f"{spec.strategy} rollback, llmops's own part  {spread(own)}")
     return changes, rollbacks
 
