@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import re
+
+from pydantic import Field, field_validator, model_validator
 
 from llmops.ops.kinds.base import Spec
 
 ADDRESS_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$"
+DEFAULT_DATA_DIRS = ("~/llmops-data/training", "~/llmops-data/validation")
+DATA_DIR = re.compile(r"^(/|~/)[A-Za-z0-9_./+-]{0,255}$")
 
 
 class HostSpec(Spec):
@@ -43,6 +47,21 @@ class HostSpec(Spec):
         description="What the box costs per hour (for cost per token).",
     )
     """Any currency: load tests turn it into cost per token."""
+    data_dirs: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DATA_DIRS),
+        min_length=1,
+        max_length=16,
+        description="Folders runs may read training data from.",
+    )
+    """A run's dataset must be a file under one of these (after symlinks are resolved)."""
+
+    @field_validator("data_dirs")
+    @classmethod
+    def _data_dirs(cls, v: list[str]) -> list[str]:
+        for d in v:
+            if not DATA_DIR.match(d) or ".." in d.split("/"):
+                raise ValueError(f"{d!r}: give absolute folders or ones under ~/, no '..'")
+        return [d.rstrip("/") for d in v]
 
     @model_validator(mode="after")
     def _local_or_remote(self) -> HostSpec:
