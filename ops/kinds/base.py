@@ -281,3 +281,19 @@ class Benchable(Protocol):
         max_tokens: int,
         progress: Callable[[int, int], None] | None = None,
     ) -> BenchResult: ...
+
+
+@runtime_checkable
+class HasProgress(Protocol):
+    """A kind whose resources do long work in steps (a training run): its progress records,
+    oldest first, for a progress bar, an ETA and a loss chart (step, loss, eval_loss...)."""
+
+    def progress_points(self, spec: Spec, hosts: HostPool) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class HasReport(Protocol):
+    """A kind that keeps a report per resource (a run's dataset screening): a JSON object,
+    or None when there is none yet."""
+
+    def report(self, spec: Spec, hosts: HostPool) -> dict[str, Any] | None: ...
