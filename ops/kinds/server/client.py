@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -210,8 +211,20 @@ class VllmClient:
     def metrics(self) -> MetricsSnapshot:
         return parse_metrics(self.metrics_text())
 
-    def load_lora_adapter(self, name: str, path: str) -> None:
-        resp = self.http.post("/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path})
+    def model_cards(self) -> list[dict[str, Any]]:
+        """/v1/models as vLLM answers it: an adapter's card has `parent` (the base's name)
+        and `root` (the folder it was loaded from)."""
+        resp = self.http.get("/v1/models")
+        resp.raise_for_status()
+        return [dict(card) for card in resp.json().get("data", [])]
+
+    def load_lora_adapter(self, name: str, path: str, *, inplace: bool = False) -> None:
+        """Load an adapter under `name` (needs VLLM_ALLOW_RUNTIME_LORA_UPDATING); `inplace`
+        replaces one already loaded under that name, keeping its id."""
+        body: dict[str, Any] = {"lora_name": name, "lora_path": path}
+        if inplace:
+            body["load_inplace"] = True
+        resp = self.http.post("/v1/load_lora_adapter", json=body, timeout=300.0)
         if resp.status_code != 200:
             raise VllmError(f"load_lora_adapter {name}: {resp.status_code} {resp.text[:300]}")
 
@@ -219,6 +232,14 @@ class VllmClient:
         resp = self.http.post("/v1/unload_lora_adapter", json={"lora_name": name})
         if resp.status_code != 200:
             raise VllmError(f"unload_lora_adapter {name}: {resp.status_code} {resp.text[:300]}")
+
+    def reset_prefix_cache(self) -> bool:
+        """Drop cached prefixes (needs VLLM_SERVER_DEV_MODE=1); False when vLLM could not yet
+        (blocks still held by running requests: the caller may retry)."""
+        resp = self.http.post("/reset_prefix_cache")
+        if resp.status_code != 200:
+            raise VllmError(f"reset_prefix_cache: {resp.status_code} {resp.text[:300]}")
+        return bool(resp.json().get("success", True))
 
     def sleep(self, level: int = 1) -> None:
         """Standby: offload weights (needs --enable-sleep-mode and VLLM_SERVER_DEV_MODE=1)."""

@@ -78,6 +78,15 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
                 "keep listen = '127.0.0.1' (clients reach it through an SSH tunnel) "
                 "or use strategy = 'blue-green'",
             )
+        if spec.runtime_lora and not is_loopback(spec.listen):
+            raise SpecError(
+                "listen",
+                "runtime_lora runs vLLM in dev mode, whose /v1/load_lora_adapter, "
+                "/reset_prefix_cache and /collective_rpc answer anyone who reaches the port; "
+                f"it would listen on {spec.listen}",
+                "keep listen = '127.0.0.1' (clients reach it through an SSH tunnel) "
+                "or set runtime_lora = false",
+            )
         facts = context.facts("host", spec.host)
         if facts:
             admit_on_facts(spec, facts)

@@ -136,10 +136,10 @@ def vllm_env(
     The colour only moves CPU threads; the launch hash is taken without it (both colours of
     one spec match)."""
     env: dict[str, str] = {"HF_HUB_OFFLINE": "1"}
-    if spec.enable_lora:
-        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
-    if spec.strategy == "standby":
-        env["VLLM_SERVER_DEV_MODE"] = "1"  # /sleep and /wake_up exist only in dev mode
+    if spec.runtime_lora:
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"  # /v1/load_lora_adapter, unload
+    if spec.strategy == "standby" or spec.runtime_lora:
+        env["VLLM_SERVER_DEV_MODE"] = "1"  # /sleep, /wake_up, /reset_prefix_cache: dev only
     if has_gpus(facts):
         if spec.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpus)

@@ -51,6 +51,12 @@ class ServerSpec(Spec):
     max_loras: int | None = Field(
         default=None, ge=1, le=256, description="LoRA adapters served at once."
     )
+    runtime_lora: bool = Field(
+        default=False,
+        description="Let llmops hot-load adapters (dev endpoints on loopback).",
+    )
+    """vLLM's runtime LoRA API and /reset_prefix_cache: VLLM_ALLOW_RUNTIME_LORA_UPDATING and
+    VLLM_SERVER_DEV_MODE, so the server must stay on loopback (admission says so)."""
     served_model_name: str | None = Field(
         default=None, pattern=r"^[\w./:-]{1,128}$", description="The name requests use."
     )
@@ -125,6 +131,13 @@ class ServerSpec(Spec):
     def _lora(cls, v: int | None, info: ValidationInfo) -> int | None:
         if v is not None and not info.data.get("enable_lora"):
             raise ValueError(f"{info.field_name} needs enable_lora = true")
+        return v
+
+    @field_validator("runtime_lora")
+    @classmethod
+    def _runtime_lora(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and not info.data.get("enable_lora"):
+            raise ValueError("runtime_lora needs enable_lora = true")
         return v
 
     @field_validator("colour_ports")
