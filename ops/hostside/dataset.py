@@ -35,6 +35,7 @@ import os
 import random
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -451,8 +452,11 @@ def screen_rows(rows: list[dict[str, Any]], invalid: dict[int, str], label: str,
                 report: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows that pass, redacted where the choice says; counts and examples in report."""
     redacting = {r for r in RULES if choices.get(r) == "redact"}
-    kept = []
+    kept, said = [], time.monotonic()
     for number, row in enumerate(rows, 1):
+        if time.monotonic() - said >= 2:  # a plain line for the console following the log
+            print(f"screening {label}: {number - 1}/{len(rows)} rows", flush=True)
+            said = time.monotonic()
         if number in invalid:
             entry = report["invalid"]
             entry["rows"] += 1

@@ -43,7 +43,8 @@ from typing import Any
 
 IGNORE = -100
 KEEP_CHECKPOINTS = 3
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.abspath(globals().get("__file__") or "./trainer.py"))
+"""Where adapter_tools.py is (<workdir>/bin/); the current folder when sent as `python -c`."""
 DEFAULTS: dict[str, Any] = {
     "eval_file": None, "format": "text", "text_field": "text", "prompt_field": "prompt",
     "completion_field": "completion", "messages_field": "messages", "r": 8, "alpha": 16,
