@@ -4,6 +4,8 @@ shape (no `..`, a data file's suffix), and on the host (symlinks, readability) i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Literal
 
@@ -21,7 +23,7 @@ Rule = Literal["injection", "secret", "email", "phone", "card"]
 """What dataset screening looks for in every row (see ops/hostside/dataset.py)."""
 RULES: tuple[str, ...] = ("injection", "secret", "email", "phone", "card")
 Choice = Literal["drop", "keep", "redact"]
-DEFAULT_SCREENING: dict[str, str] = {
+DEFAULT_SCREENING: dict[Rule, Choice] = {
     "injection": "drop",
     "secret": "drop",
     "email": "redact",
@@ -142,7 +144,7 @@ class RunSpec(Spec):
 
     @field_validator("screening")
     @classmethod
-    def _screening(cls, v: dict[str, str]) -> dict[str, str]:
+    def _screening(cls, v: dict[Rule, Choice]) -> dict[Rule, Choice]:
         return {**DEFAULT_SCREENING, **v}
 
     @model_validator(mode="after")
@@ -178,3 +180,11 @@ class RunSpec(Spec):
     def proc_name(self) -> str:
         """The trainer's detached process on the host (servers use bare names)."""
         return f"run.{self.name}"
+
+    def cfg_hash(self) -> str:
+        """The training config's folder name on the host: everything but name, state and
+        host, so a hyper-parameter change is a new folder and its rollback the old one."""
+        blob = json.dumps(
+            self.model_dump(mode="json", exclude={"name", "state", "host"}), sort_keys=True
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
