@@ -16,6 +16,9 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("a password in a URL", re.compile(r"://[^/\s:@]+:[^/\s@]+@")),
 ]
 SECRET_KEYS = re.compile(r"(^|[-_.])(api[-_]?key|token|secret|password|passwd)($|[-_.])", re.I)
+CHOICES = frozenset({"drop", "keep", "redact"})
+"""Values a field named like a secret takes as a choice, not as a credential: a run's
+`screening.secret = "drop"` says what becomes of rows that hold secrets."""
 
 
 def walk(data: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -35,7 +38,7 @@ def find_secrets(data: dict[str, Any]) -> list[tuple[str, str]]:
     found = []
     for field, value in walk(data):
         leaf = field.rsplit(".", 1)[-1]
-        if SECRET_KEYS.search(leaf) and value not in (None, "", False):
+        if SECRET_KEYS.search(leaf) and value not in (None, "", False) and value not in CHOICES:
             found.append((field, f"a field named {leaf!r}"))
             continue
         if isinstance(value, str):

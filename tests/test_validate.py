@@ -31,6 +31,7 @@ def test_secrets_are_found(data: dict, field: str) -> None:
         {"model": "meta-llama/Llama-3.1-8B", "args": {"seed": 1}},
         {"key": "~/.ssh/id_ed25519", "python": "/usr/bin/python3"},
         {"tokenizer": "hf_short"},
+        {"screening": {"secret": "drop", "email": "redact"}},
     ],
 )
 def test_ordinary_specs_pass(data: dict) -> None:
