@@ -16,15 +16,23 @@ class HostPool:
 
     def __init__(self, lookup: Callable[[str], HostAddress | None], known_hosts: Path, *,
                  trust: Mapping[str, str] | None = None, connect_timeout: float = 10.0,
-                 facts: Callable[[str], dict[str, Any] | None] | None = None) -> None:
+                 facts: Callable[[str], dict[str, Any] | None] | None = None,
+                 desired: Callable[[str, str], Any] | None = None) -> None:
         self.lookup, self.known_hosts, self.connect_timeout = lookup, known_hosts, connect_timeout
         self._trust, self._lock = dict(trust or {}), threading.Lock()
         self._transports: dict[str, Transport] = {}
         self._facts = facts
+        self._desired = desired
 
     def facts(self, host: str) -> dict[str, Any] | None:
         """The host's last recorded probe (the lab's), for checks that compare against it."""
         return self._facts(host) if self._facts else None
+
+    def desired(self, kind: str, name: str) -> Any:
+        """Another resource's desired spec (the lab's, as the action being reconciled wrote
+        it), for a kind that stands on it: an adapter needs its server's host, port and model.
+        None when the lab has none (or this pool knows no lab)."""
+        return self._desired(kind, name) if self._desired else None
 
     def trust(self, host: str, fingerprint: str) -> None:
         """Accept this fingerprint for host's next first connection (after the operator said so)."""

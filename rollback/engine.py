@@ -35,7 +35,10 @@ class Engine(Undo, Leftovers, Operate):
         self.progress_listeners: list[Callable[[int, str, str], None]] = []
         """Called with (action id, "kind/name", line) while a step runs (log lines, downloads)."""
         self.hosts = HostPool(
-            self._host_spec, lab.known_hosts, facts=lambda name: lab.journal.observed("host", name)
+            self._host_spec,
+            lab.known_hosts,
+            facts=lambda name: lab.journal.observed("host", name),
+            desired=lambda kind, name: lab.read_spec(kind, name),
         )
         self.pending = PendingReverts(lab.journal)
 
