@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from llmops.ops.kinds.adapter.spec import AdapterSpec
+from llmops.ops.kinds.adapter.store import path_sha, run_sha
 from llmops.ops.kinds.base import (
     Benchable,
     BenchResult,
@@ -28,6 +30,7 @@ from llmops.ops.kinds.base import (
 )
 from llmops.ops.kinds.host.probe import probe
 from llmops.ops.kinds.host.spec import HostSpec
+from llmops.ops.kinds.run.spec import RunSpec
 from llmops.ops.kinds.server.weights import make_tiny_model
 from llmops.ops.procs import ProcInfo
 from llmops.ops.ssh import host_key_fingerprint
@@ -35,7 +38,7 @@ from llmops.ops.transport import HostKeyError, TransportError
 from llmops.rollback import summaries
 from llmops.rollback.changes import ActionRefused, Change, who
 from llmops.rollback.kinds import KINDS, kind_of
-from llmops.rollback.lab import Lab, Ref
+from llmops.rollback.lab import Lab, LabFileError, Ref, spec_path
 from llmops.rollback.lock import current_command
 from llmops.rollback.records import ActionRecord
 
@@ -204,3 +207,47 @@ class Operate:
     def make_demo_model(self, host: str, model_dir: str) -> bool:
         """The tiny model `llmops demo` serves, made on the host once; True when made now."""
         return make_tiny_model(self.hosts.transport(host), model_dir)
+
+    # -- adapters: which content a deploy names, and the versions a name has had ------------
+    def adapter_sha(self, run: str | None, path: str | None, host: str | None) -> str:
+        """The sha256 of a run's final adapter (its current training config's, from its
+        result.json on the run's host; refused while the run is not done) or of the adapter
+        folder at `path` on `host`: what `adapter deploy` writes into the spec."""
+        if (run is None) == (path is None):
+            raise SpecError("run", "give the adapter's source: a run or a path (one of them)")
+        if run is not None:
+            spec = self.lab.read_spec("run", run)
+            if not isinstance(spec, RunSpec):
+                raise SpecError("run", f"there is no run named {run}", "see `llmops run list`")
+            return run_sha(self.hosts, spec)
+        assert path is not None
+        if host is None:
+            raise SpecError("host", f"{path}: which host is it on?", "give --host (or --server)")
+        if self.lab.read_spec("host", host) is None:
+            raise SpecError("host", f"there is no host named {host}", "see `llmops host list`")
+        return path_sha(self.hosts, host, path)
+
+    def adapter_versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version adapters/NAME.toml has named in the lab's git, newest first: sha256,
+        short sha, server, source, commit, when (unix time) and the commit's summary; a commit
+        that removed it has sha256 None."""
+        rel = spec_path("adapter", name)
+        versions: list[dict[str, Any]] = []
+        for commit in self.lab.repo.iter_commits(paths=rel):
+            try:
+                spec = self.lab.read_spec("adapter", name, commit.hexsha)
+            except LabFileError:
+                continue  # a hand edit that never parsed: no version
+            if not isinstance(spec, AdapterSpec):
+                spec = None
+            sha = spec.sha256 if spec else None
+            versions.append({
+                "sha256": sha,
+                "short": sha[:12] if sha else None,
+                "server": spec.server if spec else None,
+                "source": (f"run {spec.run}" if spec.run else spec.path) if spec else None,
+                "commit": commit.hexsha,
+                "when": commit.committed_date,
+                "summary": commit.summary,
+            })
+        return versions
