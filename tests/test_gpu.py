@@ -85,3 +85,65 @@ def test_server_pinned_to_a_gpu(engine: Engine, tmp_path: Path) -> None:
     finally:
         engine.act([Change("server", spec.name, None)], "server gpu-tiny down")
 
+
+
+def _gpu_run(engine: Engine, tmp_path: Path, name: str, **changes: object) -> dict:
+    """A run of the tiny model pinned to the last GPU, through the engine, to done; returns
+    its result.json. The trainer's env must carry CUDA_VISIBLE_DEVICES for that GPU."""
+    import time
+
+    from finetune_fixtures import text_rows, tiny_model_dir, write_rows
+
+    from llmops.ops.kinds.run import RunSpec
+
+    last = gpu_count() - 1
+    rows = write_rows(tmp_path / "data" / "training" / f"{name}.jsonl", text_rows(64))
+    spec = RunSpec.model_validate({
+        "name": name, "host": "local", "base": str(tiny_model_dir()), "dataset": str(rows),
+        "max_steps": 20, "save_steps": 10, "eval_steps": 10, "eval_split": 0.1,
+        "max_seq_len": 64, "lr": 0.01, "gpus": [last], **changes})
+    record = engine.act([Change("run", name, spec)], f"run {name}")
+    assert record.status == "succeeded", (record.error, record.checks)
+    assert record.checks_passed, [c for c in record.checks if not c.ok]
+    t = engine.hosts.transport("local")
+    info = procs.status(t, spec.proc_name())
+    if info.running and info.pid:
+        environ = Path(f"/proc/{info.pid}/environ").read_bytes().split(b"\0")
+        assert f"CUDA_VISIBLE_DEVICES={last}".encode() in environ
+    deadline = time.monotonic() + 300
+    while engine.status(spec) != "done":
+        assert time.monotonic() < deadline, engine.logs(spec, 30)
+        assert engine.status(spec) not in ("failed", "interrupted"), engine.logs(spec, 30)
+        time.sleep(1)
+    workdir = (engine.hosts.facts("local") or {})["workdir"]
+    result = json.loads((Path(workdir) / "runs" / name / spec.cfg_hash() / "result.json")
+                        .read_text())
+    assert result["steps"] == 20 and result["peak_gpu_mem_bytes"] > 0, result
+    print(f"{name}: {result['tokens_per_s']:.0f} tokens/s, "
+          f"peak {result['peak_gpu_mem_bytes'] / 2**20:.0f} MiB on GPU {last}")
+    return dict(result)
+
+
+@pytest.fixture
+def gpu_engine(tmp_path: Path) -> Iterator[Engine]:
+    """Host `local` whose data dirs are the test's folder (runs read data only there)."""
+    require_gpu()
+    lab = Lab(tmp_path / "lab")
+    eng = Engine(lab)
+    dirs = [str(tmp_path / "data" / "training")]
+    record = eng.act([Change("host", "local", local_spec(tmp_path, data_dirs=dirs))], "host")
+    assert record.status == "succeeded", record.error
+    yield eng
+    eng.close()
+    lab.close()
+
+
+def test_lora_run_on_a_gpu(gpu_engine: Engine, tmp_path: Path) -> None:
+    """A LoRA run through the engine trains on the GPU it is pinned to (peak memory > 0)."""
+    _gpu_run(gpu_engine, tmp_path, "gpu-lora")
+
+
+def test_qlora_run_on_a_gpu(gpu_engine: Engine, tmp_path: Path) -> None:
+    """QLoRA (4-bit base via bitsandbytes) is admitted on a CUDA host and trains there."""
+    pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes on the GPU host")
+    _gpu_run(gpu_engine, tmp_path, "gpu-qlora", qlora=True)
