@@ -253,13 +253,10 @@ class Engine(Undo, Leftovers, Operate):
                     },
                 )
                 raise
-            journal.append(
-                action_id,
-                "step",
-                {**entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)},
-            )
-            if facts:
-                self._fresh_facts[ch.ref] = facts
+            done = {**entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)}
+            journal.append(action_id, "step", {**done, "facts": facts} if facts else done)
+            if facts:  # every step's facts, the later ones winning (a load's seconds stay)
+                self._fresh_facts.setdefault(ch.ref, {}).update(facts)
         self.pending.clear(ch.ref)  # reconciled: whatever was left is what is desired now
 
     def _record_facts(self) -> None:

@@ -41,6 +41,8 @@ class StepRow(JournalRow):
     """None while the step runs (a live view); True or False once it ended."""
     seconds: float = 0.0
     error: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What the step found worth keeping (a pid, a load's seconds, a weights path)."""
 
 
 @dataclass(frozen=True)
