@@ -19,6 +19,9 @@ SECRET_KEYS = re.compile(r"(^|[-_.])(api[-_]?key|token|secret|password|passwd)($
 CHOICES = frozenset({"drop", "keep", "redact"})
 """Values a field named like a secret takes as a choice, not as a credential: a run's
 `screening.secret = "drop"` says what becomes of rows that hold secrets."""
+ENV_REFERENCE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+"""A field named `..._env` holding an upper-case variable name names where a secret lives (an
+index's `api_key_env = "WEAVIATE_API_KEY"`): a reference, not a credential."""
 
 
 def walk(data: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -38,7 +41,9 @@ def find_secrets(data: dict[str, Any]) -> list[tuple[str, str]]:
     found = []
     for field, value in walk(data):
         leaf = field.rsplit(".", 1)[-1]
-        if SECRET_KEYS.search(leaf) and value not in (None, "", False) and value not in CHOICES:
+        reference = leaf.endswith("_env") and isinstance(value, str) and ENV_REFERENCE.match(value)
+        if (SECRET_KEYS.search(leaf) and value not in (None, "", False) and value not in CHOICES
+                and not reference):
             found.append((field, f"a field named {leaf!r}"))
             continue
         if isinstance(value, str):

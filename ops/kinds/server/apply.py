@@ -17,6 +17,7 @@ from llmops.ops.kinds import hoststate
 from llmops.ops.kinds.base import Progress, Step
 from llmops.ops.kinds.hoststate import host_facts, port_answers
 from llmops.ops.kinds.server.client import VllmClient
+from llmops.ops.kinds.server.flags import serves_embeddings
 from llmops.ops.kinds.server.launch import reach_address, reach_for
 from llmops.ops.kinds.server.memory import refuse_if_too_big
 from llmops.ops.kinds.server.observed import ProcObserved, ServerObserved, ServerStep
@@ -265,6 +266,12 @@ def _smoke(
 ) -> dict[str, Any]:
     port, proc = port_of(step), proc_of(step)
     with t.forward(port, reach_for(spec, proc)) as local, client_at(local, spec) as client:
+        if serves_embeddings(spec.args):
+            began = time.monotonic()
+            vector = client.embeddings(["Hello"])[0]
+            seconds = time.monotonic() - began
+            progress(f"smoke embedding in {seconds * 1000:.0f} ms: {len(vector)} dimensions")
+            return {"smoke_seconds": round(seconds, 3), "dimensions": len(vector)}
         done = client.completion("Hello", max_tokens=4)
     progress(f"smoke completion in {done.seconds * 1000:.0f} ms: {done.text!r}")
     return {"smoke_seconds": round(done.seconds, 3)}

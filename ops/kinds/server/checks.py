@@ -17,6 +17,7 @@ from llmops.ops.kinds.base import Check
 from llmops.ops.kinds.hoststate import has_gpus, host_facts, port_answers
 from llmops.ops.kinds.server.apply import client_at, live_proc, proc_names
 from llmops.ops.kinds.server.client import VllmClient
+from llmops.ops.kinds.server.flags import serves_embeddings
 from llmops.ops.kinds.server.launch import reach_address, world_size
 from llmops.ops.kinds.server.memory import memory_estimate
 from llmops.ops.kinds.server.spec import ServerSpec
@@ -59,8 +60,10 @@ def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
             checks = [
                 _timed("health", lambda: (client.health(), f"GET /health on port {spec.port}")),
                 _timed("model listed", lambda: _listed(client, spec)),
-                _timed("completion", lambda: check_completion(client)),
-                _timed("burst p95", lambda: check_burst(client, spec)),
+                *([_timed("embedding", lambda: check_embedding(client))]
+                  if serves_embeddings(spec.args) else
+                  [_timed("completion", lambda: check_completion(client)),
+                   _timed("burst p95", lambda: check_burst(client, spec))]),
             ]
     finally:
         fwd.__exit__(None, None, None)
@@ -78,6 +81,14 @@ def check_completion(client: VllmClient) -> tuple[bool, str]:
     """Tokens were generated (usage.completion_tokens), not merely a 200 with empty text."""
     done = client.completion("Hello", 8)
     return done.tokens > 0, f"{done.tokens} tokens: {done.text!r}"
+
+
+def check_embedding(client: VllmClient) -> tuple[bool, str]:
+    """A pooling server: two texts give two vectors of one non-zero length, not all zeros."""
+    vectors = client.embeddings(["Hello", "A rollback restores the index."])
+    dims = {len(v) for v in vectors}
+    ok = len(dims) == 1 and 0 not in dims and all(any(x != 0 for x in v) for v in vectors)
+    return ok, f"{len(vectors)} vectors of {sorted(dims)} dimensions"
 
 
 def check_burst(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:

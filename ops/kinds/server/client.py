@@ -192,6 +192,17 @@ class VllmClient:
             text="".join(parts), seconds=time.monotonic() - started, ttft=ttft, tokens=len(parts)
         )
 
+    def embeddings(self, texts: list[str], model: str | None = None) -> list[list[float]]:
+        """One vector per text from /v1/embeddings (a pooling server), in the texts' order."""
+        resp = self.http.post("/v1/embeddings", json={"model": model or self.model,
+                                                      "input": texts})
+        if resp.status_code != 200:
+            raise VllmError(f"embeddings answered {resp.status_code}: {resp.text[:300]}")
+        rows = sorted(resp.json().get("data", []), key=lambda row: int(row.get("index", 0)))
+        if len(rows) != len(texts):
+            raise VllmError(f"embeddings: {len(rows)} vectors for {len(texts)} texts")
+        return [[float(x) for x in row["embedding"]] for row in rows]
+
     def burst(self, n: int = 8, prompt: str = "Hello", max_tokens: int = 8) -> Burst:
         """Sequential requests: a p95 that says how this server answers one user now."""
         latencies: list[float] = []

@@ -93,6 +93,7 @@ ALLOWED_FLAGS: dict[str, Flag] = {
         Flag("fully-sharded-loras", "bool", "shard LoRA computation across TP ranks"),
         Flag("enable-log-requests", "bool", "log every request"),
         Flag("uvicorn-log-level", "str", "debug, info, warning, error"),
+        Flag("runner", "str", "auto, generate or pooling (pooling: /v1/embeddings only)"),
     ]
 }
 """Extra flags from `args`. Everything else is either a spec field or refused, so a spec
@@ -120,6 +121,12 @@ ALIASES: dict[str, str] = {
     "guided-decoding-backend": "structured-outputs-config.backend",
     "speculative-model": "speculative-config",
 }
+
+
+def serves_embeddings(args: dict[str, Any]) -> bool:
+    """A server started with `--runner pooling` answers /v1/embeddings, not completions: its
+    smoke test and checklist embed instead (an index's embedding server)."""
+    return args.get("runner") == "pooling"
 
 
 def normalise_flag(key: str) -> str:

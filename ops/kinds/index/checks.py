@@ -1,0 +1,100 @@
+"""The index kind's checklist, run after every action and rollback: the instance answers with
+a supported version; the collection holds what this spec makes (the record's data key); its
+object count and vector length match the snapshot recorded when those objects were made
+(ingest, or the backup a rollback restored); a known query finds its document again; the
+embedding server answers with that same length."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops.kinds.base import Check
+from llmops.ops.kinds.hoststate import host_facts
+from llmops.ops.kinds.index import records
+from llmops.ops.kinds.index.embed import embed_server, embedder
+from llmops.ops.kinds.index.query import hybrid
+from llmops.ops.kinds.index.schema import count_of, dims_of
+from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.ops.kinds.index.weaviate_conn import connect, meta, supported
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+PROBE_TOP = 3
+
+
+def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
+    began = time.monotonic()
+    try:
+        ok, detail = fn()
+    except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return Check(name, ok, detail[:500], round(time.monotonic() - began, 3))
+
+
+def checklist(spec: IndexSpec, hosts: HostPool) -> list[Check]:
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    record = records.read(t, facts, spec.name)
+    server = embed_server(spec, hosts)
+    key = spec.data_key(server.model if server else None)
+    snap: dict[str, Any] = record.get("snapshots", {}).get(key, {})
+    checks = [_timed("instance ready", lambda: _ready(spec, hosts))]
+    if not checks[0].ok:
+        return checks
+    live: dict[str, Any] = {}
+
+    def collection() -> tuple[bool, str]:
+        with connect(spec, hosts) as client:
+            if not client.collections.exists(spec.collection):
+                return False, f"{spec.collection} does not exist"
+            live["count"] = count_of(client, spec.collection)
+            live["dims"] = dims_of(client, spec.collection)
+        ours = record.get("collection") == spec.collection and record.get("data_key") == key
+        return ours, (f"{spec.collection} made as this spec says (data key {key})" if ours
+                      else f"{spec.collection} holds data key {record.get('data_key')}, "
+                      f"this spec makes {key}")
+
+    checks.append(_timed("collection", collection))
+    if "count" not in live:
+        return checks
+    checks.append(_timed("object count", lambda: _matches("count", live, snap, spec)))
+    checks.append(_timed("vector dims", lambda: _matches("dims", live, snap, spec)))
+    if snap.get("probe"):
+        checks.append(_timed("known query", lambda: _probe(spec, hosts, snap["probe"])))
+    if spec.embed_server:
+        checks.append(_timed("embedding dimension", lambda: _embed_dims(spec, hosts, snap)))
+    return checks
+
+
+def _ready(spec: IndexSpec, hosts: HostPool) -> tuple[bool, str]:
+    version = str(meta(spec, hosts).get("version", ""))
+    return supported(version), f"Weaviate {version} (the client needs 1.27.0 or newer)"
+
+
+def _matches(what: str, live: dict[str, Any], snap: dict[str, Any],
+             spec: IndexSpec) -> tuple[bool, str]:
+    if what not in snap or snap[what] is None:
+        if not spec.source and what == "count":
+            return live["count"] == 0, f"{live['count']} objects (no source: none expected)"
+        if not spec.source:
+            return True, "no objects, no vectors (no source)"
+        return False, f"no snapshot recorded for this spec's objects (live {what} {live[what]})"
+    return live[what] == snap[what], f"{live[what]} (snapshot: {snap[what]})"
+
+
+def _probe(spec: IndexSpec, hosts: HostPool, probe: dict[str, str]) -> tuple[bool, str]:
+    hits = hybrid(spec, hosts, probe["query"], k=PROBE_TOP)
+    sources = [h.source for h in hits]
+    return probe["source"] in sources, f"{probe['query']!r} -> {sources} " \
+        f"(expects {probe['source']} in the top {PROBE_TOP})"
+
+
+def _embed_dims(spec: IndexSpec, hosts: HostPool, snap: dict[str, Any]) -> tuple[bool, str]:
+    with embedder(spec, hosts, timeout=60.0) as e:
+        dims = len(e.embed(["rollback check"])[0])
+    want = snap.get("dims")
+    if want is None:
+        return dims > 0, f"{spec.embed_server} answers with {dims} dimensions"
+    return dims == want, f"{spec.embed_server} answers with {dims} dimensions (index: {want})"

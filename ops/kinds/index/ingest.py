@@ -1,0 +1,103 @@
+"""Ingest a folder of documents into the collection: read them from the host, chunk (ids by
+content), delete the chunks no document produces any more (a changed or removed document),
+embed only the chunks the collection lacks, in batches, and insert them with the client's
+batch API. A second ingest of the same folder embeds and inserts nothing."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops.kinds.base import Progress
+from llmops.ops.kinds.index import records
+from llmops.ops.kinds.index.chunking import Chunk, chunk_document, documents
+from llmops.ops.kinds.index.embed import embedder
+from llmops.ops.kinds.index.schema import count_of, dims_of
+from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.ops.kinds.index.weaviate_conn import connect
+from llmops.ops.transport import Transport, TransportError
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+DELETE_GROUP = 500
+PROGRESS_EVERY_S = 2.0
+PROBE_WORDS = 12
+
+
+def read_chunks(spec: IndexSpec, t: Transport) -> tuple[str, int, list[Chunk]]:
+    """(the source's fingerprint, documents, their chunks in order, one per id)."""
+    assert spec.source
+    listed = records.list_source(t, spec.source)
+    if not listed.get("ok"):
+        raise TransportError(f"source {spec.source} on {spec.host}: {listed.get('error')}")
+    extra = tuple(p.name for p in spec.properties)
+    chunks: dict[str, Chunk] = {}
+    docs = 0
+    for rel, _size, _mtime in listed["files"]:
+        raw = t.read_text(f"{spec.source}/{rel}")
+        for source, text, record in documents(rel, raw):
+            docs += 1
+            for c in chunk_document(spec.collection, source, text, spec.chunk_size,
+                                    spec.chunk_overlap, record, extra):
+                chunks.setdefault(c.uuid, c)
+    return str(listed["fingerprint"]), docs, list(chunks.values())
+
+
+def probe_of(chunks: list[Chunk]) -> dict[str, str] | None:
+    """A known query for the checklist: the opening words of the first document's first
+    chunk, which must find that document again."""
+    if not chunks:
+        return None
+    first = min(chunks, key=lambda c: (c.source, c.chunk))
+    return {"query": " ".join(first.text.split()[:PROBE_WORDS]), "source": first.source}
+
+
+def ingest(spec: IndexSpec, hosts: HostPool, t: Transport, progress: Progress
+           ) -> dict[str, Any]:
+    from weaviate.classes.data import DataObject
+    from weaviate.classes.query import Filter
+
+    began = time.monotonic()
+    fingerprint, docs, chunks = read_chunks(spec, t)
+    progress(f"{docs} documents, {len(chunks)} chunks in {spec.source}")
+    wanted = {c.uuid for c in chunks}
+    with connect(spec, hosts, timeout=600.0) as client:
+        coll = client.collections.get(spec.collection)
+        existing = {str(o.uuid) for o in coll.iterator(return_properties=[])}
+        stale = sorted(existing - wanted)
+        for start in range(0, len(stale), DELETE_GROUP):
+            group = stale[start:start + DELETE_GROUP]
+            coll.data.delete_many(where=Filter.by_id().contains_any(group))
+        if stale:
+            progress(f"deleted {len(stale)} chunks no document produces any more")
+        new = [c for c in chunks if c.uuid not in existing]
+        added, last = 0, time.monotonic()
+        if new:
+            with embedder(spec, hosts) as e:
+                for start in range(0, len(new), spec.batch_size):
+                    batch = new[start:start + spec.batch_size]
+                    vectors = e.embed([c.text for c in batch])
+                    result = coll.data.insert_many([
+                        DataObject(properties=c.properties(), uuid=c.uuid, vector=v)
+                        for c, v in zip(batch, vectors, strict=True)
+                    ])
+                    if result.errors:
+                        first = next(iter(result.errors.values()))
+                        raise TransportError(
+                            f"{len(result.errors)} of {len(batch)} chunks were refused: "
+                            f"{getattr(first, 'message', first)}")
+                    added += len(batch)
+                    if time.monotonic() - last >= PROGRESS_EVERY_S or added == len(new):
+                        last = time.monotonic()
+                        secs = max(last - began, 1e-6)
+                        progress(f"{added}/{len(new)} chunks embedded and inserted "
+                                 f"({added / secs:.1f} chunks/s, {docs / secs:.1f} docs/s)")
+        count, dims = count_of(client, spec.collection), dims_of(client, spec.collection)
+    seconds = round(time.monotonic() - began, 3)
+    progress(f"ingest done: {added} added, {len(stale)} deleted, {count} objects, "
+             f"{dims} dims in {seconds}s")
+    return {"source_fp": fingerprint, "docs": docs, "chunks": len(chunks), "added": added,
+            "deleted": len(stale), "count": count, "dims": dims, "probe": probe_of(chunks),
+            "ingest_seconds": seconds,
+            "chunks_per_s": round(added / seconds, 2) if seconds and added else None}

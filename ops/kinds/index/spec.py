@@ -1,0 +1,215 @@
+"""What an operator asks of a Weaviate index: the instance (attached, or run by llmops), one
+collection, its vector index, where its vectors come from, how documents are chunked, and the
+backup the commit references. Validated before anything is written; the API key is never a
+field, only the NAME of the environment variable that holds it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from llmops.ops.kinds.base import NAME_PATTERN, Spec
+
+COLLECTION_PATTERN = r"^[A-Z][_0-9A-Za-z]{0,230}$"
+"""Weaviate's class-name rule (a collection is a class)."""
+PROPERTY_PATTERN = r"^[_A-Za-z][_0-9A-Za-z]{0,230}$"
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
+"""An environment variable's name, upper case as they are written (a key rarely is)."""
+BACKUP_ID_PATTERN = r"^[a-z0-9_-]{1,128}$"
+"""Weaviate's rule for backup ids: lowercase letters, digits, '-' and '_'."""
+VECTORIZER_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+IMAGE_RE = re.compile(
+    r"^[a-z0-9][a-z0-9./_-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+BUILTIN_PROPERTIES = ("text", "source", "chunk", "doc_sha")
+"""What llmops writes into every chunk object: the chunk's text, its document (path relative
+to `source`), its position in the document, and the document's sha256."""
+RESERVED = {*BUILTIN_PROPERTIES, "id", "_id", "vector", "_additional", "_vector"}
+
+PropertyType = Literal["text", "int", "number", "boolean", "date"]
+Distance = Literal["cosine", "dot", "l2-squared"]
+Launch = Literal["attach", "binary", "docker"]
+
+
+
+def looks_like_a_key(v: str) -> bool:
+    """A value where a NAME belongs: not an upper-case name, or one that is mostly digits."""
+    if not re.match(ENV_NAME_PATTERN, v):
+        return True
+    digits = sum(c.isdigit() for c in v)
+    return len(v) >= 20 and digits * 3 >= len(v)
+
+
+def _abs_path(v: str | None, what: str) -> str | None:
+    if v is None:
+        return v
+    if not (v.startswith("/") or v.startswith("~/")):
+        raise ValueError(f"{what} must be an absolute path on the host (or start with ~/)")
+    if "\x00" in v or ".." in v.split("/") or "//" in v:
+        raise ValueError(f"{what} must be a plain path (no '..', no '//')")
+    return v.rstrip("/") or v
+
+
+class IndexProperty(BaseModel):
+    """One extra property of every chunk object, filled from a .jsonl record's field of the
+    same name (the built-in ones, text, source, chunk and doc_sha, are always there)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=PROPERTY_PATTERN)
+    type: PropertyType = "text"
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED:
+            raise ValueError(f"{v!r} is a property llmops writes itself; pick another name")
+        return v
+
+
+class IndexSpec(Spec):
+    """One Weaviate collection kept by llmops, on an instance it attaches to or runs."""
+
+    host: str = Field(
+        pattern=NAME_PATTERN, description="Host where Weaviate runs (or is reached)."
+    )
+    http_port: int = Field(default=8080, ge=1, le=65535, description="Weaviate's REST port.")
+    grpc_port: int = Field(default=50051, ge=1, le=65535, description="Weaviate's gRPC port.")
+    launch: Launch = Field(
+        default="attach", description="attach to a running Weaviate, or run it (binary, docker)."
+    )
+    binary: str | None = Field(
+        default=None, description="launch = binary: the weaviate binary's path on the host."
+    )
+    image: str | None = Field(
+        default=None, description="launch = docker: a pinned image, e.g. weaviate:1.32.4."
+    )
+    data_dir: str | None = Field(
+        default=None, description="binary/docker: Weaviate's data folder on the host."
+    )
+    backup_dir: str | None = Field(
+        default=None, description="binary/docker: the backup-filesystem module's folder."
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME_PATTERN,
+        description="NAME of the environment variable holding the API key (never the key).",
+    )
+    collection: str = Field(
+        pattern=COLLECTION_PATTERN, description="Collection (class) name, e.g. Docs."
+    )
+    properties: list[IndexProperty] = Field(
+        default_factory=list, description="Extra properties (name=type) from .jsonl records."
+    )
+    distance: Distance = Field(default="cosine", description="Vector distance.")
+    ef: int | None = Field(default=None, ge=1, le=100_000, description="HNSW ef (search).")
+    max_connections: int | None = Field(
+        default=None, ge=4, le=2048, description="HNSW maxConnections."
+    )
+    embed_server: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="llmops server serving /v1/embeddings (vLLM pooling runner).",
+    )
+    vectorizer: str | None = Field(
+        default=None, pattern=VECTORIZER_PATTERN,
+        description="Or: a Weaviate vectorizer module, e.g. text2vec-transformers.",
+    )
+    chunk_size: int = Field(default=800, ge=50, le=20_000, description="Characters per chunk.")
+    chunk_overlap: int = Field(
+        default=100, ge=0, le=10_000, description="Characters shared by neighbouring chunks."
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024, description="Chunks per embedding batch.")
+    alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Hybrid search: 0 = BM25 only, 1 = vector only."
+    )
+    source: str | None = Field(
+        default=None, description="Folder of .txt/.md/.jsonl on the host to ingest."
+    )
+    backup_id: str | None = Field(
+        default=None,
+        pattern=BACKUP_ID_PATTERN,
+        description="The backup taken before this change (set by llmops).",
+    )
+
+    @field_validator("binary", "data_dir", "backup_dir", "source")
+    @classmethod
+    def _paths(cls, v: str | None, info: object) -> str | None:
+        return _abs_path(v, getattr(info, "field_name", "path"))
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not IMAGE_RE.match(v):
+            raise ValueError(
+                "give a pinned image: repository:tag or repository@sha256:<digest>"
+            )
+        if v.endswith(":latest"):
+            raise ValueError("':latest' moves; pin a version, e.g. :1.32.4")
+        return v
+
+    @field_validator("api_key_env", mode="before")
+    @classmethod
+    def _key_name(cls, v: object) -> object:
+        if isinstance(v, str) and looks_like_a_key(v):
+            raise ValueError(
+                "give the NAME of an environment variable that holds the key (e.g. "
+                "WEAVIATE_API_KEY), never the key itself"
+            )
+        return v
+
+    @field_validator("properties")
+    @classmethod
+    def _distinct(cls, v: list[IndexProperty]) -> list[IndexProperty]:
+        names = [p.name for p in v]
+        if len(set(names)) != len(names):
+            raise ValueError("property names must be distinct")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> IndexSpec:
+        if (self.embed_server is None) == (self.vectorizer is None):
+            raise ValueError(
+                "give where vectors come from: embed_server or vectorizer (one of them)"
+            )
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap {self.chunk_overlap} must be below chunk_size {self.chunk_size}"
+            )
+        if self.http_port == self.grpc_port:
+            raise ValueError("http_port and grpc_port must differ")
+        if self.launch == "binary" and not self.binary:
+            raise ValueError("launch = binary needs binary (the weaviate binary on the host)")
+        if self.launch == "docker" and not self.image:
+            raise ValueError("launch = docker needs image (a pinned tag)")
+        if self.launch != "attach" and not (self.data_dir and self.backup_dir):
+            raise ValueError(f"launch = {self.launch} needs data_dir and backup_dir")
+        if self.launch == "attach" and (self.binary or self.image):
+            raise ValueError("binary and image go with launch = binary / docker")
+        return self
+
+    # -- what the data in the collection depends on ---------------------------------------
+    def data_key(self, embed_model: str | None) -> str:
+        """What the objects in the collection are a function of (besides the documents):
+        a change of any of these makes the old objects wrong, so it is destructive (a backup
+        first). `embed_model` is the embedding server's model as the lab knows it."""
+        parts = {
+            "collection": self.collection,
+            "properties": [p.model_dump() for p in self.properties],
+            "distance": self.distance,
+            "max_connections": self.max_connections,
+            "embed": embed_model if self.embed_server else f"module:{self.vectorizer}",
+            "chunk": [self.chunk_size, self.chunk_overlap],
+            "source": self.source,
+        }
+        blob = json.dumps(parts, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def proc_name(self) -> str:
+        """The detached process llmops runs for launch = binary / docker."""
+        return f"index.{self.name}"
