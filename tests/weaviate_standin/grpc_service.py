@@ -1,0 +1,166 @@
+"""The gRPC side, on the client's own generated servicer stubs: weaviate.v1.Weaviate (Search,
+BatchObjects, BatchDelete, Aggregate, TenantsGet) and the health check the client pings on
+connect. Handler errors go back as Weaviate's Go errors do: status UNKNOWN with the message."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from . import aggregate, query
+from .codec import batch_properties, object_vectors, uuid_bytes, vector_from
+from .errors import StandinError, Unprocessable
+from .filters import from_proto, select
+from .store import Store
+from .stubs import (
+    batch_delete_pb2,
+    batch_pb2,
+    health_weaviate_pb2,
+    weaviate_pb2_grpc,
+)
+
+MAX_MESSAGE = 104858000  # GRPC_MAX_MESSAGE_SIZE default, also reported in /v1/meta
+
+
+class Auth:
+    """API-key auth as Weaviate does it (composer/token_validation.go, anonymous/middleware.go):
+    with a key set, a missing or wrong bearer is refused; without one, any bearer is refused."""
+
+    NO_SCHEME = ("no authentication scheme is configured (API Key or OIDC), but an "
+                 "'Authorization' header was provided. Please configure an auth scheme or "
+                 "remove the header for anonymous access")
+
+    def __init__(self, api_key: str | None) -> None:
+        self.api_key = api_key
+
+    def refusal(self, header: str | None) -> str | None:
+        """Why a request with this Authorization header is refused, or None."""
+        token = header[len("Bearer "):] if header and header.startswith("Bearer ") else None
+        if self.api_key is None:
+            return self.NO_SCHEME if token is not None else None
+        if token is None:
+            return "anonymous access not enabled. Please authenticate through one of the " \
+                   "available methods: [API-keys]"
+        if token != self.api_key:
+            return "unauthorized: invalid api key"
+        return None
+
+    def check_grpc(self, context: grpc.ServicerContext) -> None:
+        header = dict(context.invocation_metadata()).get("authorization")
+        reason = self.refusal(header)
+        if reason is not None:
+            if header is None or not header.startswith("Bearer "):
+                reason = "unauthorized: invalid api key"  # tryAnonymous -> composer("")
+            context.abort(grpc.StatusCode.UNKNOWN, f"extract auth: {reason}")
+
+
+class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
+    def __init__(self, store: Store, auth: Auth) -> None:
+        self.store = store
+        self.auth = auth
+
+    def _call(self, context: grpc.ServicerContext, fn: Callable[[], Any]) -> Any:
+        self.auth.check_grpc(context)
+        try:
+            return fn()
+        except StandinError as err:
+            context.abort(grpc.StatusCode.UNKNOWN, err.message)
+
+    def Search(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._call(context, lambda: query.run(self.store, request))
+
+    def Aggregate(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._call(context, lambda: aggregate.run(self.store, request))
+
+    def BatchObjects(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._call(context, lambda: self._batch_objects(request))
+
+    def BatchDelete(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return self._call(context, lambda: self._batch_delete(request))
+
+    def BatchReferences(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        def refuse() -> Any:
+            errors = [batch_pb2.BatchReferencesReply.BatchError(
+                index=i, error="cross-references are not supported by the stand-in")
+                for i in range(len(request.references))]
+            return batch_pb2.BatchReferencesReply(took=0.0, errors=errors)
+        return self._call(context, refuse)
+
+    def TenantsGet(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        def tenants() -> Any:
+            coll = self.store.find(request.collection)
+            if coll is None:
+                raise Unprocessable(f"could not find class {request.collection} in schema")
+            raise Unprocessable(f"multi-tenancy is not enabled for class {coll.name!r}")
+        return self._call(context, tenants)
+
+    def BatchStream(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "server-side batching needs Weaviate 1.36; the stand-in is 1.32")
+
+    def _batch_objects(self, request: Any) -> Any:
+        started = time.time()
+        errors = []
+        for index, pb in enumerate(request.objects):
+            try:
+                if pb.tenant:
+                    raise Unprocessable("multi-tenancy is not supported by the stand-in")
+                coll = self.store.find(pb.collection)
+                props = batch_properties(pb.properties) if pb.HasField("properties") else {}
+                if coll is None:  # auto-schema creates the collection
+                    coll = self.store.find(pb.collection) or self.store.create(
+                        {"class": pb.collection})
+                self.store.put(coll, pb.uuid, props, vector_from(pb), object_vectors(pb))
+            except StandinError as err:
+                errors.append(batch_pb2.BatchObjectsReply.BatchError(index=index,
+                                                                     error=err.message))
+        return batch_pb2.BatchObjectsReply(took=time.time() - started, errors=errors)
+
+    def _batch_delete(self, request: Any) -> Any:
+        started = time.time()
+        coll = self.store.find(request.collection)
+        if coll is None:
+            raise Unprocessable(f"could not find class {request.collection} in schema")
+        if not request.HasField("filters"):
+            raise Unprocessable("no filters in batch delete request")
+        with self.store.lock:
+            victims = select(coll, from_proto(coll, request.filters))[:query.MAX_RESULTS]
+            if not request.dry_run:
+                for obj in victims:
+                    self.store.delete(coll, obj.uuid)
+        objects = [batch_delete_pb2.BatchDeleteObject(uuid=uuid_bytes(o.uuid), successful=True,
+                                                      error="")
+                   for o in victims] if request.verbose else []
+        return batch_delete_pb2.BatchDeleteReply(
+            took=time.time() - started, failed=0, matches=len(victims),
+            successful=len(victims), objects=objects)
+
+
+def _health(request: Any, context: grpc.ServicerContext) -> Any:
+    return health_weaviate_pb2.WeaviateHealthCheckResponse(
+        status=health_weaviate_pb2.WeaviateHealthCheckResponse.SERVING)
+
+
+def start_grpc(store: Store, auth: Auth, host: str, port: int) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.so_reuseport", 0),
+    ])
+    weaviate_pb2_grpc.add_WeaviateServicer_to_server(WeaviateService(store, auth), server)
+    health = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            _health,
+            request_deserializer=health_weaviate_pb2.WeaviateHealthCheckRequest.FromString,
+            response_serializer=health_weaviate_pb2.WeaviateHealthCheckResponse.SerializeToString,
+        )})
+    server.add_generic_rpc_handlers((health,))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on gRPC port {host}:{port}")
+    server.start()
+    return server, bound

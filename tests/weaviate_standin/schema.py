@@ -1,0 +1,324 @@
+"""Collection definitions as Weaviate 1.32 stores them: the defaults it fills in on create, the
+checks it makes, and which settings an update may change (usecases/schema/class.go,
+entities/vectorindex/*/config.go). What GET /v1/schema returns is built here."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from .errors import Unprocessable
+from .values import ARRAY_OF, PRIMITIVE_TYPES
+
+CLASS_NAME = re.compile(r"^[A-Z][_0-9A-Za-z]{0,254}$")
+PROPERTY_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,230}$")
+VECTOR_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,229}$")
+RESERVED_PROPERTIES = ("_additional", "_id", "id")
+DISTANCES = ("cosine", "dot", "l2-squared", "manhattan", "hamming")
+TOKENIZATIONS = ("word", "lowercase", "whitespace", "field", "trigram")
+TEXT_TYPES = ("text", "text[]")
+HNSW_IMMUTABLE = ("efConstruction", "maxConnections", "cleanupIntervalSeconds", "distance")
+
+
+def hnsw_defaults() -> dict[str, Any]:
+    return {
+        "skip": False, "cleanupIntervalSeconds": 300, "maxConnections": 32,
+        "efConstruction": 128, "ef": -1, "dynamicEfMin": 100, "dynamicEfMax": 500,
+        "dynamicEfFactor": 8, "vectorCacheMaxObjects": 1000000000000,
+        "flatSearchCutoff": 40000, "distance": "cosine",
+        "pq": {"enabled": False, "bitCompression": False, "segments": 0, "centroids": 256,
+               "trainingLimit": 100000,
+               "encoder": {"type": "kmeans", "distribution": "log-normal"}},
+        "bq": {"enabled": False},
+        "sq": {"enabled": False, "trainingLimit": 100000, "rescoreLimit": 20},
+        "rq": {"enabled": False, "bits": 8, "rescoreLimit": 20},
+        "filterStrategy": "sweeping",
+        "multivector": {"enabled": False,
+                        "muvera": {"enabled": False, "ksim": 4, "dprojections": 16,
+                                   "repetitions": 10},
+                        "aggregation": "maxSim"},
+        "skipDefaultQuantization": False, "trackDefaultQuantization": False,
+    }
+
+
+def flat_defaults() -> dict[str, Any]:
+    off = {"enabled": False, "rescoreLimit": -1, "cache": False}
+    return {"distance": "cosine", "vectorCacheMaxObjects": 1000000000000,
+            "pq": dict(off), "bq": dict(off), "sq": dict(off)}
+
+
+def _merge(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    for key, value in given.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _index_config(index_type: str, given: Any, where: str) -> dict[str, Any]:
+    if index_type not in ("hnsw", "flat"):
+        if index_type == "dynamic":
+            raise Unprocessable("the dynamic index can only be created under async indexing "
+                                "environment (ASYNC_INDEXING=true)")
+        raise Unprocessable(f"{where}: unsupported vector index type: {index_type!r}")
+    config = hnsw_defaults() if index_type == "hnsw" else flat_defaults()
+    if given is not None:
+        if not isinstance(given, dict):
+            raise Unprocessable(f"{where}: input must be a non-nil map")
+        _merge(config, copy.deepcopy(given))
+    if config["distance"] not in DISTANCES:
+        raise Unprocessable(f"{where}: invalid distance: {config['distance']!r}")
+    if index_type == "hnsw":
+        if config["maxConnections"] < 4:
+            raise Unprocessable(f"{where}: maxConnections must be a positive integer with a "
+                                "minimum of 4")
+        if config["efConstruction"] < 4:
+            raise Unprocessable(f"{where}: efConstruction must be a positive integer with a "
+                                "minimum of 4")
+        if config["multivector"].get("enabled"):
+            raise Unprocessable(f"{where}: multi-vector indexes are not supported by the "
+                                "stand-in")
+    return config
+
+
+def _vectorizer_name(value: Any) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        return str(next(iter(value)))
+    return str(value)
+
+
+def _check_module(name: str) -> None:
+    if name != "none":
+        raise Unprocessable(f'no module with name "{name}" present')
+
+
+def _property(prop: dict[str, Any], class_name: str) -> dict[str, Any]:
+    name = str(prop.get("name") or "")
+    if not name:
+        raise Unprocessable("property must contain name")
+    if not PROPERTY_NAME.match(name):
+        raise Unprocessable(
+            f"'{name}' is not a valid property name. Property names in Weaviate are restricted "
+            "to valid GraphQL names, which must be “/[_A-Za-z][_0-9A-Za-z]{0,230}/”.")
+    name = name[0].lower() + name[1:]
+    if name in RESERVED_PROPERTIES:
+        raise Unprocessable(f"'{name}' is a reserved property name")
+    data_type = prop.get("dataType")
+    if not isinstance(data_type, list) or not data_type:
+        raise Unprocessable("property must contain dataType")
+    kind = str(data_type[0])
+    if kind in ("string", "string[]"):  # migrated since v1.19
+        kind = "text" + kind[6:]
+    if kind not in PRIMITIVE_TYPES:
+        raise Unprocessable(
+            f"property '{name}': invalid dataType: {data_type}: cross-references are not "
+            "supported by the stand-in" if kind[:1].isupper() else
+            f"property '{name}': invalid dataType: {data_type}: dataType {kind!r} not found")
+    out: dict[str, Any] = {"dataType": [kind]}
+    if prop.get("description"):
+        out["description"] = prop["description"]
+    searchable_default = kind in TEXT_TYPES
+    for key, default in (("indexFilterable", kind not in ("blob",)),
+                         ("indexSearchable", searchable_default),
+                         ("indexRangeFilters", False)):
+        value = prop.get(key)
+        out[key] = default if value is None else bool(value)
+    if out["indexSearchable"] and kind not in TEXT_TYPES:
+        raise Unprocessable("`indexSearchable` is not allowed for other than text/text[] "
+                            "data types")
+    if out["indexRangeFilters"] and kind not in ("int", "number", "date"):
+        raise Unprocessable("`indexRangeFilters` is allowed only for number/int/date data types")
+    if prop.get("moduleConfig"):
+        out["moduleConfig"] = prop["moduleConfig"]
+    out["name"] = name
+    tokenization = prop.get("tokenization") or ""
+    if kind in TEXT_TYPES:
+        tokenization = tokenization or "word"
+        if tokenization not in TOKENIZATIONS:
+            raise Unprocessable(
+                f"tokenization '{tokenization}' is not allowed for data type '{kind}'")
+        out["tokenization"] = tokenization
+    elif tokenization:
+        raise Unprocessable(f"tokenization is not allowed for data type '{kind}'")
+    if kind in ("object", "object[]") and prop.get("nestedProperties"):
+        out["nestedProperties"] = prop["nestedProperties"]
+    return out
+
+
+def check_class_name(raw: str) -> str:
+    name = raw[:1].upper() + raw[1:]
+    if not CLASS_NAME.match(name):
+        raise Unprocessable(f"'{raw}' is not a valid class name")
+    return name
+
+
+def new_class(body: dict[str, Any], existing: list[str]) -> dict[str, Any]:
+    """The class as Weaviate stores it after POST /v1/schema, or Unprocessable."""
+    name = check_class_name(str(body.get("class") or ""))
+    for other in existing:
+        if other == name:
+            raise Unprocessable(f"class name {name} already exists")
+        if other.lower() == name.lower():
+            raise Unprocessable(f'class already exists: found similar class "{other}"')
+    mt = body.get("multiTenancyConfig") or {}
+    if mt.get("enabled"):
+        raise Unprocessable("multi-tenancy is not supported by the stand-in")
+    legacy = any(body.get(k) not in (None, "") for k in
+                 ("vectorizer", "vectorIndexType", "vectorIndexConfig"))
+    named = body.get("vectorConfig") or {}
+    if legacy and named:
+        raise Unprocessable("creating a class with both a class level vector index and named "
+                            "vectors is forbidden")
+    out: dict[str, Any] = {"class": name}
+    if body.get("description"):
+        out["description"] = body["description"]
+    out["invertedIndexConfig"] = _inverted(body.get("invertedIndexConfig") or {})
+    if body.get("moduleConfig"):
+        out["moduleConfig"] = body["moduleConfig"]
+    out["multiTenancyConfig"] = {"enabled": False, "autoTenantCreation": False,
+                                 "autoTenantActivation": False}
+    props: list[dict[str, Any]] = []
+    for raw in body.get("properties") or []:
+        prop = _property(raw, name)
+        if any(p["name"].lower() == prop["name"].lower() for p in props):
+            raise Unprocessable(f"class {name!r}: conflict for property {prop['name']!r}: "
+                                "already in use or provided multiple times")
+        props.append(prop)
+    out["properties"] = props
+    replication = dict(body.get("replicationConfig") or {})
+    factor = int(replication.get("factor") or 1)
+    if factor > 1:
+        raise Unprocessable(f"could not find enough weaviate nodes for replication: 1 available, "
+                            f"{factor} requested")
+    out["replicationConfig"] = {"factor": 1, "asyncEnabled": bool(replication.get("asyncEnabled")),
+                                "deletionStrategy": replication.get("deletionStrategy")
+                                or "NoAutomatedResolution"}
+    out["shardingConfig"] = {"actualCount": 1, "actualVirtualCount": 128, "desiredCount": 1,
+                             "desiredVirtualCount": 128, "function": "murmur3", "key": "_id",
+                             "strategy": "hash", "virtualPerPhysical": 128}
+    if named:
+        vectors: dict[str, Any] = {}
+        for vname, entry in named.items():
+            if not VECTOR_NAME.match(vname):
+                raise Unprocessable(f"target vector name {vname!r} is not valid")
+            vectorizer = entry.get("vectorizer") or {"none": {}}
+            _check_module(_vectorizer_name(vectorizer))
+            index_type = entry.get("vectorIndexType") or "hnsw"
+            vectors[vname] = {
+                "vectorizer": vectorizer if isinstance(vectorizer, dict) else {vectorizer: {}},
+                "vectorIndexType": index_type,
+                "vectorIndexConfig": _index_config(index_type, entry.get("vectorIndexConfig"),
+                                                   f"target vector {vname!r}"),
+            }
+        out["vectorConfig"] = vectors
+    else:
+        vectorizer = str(body.get("vectorizer") or "none")
+        _check_module(vectorizer)
+        index_type = str(body.get("vectorIndexType") or "hnsw")
+        out["vectorIndexConfig"] = _index_config(index_type, body.get("vectorIndexConfig"),
+                                                 "vector index config")
+        out["vectorIndexType"] = index_type
+        out["vectorizer"] = vectorizer
+    return out
+
+
+def _inverted(given: dict[str, Any]) -> dict[str, Any]:
+    bm25 = given.get("bm25") or {}
+    stop = given.get("stopwords") or {}
+    out: dict[str, Any] = {
+        "bm25": {"b": float(bm25.get("b", 0.75)), "k1": float(bm25.get("k1", 1.2))},
+        "cleanupIntervalSeconds": int(given.get("cleanupIntervalSeconds") or 60),
+        "stopwords": {"additions": stop.get("additions"), "preset": stop.get("preset") or "en",
+                      "removals": stop.get("removals")},
+        "usingBlockMaxWAND": True,
+    }
+    if out["stopwords"]["preset"] not in ("en", "none"):
+        raise Unprocessable(f"stopwordPreset '{out['stopwords']['preset']}' does not exist")
+    for flag in ("indexNullState", "indexPropertyLength", "indexTimestamps"):
+        if given.get(flag):
+            out[flag] = True
+    return out
+
+
+def add_property(cls: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    prop = _property(body, cls["class"])
+    for other in cls["properties"]:
+        if other["name"].lower() == prop["name"].lower():
+            raise Unprocessable(f"class {cls['class']!r}: conflict for property "
+                                f"{prop['name']!r}: already in use or provided multiple times")
+    cls["properties"].append(prop)
+    return prop
+
+
+def update_class(cls: dict[str, Any], body: dict[str, Any]) -> None:
+    """PUT /v1/schema/{name}: change what Weaviate lets change, refuse the rest in its words."""
+    new_name = str(body.get("class") or cls["class"])
+    if new_name != cls["class"]:
+        raise Unprocessable(f'class name is immutable: attempted change from "{cls["class"]}" '
+                            f'to "{new_name}"')
+    inverted = _inverted(body.get("invertedIndexConfig") or cls["invertedIndexConfig"])
+    for flag, label in (("indexTimestamps", "indexTimestamp"),
+                        ("indexNullState", "indexNullState"),
+                        ("indexPropertyLength", "indexPropertyLength")):
+        before, after = bool(cls["invertedIndexConfig"].get(flag)), bool(inverted.get(flag))
+        if before != after:
+            raise Unprocessable(f'"{label}" setting is immutable. Value changed from '
+                                f'"{str(before).lower()}" to "{str(after).lower()}"')
+    old_props = {p["name"]: p for p in cls["properties"]}
+    for raw in body.get("properties") or []:
+        old = old_props.get(str(raw.get("name")))
+        if old is None or list(raw.get("dataType") or []) != old["dataType"]:
+            raise Unprocessable("properties cannot be updated through updating the class. Use "
+                                "the add property feature (e.g. \"POST /v1/schema/{className}/"
+                                "properties\") to add additional properties")
+    updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    if "vectorIndexConfig" in cls and body.get("vectorIndexConfig") is not None:
+        updates.append((cls["vectorIndexConfig"], body["vectorIndexConfig"]))
+    for vname, entry in (body.get("vectorConfig") or {}).items():
+        current = cls.get("vectorConfig", {}).get(vname)
+        if current is None:
+            raise Unprocessable(f"adding a new vector {vname!r} is not supported by the stand-in")
+        if entry.get("vectorizer") is not None and entry["vectorizer"] != current["vectorizer"]:
+            raise Unprocessable(f"vectorizer config of vector {vname!r} is immutable")
+        if entry.get("vectorIndexConfig") is not None:
+            updates.append((current["vectorIndexConfig"], entry["vectorIndexConfig"]))
+    for current, given in updates:
+        for field in HNSW_IMMUTABLE:
+            if field in given and field in current and given[field] != current[field]:
+                raise Unprocessable(f'{field} is immutable: attempted change from '
+                                    f'"{current[field]}" to "{given[field]}"')
+    for current, given in updates:
+        _merge(current, copy.deepcopy(given))
+    cls["invertedIndexConfig"] = inverted
+    if body.get("description") is not None:
+        cls["description"] = body["description"]
+    for raw in body.get("properties") or []:
+        if raw.get("description") is not None:
+            old_props[str(raw["name"])]["description"] = raw["description"]
+
+
+def vector_names(cls: dict[str, Any]) -> list[str]:
+    """Names of the collection's vector indexes; "" is the class-level (legacy) one."""
+    if "vectorConfig" in cls:
+        return list(cls["vectorConfig"])
+    return [""]
+
+
+def vector_distance(cls: dict[str, Any], name: str) -> str:
+    if name == "":
+        return str(cls["vectorIndexConfig"]["distance"])
+    return str(cls["vectorConfig"][name]["vectorIndexConfig"]["distance"])
+
+
+def property_of(cls: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for prop in cls["properties"]:
+        if prop["name"] == name:
+            return prop
+    return None
+
+
+def base_type(prop: dict[str, Any]) -> str:
+    kind = str(prop["dataType"][0])
+    return ARRAY_OF.get(kind, kind)

@@ -1,0 +1,117 @@
+"""One stand-in instance: the store, REST on a thread, gRPC on its pool, and a handle to stop
+it (saving the data dir). Used in-process by tests and by __main__ for the standalone binary."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from . import VERSION
+from .backups import Backups
+from .grpc_service import MAX_MESSAGE, Auth, start_grpc
+from .rest import StandinHTTPServer
+from .store import Store
+
+GIT_HASH = "standin"
+NODE_NAME = "node1"
+
+
+@dataclass
+class App:
+    store: Store
+    auth: Auth
+    backups: Backups
+    host: str
+    http_port: int
+    data_dir: Path | None = None
+    verbose: bool = False
+    save_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def meta(self) -> dict[str, Any]:
+        return {"hostname": f"http://{self.host}:{self.http_port}",
+                "modules": {"backup-filesystem": {"backupsPath": str(self.backups.root)}},
+                "version": VERSION, "grpcMaxMessageSize": MAX_MESSAGE}
+
+    def node(self, collection: str | None, verbose: bool) -> dict[str, Any]:
+        colls = list(self.store.collections.values())
+        if collection is not None:
+            colls = [c for c in colls if c.name == collection[:1].upper() + collection[1:]]
+        out: dict[str, Any] = {
+            "batchStats": {"queueLength": 0, "ratePerSecond": 0},
+            "gitHash": GIT_HASH, "name": NODE_NAME, "status": "HEALTHY", "version": VERSION}
+        if verbose:
+            out["shards"] = [{"class": c.name, "name": c.shard, "objectCount": len(c.objects),
+                              "vectorIndexingStatus": "READY", "vectorQueueLength": 0,
+                              "compressed": False, "loaded": True, "numberOfReplicas": 1,
+                              "replicationFactor": 1} for c in colls]
+            out["stats"] = {"objectCount": sum(len(c.objects) for c in colls),
+                            "shardCount": len(colls)}
+        return out
+
+    def save(self) -> None:
+        if self.data_dir is not None:
+            with self.save_lock:
+                self.store.save(self.data_dir)
+
+
+class StandinHandle:
+    """A running stand-in; `stop()` shuts both servers and saves the data dir."""
+
+    def __init__(self, app: App, http: StandinHTTPServer, grpc_server: grpc.Server,
+                 grpc_port: int) -> None:
+        self.app = app
+        self.http = http
+        self.grpc = grpc_server
+        self.http_port = http.server_address[1]
+        self.grpc_port = grpc_port
+        self.stopped = False
+        self._thread = threading.Thread(target=http.serve_forever, daemon=True,
+                                        name="standin-rest")
+        self._thread.start()
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.grpc.stop(grace=1).wait()
+        self.http.shutdown()
+        self.http.server_close()
+        self.app.backups.wait()
+        self.app.save()
+
+    def __enter__(self) -> StandinHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_standin(http_port: int, grpc_port: int, backup_dir: str | Path,
+                  api_key: str | None = None, *, host: str = "127.0.0.1",
+                  data_dir: str | Path | None = None, backup_delay: float = 0.0,
+                  verbose: bool = False) -> StandinHandle:
+    """Start REST and gRPC listeners (port 0 picks a free port; see the handle's ports)."""
+    store = Store()
+    data = Path(data_dir) if data_dir is not None else None
+    if data is not None:
+        store.load(data)
+    auth = Auth(api_key)
+    app = App(store, auth, Backups(store, Path(backup_dir), VERSION, backup_delay), host,
+              http_port, data, verbose)
+    app.backups.on_done = app.save
+    http = StandinHTTPServer((host, http_port), app)
+    app.http_port = http.server_address[1]
+    try:
+        grpc_server, bound = start_grpc(store, auth, host, grpc_port)
+    except Exception:
+        http.server_close()
+        raise
+    return StandinHandle(app, http, grpc_server, bound)
