@@ -174,7 +174,7 @@ def test_train_change_rollback_and_release(engine: Engine, rows: Path) -> None:
 def test_sigkill_shows_interrupted_and_the_next_reconcile_resumes(
     engine: Engine, rows: Path
 ) -> None:
-    spec = run_spec(rows, max_steps=120, save_steps=10, eval_split=0.0)
+    spec = run_spec(rows, max_steps=60, save_steps=10, eval_split=0.0)
     act(engine, spec)
     folder = cfg_folder(engine, spec)
     deadline = time.monotonic() + 120
@@ -196,7 +196,7 @@ def test_sigkill_shows_interrupted_and_the_next_reconcile_resumes(
     wait_status(engine, spec, "done")
     starts = [e for e in events(folder) if e["event"] == "start"]
     assert len(starts) == 2 and starts[1]["resumed_from"] >= 10
-    assert json.loads((folder / "result.json").read_text())["steps"] == 120
+    assert json.loads((folder / "result.json").read_text())["steps"] == 60
 
 
 def test_refused_inputs_write_nothing(engine: Engine, rows: Path, tmp_path: Path) -> None:

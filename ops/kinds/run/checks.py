@@ -89,9 +89,13 @@ def check_dry_run(
         error = answer.get("error") or " | ".join(done.stderr.strip().splitlines()[-2:])
         return False, f"dry run of cfg {cfg} failed (exit {done.returncode}): {error}"[:400]
     return True, (
-        f"{answer.get('steps')} steps, loss {answer.get('loss')}, "
+        f"{answer.get('steps')} steps, loss {_num(answer.get('loss'))}, "
         f"{answer.get('base_params')} base parameters, {answer.get('seconds')}s"
     )
+
+
+def _num(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
 
 
 def check_adapter(

@@ -108,7 +108,7 @@ def screen(
     while True:
         lines, offset = procs.read_log(t, proc, offset)
         for line in lines:
-            if not line.startswith("{"):
+            if not line.startswith(("{", "--- ")):  # the report comes below; procctl's marks
                 progress(line[:300])
         info = procs.status(t, proc)
         if not info.running:

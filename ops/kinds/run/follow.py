@@ -24,14 +24,18 @@ def _epoch(iso: str | None) -> float:
         return 0.0
 
 
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else str(value)
+
+
 def describe(record: dict[str, Any]) -> str:
     """A progress record in a few words, for the progress stream."""
     event = record.get("event")
     if event == "log":
-        return (f"step {record.get('step')}/{record.get('max_steps')} loss {record.get('loss')}"
-                f" ({record.get('tokens_per_s')} tok/s)")
+        return (f"step {record.get('step')}/{record.get('max_steps')} loss "
+                f"{_num(record.get('loss'))} ({_num(record.get('tokens_per_s'))} tok/s)")
     if event == "eval":
-        return f"step {record.get('step')} eval loss {record.get('eval_loss')}"
+        return f"step {record.get('step')} eval loss {_num(record.get('eval_loss'))}"
     if event == "start":
         resumed = record.get("resumed_from")
         return (f"training started: {record.get('max_steps')} steps, "
