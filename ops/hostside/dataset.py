@@ -486,7 +486,7 @@ def write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     os.replace(tmp, path)
 
 
