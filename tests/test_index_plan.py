@@ -120,6 +120,12 @@ def context_of(case: dict[str, Any]) -> Context:
     return Context(desired, lambda kind, name: None)
 
 
+def admit(kind: IndexKind, spec: IndexSpec, context: Context) -> None:
+    """What the engine checks before anything is written: dependencies, then the kind."""
+    admit_dependencies(kind, ("index", spec.name), spec, context)
+    kind.admit(spec, context)
+
+
 def check_admit_case(case: dict[str, Any]) -> None:
     kind = IndexKind()
     try:
@@ -131,12 +137,10 @@ def check_admit_case(case: dict[str, Any]) -> None:
         assert spec is not None
         context = context_of(case)
         if "expect_ok" in case:
-            admit_dependencies(kind, ("index", spec.name), spec, context)
-            kind.admit(spec, context)
+            admit(kind, spec, context)
             return
         with pytest.raises(SpecError) as info:
-            admit_dependencies(kind, ("index", spec.name), spec, context)
-            kind.admit(spec, context)
+            admit(kind, spec, context)
         field, message = info.value.field, str(info.value)
     expect = case["expect_error"]
     assert field == expect["field"], message

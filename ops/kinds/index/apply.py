@@ -72,7 +72,7 @@ def observe(spec: IndexSpec, hosts: HostPool, *, fingerprint: bool = True) -> In
                 config = client.collections.get(spec.collection).config.get()
                 observed.ef = _ef(config)
         observed.reachable = True
-    except (Unreachable, TransportError) as exc:
+    except (Unreachable, TransportError, SpecError) as exc:  # SpecError: the key is not set
         observed.reachable, observed.error = False, str(exc)
     if not observed.exists:
         observed.source_fp = None
@@ -298,12 +298,18 @@ HANDLERS: dict[str, Callable[..., Any]] = {
 
 
 def reconcile_now(spec: IndexSpec, hosts: HostPool, progress: Progress) -> None:
-    """Observe, plan against the same spec, apply: `llmops index ingest` (documents changed)."""
+    """Observe, plan against the same spec, apply, and ingest even when the folder's
+    fingerprint is unchanged: `llmops index ingest` (the operator asked)."""
     from llmops.ops.kinds.index.plan import plan_index
 
-    steps = plan_index(spec, spec, observe(spec, hosts))
-    if not steps:
-        progress("nothing to ingest: the documents are as they were")
+    observed = observe(spec, hosts)
+    steps = plan_index(spec, spec, observed)
+    if spec.source and not any(s.verb == "ingest" for s in steps):
+        # asked for: read every document again (ids by content: unchanged ones cost nothing)
+        steps.append(Step("ingest", f"ingest {spec.source} into {spec.collection} (asked)", (),
+                          IndexStep(collection=spec.collection,
+                                    data_key=spec.data_key(observed.embed_model),
+                                    source_fp=observed.source_now)))
     for step in steps:
         progress(step.detail)
         apply(step, spec, hosts, progress)

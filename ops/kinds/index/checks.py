@@ -22,7 +22,7 @@ from llmops.ops.kinds.index.weaviate_conn import connect, meta, supported
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
-PROBE_TOP = 3
+PROBE_TOP = 1
 
 
 def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
