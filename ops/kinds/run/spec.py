@@ -182,9 +182,14 @@ class RunSpec(Spec):
         return f"run.{self.name}"
 
     def cfg_hash(self) -> str:
-        """The training config's folder name on the host: everything but name, state and
-        host, so a hyper-parameter change is a new folder and its rollback the old one."""
+        """The training config's folder name on the host: what shapes the training (not the
+        name, state, host or GPU ids), so a hyper-parameter change is a new folder and its
+        rollback the old one. Fields at their defaults are left out, so a field added to the
+        spec later does not move every existing run to a new folder (and retrain it)."""
         blob = json.dumps(
-            self.model_dump(mode="json", exclude={"name", "state", "host"}), sort_keys=True
+            self.model_dump(
+                mode="json", exclude={"name", "state", "host", "gpus"}, exclude_defaults=True
+            ),
+            sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
