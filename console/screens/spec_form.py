@@ -2,7 +2,8 @@
 description: console/specs.py); the presenter's FormLayout picks their order and any words of
 its own. It validates as the operator types and dismisses with a valid spec, or None.
 
-Editing starts from the current spec, so fields the form does not show are kept as they are."""
+Editing starts from the current spec, so fields the form does not show are kept as they are.
+A list is typed comma-separated; a dict of choices (a run's screening) is a choice per key."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Switch
 
-from llmops.console.specs import SpecField, spec_fields, spec_problems
+from llmops.console.specs import SpecField, field_text, parse_field, spec_fields, spec_problems
 from llmops.ops.kinds.base import Spec
 
 Values = dict[str, str | bool]
@@ -45,6 +46,13 @@ class FormLayout:
     submit: str = "Create"
     """The new form's button (an edit saves)."""
     edit_focus: str = ""
+    sections: Mapping[str, str] = field(default_factory=dict)
+    """field -> the title of the group of fields it starts ("LoRA", "Training")."""
+    advanced: tuple[str, ...] = ()
+    """Fields shown only while the form's Advanced switch is on (kept as they are meanwhile)."""
+    filled: Mapping[str, Any] = field(default_factory=dict)
+    """Fields the presenter fills in before the action (an adapter's sha256, from its host):
+    the form validates with these stand-ins until then."""
 
     def spec_fields(self, model: type[Spec]) -> list[SpecField]:
         found = {f.name: f for f in spec_fields(model)}
@@ -73,13 +81,8 @@ def form_values(fields: list[SpecField], spec: Spec | None, initial: Mapping[str
     data = spec.model_dump() if spec is not None else dict(initial)
     values: Values = {}
     for f in fields:
-        value = data.get(f.name, f.default if f.shape in ("flag", "choice") else None)
-        if f.shape == "flag":
-            values[f.name] = bool(value)
-        elif isinstance(value, list):
-            values[f.name] = ",".join(str(v) for v in value)
-        else:
-            values[f.name] = "" if value is None else str(value)
+        value = data.get(f.name, f.default if f.shape in ("flag", "choice", "pairs") else None)
+        values[f.name] = bool(value) if f.shape == "flag" else field_text(value)
     return values
 
 
@@ -89,19 +92,21 @@ def spec_from_form(model: type[Spec], layout: FormLayout, values: Values, base: 
     default; `names` are the lab's resources by kind, so a typo in a host shows at once."""
     data: dict[str, Any] = base.model_dump() if base is not None else {}
     problems: dict[str, str] = {}
-    numbers = {f.name for f in spec_fields(model) if f.shape == "numbers"}
+    lists = {f.name: f for f in spec_fields(model) if f.shape in ("numbers", "words", "pairs")}
     hidden = layout.hidden(values)
     for name, raw in values.items():
         value = raw if isinstance(raw, bool) else raw.strip()
         if name in hidden or value == "":
             data.pop(name, None)
-        elif name in numbers and isinstance(value, str):
+        elif name in lists and isinstance(value, str):
             try:
-                data[name] = [int(n) for n in value.replace(" ", "").split(",") if n]
-            except ValueError:
-                problems[name] = "numbers separated by commas, e.g. 0,1"
+                data[name] = parse_field(lists[name], value)
+            except ValueError as exc:
+                problems[name] = str(exc)
         else:
             data[name] = value
+    for name, stand_in in layout.filled.items():
+        data.setdefault(name, stand_in)
     for name, kind in layout.refs.items():
         typed, known = str(values.get(name, "")).strip(), names.get(kind, [])
         if typed and known and typed not in known:
@@ -114,6 +119,29 @@ def spec_from_form(model: type[Spec], layout: FormLayout, values: Values, base: 
             problems.setdefault(name if name in values else "", message)
         return None, problems
     return (None, problems) if problems else (spec, {})
+
+
+class PairsField(Vertical):
+    """A dict of choices (a run's screening: rule -> drop, keep or redact), one Select per key;
+    its `value` is typed as the CLI takes it (`secret=drop,email=redact`)."""
+
+    def __init__(self, f: SpecField, start: str, *, id: str) -> None:  # noqa: A002
+        super().__init__(id=id, classes="pairs-field")
+        self.spec_field = f
+        self.start = dict(item.split("=", 1) for item in start.split(",") if "=" in item)
+
+    def compose(self) -> ComposeResult:
+        f = self.spec_field
+        for key in f.keys:
+            with Horizontal(classes="pair-row"):
+                yield Label(key, classes="pair-key")
+                yield Select([(c, c) for c in f.choices], allow_blank=False,
+                             value=self.start.get(key, f.choices[0]), id=f"{self.id}-{key}")
+
+    @property
+    def value(self) -> str:
+        return ",".join(f"{key}={select.value}" for key in self.spec_field.keys
+                        if not (select := self.query_one(f"#{self.id}-{key}", Select)).is_blank())
 
 
 class SpecFormScreen(ModalScreen[Spec | None]):
@@ -137,6 +165,10 @@ class SpecFormScreen(ModalScreen[Spec | None]):
         self.values_at_start = form_values(self.fields, spec, initial or {})
         self.spec: Spec | None = None
         self.problems: dict[str, str] = {}
+        defaults = form_values(self.fields, None, {})
+        self.advanced_at_start = any(self.values_at_start[name] != defaults[name]
+                                     for name in layout.advanced if name in defaults)
+        """Editing a spec whose advanced fields were changed shows them from the start."""
 
     def compose(self) -> ComposeResult:
         title = (f"Edit {self.noun} {self.base.name}" if self.base
@@ -144,9 +176,19 @@ class SpecFormScreen(ModalScreen[Spec | None]):
         with Vertical(classes="dialog-box form-box"):
             yield Label(title, classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
+                layout = self.form_layout
+                first_advanced = next((f.name for f in self.fields if f.name in layout.advanced),
+                                      None)
                 for f in self.fields:
+                    if f.name == first_advanced:
+                        with Horizontal(classes="form-row", id="row-advanced"):
+                            yield Label("Advanced", classes="form-label")
+                            yield Switch(self.advanced_at_start, id="advanced")
+                    if f.name in layout.sections:
+                        yield Label(layout.sections[f.name], classes="form-section",
+                                    id=f"section-{f.name}")
                     with Horizontal(classes="form-row", id=f"row-{f.name}"):
-                        yield Label(self.form_layout.label(f), classes="form-label")
+                        yield Label(layout.label(f), classes="form-label")
                         yield self.field_widget(f)
                     yield Label("", id=f"error-{f.name}", classes="form-error")
                 yield Label("", id="error-", classes="form-error")
@@ -163,6 +205,8 @@ class SpecFormScreen(ModalScreen[Spec | None]):
             return Select([(c, c) for c in f.choices], allow_blank=f.optional, id=wid,
                           value=start or (Select.NULL if f.optional else f.choices[0]),
                           prompt="default: none")
+        if f.shape == "pairs":
+            return PairsField(f, str(start), id=wid)
         return Input(str(start), placeholder=self.form_layout.placeholder(f), id=wid,
                      disabled=self.base is not None and f.name == "name")
 
@@ -182,6 +226,8 @@ class SpecFormScreen(ModalScreen[Spec | None]):
                 values[f.name] = widget.value
             elif isinstance(widget, Select):
                 values[f.name] = "" if widget.is_blank() else str(widget.value)
+            elif isinstance(widget, PairsField):
+                values[f.name] = widget.value
             else:
                 assert isinstance(widget, Input)
                 values[f.name] = widget.value
@@ -195,10 +241,16 @@ class SpecFormScreen(ModalScreen[Spec | None]):
         self.spec, self.problems = spec_from_form(self.model, self.form_layout, values, self.base,
                                                   self.names)
         hidden = self.form_layout.hidden(values)
+        folded: set[str] = set()
+        if self.form_layout.advanced and not self.query_one("#advanced", Switch).value:
+            folded = set(self.form_layout.advanced)
         for f in self.fields:
-            self.query_one(f"#row-{f.name}").display = f.name not in hidden
+            shown_row = f.name not in hidden and f.name not in folded
+            self.query_one(f"#row-{f.name}").display = shown_row
+            for section in self.query(f"#section-{f.name}"):
+                section.display = shown_row
             touched = values[f.name] != self.values_at_start[f.name] or not f.required
-            shown = self.problems.get(f.name, "") if touched and f.name not in hidden else ""
+            shown = self.problems.get(f.name, "") if touched and shown_row else ""
             error = self.query_one(f"#error-{f.name}", Label)
             error.update(Text(shown))  # pydantic quotes patterns in brackets: never markup
             error.display = bool(shown)
