@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from llmops.console.screens.presenter import Confirm
     from llmops.ops.kinds.base import Spec
     from llmops.rollback.engine import Engine, RollbackPreview
@@ -154,6 +156,14 @@ class ResourcePolled(Message):
     recent: list[Sample] = field(default_factory=list)
     log_tail: list[str] | None = None
     """The last log lines, fetched when it is not serving (why it crashed)."""
+    points: list[dict[str, Any]] | None = None
+    """Its progress records (a kind with HasProgress), None when not read."""
+    report: dict[str, Any] | None = None
+    """Its kind's report (HasReport), read when it was observed."""
+    summary: dict[str, Any] | None = None
+    """Its row as `llmops KIND list` prints it (Summarizes), when it was observed."""
+    notes: Text | None = None
+    """The presenter's own lines for the detail pane (an adapter's versions)."""
 
 
 @dataclass

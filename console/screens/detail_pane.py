@@ -1,17 +1,22 @@
 """The pane under a resource table: the selected resource now (its stats), over the last
 minutes (sparklines of its telemetry), what is being done to it, and when it is not serving,
-why (its last log lines) and the way back (ctrl+z, restart)."""
+why (its last log lines) and the way back (ctrl+z, restart). A kind doing long work in steps
+adds a progress bar and a chart of its progress records, its report and its log tail, where
+its presenter declares them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Sparkline, Static
+from textual.widgets import Label, ProgressBar, Sparkline, Static
 
-from llmops.console.screens.presenter import Spark
+from llmops.console.screens.presenter import Presenter
+from llmops.console.widgets.loss_chart import LossChart
 from llmops.console.widgets.render import num
-from llmops.ops.kinds.base import Sample
+from llmops.ops.kinds.base import HasReport, Sample
 
 
 def spark_values(samples: list[Sample], metric: str) -> list[float]:
@@ -45,9 +50,12 @@ def problem_text(name: str, state: str, reason: str | None, log_tail: list[str],
 class ResourceDetail(Vertical):
     """Redrawn by its view (on the event loop) with what the view knows of the selected row."""
 
-    def __init__(self, sparks: tuple[Spark, ...], *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, presenter: Presenter, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes="detail-pane")
-        self.sparks = sparks
+        self.sparks = presenter.sparks
+        self.chart = presenter.chart
+        self.has_report = isinstance(presenter.kind_impl, HasReport)
+        self.tail_lines = presenter.tail_lines
 
     def compose(self) -> ComposeResult:
         yield Label("", id="detail-title")
@@ -57,6 +65,20 @@ class ResourceDetail(Vertical):
                 yield Label(spark.label, classes="spark-label")
                 yield Sparkline([], id=f"spark-{spark.key}", summary_function=max)
                 yield Label("", id=f"spark-{spark.key}-now", classes="spark-now")
+        if self.chart is not None:
+            with Horizontal(id="detail-bar-row"):
+                yield ProgressBar(id="detail-bar", show_eta=False)
+                yield Label("", id="detail-bar-words")
+        if self.chart is not None or self.has_report or self.tail_lines:
+            with Horizontal(id="detail-work"):
+                if self.chart is not None:
+                    yield LossChart(self.chart, id="detail-chart")
+                with Vertical(id="detail-side"):
+                    if self.has_report:
+                        yield Static("", id="detail-report")
+                    if self.tail_lines:
+                        yield Static("", id="detail-tail")
+        yield Static("", id="detail-notes")
         yield Label("", id="detail-progress")
         yield Static("", id="detail-crash")
 
@@ -75,3 +97,27 @@ class ResourceDetail(Vertical):
         problem_box = self.query_one("#detail-crash", Static)
         problem_box.update(problem or "")
         problem_box.display = problem is not None
+
+    def show_work(self, bar: tuple[float, float, Text] | None, points: list[dict[str, Any]],
+                  report: Text | None, tail: list[str], notes: Text | None = None) -> None:
+        """The long work's part: progress bar, chart, report and log tail (where composed),
+        and the presenter's own notes."""
+        self.query_one("#detail-notes", Static).update(notes or "")
+        self.query_one("#detail-notes", Static).display = notes is not None
+        if self.chart is not None:
+            row = self.query_one("#detail-bar-row")
+            row.display = bar is not None
+            if bar is not None:
+                done, total, words = bar
+                self.query_one("#detail-bar", ProgressBar).update(total=total, progress=done)
+                self.query_one("#detail-bar-words", Label).update(words)
+            self.query_one(LossChart).plot(points)
+        if self.has_report:
+            self.query_one("#detail-report", Static).update(report or "")
+            self.query_one("#detail-report", Static).display = report is not None
+        if self.tail_lines:
+            text = Text("log tail\n", style="grey50")
+            for line in tail[-self.tail_lines:]:
+                text.append(f"{line[:300]}\n", style="default")
+            self.query_one("#detail-tail", Static).update(text if tail else "")
+            self.query_one("#detail-tail", Static).display = bool(tail)

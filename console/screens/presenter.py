@@ -1,24 +1,26 @@
 """A kind's presenter: what the one ResourceView needs to list, watch and change resources of
 that kind. The columns and cells of its rows, its form (fields from the spec model), its
 detail pane and polling; the words of its keys. Which keys it offers follows from the kind's
-capabilities (logs, restart, bench). A new kind is a presenter (console/presenters/) and one
-line in console/screens/registry.py."""
+capabilities (logs, restart, bench), plus any spec toggles it declares (a run's stop and
+resume); a kind that keeps progress records or a report gets them in its detail pane. A new
+kind is a presenter (console/presenters/) and one line in console/screens/registry.py."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
 from textual.binding import Binding
 
 from llmops.console.screens.base import empty_state
-from llmops.console.screens.resource_poll import RowState, poll_by_capability
+from llmops.console.screens.resource_poll import UNREACHABLE, RowState, poll_by_capability
 from llmops.console.screens.spec_form import FormLayout
 from llmops.console.widgets import render
+from llmops.console.widgets.loss_chart import Chart
 from llmops.ops.kinds.base import Benchable, HasLogs, HasTelemetry, Kind, Restartable, Sample, Spec
 from llmops.rollback.kinds import KINDS
 
@@ -60,7 +62,24 @@ KEYS: dict[str, Key] = {
 CAPABILITY: dict[str, type] = {"logs": HasLogs, "restart": Restartable, "bench": Benchable}
 """Verbs offered only where the kind implements the capability (k9s's way)."""
 CHANGING = frozenset({"new", "edit", "remove", "restart", "rollback"})
-"""Verbs that change the lab or a host: gone in read-only mode."""
+"""Verbs that change the lab or a host: gone in read-only mode (a presenter's toggles too)."""
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """A key that sets one spec field to one value (a run's stop and resume): an action like
+    an edit, offered while the selected spec holds another value; ctrl+z undoes it."""
+
+    verb: str
+    key: Key
+    field: str
+    value: Any
+    busy: str
+    """The row's word while the action runs ("stopping")."""
+    done: str
+    """The action's summary word ("stopped": `run r1 stopped`)."""
+    confirm: str = ""
+    """What the dialog asks first (none: no dialog)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,8 @@ class Confirm:
     body: RenderableType
     yes: str
     trust: dict[str, str] = field(default_factory=dict)
+    spec: Spec | None = None
+    """The spec to act on, where the host filled something in (an adapter's sha256)."""
 
 
 class Presenter:
@@ -123,6 +144,13 @@ class Presenter:
     leaves: ClassVar[str] = "leaves the lab's desired state"
     """What a removal does, in the confirm dialog."""
     restart_note: ClassVar[str] = ""
+    toggles: ClassVar[tuple[Toggle, ...]] = ()
+    """Keys that set a spec field (offered after remove), each an action."""
+    chart: ClassVar[Chart | None] = None
+    """A chart of the progress records in the detail pane (a kind with HasProgress)."""
+    tail_lines: ClassVar[int] = 0
+    """Log lines the detail pane always shows (a kind with HasLogs); 0: only when it is not
+    serving, as the reason why."""
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -140,11 +168,21 @@ class Presenter:
 
     def verbs(self) -> list[str]:
         kind = self.kind_impl
-        return [v for v in KEYS if v not in self.leave_out
-                and (v not in CAPABILITY or isinstance(kind, CAPABILITY[v]))]
+        offered = [v for v in KEYS if v not in self.leave_out
+                   and (v not in CAPABILITY or isinstance(kind, CAPABILITY[v]))]
+        at = offered.index("remove") + 1 if "remove" in offered else len(offered)
+        return [*offered[:at], *(t.verb for t in self.toggles), *offered[at:]]
+
+    def toggle(self, verb: str) -> Toggle | None:
+        return next((t for t in self.toggles if t.verb == verb), None)
+
+    def changing(self) -> set[str]:
+        """The verbs that change the lab or a host."""
+        return {*CHANGING, *(t.verb for t in self.toggles)}
 
     def key(self, verb: str) -> Key:
-        found = self.keys.get(verb) or KEYS[verb]
+        toggle = self.toggle(verb)
+        found = self.keys.get(verb) or (toggle.key if toggle else KEYS[verb])
         return Key(found.key, found.description, found.tooltip.format(kind=self.kind),
                    found.action or verb, found.show)
 
@@ -170,8 +208,14 @@ class Presenter:
     def poll(self, context: ViewContext, poller: TelemetryPoller | None, spec: Spec,
              observe: bool, was_up: bool | None) -> ResourcePolled:
         """Worker side: one poll of one resource (never raises)."""
-        return poll_by_capability(self.kind_impl, context.engine, poller, spec, observe, was_up,
-                                  self.serving)
+        polled = poll_by_capability(self.kind_impl, context.engine, poller, spec, observe,
+                                    was_up, self.serving, always_tail=self.tail_lines > 0)
+        if polled.state is not None and polled.state != UNREACHABLE:
+            try:
+                polled.notes = self.notes(context, spec, polled.state)
+            except Exception:  # noqa: BLE001 - the pane goes without them
+                polled.notes = None
+        return polled
 
     def empty_text(self, read_only: bool) -> str:
         key = self.key("new").key if "new" in self.verbs() else None
@@ -200,6 +244,19 @@ class Presenter:
                 out.append(f"{metric.label} ", style="grey50")
                 out.append(f"{metric.fmt.format(value)}  ", style="bold")
         return out
+
+    def notes(self, context: ViewContext, spec: Spec, state: str) -> Text | None:
+        """Worker side, when the row is observed (in `state`): the presenter's own lines for
+        the detail pane (an adapter's versions), or None."""
+        return None
+
+    def progress_bar(self, row: RowState) -> tuple[float, float, Text] | None:
+        """(done, total, words) of the work under way (a run's steps and ETA), or None."""
+        return None
+
+    def report_text(self, report: dict[str, Any] | None) -> Text | None:
+        """The kind's report (HasReport) in words, or None to show none."""
+        return None
 
     # -- changes --------------------------------------------------------------------------
     def summary_new(self, spec: Spec) -> str:

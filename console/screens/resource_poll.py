@@ -7,9 +7,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.text import Text
+
 from llmops.console.messages import ResourcePolled
 from llmops.console.screens.acting import error_text
-from llmops.ops.kinds.base import HasLogs, HasTelemetry, Kind, Sample, Spec, Summarizes
+from llmops.ops.kinds.base import (
+    HasLogs,
+    HasProgress,
+    HasReport,
+    HasTelemetry,
+    Kind,
+    Sample,
+    Spec,
+    Summarizes,
+)
 from llmops.rollback.engine import Engine
 from llmops.rollback.telemetry import TelemetryPoller, ref_of
 
@@ -44,6 +55,14 @@ class RowState:
     busy: str | None = None
     """What this console is doing to it (an action, a restart, a load test), shown in its row."""
     progress: str | None = None
+    points: list[dict[str, Any]] = field(default_factory=list)
+    """Its progress records, oldest first (a kind with HasProgress: a run's steps and loss)."""
+    report: dict[str, Any] | None = None
+    """Its kind's report (HasReport: a run's screening), once there is one."""
+    summary: dict[str, Any] | None = None
+    """Its row as `llmops KIND list` prints it (a kind that Summarizes), when observed."""
+    notes: Text | None = None
+    """The presenter's own lines for the detail pane (Presenter.notes)."""
     timer: int = 0
     """Bumped by every schedule, so an older timer finds itself replaced and does nothing."""
 
@@ -54,33 +73,48 @@ class RowState:
 
 def poll_by_capability(kind: Kind, engine: Engine, poller: TelemetryPoller | None, spec: Spec,
                        observe: bool, was_up: bool | None,
-                       serving: tuple[str, ...]) -> ResourcePolled:
-    """Worker side, for any kind: a telemetry sample where it has telemetry; its state where it
+                       serving: tuple[str, ...], *, always_tail: bool = False) -> ResourcePolled:
+    """Worker side, for any kind: a telemetry sample where it has telemetry, and its progress
+    records where it keeps them (every poll: a chart that moves); its state where it
     summarizes, when due or when it just stopped (or started) answering, which is how a crash
-    shows within one poll; the log tail of one that is not serving. Never raises: a failure
-    degrades this row only."""
+    shows within one poll; then its report, and the log tail of one that is not serving (or
+    always, `always_tail`). Never raises: a failure degrades this row only."""
     sample = None
     if poller is not None and isinstance(kind, HasTelemetry):
         try:
             sample = poller.poll(spec)
         except Exception:  # noqa: BLE001 - this row degrades, polling goes on
             sample = Sample(ref_of(kind.name, spec.name), time.time(), up=False)
+    points = None
+    if isinstance(kind, HasProgress):
+        try:
+            points = engine.progress(spec)
+        except Exception:  # noqa: BLE001 - no progress is no reason to stop polling
+            points = None
     answering = sample.up if sample is not None else None
     if not (observe or answering != was_up):
-        return ResourcePolled(spec, None, sample=sample, recent=recent(poller, sample))
-    state, reason, tail = "listed", None, None
+        return ResourcePolled(spec, None, sample=sample, recent=recent(poller, sample),
+                              points=points)
+    state, reason, tail, report, row = "listed", None, None, None, None
     if isinstance(kind, Summarizes):
         try:
             state = engine.status(spec, answering)  # starting until it answers
+            row = kind.summary(spec, state, sample)  # pure: the row `KIND list` prints
         except Exception as exc:  # noqa: BLE001 - shown in its row
             state, reason = UNREACHABLE, error_text(exc)
-    if state not in serving and state != UNREACHABLE and isinstance(kind, HasLogs):
+    reachable = state != UNREACHABLE
+    if reachable and isinstance(kind, HasReport):
+        try:
+            report = engine.report(spec)
+        except Exception:  # noqa: BLE001 - shown without its report
+            report = None
+    if reachable and (always_tail or state not in serving) and isinstance(kind, HasLogs):
         try:
             tail = engine.logs(spec, LOG_TAIL)
         except Exception:  # noqa: BLE001 - no log is no reason to stop polling
             tail = None
     return ResourcePolled(spec, state, reason, sample=sample, recent=recent(poller, sample),
-                          log_tail=tail)
+                          log_tail=tail, points=points, report=report, summary=row)
 
 
 def recent(poller: TelemetryPoller | None, sample: Sample | None) -> list[Sample]:

@@ -1,5 +1,6 @@
-"""What the keys of a resource view do, for any kind: the form (new, edit), remove, poll now,
-the detail screen, restart, logs, a load test and ctrl+z on the last action. Every change is
+"""What the keys of a resource view do, for any kind: the form (new, edit), remove, the
+presenter's spec toggles (a run's stop and resume), poll now, the detail screen, restart,
+logs, a load test and ctrl+z on the last action. Every change is
 an action (or a journalled operation) run in a thread worker; its verdict comes back as a
 message. `resource_view(presenter)` makes a kind's view class: its bindings are declared on
 it, one per verb the presenter offers."""
@@ -23,7 +24,7 @@ from llmops.console.messages import (
 from llmops.console.screens.acting import error_text, notify_done, start_action
 from llmops.console.screens.dialogs import ConfirmScreen
 from llmops.console.screens.logs import LogScreen
-from llmops.console.screens.presenter import CHANGING, Presenter
+from llmops.console.screens.presenter import Presenter
 from llmops.console.screens.resource_view import ResourceView
 from llmops.console.screens.rollback_offer import confirm_rollback, preview_message
 from llmops.console.screens.spec_form import SpecFormScreen
@@ -51,6 +52,9 @@ class ResourceVerbs(ResourceView):
         if (verb in WHILE_BUSY and row.busy) or (
                 verb == "rollback" and row.name not in self.last_action):
             return None
+        toggle = self.presenter.toggle(verb)
+        if toggle is not None and (row.busy or getattr(row.spec, toggle.field) == toggle.value):
+            return None  # it holds that value already: dimmed
         return True
 
     # -- actions on desired state -------------------------------------------------------
@@ -97,7 +101,7 @@ class ResourceVerbs(ResourceView):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.act_on(message.spec, message.before, confirm.trust)
+                self.act_on(confirm.spec or message.spec, message.before, confirm.trust)
 
         self.app.push_screen(ConfirmScreen(confirm.title, confirm.body, yes=confirm.yes),
                              answered)
@@ -145,6 +149,26 @@ class ResourceVerbs(ResourceView):
                          presenter.summary_remove(name))
 
         self.app.push_screen(ConfirmScreen(title, body, yes=yes), answered)
+
+    def toggle(self, verb: str) -> None:
+        """A presenter's toggle: the selected spec with one field set, as an action."""
+        toggle, row = self.presenter.toggle(verb), self.selected
+        if toggle is None or row is None or getattr(row.spec, toggle.field) == toggle.value:
+            return
+        presenter, name = self.presenter, row.name
+        spec = type(row.spec).model_validate({**row.spec.model_dump(), toggle.field: toggle.value})
+
+        def go(sure: bool | None = True) -> None:
+            if sure:
+                self.act(name, toggle.busy, [Change(presenter.kind, name, spec)],
+                         f"{presenter.kind} {name} {toggle.done}")
+
+        if toggle.confirm:
+            word = toggle.key.description
+            self.app.push_screen(ConfirmScreen(f"{word} {presenter.kind} {name}?",
+                                               toggle.confirm, yes=word), go)
+        else:
+            go()
 
     def action_rollback(self) -> None:
         if (row := self.selected) is not None:
@@ -247,6 +271,17 @@ class ResourceVerbs(ResourceView):
             self.notify(f"{message.verb}ed in {message.seconds:.1f}s", title=what)
 
 
+def toggle_action(verb: str) -> Callable[[ResourceVerbs], None]:
+    """The action method of a presenter's toggle (`action_stop` for a run's `s`)."""
+
+    def action(self: ResourceVerbs) -> None:
+        self.toggle(verb)
+
+    action.__name__ = f"action_{verb}"
+    action.__doc__ = f"The presenter's `{verb}` toggle on the selected resource."
+    return action
+
+
 def resource_view(presenter: Presenter) -> type[ResourceView]:
     """A kind's view class: the presenter, and the bindings it declares (an alias where the
     presenter names a verb's action otherwise: Hosts' `add` runs `new`)."""
@@ -258,11 +293,13 @@ def resource_view(presenter: Presenter) -> type[ResourceView]:
         "view_id": presenter.view_id,
         "title": presenter.title,
         "BINDINGS": presenter.bindings(),
-        "CHANGING": frozenset(name for verb, action in actions.items() if verb in CHANGING
-                              for name in (verb, action)),
+        "CHANGING": frozenset(name for verb, action in actions.items()
+                              if verb in presenter.changing() for name in (verb, action)),
         "verb_of": {action: verb for verb, action in actions.items()},
     }
     for verb, action in actions.items():
-        if action != verb:
+        if presenter.toggle(verb) is not None:
+            namespace[f"action_{action}"] = toggle_action(verb)
+        elif action != verb:
             namespace[f"action_{action}"] = getattr(ResourceVerbs, f"action_{verb}")
     return type(f"{presenter.title}View", (ResourceVerbs,), namespace)

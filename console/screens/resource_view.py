@@ -27,7 +27,7 @@ from llmops.console.screens.presenter import Presenter
 from llmops.console.screens.resource_poll import UNREACHABLE, RowState, backoff
 from llmops.console.widgets import render
 from llmops.console.widgets.table import ResourceTable
-from llmops.ops.kinds.base import HasTelemetry, Spec
+from llmops.ops.kinds.base import HasProgress, HasTelemetry, Spec
 from llmops.rollback.records import Event
 from llmops.rollback.telemetry import TelemetryPoller
 
@@ -55,7 +55,7 @@ class ResourceView(View):
                      id=f"{self.view_id}-empty")
         yield ResourceTable(id=f"{self.view_id}-table")
         if self.presenter.pane:
-            yield ResourceDetail(self.presenter.sparks, id=f"{self.view_id}-detail")
+            yield ResourceDetail(self.presenter, id=f"{self.view_id}-detail")
 
     def on_mount(self) -> None:
         self.query_one(ResourceTable).add_columns(*self.presenter.columns)
@@ -109,8 +109,10 @@ class ResourceView(View):
         for name, spec in wanted.items():
             row = self.rows.get(name)
             if row is None:
-                self.rows[name] = RowState(spec, self.presenter.initial_state,
-                                           facts=message.cached.get(name) or None)
+                self.rows[name] = row = RowState(spec, self.presenter.initial_state,
+                                                 facts=message.cached.get(name) or None)
+                if name in self.acting.values():  # committed by an action still running
+                    row.busy = self.presenter.busy_words["new"]
                 self.schedule_poll(name, 0.0)
             elif row.spec != spec:
                 row.spec, row.observed_at, row.failures = spec, 0.0, 0
@@ -150,7 +152,7 @@ class ResourceView(View):
         presenter = self.presenter
         since = time.monotonic() - row.observed_at
         observe = now or row.failures > 0 or since >= presenter.observe_interval
-        if not observe and not isinstance(presenter.kind_impl, HasTelemetry):
+        if not observe and not isinstance(presenter.kind_impl, (HasTelemetry, HasProgress)):
             self.schedule_poll(row.name, presenter.observe_interval - since)  # nothing to do yet
             return
         row.in_flight, row.next_poll_at = True, None
@@ -171,6 +173,14 @@ class ResourceView(View):
             row.sample, row.recent = message.sample, message.recent
         if message.facts is not None:
             row.facts = message.facts
+        if message.points is not None:
+            row.points = message.points
+        if message.report is not None:
+            row.report = message.report
+        if message.summary is not None:
+            row.summary = message.summary
+        if message.notes is not None:
+            row.notes = message.notes
         if message.state is not None:
             row.state, row.reason, row.observed_at = message.state, message.reason, time.monotonic()
             row.log_tail = message.log_tail or []
@@ -251,8 +261,11 @@ class ResourceView(View):
                                    presenter.key("restart").key if restart else None)
         progress = f"{row.busy}: {row.progress}" if row.busy and row.progress else None
         latest = row.recent[-1] if row.recent else None
-        self.query_one(ResourceDetail).show(presenter.detail_title(row), presenter.stats(latest),
-                                            row.recent, progress, problem)
+        pane = self.query_one(ResourceDetail)
+        pane.show(presenter.detail_title(row), presenter.stats(latest), row.recent, progress,
+                  problem)
+        pane.show_work(presenter.progress_bar(row), row.points,
+                       presenter.report_text(row.report), row.log_tail, row.notes)
 
     def on_data_table_row_highlighted(self) -> None:
         self.show_detail()
