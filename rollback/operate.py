@@ -32,6 +32,7 @@ from llmops.ops.kinds.base import (
 )
 from llmops.ops.kinds.host.probe import probe
 from llmops.ops.kinds.host.spec import HostSpec
+from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.run.spec import RunSpec
 from llmops.ops.kinds.server.weights import make_tiny_model
 from llmops.ops.procs import ProcInfo
@@ -268,3 +269,46 @@ class Operate:
                 "summary": commit.summary,
             })
         return versions
+
+    # -- indexes: the backup a destructive change names, queries, an ingest now -------------
+    def index_backup_for(self, spec: IndexSpec) -> IndexSpec:
+        """The spec to commit for an index change: when it would lose the collection's objects
+        (its data key differs from the lab's spec), a backup of what the collection holds is
+        taken now and its id written into the spec (`backup_id`), so the commit names it; the
+        spec as given otherwise. Refusals (admission) come first, so nothing is backed up for
+        a change that would be refused."""
+        from llmops.ops.kinds.index.apply import backup_before
+
+        current = self.lab.read_spec("index", spec.name)
+        self.admit([Change("index", spec.name, spec)])  # type: ignore[attr-defined]
+        return backup_before(spec, current if isinstance(current, IndexSpec) else None,
+                             self.hosts)
+
+    def index_query(self, spec: IndexSpec, text: str, k: int = 5,
+                    alpha: float | None = None) -> list[dict[str, Any]]:
+        """Hybrid search on an index: top-k chunks with score, source, chunk and text."""
+        from dataclasses import asdict
+
+        from llmops.ops.kinds.index.query import hybrid
+
+        return [asdict(hit) for hit in hybrid(spec, self.hosts, text, k, alpha)]
+
+    def index_ingest(self, name: str) -> ActionRecord:
+        """Ingest the index's source now (documents changed on the host): its reconcile with
+        the spec unchanged, journalled as an operation with the checklist."""
+        from llmops.ops.kinds.index.apply import reconcile_now
+
+        with self.lab.lock.hold(current_command(), wait=self.lock_wait):
+            spec = self.lab.read_spec("index", name, self.lab.head())
+            if spec is None:
+                raise SpecError("name", f"there is no index named {name}",
+                                "see `llmops index list`")
+            return self._operation(
+                "ingest", Change("index", name, spec), f"index {name} ingested",
+                lambda progress: reconcile_now(index_spec(spec), self.hosts, progress),
+            )
+
+
+def index_spec(spec: Spec) -> IndexSpec:
+    assert isinstance(spec, IndexSpec), spec
+    return spec
