@@ -9,8 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_console_support import on_screen
 
 from llmops.console.app import LlmopsApp
+from llmops.console.screens.main import MainScreen
+from llmops.console.screens.welcome import WelcomeScreen
 
 SNAPSHOT_LAB = Path("/tmp/llmops-snapshot-lab")
 SIZE = (100, 30)
@@ -29,7 +32,9 @@ def test_welcome_on_an_empty_lab(snap_compare, empty_lab: Path) -> None:
 
 def test_empty_runs_view_says_how_to_start(snap_compare, empty_lab: Path) -> None:
     async def to_runs(pilot) -> None:
+        await on_screen(pilot, WelcomeScreen)  # the lab opens in a worker, then welcomes
         await pilot.press("escape")  # skip the welcome
+        await on_screen(pilot, MainScreen)
         await pilot.press("3")
         await pilot.pause()
 

@@ -20,22 +20,6 @@ class PlannedView(View):
         yield Static(empty_state(self.title, self.what, self.how), classes="empty-state")
 
 
-class RunsView(PlannedView):
-    view_id = "runs"
-    title = "Runs"
-    what = ("LoRA fine-tuning runs will appear here: base model, dataset, step, loss, "
-            "eval loss and the checkpoints they wrote.")
-    how = "llmops run start NAME --host H --base M --dataset PATH"
-
-
-class AdaptersView(PlannedView):
-    view_id = "adapters"
-    title = "Adapters"
-    what = ("LoRA adapters will appear here: where they came from (run or path), their "
-            "sha256, and the server they are hot-loaded into.")
-    how = "llmops adapter deploy NAME --run R --server S"
-
-
 class IndexesView(PlannedView):
     view_id = "indexes"
     title = "Indexes"

@@ -3,18 +3,20 @@ kind's view is the generic ResourceView, configured by the kind's presenter."""
 
 from __future__ import annotations
 
+from llmops.console.presenters.adapter import AdapterPresenter
 from llmops.console.presenters.host import HostPresenter
+from llmops.console.presenters.run import RunPresenter
 from llmops.console.presenters.server import ServerPresenter
 from llmops.console.screens.base import View
 from llmops.console.screens.history import HistoryView
-from llmops.console.screens.planned import AdaptersView, IndexesView, RunsView
+from llmops.console.screens.planned import IndexesView
 from llmops.console.screens.resource_verbs import resource_view
 
 VIEWS: list[type[View]] = [
     resource_view(HostPresenter()),
     resource_view(ServerPresenter()),
-    RunsView,
-    AdaptersView,
+    resource_view(RunPresenter()),
+    resource_view(AdapterPresenter()),
     IndexesView,
     HistoryView,
 ]
