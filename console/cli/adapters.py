@@ -69,8 +69,8 @@ def adapter_deploy(name: str, as_json: bool, **given: Any) -> None:
         require_name(name)
         current = engine.lab.read_spec("adapter", name)
         fields: dict[str, Any] = current.model_dump() if current else {"name": name}
-        if values.keys() & {"run", "path"}:  # a new source replaces the old one
-            for key in SOURCES:
+        if values.keys() & {"run", "path"}:  # a new source replaces the old one, and the
+            for key in (*SOURCES, "merge_to"):  # old version's merge folder is not the new's
                 fields.pop(key, None)
         fields.update(values)
         if not (fields.get("run") or fields.get("path")):
