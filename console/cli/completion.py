@@ -47,3 +47,23 @@ def complete_refs(
         return []
     refs = [f"{kind}/{name}" for kind in KINDS for name in names_in(path, kind)]
     return [CompletionItem(r) for r in refs if r.startswith(incomplete)]
+
+
+def logs_command(kind: str, doc: str) -> click.Command:
+    """`llmops KIND logs NAME [-n N] [--json]`: the same command for every kind with logs."""
+    from llmops.console.cli.common import emit_json, engine_for_cli, existing_spec, json_option
+
+    @click.command("logs", help=doc)
+    @click.argument("name", shell_complete=names_of(kind))
+    @click.option("-n", "--lines", type=int, default=100, show_default=True)
+    @json_option
+    def logs(name: str, lines: int, as_json: bool) -> None:
+        with engine_for_cli(as_json) as engine:
+            found = engine.logs(existing_spec(engine, kind, name, as_json), lines)
+            if as_json:
+                emit_json(found)
+            else:
+                for line in found:
+                    click.echo(line)
+
+    return logs

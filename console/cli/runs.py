@@ -25,7 +25,7 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
-from llmops.console.cli.completion import names_of
+from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.console.presenters.run import eta_text, run_now, screening_text
 from llmops.console.widgets.render import num
@@ -165,19 +165,9 @@ def run_list(as_json: bool) -> None:
         out.print(table)
 
 
-@run_group.command("logs")
-@click.argument("name", shell_complete=names_of("run"))
-@click.option("-n", "--lines", type=int, default=100, show_default=True)
-@json_option
-def run_logs(name: str, lines: int, as_json: bool) -> None:
-    """The last lines of the run's log on its host (screening, then the trainer)."""
-    with engine_for_cli(as_json) as engine:
-        found = engine.logs(existing_spec(engine, "run", name, as_json), lines)
-        if as_json:
-            emit_json(found)
-        else:
-            for line in found:
-                click.echo(line)
+run_group.add_command(
+    logs_command("run", "The last lines of the run's log on its host (screening, then trainer).")
+)
 
 
 @run_group.command("report")

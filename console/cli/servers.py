@@ -24,7 +24,7 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
-from llmops.console.cli.completion import names_of
+from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.engine import Engine
@@ -124,19 +124,7 @@ def fmt(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:.2f}{unit}"
 
 
-@server_group.command("logs")
-@click.argument("name", shell_complete=names_of("server"))
-@click.option("-n", "--lines", type=int, default=100, show_default=True)
-@json_option
-def server_logs(name: str, lines: int, as_json: bool) -> None:
-    """The last lines of the server's log on its host."""
-    with engine_for_cli(as_json) as engine:
-        found = engine.logs(existing_spec(engine, "server", name, as_json), lines)
-        if as_json:
-            emit_json(found)
-        else:
-            for line in found:
-                click.echo(line)
+server_group.add_command(logs_command("server", "The last lines of the server's log on its host."))
 
 
 @server_group.command("command")

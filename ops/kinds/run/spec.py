@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
-from llmops.ops.kinds.server.spec import HUB_ID
+from llmops.ops.kinds.server.spec import model_ref
 
 DATA_SUFFIXES = (".jsonl", ".parquet", ".csv")
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
@@ -109,13 +109,7 @@ class RunSpec(Spec):
     @field_validator("base")
     @classmethod
     def _base(cls, v: str) -> str:
-        if v.startswith("/"):
-            if "\x00" in v or "/../" in v + "/":
-                raise ValueError("a model path must be a plain absolute path")
-            return v.rstrip("/") or v
-        if not HUB_ID.match(v) or ".." in v or "--" in v:
-            raise ValueError(f"{v!r} is neither a hub id like org/name nor an absolute path")
-        return v
+        return model_ref(v)
 
     @field_validator("dataset")
     @classmethod

@@ -18,6 +18,17 @@ COLOURS = ("blue", "green")
 """The two processes behind a blue-green or standby server's live port."""
 
 
+def model_ref(v: str) -> str:
+    """A model as every kind names one: a hub id org/name or a plain absolute path on the host."""
+    if v.startswith("/"):
+        if "\x00" in v or "/../" in v + "/":
+            raise ValueError("a model path must be a plain absolute path")
+        return v.rstrip("/") or v
+    if not HUB_ID.match(v) or ".." in v or "--" in v:
+        raise ValueError(f"{v!r} is neither a hub id like org/name nor an absolute path")
+    return v
+
+
 class ServerSpec(Spec):
     """One vLLM server: what it serves, how it is sharded, how a change goes live."""
 
@@ -93,13 +104,7 @@ class ServerSpec(Spec):
     @field_validator("model")
     @classmethod
     def _model(cls, v: str) -> str:
-        if v.startswith("/"):
-            if "\x00" in v or "/../" in v + "/":
-                raise ValueError("a model path must be a plain absolute path")
-            return v.rstrip("/") or v
-        if not HUB_ID.match(v) or ".." in v or "--" in v:
-            raise ValueError(f"{v!r} is neither a hub id like org/name nor an absolute path")
-        return v
+        return model_ref(v)
 
     @field_validator("pp")
     @classmethod
