@@ -309,13 +309,19 @@ def test_index_on_local_behind_a_key(setup: Setup, standin: Any) -> None:
     assert_no_key(lab, setup.key)
 
 
+def add_far(lab: Path, ssh_host: SshHost) -> None:
+    """The SSH namespace host as `far` (once per lab)."""
+    if not (lab / "hosts" / "far.toml").exists():
+        llmops(lab, "host", "add", "far", "--address", ssh_host.address, "--user",
+               ssh_host.user, "--key", str(ssh_host.key_path), "--python", PY, "--workdir",
+               str(ssh_host.workdir), "--trust", ssh_host.host_pub_fingerprint)
+
+
 def test_index_on_an_ssh_host(setup: Setup, ssh_host: SshHost) -> None:
     """Weaviate (the stand-in as a process) listens on the namespace's loopback only: llmops
     reaches its REST and gRPC ports through SSH forwards; the documents are on that host."""
     lab = setup.lab
-    llmops(lab, "host", "add", "far", "--address", ssh_host.address, "--user", ssh_host.user,
-           "--key", str(ssh_host.key_path), "--python", PY, "--workdir",
-           str(ssh_host.workdir), "--trust", ssh_host.host_pub_fingerprint)
+    add_far(lab, ssh_host)
     http, grpc = 18731, 18732  # inside the namespace: nothing else listens there
     log = open(setup.root / "standin-far.log", "wb")  # noqa: SIM115 - closed below
     proc = ssh_host.netns(PY, "-m", "weaviate_standin", "--http-port", str(http),
@@ -345,3 +351,61 @@ def test_index_on_an_ssh_host(setup: Setup, ssh_host: SshHost) -> None:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+WRAPPER = """#!/bin/sh
+# Weaviate's command line and environment (as llmops starts the real binary), handed to the
+# stand-in: --port, GRPC_PORT, BACKUP_FILESYSTEM_PATH, PERSISTENCE_DATA_PATH and the key in
+# AUTHENTICATION_APIKEY_ALLOWED_KEYS.
+port=8080
+while [ $# -gt 0 ]; do
+  case "$1" in --port) port=$2; shift;; esac
+  shift
+done
+cd {tests} || exit 1
+if [ -n "$AUTHENTICATION_APIKEY_ALLOWED_KEYS" ]; then
+  set -- --api-key-env AUTHENTICATION_APIKEY_ALLOWED_KEYS
+fi
+exec {python} -m weaviate_standin --http-port "$port" --grpc-port "$GRPC_PORT" \\
+  --backup-dir "$BACKUP_FILESYSTEM_PATH" --data-dir "$PERSISTENCE_DATA_PATH" "$@"
+"""
+
+
+def test_llmops_runs_weaviate_as_a_binary_on_an_ssh_host(setup: Setup, ssh_host: SshHost
+                                                         ) -> None:
+    """launch = binary: llmops starts the instance as a detached process on the host (the
+    stand-in behind a `weaviate` wrapper taking Weaviate's flags and environment), waits for
+    /v1/.well-known/ready, checks /v1/meta's version; a port change restarts it with its data
+    kept; removal backs up, drops and stops it; the rollback starts it and restores."""
+    lab, env = setup.lab, setup.env
+    add_far(lab, ssh_host)
+    home = ssh_host.workdir.parent / "weaviate"
+    binary = home / "bin" / "weaviate"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    binary.write_text(WRAPPER.format(tests=TESTS, python=PY))
+    binary.chmod(0o755)
+    docs = write_docs(ssh_host.workdir.parent / "bin-docs")
+    created = act(lab, "index", "create", "run-docs", "--host", "far", "--collection", "RunDocs",
+                  "--launch", "binary", "--binary", str(binary), "--data-dir",
+                  str(home / "data"), "--backup-dir", str(home / "backups"), "--api-key-env",
+                  KEY_ENV, "--http-port", "18741", "--grpc-port", "18742", "--embed-server",
+                  "emb", "--source", str(docs), env=env)
+    assert [s["verb"] for s in created["steps"]] == ["start", "wait-ready", "create", "ingest"]
+    ready = facts(created, "wait-ready")
+    assert ready["version"].startswith("1.32") and ready["ready_seconds"] < 120
+    assert all(c["ok"] for c in checks(created).values()), checks(created)
+    count = facts(created, "ingest")["count"]
+    shown = json.loads(llmops(lab, "host", "show", "far", "--json").stdout)
+    assert "index.run-docs" in json.dumps(shown)  # llmops's process, claimed by the index
+
+    moved = act(lab, "index", "create", "run-docs", "--http-port", "18743", env=env)
+    assert [s["verb"] for s in moved["steps"]] == ["stop", "start", "wait-ready"]
+    assert checks(moved)["object count"]["detail"] == f"{count} (snapshot: {count})"
+
+    removed = act(lab, "index", "remove", "run-docs", env=env)
+    assert [s["verb"] for s in removed["steps"]] == ["backup", "drop", "stop"]
+    back = act(lab, "rollback", "--last", "index/run-docs", env=env)
+    assert [s["verb"] for s in back["steps"]] == ["start", "wait-ready", "restore"]
+    assert all(c["ok"] for c in checks(back).values()), checks(back)
+    act(lab, "index", "remove", "run-docs", env=env)  # stopped again at the end
+    assert_no_key(lab, setup.key)

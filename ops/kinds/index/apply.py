@@ -62,9 +62,13 @@ def observe(spec: IndexSpec, hosts: HostPool, *, fingerprint: bool = True) -> In
         observed.proc_hash = record.get("launch_hash") if info.running else None
     if spec.source and fingerprint:
         observed.source_now = records.source_fingerprint(t, spec.source)
+    reach = spec
+    ports = record.get("ports")
+    if observed.proc_running and ports:  # the instance llmops runs, where it listens now
+        reach = spec.model_copy(update={"http_port": ports[0], "grpc_port": ports[1]})
     try:
-        observed.version = str(meta(spec, hosts).get("version"))
-        with connect(spec, hosts) as client:
+        observed.version = str(meta(reach, hosts).get("version"))
+        with connect(reach, hosts) as client:
             if observed.collection:
                 observed.exists = client.collections.exists(observed.collection)
             observed.target_exists = client.collections.exists(spec.collection)
@@ -149,7 +153,8 @@ def _start(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progress) -> 
         if folder:
             t.run(["mkdir", "-p", folder], timeout=30).check()
     info = procs.start(t, str(data.proc), list(step.argv), env=env)
-    records.update(t, facts, spec.name, launch_hash=data.hash)
+    records.update(t, facts, spec.name, launch_hash=data.hash,
+                   ports=[spec.http_port, spec.grpc_port])
     progress(f"{data.proc} started (pid {info.pid})")
     return {"pid": info.pid}
 
