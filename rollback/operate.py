@@ -308,6 +308,28 @@ class Operate:
                 lambda progress: reconcile_now(index_spec(spec), self.hosts, progress),
             )
 
+    def index_eval(self, spec: IndexSpec, queries: str, k: int | None = None
+                   ) -> dict[str, Any]:
+        """recall@k and MRR of the index's hybrid search on queries (.jsonl text: query and
+        expected documents), kept per lab commit in the index's record on its host; returned
+        with every earlier result, newest first (`history`), for a side-by-side look."""
+        from llmops.ops.kinds.index.evaluate import (
+            eval_history,
+            parse_queries,
+            record_eval,
+            run_eval,
+        )
+
+        try:
+            parsed = parse_queries(queries)
+        except ValueError as exc:
+            raise SpecError("queries", str(exc),
+                            'one JSON object a line: {"query": ..., "expected": [...]}') from exc
+        result = run_eval(spec, self.hosts, parsed, k)
+        entry = record_eval(spec, self.hosts, result, self.lab.head(), "eval")
+        return {**result, "commit": entry["commit"], "retrieval_key": entry["retrieval_key"],
+                "history": eval_history(spec, self.hosts)}
+
 
 def index_spec(spec: Spec) -> IndexSpec:
     assert isinstance(spec, IndexSpec), spec

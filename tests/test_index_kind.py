@@ -409,3 +409,50 @@ def test_llmops_runs_weaviate_as_a_binary_on_an_ssh_host(setup: Setup, ssh_host:
     assert all(c["ok"] for c in checks(back).values()), checks(back)
     act(lab, "index", "remove", "run-docs", env=env)  # stopped again at the end
     assert_no_key(lab, setup.key)
+
+
+EVAL = [
+    {"query": "how do I bake a loaf with a crisp crust", "expected": ["bread.txt"]},
+    {"query": "tensor parallelism across GPUs", "expected": ["gpu.md"]},
+    {"query": "watering and staking tomato plants", "expected": ["garden.md"]},
+    {"query": "where does llmops keep the API key", "expected": ["faq.jsonl#keys"]},
+]
+
+
+def test_eval_per_commit_and_the_recall_check(setup: Setup, standin: Any) -> None:
+    """`index eval` keeps recall@k and MRR per commit beside the earlier ones; an index with
+    an eval set gets a recall check, which compares with what was recorded for its objects,
+    alpha and k (the first measurement is recorded)."""
+    lab, env = setup.lab, setup.env
+    docs = write_docs(setup.root / "eval-docs")
+    queries = setup.root / "queries.jsonl"
+    queries.write_text("".join(json.dumps(q) + "\n" for q in EVAL))
+    created = act(lab, "index", "create", "evals", "--host", "local", "--collection", "Evals",
+                  "--embed-server", "emb", "--http-port", str(standin.http_port),
+                  "--grpc-port", str(standin.grpc_port), "--api-key-env", KEY_ENV,
+                  "--source", str(docs), "--eval-set", str(queries), "--eval-k", "1", env=env)
+    recall = checks(created)["recall@1"]
+    assert recall["ok"] and "first measurement" in recall["detail"], recall
+    first = json.loads(llmops(lab, "index", "eval", "evals", "--queries", str(queries),
+                              "--k", "1", "--json", env=env).stdout)
+    assert first["recall"] == 1.0 and first["mrr"] == 1.0 and first["queries"] == 4
+    head = subprocess.run(["git", "-C", str(lab), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert first["commit"] == head
+
+    bm25 = act(lab, "index", "create", "evals", "--alpha", "0", env=env)  # nothing re-made
+    assert bm25["steps"] == []
+    assert "first measurement" in checks(bm25)["recall@1"]["detail"]
+    text = llmops(lab, "index", "eval", "evals", "--queries", str(queries), "--k", "1",
+                  env=env).stdout
+    assert "recall@1" in text and head[:12] in text  # the earlier commit's row beside it
+    second = json.loads(llmops(lab, "index", "eval", "evals", "--queries", str(queries),
+                               "--k", "1", "--json", env=env).stdout)
+    assert {row["alpha"] for row in second["history"]} == {0.0, 0.5}
+
+    back = act(lab, "rollback", "--last", "index/evals", env=env)
+    recall = checks(back)["recall@1"]
+    assert recall["ok"] and "recorded 1.0" in recall["detail"], recall
+    bad = llmops(lab, "index", "eval", "evals", "--queries", str(docs / "gpu.md"), "--json",
+                 check=2, env=env)
+    assert "queries" in json.loads(bad.stdout)["error"]

@@ -204,3 +204,20 @@ def test_data_key_names_what_the_objects_depend_on() -> None:
     for change in ({"chunk_size": 400}, {"chunk_overlap": 20}, {"distance": "dot"},
                    {"collection": "Docs2"}, {"source": "/data/other"}, {"max_connections": 8}):
         assert key != spec.model_copy(update=change).data_key(MODEL), change
+
+
+def test_recall_and_mrr() -> None:
+    from llmops.ops.kinds.index.evaluate import EvalQuery, parse_queries, score
+
+    queries = [EvalQuery("a", ("x.md",)), EvalQuery("b", ("y.md", "z.md")),
+               EvalQuery("c", ("w.md",))]
+    ranked = [["x.md", "x.md", "y.md"], ["q.md", "y.md", "y.md", "z.md"], ["q.md"]]
+    # chunks of one document collapse: b's top 2 documents are q, y -> recall 1/2, rank 2
+    assert score(ranked, queries, 2) == {"recall": round((1 + 0.5 + 0) / 3, 4),
+                                         "mrr": round((1 + 0.5 + 0) / 3, 4)}
+    assert score(ranked, queries, 3)["recall"] == round((1 + 1 + 0) / 3, 4)
+    assert parse_queries('{"query": "q", "expected": "a.md"}\n\n') == [
+        EvalQuery("q", ("a.md",))]
+    for bad in ("", "not json", '{"query": "q"}', '{"query": "", "expected": ["a"]}'):
+        with pytest.raises(ValueError, match="line|no queries"):
+            parse_queries(bad)

@@ -21,6 +21,7 @@ from llmops.console.cli.common import (
 from llmops.console.cli.demo import demo
 from llmops.console.cli.history import apply, history, plan, rollback
 from llmops.console.cli.hosts import host_group
+from llmops.console.cli.indexes import index_group
 from llmops.console.cli.runs import run_group
 from llmops.console.cli.servers import server_group
 from llmops.rollback.lab import Lab, LabMissing, default_lab_path, is_lab
@@ -83,8 +84,8 @@ def init(settings: Settings, lab_path: Path | None, as_json: bool) -> None:
         out.print(f"created the lab at {esc(path)}" if created else f"{esc(path)} is a lab already")
 
 
-for command in (init, host_group, server_group, run_group, adapter_group, history, rollback, plan,
-                apply, demo):
+for command in (init, host_group, server_group, run_group, adapter_group, index_group, history,
+                rollback, plan, apply, demo):
     cli.add_command(command)
 
 

@@ -134,6 +134,38 @@ def index_query(name: str, text: str, k: int, alpha: float | None, as_json: bool
         out.print(table)
 
 
+@index_group.command("eval")
+@click.argument("name", shell_complete=names_of("index"))
+@click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False),
+              help='A .jsonl file here: {"query": ..., "expected": ["doc.md", ...]} a line.')
+@click.option("--k", "k", type=click.IntRange(1, 100), default=None,
+              help="k of recall@k [default: the spec's eval_k].")
+@json_option
+def index_eval(name: str, queries: str, k: int | None, as_json: bool) -> None:
+    """recall@k and MRR of the index's hybrid search, kept per lab commit: printed beside
+    every earlier result (another chunking, embedding model or alpha)."""
+    with open(queries, encoding="utf-8") as fh:
+        text = fh.read()
+    with engine_for_cli(as_json) as engine:
+        spec = existing_spec(engine, "index", name, as_json)
+        assert isinstance(spec, IndexSpec)
+        result = engine.index_eval(spec, text, k)
+        if as_json:
+            emit_json(result)
+            return
+        out.print(f"[bold]recall@{result['k']} {result['recall']:.3f}[/]  MRR "
+                  f"{result['mrr']:.3f}  ({result['queries']} queries, alpha {result['alpha']},"
+                  f" {result['seconds']}s)")
+        table = Table("commit", "chunking", "alpha", "k", "recall@k", "MRR", "queries")
+        for row in result["history"]:
+            commit = str(row.get("commit") or "checklist")[:12]
+            mark = " (now)" if row.get("commit") == result["commit"] else ""
+            table.add_row(esc(commit + mark), esc(row.get("chunking")), str(row.get("alpha")),
+                          str(row.get("k")), f"{row['recall']:.3f}", f"{row['mrr']:.3f}",
+                          str(row.get("queries")))
+        out.print(table)
+
+
 @index_group.command("list")
 @json_option
 def index_list(as_json: bool) -> None:

@@ -14,6 +14,7 @@ from llmops.ops.kinds.base import Check
 from llmops.ops.kinds.hoststate import host_facts
 from llmops.ops.kinds.index import records
 from llmops.ops.kinds.index.embed import embed_server, embedder
+from llmops.ops.kinds.index.evaluate import read_queries, record_eval, retrieval_key, run_eval
 from llmops.ops.kinds.index.query import hybrid
 from llmops.ops.kinds.index.schema import count_of, dims_of
 from llmops.ops.kinds.index.spec import IndexSpec
@@ -65,6 +66,8 @@ def checklist(spec: IndexSpec, hosts: HostPool) -> list[Check]:
         checks.append(_timed("known query", lambda: _probe(spec, hosts, snap["probe"])))
     if spec.embed_server:
         checks.append(_timed("embedding dimension", lambda: _embed_dims(spec, hosts, snap)))
+    if spec.eval_set:
+        checks.append(_timed(f"recall@{spec.eval_k}", lambda: _recall(spec, hosts, record)))
     return checks
 
 
@@ -89,6 +92,22 @@ def _probe(spec: IndexSpec, hosts: HostPool, probe: dict[str, str]) -> tuple[boo
     sources = [h.source for h in hits]
     return probe["source"] in sources, f"{probe['query']!r} -> {sources} " \
         f"(expects {probe['source']} in the top {PROBE_TOP})"
+
+
+def _recall(spec: IndexSpec, hosts: HostPool, record: dict[str, Any]) -> tuple[bool, str]:
+    """The eval set's recall@k is not below the value recorded for these objects, alpha and
+    k (by `llmops index eval` or an earlier checklist); the first measurement is recorded."""
+    assert spec.eval_set
+    t = hosts.transport(spec.host)
+    result = run_eval(spec, hosts, read_queries(t, spec.eval_set))
+    before = records.last_eval(record, retrieval_key(spec, hosts))
+    k, now = spec.eval_k, result["recall"]
+    if before is None:
+        record_eval(spec, hosts, result, None, "checklist")
+        return True, f"recall@{k} {now}, MRR {result['mrr']} (first measurement: recorded)"
+    where = f"at {str(before['commit'])[:12]}" if before.get("commit") else "by a checklist"
+    return now >= before["recall"], (f"recall@{k} {now} (recorded {before['recall']} {where}), "
+                                     f"MRR {result['mrr']}")
 
 
 def _embed_dims(spec: IndexSpec, hosts: HostPool, snap: dict[str, Any]) -> tuple[bool, str]:

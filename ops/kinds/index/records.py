@@ -70,6 +70,18 @@ def snapshot(t: Transport, facts: dict[str, Any], name: str, data_key: str,
     write(t, facts, name, record)
 
 
+def add_eval(t: Transport, facts: dict[str, Any], name: str, entry: dict[str, Any]) -> None:
+    """Keep an eval's result (newest last): per lab commit and retrieval key."""
+    record = read(t, facts, name)
+    record.setdefault("evals", []).append(entry)
+    write(t, facts, name, record)
+
+
+def last_eval(record: dict[str, Any], retrieval_key: str) -> dict[str, Any] | None:
+    found = [e for e in record.get("evals", []) if e.get("retrieval_key") == retrieval_key]
+    return found[-1] if found else None
+
+
 def list_source(t: Transport, source: str) -> dict[str, Any]:
     """The documents under `source` on the host: [rel, size, mtime_ns] and their
     fingerprint; {"ok": False, "error"} when it is no folder."""

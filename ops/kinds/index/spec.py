@@ -129,13 +129,18 @@ class IndexSpec(Spec):
     source: str | None = Field(
         default=None, description="Folder of .txt/.md/.jsonl on the host to ingest."
     )
+    eval_set: str | None = Field(
+        default=None,
+        description="Queries with expected documents (.jsonl on the host): recall checked.",
+    )
+    eval_k: int = Field(default=5, ge=1, le=100, description="k of recall@k.")
     backup_id: str | None = Field(
         default=None,
         pattern=BACKUP_ID_PATTERN,
         description="The backup taken before this change (set by llmops).",
     )
 
-    @field_validator("binary", "data_dir", "backup_dir", "source")
+    @field_validator("binary", "data_dir", "backup_dir", "source", "eval_set")
     @classmethod
     def _paths(cls, v: str | None, info: object) -> str | None:
         return _abs_path(v, getattr(info, "field_name", "path"))
@@ -209,6 +214,12 @@ class IndexSpec(Spec):
         }
         blob = json.dumps(parts, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def retrieval_key(self, embed_model: str | None) -> str:
+        """What a query's results depend on: the objects (data key), alpha and k; an eval's
+        recall is comparable only between equal keys."""
+        blob = json.dumps([self.data_key(embed_model), self.alpha, self.eval_k])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def proc_name(self) -> str:
         """The detached process llmops runs for launch = binary / docker."""
