@@ -32,6 +32,8 @@ from labtools import git_log, llmops
 from realparts import require_vllm
 from sshhosts import SshHost
 
+from llmops.ops import procs
+from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab
 
 PY = sys.executable
@@ -224,7 +226,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     try:
         yield Setup(lab, root, {KEY_ENV: key}, key)
     finally:
+        for spec in sorted((lab / "indexes").glob("*.toml")):  # the server's users first
+            llmops(lab, "index", "remove", spec.stem, check=None, timeout=SLOW,
+                   env={KEY_ENV: key})
         llmops(lab, "server", "down", "emb", check=None, timeout=SLOW)
+        opened = Lab(lab)
+        engine = Engine(opened)
+        try:
+            procs.stop(engine.hosts.transport("local"), "emb")  # whatever happened above
+        finally:
+            engine.close()
+            opened.close()
 
 
 @pytest.fixture(scope="module")
@@ -456,3 +468,48 @@ def test_eval_per_commit_and_the_recall_check(setup: Setup, standin: Any) -> Non
     bad = llmops(lab, "index", "eval", "evals", "--queries", str(docs / "gpu.md"), "--json",
                  check=2, env=env)
     assert "queries" in json.loads(bad.stdout)["error"]
+
+
+def test_each_check_fails_on_a_real_fault(setup: Setup) -> None:
+    """The checklist against faults made behind llmops's back on its own instance: objects
+    deleted (count), the probe document's chunks gone (known query), the collection dropped,
+    the instance stopped."""
+    import weaviate
+    from weaviate.classes.query import Filter
+
+    from llmops.ops.kinds.index import IndexKind, IndexSpec
+
+    sys.path.insert(0, str(TESTS))
+    from weaviate_standin import start_standin
+
+    lab = setup.lab
+    handle = start_standin(0, 0, setup.root / "fault-backups")
+    try:
+        docs = write_docs(setup.root / "fault-docs")
+        act(lab, "index", "create", "faults", "--host", "local", "--collection", "Faults",
+            "--embed-server", "emb", "--http-port", str(handle.http_port), "--grpc-port",
+            str(handle.grpc_port), "--source", str(docs), "--chunk-size", "120")
+        opened = Lab(lab)
+        engine = Engine(opened)
+        try:
+            spec = opened.read_spec("index", "faults")
+            assert isinstance(spec, IndexSpec)
+
+            def failed() -> set[str]:
+                return {c.name for c in IndexKind().validate(spec, engine.hosts) if not c.ok}
+
+            assert failed() == set()
+            with weaviate.connect_to_local(port=handle.http_port,
+                                           grpc_port=handle.grpc_port) as client:
+                faults = client.collections.get("Faults")
+                faults.data.delete_many(where=Filter.by_property("source").equal("bread.txt"))
+                assert failed() == {"object count", "known query"}
+                client.collections.delete("Faults")
+                assert failed() == {"collection"}
+            handle.stop()
+            assert failed() == {"instance ready"}
+        finally:
+            engine.close()
+            opened.close()
+    finally:
+        handle.stop()
