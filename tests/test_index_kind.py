@@ -289,7 +289,8 @@ def test_index_on_local_behind_a_key(setup: Setup, standin: Any) -> None:
     assert hits[0]["source"] == "garden.md"  # BM25 alone finds the changed document's word
 
     before = json.loads(llmops(lab, "index", "list", "--json", env=env).stdout)[0]
-    assert before["state"] == "ready"
+    assert before["state"] == "ready" and before["count"] == first["count"]
+    assert before["dims"] == 384
 
     # a destructive change: backed up first, its id in the commit
     rechunked = act(lab, "index", "create", "docs", "--chunk-size", "100",

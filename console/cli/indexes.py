@@ -175,12 +175,13 @@ def index_list(as_json: bool) -> None:
         if as_json:
             emit_json(rows)
             return
-        table = Table("name", "host", "collection", "state", "embed", "chunking", "alpha",
-                      "last backup")
+        table = Table("name", "host", "collection", "state", "objects", "dims", "embed",
+                      "chunking", "alpha", "last backup")
         for r in rows:
             cells = (r["name"], r.get("host"), r.get("collection"), r.get("state"),
-                     r.get("embed"), r.get("chunking"), r.get("alpha"),
-                     r.get("last_backup") or "-")
+                     "-" if r.get("count") is None else r["count"],
+                     "-" if r.get("dims") is None else r["dims"], r.get("embed"),
+                     r.get("chunking"), r.get("alpha"), r.get("last_backup") or "-")
             table.add_row(*(esc(c) for c in cells))
         out.print(table)
 

@@ -75,6 +75,9 @@ def observe(spec: IndexSpec, hosts: HostPool, *, fingerprint: bool = True) -> In
             if observed.exists and observed.collection == spec.collection:
                 config = client.collections.get(spec.collection).config.get()
                 observed.ef = _ef(config)
+                observed.count = count_of(client, spec.collection)
+                snap = record.get("snapshots", {}).get(observed.data_key or "", {})
+                observed.dims = snap.get("dims")
         observed.reachable = True
     except (Unreachable, TransportError, SpecError) as exc:  # SpecError: the key is not set
         observed.reachable, observed.error = False, str(exc)

@@ -45,6 +45,10 @@ class IndexObserved(Observed):
     """The desired collection exists on the instance now (made by llmops or not)."""
     ef: int | None = None
     """The live collection's HNSW ef."""
+    count: int | None = None
+    """Objects in the live collection (None: not counted)."""
+    dims: int | None = None
+    """Vector length recorded for the live collection's objects (its snapshot)."""
     data_key: str | None = None
     """What the live collection's objects are a function of (IndexSpec.data_key)."""
     source_fp: str | None = None

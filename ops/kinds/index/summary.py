@@ -73,5 +73,6 @@ def summary(spec: IndexSpec, state: str, latest: Sample | None,
         "backup_id": spec.backup_id,
         "last_backup": newest,
         "backups": len(backups),
-        "count": latest.get("count") if latest else None,
+        "count": observed.count if observed else None,
+        "dims": observed.dims if observed else None,
     }
