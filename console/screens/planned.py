@@ -1,4 +1,5 @@
-"""Views for the kinds still to come: each says what will appear and how to create it."""
+"""Views for the kinds still to come: each says what will appear and how to create it (none
+just now: every kind of the lab has its ResourceView)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,3 @@ class PlannedView(View):
     def compose(self) -> ComposeResult:
         yield Static(empty_state(self.title, self.what, self.how), classes="empty-state")
 
-
-class IndexesView(PlannedView):
-    view_id = "indexes"
-    title = "Indexes"
-    what = ("Weaviate collections will appear here: object count, vector dimensions and "
-            "the backup each change can be rolled back to.")
-    how = "llmops index create NAME --host H --collection C"

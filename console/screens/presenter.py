@@ -83,6 +83,16 @@ class Toggle:
 
 
 @dataclass(frozen=True)
+class Opens:
+    """A key that opens one of the presenter's screens on the selected resource (an index's
+    query box; `Presenter.open_screen` makes it). The screen changes nothing by itself, so a
+    read-only console keeps the key."""
+
+    verb: str
+    key: Key
+
+
+@dataclass(frozen=True)
 class Spark:
     """One sparkline of the detail pane: its widget key, its label, the metric it draws."""
 
@@ -146,6 +156,8 @@ class Presenter:
     restart_note: ClassVar[str] = ""
     toggles: ClassVar[tuple[Toggle, ...]] = ()
     """Keys that set a spec field (offered after remove), each an action."""
+    opens: ClassVar[tuple[Opens, ...]] = ()
+    """Keys that open a screen of the presenter's on the selected resource (after toggles)."""
     chart: ClassVar[Chart | None] = None
     """A chart of the progress records in the detail pane (a kind with HasProgress)."""
     tail_lines: ClassVar[int] = 0
@@ -171,18 +183,23 @@ class Presenter:
         offered = [v for v in KEYS if v not in self.leave_out
                    and (v not in CAPABILITY or isinstance(kind, CAPABILITY[v]))]
         at = offered.index("remove") + 1 if "remove" in offered else len(offered)
-        return [*offered[:at], *(t.verb for t in self.toggles), *offered[at:]]
+        return [*offered[:at], *(t.verb for t in self.toggles), *(o.verb for o in self.opens),
+                *offered[at:]]
 
     def toggle(self, verb: str) -> Toggle | None:
         return next((t for t in self.toggles if t.verb == verb), None)
+
+    def opener(self, verb: str) -> Opens | None:
+        return next((o for o in self.opens if o.verb == verb), None)
 
     def changing(self) -> set[str]:
         """The verbs that change the lab or a host."""
         return {*CHANGING, *(t.verb for t in self.toggles)}
 
     def key(self, verb: str) -> Key:
-        toggle = self.toggle(verb)
-        found = self.keys.get(verb) or (toggle.key if toggle else KEYS[verb])
+        toggle, opener = self.toggle(verb), self.opener(verb)
+        found = self.keys.get(verb) or (toggle.key if toggle else
+                                        opener.key if opener else KEYS[verb])
         return Key(found.key, found.description, found.tooltip.format(kind=self.kind),
                    found.action or verb, found.show)
 
@@ -225,6 +242,10 @@ class Presenter:
     def detail_screen(self, context: ViewContext, row: RowState) -> Screen[None]:
         """The screen `enter` opens (where the presenter offers "open")."""
         raise NotImplementedError
+
+    def open_screen(self, verb: str, context: ViewContext, row: RowState) -> Screen[None]:
+        """The screen one of `opens` shows for the selected row."""
+        raise NotImplementedError(verb)
 
     def detail_title(self, row: RowState) -> Text:
         fields = " · ".join(f"{k} {v}" for k, v in row.spec.to_toml_dict().items())

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from llmops.console.presenters.adapter import AdapterPresenter
 from llmops.console.presenters.host import HostPresenter
+from llmops.console.presenters.index import IndexPresenter
 from llmops.console.presenters.run import RunPresenter
 from llmops.console.presenters.server import ServerPresenter
 from llmops.console.screens.base import View
 from llmops.console.screens.history import HistoryView
-from llmops.console.screens.planned import IndexesView
 from llmops.console.screens.resource_verbs import resource_view
 
 VIEWS: list[type[View]] = [
@@ -17,7 +17,7 @@ VIEWS: list[type[View]] = [
     resource_view(ServerPresenter()),
     resource_view(RunPresenter()),
     resource_view(AdapterPresenter()),
-    IndexesView,
+    resource_view(IndexPresenter()),
     HistoryView,
 ]
 

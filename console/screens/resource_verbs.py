@@ -1,6 +1,6 @@
 """What the keys of a resource view do, for any kind: the form (new, edit), remove, the
-presenter's spec toggles (a run's stop and resume), poll now, the detail screen, restart,
-logs, a load test and ctrl+z on the last action. Every change is
+presenter's spec toggles (a run's stop and resume) and screens (an index's query), poll now,
+the detail screen, restart, logs, a load test and ctrl+z on the last action. Every change is
 an action (or a journalled operation) run in a thread worker; its verdict comes back as a
 message. `resource_view(presenter)` makes a kind's view class: its bindings are declared on
 it, one per verb the presenter offers."""
@@ -197,6 +197,11 @@ class ResourceVerbs(ResourceView):
         if (row := self.selected) is not None and not row.in_flight:
             self.start_poll(row, now=True)
 
+    def open_verb(self, verb: str) -> None:
+        """One of the presenter's `opens`: its screen on the selected resource."""
+        if (row := self.selected) is not None:
+            self.app.push_screen(self.presenter.open_screen(verb, self.context, row))
+
     def action_logs(self) -> None:
         if (row := self.selected) is not None:
             self.app.push_screen(LogScreen(self.context, row.spec))
@@ -282,6 +287,17 @@ def toggle_action(verb: str) -> Callable[[ResourceVerbs], None]:
     return action
 
 
+def opens_action(verb: str) -> Callable[[ResourceVerbs], None]:
+    """The action method of a presenter's `opens` key (`action_query` for an index's `q`)."""
+
+    def action(self: ResourceVerbs) -> None:
+        self.open_verb(verb)
+
+    action.__name__ = f"action_{verb}"
+    action.__doc__ = f"The presenter's `{verb}` screen on the selected resource."
+    return action
+
+
 def resource_view(presenter: Presenter) -> type[ResourceView]:
     """A kind's view class: the presenter, and the bindings it declares (an alias where the
     presenter names a verb's action otherwise: Hosts' `add` runs `new`)."""
@@ -300,6 +316,8 @@ def resource_view(presenter: Presenter) -> type[ResourceView]:
     for verb, action in actions.items():
         if presenter.toggle(verb) is not None:
             namespace[f"action_{action}"] = toggle_action(verb)
+        elif presenter.opener(verb) is not None:
+            namespace[f"action_{action}"] = opens_action(verb)
         elif action != verb:
             namespace[f"action_{action}"] = getattr(ResourceVerbs, f"action_{verb}")
     return type(f"{presenter.title}View", (ResourceVerbs,), namespace)

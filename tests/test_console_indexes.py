@@ -1,0 +1,259 @@
+"""The Indexes view with Pilot, against the Weaviate stand-in (tests/weaviate_standin: the real
+REST + gRPC protocol, driven by the real weaviate-client). No embedding server runs here (no
+vLLM on the shared box), so the indexes are put in place by hand the way llmops leaves them:
+the specs hand-edited into the lab, each collection made by the kind's own `create_collection`
+with objects inserted through weaviate-client (vectors of our choosing), and the index's
+record on its host written with the kind's own `records` (which collection llmops made, its
+data key, the snapshot's dims). Everything the console then does is the real path: observe
+through the engine, `Engine.index_query` through the real client.
+
+Two indexes: `docs` embeds with server `emb` (in the lab, never started), so its query fails
+and the screen says the embedding server must be up; `kb` names a Weaviate vectorizer module
+and alpha 0 (BM25 only: the query needs no vector), so its query answers from the stand-in."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_console_support import (
+    SIZE,
+    close_app_lab,
+    footer_keys,
+    lab_with,
+    local_host,
+    on_screen,
+    opened,
+    shown_text,
+    wait_for,
+)
+from textual.widgets import DataTable, Input, Static
+
+from llmops.console.app import LlmopsApp
+from llmops.console.screens.dialogs import ConfirmScreen
+from llmops.console.screens.index_query import IndexQueryScreen, query_inputs
+from llmops.console.screens.main import MainScreen
+from llmops.console.screens.resource_verbs import ResourceVerbs
+from llmops.console.screens.spec_form import SpecFormScreen
+from llmops.console.widgets.table import ResourceTable
+from llmops.ops.kinds.hoststate import host_facts
+from llmops.ops.kinds.index import records
+from llmops.ops.kinds.index.schema import create_collection
+from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.rollback.engine import Engine
+from llmops.rollback.lab import Lab
+
+EMB_MODEL = "/models/minilm"
+CHUNKS = {
+    "gpu.md": "vLLM shards a model across GPUs with tensor parallelism over NVLink.",
+    "bread.txt": "Sourdough bread needs a starter of flour and water, fed daily.",
+    "garden.md": "Tomatoes want full sun, deep watering and a stake to climb.",
+}
+VECTORS = {"gpu.md": [1.0, 0.0, 0.0, 0.0], "bread.txt": [0.0, 1.0, 0.0, 0.0],
+           "garden.md": [0.0, 0.0, 1.0, 0.0]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[Any]:
+    from weaviate_standin import start_standin
+
+    handle = start_standin(0, 0, tmp_path / "backups")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def fill(spec: IndexSpec) -> None:
+    """The collection as llmops makes it, holding CHUNKS with VECTORS (real weaviate-client)."""
+    import weaviate
+    from weaviate.classes.data import DataObject
+
+    with weaviate.connect_to_local(port=spec.http_port, grpc_port=spec.grpc_port) as client:
+        create_collection(client, spec)
+        client.collections.get(spec.collection).data.insert_many([
+            DataObject(properties={"text": text, "source": source, "chunk": 0,
+                                   "doc_sha": source}, vector=VECTORS[source])
+            for source, text in CHUNKS.items()])
+
+
+def lab_with_indexes(tmp_path: Path, standin: Any) -> Path:
+    """Host local (an action), server emb and indexes docs and kb (hand edits), their
+    collections filled and their records on the host written."""
+    path = lab_with(tmp_path / "lab", local_host(tmp_path))
+    ports = {"http_port": standin.http_port, "grpc_port": standin.grpc_port}
+    docs = IndexSpec.model_validate({"name": "docs", "host": "local", "collection": "Docs",
+                                     "embed_server": "emb", "alpha": 0.5, **ports})
+    kb = IndexSpec.model_validate({"name": "kb", "host": "local", "collection": "Kb",
+                                   "vectorizer": "text2vec-transformers", "alpha": 0.0,
+                                   **ports})
+    lab = Lab(path)
+    engine = Engine(lab)
+    try:
+        (path / "servers").mkdir()
+        (path / "servers" / "emb.toml").write_text(
+            f'host = "local"\nmodel = "{EMB_MODEL}"\nport = {free_port()}\n\n[args]\n'
+            'runner = "pooling"\n')
+        rels = ["servers/emb.toml"] + [lab.write_spec("index", s.name, s) for s in (docs, kb)]
+        lab.commit("hand edit: server emb, indexes docs and kb", rels)
+        t, facts = engine.hosts.transport("local"), host_facts(engine.hosts, "local")
+        for spec, model in ((docs, EMB_MODEL), (kb, None)):
+            fill(spec)
+            key = spec.data_key(model)
+            records.write(t, facts, spec.name, {
+                "collection": spec.collection, "data_key": key,
+                "snapshots": {key: {"count": len(CHUNKS), "dims": 4}}})
+    finally:
+        engine.close()
+        lab.close()
+    return path
+
+
+async def indexes_of(pilot: Any, app: LlmopsApp) -> ResourceVerbs:
+    await opened(pilot)
+    await pilot.press("5")
+    assert app.main is not None
+    view = app.main.view("indexes")
+    assert isinstance(view, ResourceVerbs) and view.presenter.kind == "index"
+    return view
+
+
+def observed(view: ResourceVerbs, name: str) -> bool:
+    row = view.rows.get(name)
+    return row is not None and row.summary is not None and not row.in_flight
+
+
+async def query(pilot: Any, screen: IndexQueryScreen, text: str) -> None:
+    screen.query_one("#query-text", Input).value = text
+    screen.query_one("#query-text", Input).focus()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: screen.answered is not None and not screen.searching, 90,
+                   f"the answer to {text!r}")
+
+
+async def test_rows_detail_and_the_query_screen(tmp_path: Path, standin: Any) -> None:
+    app = LlmopsApp(lab_with_indexes(tmp_path, standin))
+    async with app.run_test(size=SIZE) as pilot:
+        view = await indexes_of(pilot, app)
+        await wait_for(pilot, lambda: observed(view, "docs") and observed(view, "kb"), 90,
+                       "both indexes observed")
+        table = view.query_one(ResourceTable)
+        for name, collection, alpha in (("docs", "Docs", "0.5"), ("kb", "Kb", "0")):
+            cells = [str(c) for c in table.get_row(name)]
+            assert cells[:3] == [name, "local", collection]
+            assert cells[3].endswith("ready") and cells[4:] == ["3", "4", "-", alpha], cells
+        assert {"new", "edit", "remove", "query", "rollback"} <= footer_keys(app)
+
+        table.move_cursor(row=table.get_row_index("docs"))
+        await pilot.pause()
+        title = shown_text(view.query_one("#detail-title"))
+        assert "docs · Docs on local · ready" in title
+        assert f":{standin.http_port} grpc :{standin.grpc_port}" in title
+        assert "server emb" in title and "alpha 0.5" in title and "3 · dims 4" in title
+
+        # docs: no embedding server answers, and the screen says so
+        await pilot.press("q")
+        screen = await on_screen(pilot, IndexQueryScreen)
+        assert screen.query_one("#query-alpha", Input).value == "0.5"
+        await query(pilot, screen, "sourdough starter")
+        assert screen.answered is not None and screen.answered.error
+        status = shown_text(screen.query_one("#query-status", Static))
+        assert "the search failed" in status and "embedded by server emb" in status
+        assert screen.query_one("#query-hits", DataTable).row_count == 0
+        await pilot.press("escape")
+        await on_screen(pilot, MainScreen)
+
+        # kb: BM25 (alpha 0) from the stand-in, the relevant chunk first
+        table.move_cursor(row=table.get_row_index("kb"))
+        await pilot.pause()
+        await pilot.press("q")
+        screen = await on_screen(pilot, IndexQueryScreen)
+        assert screen.query_one("#query-alpha", Input).value == "0"
+        await query(pilot, screen, "sourdough starter")
+        assert screen.answered is not None and screen.answered.error is None, screen.answered
+        hits = screen.query_one("#query-hits", DataTable)
+        assert hits.row_count >= 1
+        first = [str(c) for c in hits.get_row_at(0)]
+        assert first[0] == "1" and first[2] == "bread.txt" and "Sourdough" in first[4]
+        assert float(first[1]) > 0
+        assert "chunk" in shown_text(screen.query_one("#query-status", Static))
+
+        # an alpha out of range is refused on the screen, before any search
+        screen.query_one("#query-alpha", Input).value = "2"
+        screen.query_one("#query-text", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "alpha: give a number" in shown_text(screen.query_one("#query-status", Static))
+        await pilot.press("escape")
+        await on_screen(pilot, MainScreen)
+        close_app_lab(app)
+
+
+async def test_read_only_keeps_query_but_not_changes(tmp_path: Path, standin: Any) -> None:
+    app = LlmopsApp(lab_with_indexes(tmp_path, standin), read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await indexes_of(pilot, app)
+        await wait_for(pilot, lambda: observed(view, "kb"), 90, "kb observed")
+        keys = footer_keys(app)
+        assert "query" in keys and not {"new", "edit", "remove", "rollback"} & keys
+        view.query_one(ResourceTable).move_cursor(
+            row=view.query_one(ResourceTable).get_row_index("kb"))
+        await pilot.press("q")
+        screen = await on_screen(pilot, IndexQueryScreen)
+        await query(pilot, screen, "tensor parallelism")
+        assert screen.answered is not None and screen.answered.hits
+        assert screen.answered.hits[0]["source"] == "gpu.md"
+        close_app_lab(app)
+
+
+async def test_an_edit_that_loses_the_objects_is_backed_up_first(tmp_path: Path,
+                                                                 standin: Any) -> None:
+    """Another chunking makes the objects anew: the backup is taken before the dialog (as
+    `llmops index create` does) and its id is shown; alpha alone keeps them. Answering no
+    changes nothing in the lab."""
+    path = lab_with_indexes(tmp_path, standin)
+    app = LlmopsApp(path)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await indexes_of(pilot, app)
+        await wait_for(pilot, lambda: observed(view, "docs"), 90, "docs observed")
+        table = view.query_one(ResourceTable)
+        table.move_cursor(row=table.get_row_index("docs"))
+        await pilot.pause()
+        for field, value, words in (("alpha", "0.7", "keeps the collection's objects"),
+                                    ("chunk_size", "400", "holds now is in backup")):
+            await pilot.press("e")
+            form = await on_screen(pilot, SpecFormScreen)
+            form.query_one(f"#field-{field}", Input).value = value
+            await wait_for(pilot, lambda f=form: f.spec is not None,
+                           what=f"a spec {form.problems}")
+            await pilot.press("ctrl+s")
+            confirm = await on_screen(pilot, ConfirmScreen, 60)
+            body = shown_text(confirm.query_one("#confirm-body"))
+            assert words in body, body
+            await pilot.press("n")
+            await on_screen(pilot, MainScreen)
+        backup = body.split("in backup")[1].split()[0]
+        assert backup.startswith("docs") and (tmp_path / "backups" / backup).is_dir()
+        lab = Lab(path)
+        try:
+            assert lab.read_spec("index", "docs") == view.rows["docs"].spec  # unchanged
+        finally:
+            lab.close()
+        close_app_lab(app)
+
+
+def test_query_inputs() -> None:
+    assert query_inputs("0.25", "7") == (0.25, 7)
+    for alpha, k, word in (("x", "5", "alpha"), ("1.5", "5", "alpha"), ("0.5", "0", "k"),
+                           ("0.5", "x", "k"), ("0.5", "101", "k")):
+        with pytest.raises(ValueError, match=f"^{word}: give"):
+            query_inputs(alpha, k)
