@@ -49,6 +49,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--backup-delay", type=float, default=0.0,
                         help="seconds per backup phase, to watch STARTED/TRANSFERRING")
     parser.add_argument("--verbose", action="store_true", help="log each HTTP request")
+    parser.epilog = ("Environment as Weaviate reads it: AUTOSCHEMA_ENABLED=false turns off "
+                     "auto-schema (unknown properties and collections are then refused).")
     return parser.parse_args(argv)
 
 
@@ -67,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handle = start_standin(args.http_port, args.grpc_port, args.backup_dir, api_key,
                                host=args.host, data_dir=args.data_dir,
-                               backup_delay=args.backup_delay, verbose=args.verbose)
+                               backup_delay=args.backup_delay, verbose=args.verbose,
+                               autoschema=os.environ.get("AUTOSCHEMA_ENABLED", "true").lower()
+                               not in ("false", "0", "off"))
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -3,16 +3,19 @@ count and per-property metrics for text, int, number, boolean and date propertie
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import time
 from collections import Counter
 from typing import Any
 
+from . import query
 from . import schema as sch
 from .errors import Unprocessable
 from .filters import from_proto, select
 from .store import Store
 from .stubs import aggregate_pb2
+from .values import format_date, parse_date
 
 Reply = aggregate_pb2.AggregateReply
 Agg = Reply.Aggregations.Aggregation
@@ -36,9 +39,10 @@ def _mode(values: list[Any]) -> Any:
 
 
 def _numeric(kind: str, wanted: Any, values: list[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"count": len(values)} if wanted.count else {}
-    if wanted.type:
-        out["type"] = kind
+    """Only what was asked for, plus the type (prepare_aggregate_reply.go)."""
+    out: dict[str, Any] = {"type": kind}
+    if wanted.count:
+        out["count"] = len(values)
     if values:
         for flag, compute in (("sum", sum), ("mean", statistics.fmean),
                               ("median", statistics.median), ("mode", _mode),
@@ -50,14 +54,14 @@ def _numeric(kind: str, wanted: Any, values: list[Any]) -> dict[str, Any]:
 
 def _aggregation(kind: str, name: str, wanted: Any, values: list[Any]) -> Any:
     which = wanted.WhichOneof("aggregation")
-    if which == "text":
+    if which == "text":  # count, type and the top occurrences always come back
         t = wanted.text
         limit = t.top_occurences_limit if t.HasField("top_occurences_limit") else 5
         top = sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
         items = [Agg.Text.TopOccurrences.TopOccurrence(value=v, occurs=c) for v, c in top]
         return Agg(property=name, text=Agg.Text(
-            count=len(values) if t.count else None, type=kind if t.type else None,
-            top_occurences=Agg.Text.TopOccurrences(items=items) if t.top_occurences else None))
+            count=len(values), type=kind,
+            top_occurences=Agg.Text.TopOccurrences(items=items) if items else None))
     if which in ("int", "number"):
         fields = _numeric(kind, getattr(wanted, which), values)
         if which == "int":
@@ -66,26 +70,44 @@ def _aggregation(kind: str, name: str, wanted: Any, values: list[Any]) -> Any:
                     fields[key] = float(fields[key])
             return Agg(property=name, int=Agg.Integer(**fields))
         return Agg(property=name, number=Agg.Number(**fields))
-    if which == "boolean":
-        b = wanted.boolean
+    if which == "boolean":  # everything, whatever was asked ("TODO: check if requested")
         true = sum(1 for v in values if v)
-        total = len(values) or 1
+        total = len(values)
         return Agg(property=name, boolean=Agg.Boolean(
-            count=len(values) if b.count else None, type=kind if b.type else None,
-            total_true=true if b.total_true else None,
-            total_false=len(values) - true if b.total_false else None,
-            percentage_true=true / total if b.percentage_true else None,
-            percentage_false=(len(values) - true) / total if b.percentage_false else None))
+            count=total, type=kind, total_true=true, total_false=total - true,
+            percentage_true=true / total if total else 0.0,
+            percentage_false=(total - true) / total if total else 0.0))
     if which == "date":
         d = wanted.date
         ordered = sorted(values)
-        return Agg(property=name, date=Agg.Date(
-            count=len(values) if d.count else None, type=kind if d.type else None,
-            maximum=ordered[-1] if d.maximum and ordered else None,
-            minimum=ordered[0] if d.minimum and ordered else None,
-            median=ordered[len(ordered) // 2] if d.median and ordered else None,
-            mode=_mode(values) if d.mode and ordered else None))
+        fields: dict[str, Any] = {"type": kind}
+        if d.count:
+            fields["count"] = len(values)
+        if ordered:
+            stamps = sorted(parse_date(v).timestamp() for v in values)
+            middle = statistics.median(stamps)  # the mean of the middle two, as Weaviate
+            median = format_date(dt.datetime.fromtimestamp(middle, dt.UTC))
+            for flag, pick in (("maximum", ordered[-1]), ("minimum", ordered[0]),
+                               ("median", median), ("mode", None)):
+                if getattr(d, flag):
+                    fields[flag] = pick if flag != "mode" else _mode(values)
+        return Agg(property=name, date=Agg.Date(**fields))
     raise Unprocessable(f"aggregation {which} is not supported by the stand-in")
+
+
+def _objects(coll: Any, req: Any, clause: Any) -> list[Any]:
+    """The objects aggregated: all (filtered), or the hits of a search up to object_limit."""
+    candidates = select(coll, clause)
+    limit = req.object_limit if req.HasField("object_limit") else None
+    if req.HasField("hybrid"):
+        hits = query.hybrid_hits(coll, req.hybrid, candidates, limit or query.HYBRID_MAX_RESULTS)
+    elif req.HasField("near_vector"):
+        hits = query.near_vector_hits(coll, req.near_vector, candidates)
+    elif req.HasField("near_object"):
+        hits = query.near_object_hits(coll, req.near_object, candidates)
+    else:
+        return candidates
+    return [h.obj for h in hits[:limit]]
 
 
 def run(store: Store, req: Any) -> Any:
@@ -93,12 +115,12 @@ def run(store: Store, req: Any) -> Any:
     coll = store.find(req.collection)
     if coll is None:
         raise Unprocessable(f"could not find class {req.collection} in schema")
-    for name in ("group_by", "hybrid", "near_vector", "near_object", "near_text"):
+    for name in ("group_by", "near_text", "near_image"):
         if req.HasField(name):
             raise Unprocessable(f"aggregate with {name} is not supported by the stand-in")
     with store.lock:
-        clause = from_proto(coll, req.filters) if req.HasField("filters") else None
-        objs = select(coll, clause)
+        clause = from_proto(coll, req.filters, store) if req.HasField("filters") else None
+        objs = _objects(coll, req, clause)
         aggregations = []
         for wanted in req.aggregations:
             definition = sch.property_of(coll.schema, wanted.property)

@@ -70,10 +70,15 @@ def _object_value(pb: Any) -> dict[str, Any]:
 
 
 def batch_properties(pb: Any) -> dict[str, Any]:
-    """BatchObject.Properties as plain values (numbers from the Struct arrive as floats)."""
-    if len(pb.single_target_ref_props) or len(pb.multi_target_ref_props):
-        raise Unprocessable("cross-references are not supported by the stand-in")
-    return _object_value(pb)
+    """BatchObject.Properties as plain values (numbers from the Struct arrive as floats;
+    references become beacons, the class left out where the property has one target)."""
+    out = _object_value(pb)
+    for ref in pb.single_target_ref_props:
+        out[ref.prop_name] = [{"beacon": f"weaviate://localhost/{u}"} for u in ref.uuids]
+    for ref in pb.multi_target_ref_props:
+        out[ref.prop_name] = [{"beacon": f"weaviate://localhost/{ref.target_collection}/{u}"}
+                              for u in ref.uuids]
+    return out
 
 
 def _guess_value(value: Any) -> Any:

@@ -11,10 +11,11 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import refs
 from . import schema as sch
 from .errors import Unprocessable
 from .search import stopwords, tokenize, tokens_of
-from .store import Collection, StoredObject
+from .store import Collection, Store, StoredObject
 from .values import parse_date
 
 _PB_OPERATORS = {1: "Equal", 2: "NotEqual", 3: "GreaterThan", 4: "GreaterThanEqual",
@@ -38,21 +39,32 @@ class Clause:
     value: Any = None
 
 
-def from_proto(coll: Collection, pb: Any) -> Clause:
+def _target_path(coll: Collection, target: Any) -> list[str]:
+    """FilterTarget as the old `on` path: [prop] or [refProp, TargetClass, ...]."""
+    which = target.WhichOneof("target")
+    if which == "property":
+        return [target.property]
+    if which == "count":
+        return [target.count.on]
+    ref = getattr(target, which)
+    if which == "single_target":
+        prop = sch.property_of(coll.schema, ref.on[:1].lower() + ref.on[1:])
+        if prop is None:
+            raise _no_such(ref.on, coll)
+        return [ref.on, prop["dataType"][0], *_target_path(coll, ref.target)]
+    return [ref.on, ref.target_collection, *_target_path(coll, ref.target)]
+
+
+def from_proto(coll: Collection, pb: Any, store: Store | None = None) -> Clause:
     op = _PB_OPERATORS.get(int(pb.operator))
     if op is None:
         raise Unprocessable(f"unknown filter operator {pb.operator}")
     if op in ("And", "Or"):
-        return Clause(op, [from_proto(coll, child) for child in pb.filters])
-    if pb.HasField("target"):
-        which = pb.target.WhichOneof("target")
-        if which != "property":
-            raise Unprocessable("filters on references are not supported by the stand-in")
-        path = pb.target.property
-    else:
-        if len(pb.on) != 1:
-            raise Unprocessable("filters on references are not supported by the stand-in")
-        path = pb.on[0]
+        return Clause(op, [from_proto(coll, child, store) for child in pb.filters])
+    path = _target_path(coll, pb.target) if pb.HasField("target") else list(pb.on)
+    if len(path) % 2 != 1:
+        raise Unprocessable(f"paths needs to have a uneven number of components: property, "
+                            f"class, property, ...., got {path}")
     which = pb.WhichOneof("test_value")
     if which is None:
         raise Unprocessable(f"unknown value type {which}")
@@ -60,20 +72,42 @@ def from_proto(coll: Collection, pb: Any) -> Clause:
     if which.endswith("_array"):
         raw = list(raw.values)
     field_name = "value" + "".join(p.title() for p in which.split("_")[1:])
-    return compile_clause(coll, op, path, raw, field_name)
+    return _path_clause(store, coll, path, op, raw, field_name)
 
 
-def from_json(coll: Collection, where: dict[str, Any]) -> Clause:
+def from_json(coll: Collection, where: dict[str, Any], store: Store | None = None) -> Clause:
     op = str(where.get("operator", ""))
     if op in ("And", "Or"):
-        return Clause(op, [from_json(coll, child) for child in where.get("operands") or []])
-    path = where.get("path") or []
-    if len(path) != 1:
-        raise Unprocessable("filters on references are not supported by the stand-in")
+        operands = where.get("operands") or []
+        return Clause(op, [from_json(coll, child, store) for child in operands])
+    path = [str(p) for p in where.get("path") or []]
     for key, raw in where.items():
         if key.startswith("value"):
-            return compile_clause(coll, op, str(path[0]), raw, key)
+            return _path_clause(store, coll, path, op, raw, key)
     raise Unprocessable("no value in where filter")
+
+
+def _path_clause(store: Store | None, coll: Collection, path: list[str], op: str, raw: Any,
+                 field_name: str) -> Clause:
+    if len(path) == 1:
+        return compile_clause(coll, op, path[0], raw, field_name)
+    if store is None or len(path) < 3:
+        raise Unprocessable(f"invalid filter path {path}")
+    name = path[0][:1].lower() + path[0][1:]
+    prop = sch.property_of(coll.schema, name)
+    if prop is None or not sch.is_reference(prop):
+        raise _no_such(name, coll)
+    linked = store.find(path[1])
+    if linked is None or linked.name not in prop["dataType"]:
+        raise Unprocessable(f"class {path[1]} is not a target of reference property {name}")
+    inner = _path_clause(store, linked, path[2:], op, raw, field_name)
+    return Clause("Ref", [inner], prop=name, value=linked.name, definition={"store": store})
+
+
+def _no_such(name: str, coll: Collection) -> Unprocessable:
+    return Unprocessable(f"no such prop with name '{name}' found in class '{coll.name}' in the "
+                         "schema. Check your schema files for which properties in this class "
+                         "are available")
 
 
 def _check_value(kind: str, raw: Any, field_name: str, is_array: bool) -> None:
@@ -124,9 +158,10 @@ def compile_clause(coll: Collection, op: str, path: str, raw: Any, field_name: s
     name = path[:1].lower() + path[1:]
     definition = sch.property_of(cls, name)
     if definition is None:
-        raise Unprocessable(f"no such prop with name '{name}' found in class '{coll.name}' in "
-                            "the schema. Check your schema files for which properties in this "
-                            "class are available")
+        raise _no_such(name, coll)
+    if sch.is_reference(definition):  # a reference property alone: its count
+        _check_value("int", raw, field_name, is_array)
+        return Clause(op, prop=name, kind="refcount", value=raw)
     if op == "IsNull":
         if not cls["invertedIndexConfig"].get("indexNullState"):
             raise Unprocessable(f"Nullstate must be indexed to be filterable! add "
@@ -178,6 +213,13 @@ def matches(clause: Clause, obj: StoredObject) -> bool:
         return all(matches(c, obj) for c in clause.operands)
     if op == "Or":
         return any(matches(c, obj) for c in clause.operands)
+    if op == "Ref":
+        assert clause.definition is not None
+        linked = refs.targets(clause.definition["store"], obj.properties.get(clause.prop))
+        return any(matches(clause.operands[0], tobj) for tcoll, tobj in linked
+                   if tcoll.name == clause.value)
+    if clause.kind == "refcount":
+        return bool(_COMPARE[op](len(obj.properties.get(clause.prop) or []), clause.value))
     if clause.kind == "null":
         value = obj.properties.get(clause.prop)
         return (value is None or value == []) == clause.value

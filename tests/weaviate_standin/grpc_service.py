@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from . import aggregate, query
+from . import aggregate, query, refs
 from .codec import batch_properties, object_vectors, uuid_bytes, vector_from
 from .errors import StandinError, Unprocessable
 from .filters import from_proto, select
@@ -83,12 +83,15 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
         return self._call(context, lambda: self._batch_delete(request))
 
     def BatchReferences(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        def refuse() -> Any:
-            errors = [batch_pb2.BatchReferencesReply.BatchError(
-                index=i, error="cross-references are not supported by the stand-in")
-                for i in range(len(request.references))]
-            return batch_pb2.BatchReferencesReply(took=0.0, errors=errors)
-        return self._call(context, refuse)
+        def add() -> Any:
+            started = time.time()
+            found = refs.add_batch(self.store, [
+                (r.from_collection, r.from_uuid, r.name, r.to_collection, r.to_uuid)
+                for r in request.references])
+            errors = [batch_pb2.BatchReferencesReply.BatchError(index=i, error=err)
+                      for i, err in enumerate(found) if err is not None]
+            return batch_pb2.BatchReferencesReply(took=time.time() - started, errors=errors)
+        return self._call(context, add)
 
     def TenantsGet(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         def tenants() -> Any:
@@ -111,9 +114,10 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
                     raise Unprocessable("multi-tenancy is not supported by the stand-in")
                 coll = self.store.find(pb.collection)
                 props = batch_properties(pb.properties) if pb.HasField("properties") else {}
-                if coll is None:  # auto-schema creates the collection
-                    coll = self.store.find(pb.collection) or self.store.create(
-                        {"class": pb.collection})
+                if coll is None:
+                    if not self.store.autoschema:
+                        raise Unprocessable(f"class '{pb.collection}' not present in schema")
+                    coll = self.store.create({"class": pb.collection})  # auto-schema
                 self.store.put(coll, pb.uuid, props, vector_from(pb), object_vectors(pb))
             except StandinError as err:
                 errors.append(batch_pb2.BatchObjectsReply.BatchError(index=index,
@@ -128,7 +132,8 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
         if not request.HasField("filters"):
             raise Unprocessable("no filters in batch delete request")
         with self.store.lock:
-            victims = select(coll, from_proto(coll, request.filters))[:query.MAX_RESULTS]
+            clause = from_proto(coll, request.filters, self.store)
+            victims = select(coll, clause)[:query.MAX_RESULTS]
             if not request.dry_run:
                 for obj in victims:
                     self.store.delete(coll, obj.uuid)

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import refs
 from . import schema as sch
 from .errors import NotFound, StandinError, Unauthorized, Unprocessable
 from .filters import from_json, select
@@ -20,8 +21,10 @@ OPEN_PATHS = ("/v1", "/v1/", "/v1/.well-known/openid-configuration")
 
 
 def object_json(coll: Collection, obj: StoredObject, with_vector: bool) -> dict[str, Any]:
+    props = {k: refs.with_href(v) if (p := sch.property_of(coll.schema, k)) is not None
+             and sch.is_reference(p) else v for k, v in obj.properties.items()}
     out: dict[str, Any] = {"class": coll.name, "creationTimeUnix": obj.created, "id": obj.uuid,
-                           "lastUpdateTimeUnix": obj.updated, "properties": obj.properties}
+                           "lastUpdateTimeUnix": obj.updated, "properties": props}
     if with_vector:
         if "" in obj.vectors:
             out["vector"] = list(obj.vectors[""])
@@ -105,6 +108,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._objects(method, parts[1:], q)
         if head == "batch" and parts[1:] == ["objects"]:
             return self._batch(method)
+        if head == "batch" and parts[1:] == ["references"] and method == "POST":
+            return 200, self._batch_references()
         if head == "backups":
             return self._backups(method, parts[1:])
         if head == "graphql":
@@ -134,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         elif rest[1:] == ["properties"] and method == "POST":
             coll = self._coll(rest[0])
             with store.lock:
-                return 200, sch.add_property(coll.schema, self._body())
+                return 200, sch.add_property(coll.schema, self._body(), list(store.collections))
         elif rest[1:] == ["shards"] and method == "GET":
             coll = self._coll(rest[0])
             return 200, [{"name": coll.shard, "status": "READY", "vectorQueueSize": 0}]
@@ -179,6 +184,11 @@ class Handler(BaseHTTPRequestHandler):
                 obj = store.put(coll, uid, body.get("properties") or {}, body.get("vector"),
                                 body.get("vectors"), merge=method == "PATCH")
                 return (204, None) if method == "PATCH" else (200, object_json(coll, obj, True))
+        elif len(rest) == 4 and rest[2] == "references" and method in ("POST", "PUT", "DELETE"):
+            coll = self._coll(rest[0])
+            how = {"POST": "add", "PUT": "replace", "DELETE": "delete"}[method]
+            refs.change(store, coll, rest[1], rest[3], self._body(), how)
+            return (204, None) if method == "DELETE" else (200, None)
         raise NotFound(f"path /v1/objects/{'/'.join(rest)} was not found")
 
     def _coll_for_write(self, name: str) -> Collection:
@@ -186,6 +196,8 @@ class Handler(BaseHTTPRequestHandler):
         if not name:
             raise Unprocessable("invalid object: the given class is empty")
         coll = store.find(name)
+        if coll is None and not store.autoschema:
+            raise Unprocessable(f"class '{name}' not present in schema")
         return coll if coll is not None else store.create({"class": name})  # auto-schema
 
     def _list_objects(self, q: dict[str, str], with_vector: bool) -> dict[str, Any]:
@@ -215,9 +227,10 @@ class Handler(BaseHTTPRequestHandler):
                     coll = self._coll_for_write(str(raw.get("class") or ""))
                     store.put(coll, str(entry["id"]), raw.get("properties") or {},
                               raw.get("vector"), raw.get("vectors"))
-                    entry["result"] = {}
+                    entry["result"] = {"status": "SUCCESS"}
                 except StandinError as err:
-                    entry["result"] = {"errors": {"error": [{"message": err.message}]}}
+                    entry["result"] = {"status": "FAILED",
+                                       "errors": {"error": [{"message": err.message}]}}
                 results.append(entry)
             return 200, results
         if method == "DELETE":
@@ -227,7 +240,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise Unprocessable(f"validate: class: {match.get('class')} doesn't exist")
             dry = bool(body.get("dryRun"))
             with store.lock:
-                victims = select(coll, from_json(coll, match.get("where") or {}))[:MAX_RESULTS]
+                clause = from_json(coll, match.get("where") or {}, store)
+                victims = select(coll, clause)[:MAX_RESULTS]
                 if not dry:
                     for obj in victims:
                         store.delete(coll, obj.uuid)
@@ -239,6 +253,20 @@ class Handler(BaseHTTPRequestHandler):
                              "objects": [{"id": o.uuid, "status": "DRYRUN" if dry else "SUCCESS"}
                                          for o in victims] if verbose else None}}
         raise NotFound("path /v1/batch/objects was not found")
+
+    def _batch_references(self) -> list[dict[str, Any]]:
+        body = self._body()
+        wanted = []
+        for item in body if isinstance(body, list) else []:
+            source = str(item.get("from", "")).removeprefix("weaviate://localhost/").split("/")
+            to_class, to_uuid = refs.parse(str(item.get("to", "")))
+            if len(source) != 3:
+                raise Unprocessable(f"invalid reference source {item.get('from')!r}")
+            wanted.append((source[0], source[1], source[2], to_class or "", to_uuid))
+        errors = refs.add_batch(self.server.app.store, wanted)
+        return [{**item, "result": {"status": "SUCCESS"} if err is None else
+                 {"status": "FAILED", "errors": {"error": [{"message": err}]}}}
+                for item, err in zip(body, errors, strict=True)]
 
     def _backups(self, method: str, rest: list[str]) -> tuple[int, Any]:
         backups = self.server.app.backups

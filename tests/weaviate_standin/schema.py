@@ -18,7 +18,11 @@ RESERVED_PROPERTIES = ("_additional", "_id", "id")
 DISTANCES = ("cosine", "dot", "l2-squared", "manhattan", "hamming")
 TOKENIZATIONS = ("word", "lowercase", "whitespace", "field", "trigram")
 TEXT_TYPES = ("text", "text[]")
-HNSW_IMMUTABLE = ("efConstruction", "maxConnections", "cleanupIntervalSeconds", "distance")
+IMMUTABLE = {  # adapters/repos/db/vector/{hnsw/config_update.go,flat/index.go}
+    "hnsw": ("efConstruction", "maxConnections", "cleanupIntervalSeconds", "distance",
+             "multivector.enabled", "skipDefaultQuantization"),
+    "flat": ("distance", "pq.cache", "pq.enabled", "bq.enabled"),
+}
 
 
 def hnsw_defaults() -> dict[str, Any]:
@@ -94,7 +98,25 @@ def _check_module(name: str) -> None:
         raise Unprocessable(f'no module with name "{name}" present')
 
 
-def _property(prop: dict[str, Any], class_name: str) -> dict[str, Any]:
+def _reference(name: str, prop: dict[str, Any], targets: list[str],
+               classes: list[str]) -> dict[str, Any]:
+    for target in targets:
+        if target not in classes:
+            raise Unprocessable(f"property '{name}': invalid dataType: {targets}: reference "
+                                "property to nonexistent class")
+    out: dict[str, Any] = {"dataType": targets}
+    if prop.get("description"):
+        out["description"] = prop["description"]
+    out.update(indexFilterable=prop.get("indexFilterable", True) is not False,
+               indexSearchable=False, indexRangeFilters=False, name=name)
+    return out
+
+
+def is_reference(prop: dict[str, Any]) -> bool:
+    return str(prop["dataType"][0])[:1].isupper()
+
+
+def _property(prop: dict[str, Any], class_name: str, classes: list[str]) -> dict[str, Any]:
     name = str(prop.get("name") or "")
     if not name:
         raise Unprocessable("property must contain name")
@@ -109,12 +131,12 @@ def _property(prop: dict[str, Any], class_name: str) -> dict[str, Any]:
     if not isinstance(data_type, list) or not data_type:
         raise Unprocessable("property must contain dataType")
     kind = str(data_type[0])
+    if kind[:1].isupper():
+        return _reference(name, prop, [str(t) for t in data_type], classes)
     if kind in ("string", "string[]"):  # migrated since v1.19
         kind = "text" + kind[6:]
     if kind not in PRIMITIVE_TYPES:
         raise Unprocessable(
-            f"property '{name}': invalid dataType: {data_type}: cross-references are not "
-            "supported by the stand-in" if kind[:1].isupper() else
             f"property '{name}': invalid dataType: {data_type}: dataType {kind!r} not found")
     out: dict[str, Any] = {"dataType": [kind]}
     if prop.get("description"):
@@ -142,8 +164,54 @@ def _property(prop: dict[str, Any], class_name: str) -> dict[str, Any]:
         out["tokenization"] = tokenization
     elif tokenization:
         raise Unprocessable(f"tokenization is not allowed for data type '{kind}'")
-    if kind in ("object", "object[]") and prop.get("nestedProperties"):
-        out["nestedProperties"] = prop["nestedProperties"]
+    if kind in ("object", "object[]"):
+        if not prop.get("nestedProperties"):
+            raise Unprocessable(f"property '{name}': At least one nested property is required "
+                                f"for data type object/object[]")
+        out["nestedProperties"] = _nested(prop["nestedProperties"])
+    return out
+
+
+def _go(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _dig(config: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(config, dict):
+            return None
+        config = config.get(key)  # type: ignore[assignment]
+    return config
+
+
+def _named_vector(vname: str, entry: dict[str, Any]) -> dict[str, Any]:
+    if not VECTOR_NAME.match(vname):
+        raise Unprocessable(f"target vector name {vname!r} is not valid")
+    vectorizer = entry.get("vectorizer") or {"none": {}}
+    _check_module(_vectorizer_name(vectorizer))
+    index_type = entry.get("vectorIndexType") or "hnsw"
+    return {
+        "vectorizer": vectorizer if isinstance(vectorizer, dict) else {vectorizer: {}},
+        "vectorIndexType": index_type,
+        "vectorIndexConfig": _index_config(index_type, entry.get("vectorIndexConfig"),
+                                           f"target vector {vname!r}"),
+    }
+
+
+def _nested(props: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """setNestedPropertiesDefaults: indexing flags and tokenization on every level."""
+    out = []
+    for raw in props:
+        prop = dict(raw)
+        kind = str(prop["dataType"][0])
+        prop.setdefault("indexFilterable", kind != "blob")
+        prop.setdefault("indexSearchable", kind in TEXT_TYPES)
+        prop.setdefault("indexRangeFilters", False)
+        if kind in TEXT_TYPES:
+            prop.setdefault("tokenization", "word")
+        if prop.get("nestedProperties"):
+            prop["nestedProperties"] = _nested(prop["nestedProperties"])
+        out.append(prop)
     return out
 
 
@@ -181,7 +249,7 @@ def new_class(body: dict[str, Any], existing: list[str]) -> dict[str, Any]:
                                  "autoTenantActivation": False}
     props: list[dict[str, Any]] = []
     for raw in body.get("properties") or []:
-        prop = _property(raw, name)
+        prop = _property(raw, name, [*existing, name])
         if any(p["name"].lower() == prop["name"].lower() for p in props):
             raise Unprocessable(f"class {name!r}: conflict for property {prop['name']!r}: "
                                 "already in use or provided multiple times")
@@ -201,17 +269,7 @@ def new_class(body: dict[str, Any], existing: list[str]) -> dict[str, Any]:
     if named:
         vectors: dict[str, Any] = {}
         for vname, entry in named.items():
-            if not VECTOR_NAME.match(vname):
-                raise Unprocessable(f"target vector name {vname!r} is not valid")
-            vectorizer = entry.get("vectorizer") or {"none": {}}
-            _check_module(_vectorizer_name(vectorizer))
-            index_type = entry.get("vectorIndexType") or "hnsw"
-            vectors[vname] = {
-                "vectorizer": vectorizer if isinstance(vectorizer, dict) else {vectorizer: {}},
-                "vectorIndexType": index_type,
-                "vectorIndexConfig": _index_config(index_type, entry.get("vectorIndexConfig"),
-                                                   f"target vector {vname!r}"),
-            }
+            vectors[vname] = _named_vector(vname, entry)
         out["vectorConfig"] = vectors
     else:
         vectorizer = str(body.get("vectorizer") or "none")
@@ -242,8 +300,9 @@ def _inverted(given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def add_property(cls: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    prop = _property(body, cls["class"])
+def add_property(cls: dict[str, Any], body: dict[str, Any],
+                 classes: list[str] | None = None) -> dict[str, Any]:
+    prop = _property(body, cls["class"], classes or [cls["class"]])
     for other in cls["properties"]:
         if other["name"].lower() == prop["name"].lower():
             raise Unprocessable(f"class {cls['class']!r}: conflict for property "
@@ -273,24 +332,32 @@ def update_class(cls: dict[str, Any], body: dict[str, Any]) -> None:
             raise Unprocessable("properties cannot be updated through updating the class. Use "
                                 "the add property feature (e.g. \"POST /v1/schema/{className}/"
                                 "properties\") to add additional properties")
-    updates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    updates: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     if "vectorIndexConfig" in cls and body.get("vectorIndexConfig") is not None:
-        updates.append((cls["vectorIndexConfig"], body["vectorIndexConfig"]))
+        updates.append((cls["vectorIndexType"], cls["vectorIndexConfig"],
+                        body["vectorIndexConfig"]))
+    added: dict[str, Any] = {}
     for vname, entry in (body.get("vectorConfig") or {}).items():
         current = cls.get("vectorConfig", {}).get(vname)
-        if current is None:
-            raise Unprocessable(f"adding a new vector {vname!r} is not supported by the stand-in")
+        if current is None:  # adding a named vector (Weaviate >= 1.31)
+            added[vname] = _named_vector(vname, entry)
+            continue
         if entry.get("vectorizer") is not None and entry["vectorizer"] != current["vectorizer"]:
             raise Unprocessable(f"vectorizer config of vector {vname!r} is immutable")
         if entry.get("vectorIndexConfig") is not None:
-            updates.append((current["vectorIndexConfig"], entry["vectorIndexConfig"]))
-    for current, given in updates:
-        for field in HNSW_IMMUTABLE:
-            if field in given and field in current and given[field] != current[field]:
-                raise Unprocessable(f'{field} is immutable: attempted change from '
-                                    f'"{current[field]}" to "{given[field]}"')
-    for current, given in updates:
+            updates.append((current["vectorIndexType"], current["vectorIndexConfig"],
+                            entry["vectorIndexConfig"]))
+    for index_type, current, given in updates:
+        for path in IMMUTABLE.get(index_type, ()):
+            before, after = _dig(current, path), _dig(given, path)
+            if after is not None and after != before:
+                label = path.split(".")[0] if path.endswith(".enabled") else path
+                raise Unprocessable(f'{label} is immutable: attempted change from '
+                                    f'"{_go(before)}" to "{_go(after)}"')
+    for _, current, given in updates:
         _merge(current, copy.deepcopy(given))
+    if added:
+        cls.setdefault("vectorConfig", {}).update(added)
     cls["invertedIndexConfig"] = inverted
     if body.get("description") is not None:
         cls["description"] = body["description"]
@@ -300,10 +367,9 @@ def update_class(cls: dict[str, Any], body: dict[str, Any]) -> None:
 
 
 def vector_names(cls: dict[str, Any]) -> list[str]:
-    """Names of the collection's vector indexes; "" is the class-level (legacy) one."""
-    if "vectorConfig" in cls:
-        return list(cls["vectorConfig"])
-    return [""]
+    """Names of the collection's vector indexes; "" is the class-level (legacy) one, which a
+    collection may have beside named vectors added later (Weaviate >= 1.31)."""
+    return ([""] if "vectorIndexConfig" in cls else []) + list(cls.get("vectorConfig", {}))
 
 
 def vector_distance(cls: dict[str, Any], name: str) -> str:

@@ -88,14 +88,14 @@ def resolve_target(coll: Collection, targets: list[str]) -> str:
     if len(targets) > 1:
         raise Unprocessable("multi target vector search is not supported by the stand-in")
     if not targets or targets[0] == "":
-        if names == [""]:
+        if "" in names:
             return ""
         if len(names) == 1:
             return names[0]
         raise Unprocessable(f"multiple vectorizers configuration found, please specify target "
                             f"vector name: available target vectors: {sorted(names)}")
     target = targets[0]
-    if names == [""] and target == "default":
+    if "" in names and target == "default":
         return ""
     if target not in names:
         raise Unprocessable(f"class {coll.name} does not have named vector {target} configured. "

@@ -97,9 +97,9 @@ class StandinHandle:
 def start_standin(http_port: int, grpc_port: int, backup_dir: str | Path,
                   api_key: str | None = None, *, host: str = "127.0.0.1",
                   data_dir: str | Path | None = None, backup_delay: float = 0.0,
-                  verbose: bool = False) -> StandinHandle:
+                  autoschema: bool = True, verbose: bool = False) -> StandinHandle:
     """Start REST and gRPC listeners (port 0 picks a free port; see the handle's ports)."""
-    store = Store()
+    store = Store(autoschema)
     data = Path(data_dir) if data_dir is not None else None
     if data is not None:
         store.load(data)

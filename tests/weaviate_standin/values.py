@@ -161,3 +161,16 @@ def guess_type(value: Any) -> str:
                 raise Unprocessable(f"mismatched data type - '{first}' expected, got '{other}'")
         return first + "[]"
     raise Unprocessable(f"unrecognized data type of value '{value}'")
+
+
+def nested_of(value: Any) -> list[dict[str, Any]]:
+    """Auto-schema's nested properties for an object (or the first of an object array)."""
+    sample = value[0] if isinstance(value, list) else value
+    out = []
+    for key, item in sample.items():
+        kind = guess_type(item)
+        prop: dict[str, Any] = {"name": key, "dataType": [kind]}
+        if kind in ("object", "object[]"):
+            prop["nestedProperties"] = nested_of(item)
+        out.append(prop)
+    return out
