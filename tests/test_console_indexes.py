@@ -33,6 +33,7 @@ from test_console_support import (
 from textual.widgets import DataTable, Input, Static
 
 from llmops.console.app import LlmopsApp
+from llmops.console.presenters.index import short_backup
 from llmops.console.screens.dialogs import ConfirmScreen
 from llmops.console.screens.index_query import IndexQueryScreen, query_inputs
 from llmops.console.screens.main import MainScreen
@@ -219,7 +220,8 @@ async def test_an_edit_that_loses_the_objects_is_backed_up_first(tmp_path: Path,
                                                                  standin: Any) -> None:
     """Another chunking makes the objects anew: the backup is taken before the dialog (as
     `llmops index create` does) and its id is shown; alpha alone keeps them. Answering no
-    changes nothing in the lab."""
+    changes nothing in the lab; the row names the backup once observed again. The new form
+    has its sections, advanced fields folded."""
     path = lab_with_indexes(tmp_path, standin)
     app = LlmopsApp(path)
     async with app.run_test(size=SIZE) as pilot:
@@ -248,6 +250,23 @@ async def test_an_edit_that_loses_the_objects_is_backed_up_first(tmp_path: Path,
             assert lab.read_spec("index", "docs") == view.rows["docs"].spec  # unchanged
         finally:
             lab.close()
+        view.refresh_data()  # observed again: the row names the newest backup
+        await wait_for(pilot, lambda: str(table.get_row("docs")[6]) == short_backup(backup),
+                       60, f"last backup {backup}")
+
+        await pilot.press("n")  # the new form: sections, advanced fields folded
+        form = await on_screen(pilot, SpecFormScreen)
+        assert [f.name for f in form.fields][:5] == ["name", "host", "launch", "http_port",
+                                                     "grpc_port"]
+        sections = {str(label.render()) for label in form.query(".form-section")}
+        assert {"Instance", "Collection", "Embedding", "Ingest"} <= sections
+        assert not form.query_one("#row-ef").display and form.query_one("#row-alpha").display
+        for field, value in (("name", "faq"), ("collection", "Faq"), ("embed_server", "emb")):
+            form.query_one(f"#field-{field}", Input).value = value
+        await wait_for(pilot, lambda: form.spec is not None, what=f"a spec {form.problems}")
+        assert isinstance(form.spec, IndexSpec) and form.spec.host == "local"  # the only host
+        await pilot.press("escape")
+        await on_screen(pilot, MainScreen)
         close_app_lab(app)
 
 
