@@ -162,7 +162,7 @@ async def test_rows_detail_and_the_query_screen(tmp_path: Path, standin: Any) ->
         assert "server emb" in title and "alpha 0.5" in title and "3 · dims 4" in title
 
         # docs: no embedding server answers, and the screen says so
-        await pilot.press("q")
+        await pilot.press("f")
         screen = await on_screen(pilot, IndexQueryScreen)
         assert screen.query_one("#query-alpha", Input).value == "0.5"
         await query(pilot, screen, "sourdough starter")
@@ -176,7 +176,7 @@ async def test_rows_detail_and_the_query_screen(tmp_path: Path, standin: Any) ->
         # kb: BM25 (alpha 0) from the stand-in, the relevant chunk first
         table.move_cursor(row=table.get_row_index("kb"))
         await pilot.pause()
-        await pilot.press("q")
+        await pilot.press("f")
         screen = await on_screen(pilot, IndexQueryScreen)
         assert screen.query_one("#query-alpha", Input).value == "0"
         await query(pilot, screen, "sourdough starter")
@@ -208,7 +208,7 @@ async def test_read_only_keeps_query_but_not_changes(tmp_path: Path, standin: An
         assert "query" in keys and not {"new", "edit", "remove", "rollback"} & keys
         view.query_one(ResourceTable).move_cursor(
             row=view.query_one(ResourceTable).get_row_index("kb"))
-        await pilot.press("q")
+        await pilot.press("f")
         screen = await on_screen(pilot, IndexQueryScreen)
         await query(pilot, screen, "tensor parallelism")
         assert screen.answered is not None and screen.answered.hits

@@ -98,7 +98,7 @@ class IndexPresenter(Presenter):
         "remove": Key("x", "Remove", "Back up and drop the collection and remove the index "
                       "from the lab (an action; ctrl+z restores it)"),
     }
-    opens = (Opens("query", Key("q", "Query", "A hybrid search on the selected index: the "
+    opens = (Opens("query", Key("f", "Find", "A hybrid search on the selected index: the "
                                 "top chunks with their score and document (changes nothing)")),)
     form = FormLayout(
         fields=("name", "host", "launch", "http_port", "grpc_port", "api_key_env", "binary",
@@ -153,7 +153,7 @@ class IndexPresenter(Presenter):
         spec = index_spec(row.spec)
         title = Text.assemble((spec.name, "bold"), f" · {spec.collection} on {spec.host} · ",
                               (row.busy or row.state, "bold"))
-        title.append("  (q: query)\n", style="grey50")
+        title.append("  (f: find, a hybrid query)\n", style="grey50")
         title.append_text(facts_text(spec, row.summary))
         return title
 
