@@ -22,12 +22,13 @@ from weaviate.classes.config import (
     DataType,
     Property,
     Reconfigure,
+    ReferenceProperty,
     Tokenization,
     VectorDistances,
 )
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import Auth
-from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.query import Filter, MetadataQuery, QueryReference, Sort, TargetVectors
 from weaviate.collections.classes.batch import BatchObjectReturn
 from weaviate.exceptions import (
     BackupFailedException,
@@ -401,3 +402,97 @@ def test_insert_result_types(client: weaviate.WeaviateClient, name: str) -> None
         coll.data.insert({"text": "y"}, uuid=res.uuids[0], vector=[1.0, 0.0, 0.0])
     with pytest.raises(Exception, match="invalid integer property"):
         coll.data.insert({"n": 1.5}, vector=[1.0, 0.0, 0.0])
+
+
+def test_references_roundtrip(client: weaviate.WeaviateClient, name: str) -> None:
+    target = client.collections.create(name + "To", properties=[
+        Property(name="title", data_type=DataType.TEXT)])
+    try:
+        t1 = target.data.insert({"title": "first"})
+        t2 = target.data.insert({"title": "second"})
+        source = client.collections.create(name, properties=[
+            Property(name="text", data_type=DataType.TEXT)],
+            references=[ReferenceProperty(name="cites", target_collection=target.name)])
+        s1 = source.data.insert({"text": "a"}, references={"cites": [t1]})
+        source.data.insert_many([DataObject(properties={"text": "b"},
+                                            references={"cites": [t1, t2]})])
+        source.data.reference_add(from_uuid=s1, from_property="cites", to=t2)
+        got = source.query.fetch_object_by_id(s1, return_references=QueryReference(
+            link_on="cites", return_properties=["title"]))
+        assert got is not None
+        assert sorted(o.properties["title"] for o in got.references["cites"].objects) == [
+            "first", "second"]
+        only_b = source.query.fetch_objects(
+            filters=Filter.by_ref_count("cites").equal(2) & Filter.by_property("text").equal("b"))
+        assert [o.properties["text"] for o in only_b.objects] == ["b"]
+        citing_second = source.query.fetch_objects(
+            filters=Filter.by_ref("cites").by_property("title").equal("second"))
+        assert len(citing_second.objects) == 2
+    finally:
+        client.collections.delete(name)
+        client.collections.delete(name + "To")
+
+
+def test_multi_target_vectors(client: weaviate.WeaviateClient, name: str) -> None:
+    coll = client.collections.create(name, vector_config=[
+        Configure.Vectors.self_provided(name="a", vector_index_config=Configure.VectorIndex.hnsw(
+            distance_metric=VectorDistances.L2_SQUARED)),
+        Configure.Vectors.self_provided(name="b", vector_index_config=Configure.VectorIndex.hnsw(
+            distance_metric=VectorDistances.L2_SQUARED))])
+    one = coll.data.insert({}, vector={"a": [0.0, 0.0], "b": [1.0, 1.0]})
+    two = coll.data.insert({}, vector={"a": [1.0, 0.0], "b": [0.0, 0.0]})
+    with pytest.raises(WeaviateQueryError, match="multiple vectors"):
+        coll.query.near_vector([0.0, 0.0])
+    summed = coll.query.near_vector([0.0, 0.0], target_vector=TargetVectors.sum(["a", "b"]),
+                                    return_metadata=MetadataQuery(distance=True))
+    assert [(o.uuid, o.metadata.distance) for o in summed.objects] == [(two, 1.0), (one, 2.0)]
+    least = coll.query.near_vector([0.0, 0.0], target_vector=["a", "b"],
+                                   return_metadata=MetadataQuery(distance=True))
+    assert {o.metadata.distance for o in least.objects} == {0.0}
+
+
+def test_autoschema_as_weaviate(tmp_path: Path) -> None:
+    with start_standin(0, 0, tmp_path) as handle, connect(handle) as c:
+        coll = c.collections.create("Loose", properties=[Property(name="text",
+                                                                  data_type=DataType.TEXT)])
+        coll.data.insert({"text": "x", "pages": 3, "when": "2024-01-02T03:04:05Z"})
+        kinds = {p.name: p.data_type.value for p in coll.config.get().properties}
+        assert kinds == {"text": "text", "pages": "number", "when": "date"}
+    with start_standin(0, 0, tmp_path, autoschema=False) as handle, connect(handle) as c:
+        coll = c.collections.create("Strict", properties=[Property(name="text",
+                                                                   data_type=DataType.TEXT)])
+        res = coll.data.insert_many([{"text": "ok"}, {"txet": "typo"}])
+        assert list(res.errors) == [1] and "no such prop with name 'txet'" in \
+            res.errors[1].message
+
+
+def test_vector_search_paths_agree(client: weaviate.WeaviateClient, name: str) -> None:
+    """The numpy path (many candidates) and the plain one (few) give the same distances."""
+    coll = docs(client, name)
+    rows = [[float(i % 7), float(i % 5) - 2.0, 1.0 + i / 10] for i in range(40)]
+    res = coll.data.insert_many([DataObject(properties={"text": f"t{i}", "source": "s",
+                                                        "n": i}, vector=v)
+                                 for i, v in enumerate(rows)])
+    assert not res.has_errors
+    query = [1.0, -1.0, 2.0]
+    many = coll.query.near_vector(query, limit=40, return_metadata=MetadataQuery(distance=True))
+    few = coll.query.near_vector(query, limit=40, filters=Filter.by_property("n").less_than(10),
+                                 return_metadata=MetadataQuery(distance=True))
+
+    def cosine(v: list[float]) -> float:
+        dot = sum(a * b for a, b in zip(v, query, strict=True))
+        return 1 - dot / (sum(a * a for a in v) ** 0.5 * sum(b * b for b in query) ** 0.5)
+
+    by_n = {o.properties["n"]: o.metadata.distance for o in many.objects}
+    assert all(abs(by_n[i] - cosine(v)) < 1e-5 for i, v in enumerate(rows))
+    assert all(abs(o.metadata.distance - by_n[o.properties["n"]]) < 1e-5 for o in few.objects)
+    assert len(few.objects) == 10
+
+
+def test_iterator_walks_every_object(client: weaviate.WeaviateClient, name: str) -> None:
+    coll = docs(client, name)
+    coll.data.insert_many([{"text": f"t{i}", "source": "s", "n": i} for i in range(23)])
+    seen = [o.properties["n"] for o in coll.iterator()]
+    assert sorted(seen) == list(range(23))
+    ordered = coll.query.fetch_objects(sort=Sort.by_property("n", ascending=False), limit=3)
+    assert [o.properties["n"] for o in ordered.objects] == [22, 21, 20]

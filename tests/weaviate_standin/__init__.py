@@ -21,33 +21,40 @@ Weaviate >= 1.27, and 1.32 keeps batches on BatchObjects rather than 1.36's Batc
       -v weaviate-data:/var/lib/weaviate -v weaviate-backups:/var/lib/weaviate-backups \\
       cr.weaviate.io/semitechnologies/weaviate:1.32.27
 
-Implemented (Weaviate 1.32.27 behaviour, read from its source):
+Implemented (Weaviate 1.32.27 behaviour, read from its source and checked against
+weaviate-python-client's own integration tests):
 - REST: /v1, /v1/meta, /v1/.well-known/{live,ready,openid-configuration (404)}, /v1/nodes[/C]
-  (minimal and verbose), /v1/schema (list, create with Weaviate's defaults, get, update of the
-  mutable settings, delete, add property, shards), /v1/objects (create, list, get, head,
-  replace, merge, delete), /v1/batch/objects (create, delete by where filter), /v1/backups/
-  filesystem (create, list, status, restore, restore status, cancel of a finished one refused).
+  (minimal and verbose), /v1/cluster/statistics, /v1/schema (list, create with Weaviate's
+  defaults, get, update of the mutable settings, add property or named vector, delete, shards),
+  /v1/objects (create, list, get, head, replace, merge, delete, references add/replace/delete),
+  /v1/batch/objects (create, delete by where filter), /v1/batch/references, /v1/backups/
+  filesystem (create, list, status, restore, restore status; cancelling a finished one refused).
 - gRPC weaviate.v1.Weaviate: Search (fetch with limit/offset/after/sort, filters, near_vector,
   near_object, bm25 with and/or/minimum-match operators and ^boosts, hybrid with alpha, both
-  fusions and a vector-distance cut, autocut; metadata uuid, times, distance, certainty, score,
-  explain_score, vectors), BatchObjects (auto-schema for unknown properties or collections),
-  BatchDelete (dry run, verbose), Aggregate (count; text/int/number/boolean/date metrics),
-  TenantsGet (refused: no multi-tenancy); grpc.health.v1.Health/Check.
-- Vectors: class-level or named (self-provided, vectorizer "none"), hnsw or flat config,
-  cosine / dot / l2-squared / manhattan / hamming by exhaustive search, dimension checks.
-- Text: word / lowercase / whitespace / field / trigram tokenization, English stopwords, BM25F
-  (k1, b from the collection), filters that tokenize like Weaviate's inverted index.
+  fusions and a vector-distance cut, autocut, multi-target joins, references; metadata uuid,
+  times, distance, certainty, score, explain_score, vectors), BatchObjects, BatchReferences,
+  BatchDelete (dry run, verbose), Aggregate (count; text/int/number/boolean/date metrics, also
+  over hybrid/near_vector hits), TenantsGet (refused: no multi-tenancy); the health check.
+- Vectors: class-level and/or named (self-provided, vectorizer "none"), hnsw or flat config,
+  cosine / dot / l2-squared / manhattan / hamming by exhaustive search (numpy when installed),
+  dimension checks.
+- Text: word / lowercase / whitespace / field / trigram tokenization, stopwords, BM25F (k1, b
+  from the collection), filters that tokenize like Weaviate's inverted index (so Equal on a
+  word-tokenized "a.md" is Equal("md")), reference and reference-count filters.
+- Auto-schema on by default, as in Weaviate; AUTOSCHEMA_ENABLED=false (environment, read by
+  the process) or start_standin(autoschema=False) refuses unknown properties and collections.
 - Auth: with --api-key-env, `Authorization: Bearer <key>` on REST and gRPC metadata; without
   it, anonymous access, and a bearer header is refused as Weaviate refuses it.
 - Backups: folders <backup-dir>/<id>/ (backup_config.json, restore_config.json, node1/
-  standin-data.json); asynchronous like Weaviate; a restore over an existing collection
-  ends FAILED with "class name X already exists"; --data-dir saved on stop and after backups.
+  standin-data.json); asynchronous like Weaviate; a restore over an existing collection ends
+  FAILED with "class name X already exists". --data-dir: loaded at start, written a few
+  seconds after changes, after backups and on stop.
 
 Not implemented (refused with a clear error, or absent): vectorizer, generative and reranker
-modules (near_text, hybrid without a vector when alpha > 0), cross-references, multi-tenancy,
-multi-vectors and multi-target search, group-by, BatchStream (1.36's server-side batching),
-GraphQL, RBAC/users/aliases/replication endpoints, backup backends other than filesystem,
-nested-object property filters. Data written since the last save is lost on SIGKILL.
+modules (near_text, hybrid without a vector when alpha > 0), multi-tenancy, multi-vector
+(ColBERT) indexes, group-by, BatchStream (1.36's server-side batching), GraphQL, RBAC / users /
+aliases / replication endpoints, backup backends other than filesystem, filters inside nested
+objects, phone-number parsing. Data written in the last seconds before a SIGKILL is lost.
 """
 
 from __future__ import annotations

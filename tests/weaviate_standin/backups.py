@@ -200,6 +200,7 @@ class Backups:
                         errors.append(f'"{name}": class name {name} already exists')
                         continue
                     self.store.collections[name] = self.store.from_snapshot(entry)
+                    self.store.generation += 1
         except (OSError, ValueError, KeyError) as err:
             errors.append(str(err))
         if errors:

@@ -14,7 +14,7 @@ from typing import Any
 from . import refs
 from . import schema as sch
 from .errors import Unprocessable
-from .search import stopwords, tokenize, tokens_of
+from .search import stopwords, term_counts, tokenize
 from .store import Collection, Store, StoredObject
 from .values import parse_date
 
@@ -230,7 +230,7 @@ def matches(clause: Clause, obj: StoredObject) -> bool:
     if clause.kind == "text" and isinstance(clause.value, list) and op in (
             "Equal", "NotEqual", "Like", "ContainsAny", "ContainsAll"):
         assert clause.definition is not None
-        have = set(tokens_of(clause.definition, obj.properties.get(clause.prop)))
+        have = term_counts(obj, clause.definition)
         if op == "NotEqual":
             return all(t not in have for t in clause.value[0])
         if op == "Like":

@@ -75,7 +75,10 @@ class Handler(BaseHTTPRequestHandler):
                 reason = self.server.app.auth.refusal(self.headers.get("Authorization"))
                 if reason is not None:
                     raise Unauthorized(reason)
-            status, body = self._route(self.command, path, query)
+            with self.server.app.store.lock:  # one request at a time sees the store
+                status, body = self._route(self.command, path, query)
+                if self.command not in ("GET", "HEAD"):
+                    self.server.app.store.generation += 1
             self._send(status, body)
         except Unauthorized as err:
             self._send(401, {"code": 401, "message": err.message})
@@ -99,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
             return 404, None
         if path == "/v1/meta" and method == "GET":
             return 200, app.meta()
+        if path == "/v1/cluster/statistics" and method == "GET":
+            return 200, app.statistics()
         if head == "nodes" and method == "GET":
             return 200, {"nodes": [app.node(parts[1] if len(parts) > 1 else None,
                                             q.get("output") == "verbose")]}

@@ -15,6 +15,11 @@ from . import schema as sch
 from .errors import Unprocessable
 from .store import Collection, StoredObject
 
+try:  # optional: exhaustive search over a few thousand vectors is slow in pure Python
+    import numpy as np
+except ImportError:  # pragma: no cover - the plain loop below does the same, slower
+    np = None
+
 STOPWORDS_EN = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
     "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
@@ -63,6 +68,15 @@ def tokens_of(prop: dict[str, Any], value: Any) -> list[str]:
     return out
 
 
+def term_counts(obj: StoredObject, prop: dict[str, Any]) -> Counter[str]:
+    """A property's token counts, kept on the object (objects are replaced, never edited)."""
+    key = ("tf", prop["name"], prop.get("tokenization", "word"))
+    counts = obj.cache.get(key)
+    if counts is None:
+        counts = obj.cache[key] = Counter(tokens_of(prop, obj.properties.get(prop["name"])))
+    return counts
+
+
 # -- vectors ---------------------------------------------------------------------------------
 def distance(metric: str, a: Any, b: Any) -> float:
     if len(a) != len(b):
@@ -92,14 +106,14 @@ def resolve_target(coll: Collection, targets: list[str]) -> str:
             return ""
         if len(names) == 1:
             return names[0]
-        raise Unprocessable(f"multiple vectorizers configuration found, please specify target "
-                            f"vector name: available target vectors: {sorted(names)}")
+        raise Unprocessable(f"class {coll.name} has multiple vectors, but no target vectors "
+                            "were provided")
     target = targets[0]
     if "" in names and target == "default":
         return ""
     if target not in names:
         raise Unprocessable(f"class {coll.name} does not have named vector {target} configured. "
-                            f"Available named vectors {names}")
+                            f"Available named vectors [{' '.join(n for n in names if n)}]")
     return target
 
 
@@ -112,6 +126,41 @@ class Hit:
     secondary: float = 0.0
 
 
+def _matrix(coll: Collection, target: str) -> tuple[list[StoredObject], Any] | None:
+    """All of a target's vectors as one float32 matrix (numpy, when installed), rebuilt after
+    writes; None without numpy, and the plain loop is used."""
+    if np is None:
+        return None
+    key = ("matrix", target)
+    cached = coll.cache.get(key)
+    if cached is not None and cached[0] == coll.version:
+        return cached[1], cached[2]
+    objs = [o for o in coll.in_doc_order() if target in o.vectors]
+    if not objs:
+        return objs, None
+    matrix = np.frombuffer(b"".join(o.vectors[target].tobytes() for o in objs),
+                           dtype=np.float32).reshape(len(objs), -1)
+    coll.cache[key] = (coll.version, objs, matrix)
+    return objs, matrix
+
+
+def _distances(metric: str, matrix: Any, query: Any) -> Any:
+    q = np.asarray(query, dtype=np.float32)
+    if metric == "cosine":
+        norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(q)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sims = np.where(norms > 0, (matrix @ q) / norms, 0.0)
+        return 1.0 - sims
+    if metric == "dot":
+        return -(matrix @ q)
+    if metric == "l2-squared":
+        diff = matrix - q
+        return np.einsum("ij,ij->i", diff, diff)
+    if metric == "manhattan":
+        return np.abs(matrix - q).sum(axis=1)
+    return (matrix != q).sum(axis=1).astype(np.float32)
+
+
 def vector_hits(coll: Collection, candidates: list[StoredObject], target: str, query: Any,
                 max_distance: float | None = None) -> list[Hit]:
     want = coll.dims.get(target)
@@ -120,13 +169,23 @@ def vector_hits(coll: Collection, candidates: list[StoredObject], target: str, q
                             f"node: vector lengths don't match: {len(query)} vs {want}")
     metric = sch.vector_distance(coll.schema, target)
     hits = []
-    for obj in candidates:
-        vec = obj.vectors.get(target)
-        if vec is None:
-            continue
-        dist = distance(metric, vec, query)
-        if max_distance is None or dist <= max_distance:
-            hits.append(Hit(obj, distance=dist, secondary=1 - dist))
+    fast = _matrix(coll, target) if len(candidates) > 32 else None
+    if fast is not None:
+        objs, matrix = fast
+        allowed = None if len(candidates) == len(coll.objects) else {o.uuid for o in candidates}
+        dists = _distances(metric, matrix, query).tolist() if matrix is not None else []
+        for obj, dist in zip(objs, dists, strict=True):
+            if (allowed is None or obj.uuid in allowed) and (
+                    max_distance is None or dist <= max_distance):
+                hits.append(Hit(obj, distance=dist, secondary=1 - dist))
+    else:
+        for obj in candidates:
+            vec = obj.vectors.get(target)
+            if vec is None:
+                continue
+            dist = distance(metric, vec, query)
+            if max_distance is None or dist <= max_distance:
+                hits.append(Hit(obj, distance=dist, secondary=1 - dist))
     hits.sort(key=lambda h: (h.distance, h.obj.doc_id))
     return hits
 
@@ -174,7 +233,7 @@ def bm25(coll: Collection, candidates: list[StoredObject], query: str, propertie
             continue
         freqs = {}  # prop name -> uuid -> Counter
         for prop, _ in group:
-            freqs[prop["name"]] = {o.uuid: Counter(tokens_of(prop, o.properties.get(prop["name"])))
+            freqs[prop["name"]] = {o.uuid: term_counts(o, prop)
                                    for o in everyone if o.properties.get(prop["name"]) is not None}
         idf: dict[str, float] = {}
         for term in unique:

@@ -30,6 +30,7 @@ class App:
     data_dir: Path | None = None
     verbose: bool = False
     save_lock: threading.Lock = field(default_factory=threading.Lock)
+    saved_generation: int = 0
 
     def meta(self) -> dict[str, Any]:
         return {"hostname": f"http://{self.host}:{self.http_port}",
@@ -52,10 +53,30 @@ class App:
                             "shardCount": len(colls)}
         return out
 
+    def statistics(self) -> dict[str, Any]:
+        """/v1/cluster/statistics of a one-node Raft cluster."""
+        return {"statistics": [{
+            "name": NODE_NAME, "status": "HEALTHY", "ready": True, "open": True,
+            "dbLoaded": True, "isVoter": True, "leaderId": NODE_NAME,
+            "leaderAddress": f"{self.host}:8300", "candidates": {},
+            "initialLastAppliedIndex": 0,
+            "raft": {"state": "Leader", "numPeers": "0", "term": "2", "protocolVersion": "3",
+                     "latestConfiguration": [{"address": f"{self.host}:8300",
+                                              "id": NODE_NAME, "suffrage": 0}]}}],
+            "synchronized": True}
+
     def save(self) -> None:
         if self.data_dir is not None:
             with self.save_lock:
+                generation = self.store.generation
                 self.store.save(self.data_dir)
+                self.saved_generation = generation
+
+    def autosave(self, stop: threading.Event, every: float = 5.0) -> None:
+        """Write the data dir a few seconds after changes, so a killed process loses little."""
+        while not stop.wait(every):
+            if self.store.generation != self.saved_generation:
+                self.save()
 
 
 class StandinHandle:
@@ -72,6 +93,10 @@ class StandinHandle:
         self._thread = threading.Thread(target=http.serve_forever, daemon=True,
                                         name="standin-rest")
         self._thread.start()
+        self._stop_saving = threading.Event()
+        if app.data_dir is not None:
+            threading.Thread(target=app.autosave, args=(self._stop_saving,), daemon=True,
+                             name="standin-autosave").start()
 
     @property
     def store(self) -> Store:
@@ -81,6 +106,7 @@ class StandinHandle:
         if self.stopped:
             return
         self.stopped = True
+        self._stop_saving.set()
         self.grpc.stop(grace=1).wait()
         self.http.shutdown()
         self.http.server_close()

@@ -43,6 +43,7 @@ class StoredObject:
     vectors: dict[str, array]
     created: int
     updated: int
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Collection:
     objects: dict[str, StoredObject] = field(default_factory=dict)
     dims: dict[str, int] = field(default_factory=dict)
     next_doc_id: int = 0
+    version: int = 0  # bumped on every write, for search caches
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     shard: str = field(default_factory=lambda: "".join(
         secrets.choice(string.ascii_letters + string.digits) for _ in range(12)))
 
@@ -69,7 +72,7 @@ class Store:
         self.autoschema = autoschema  # AUTOSCHEMA_ENABLED, on by default as in Weaviate
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
-        self.inserted = 0  # objects written since start, for /v1/nodes batchStats
+        self.generation = 0  # bumped on every write, to know when the data dir is stale
 
     # -- collections -----------------------------------------------------------------------
     def get(self, name: str) -> Collection:
@@ -88,11 +91,13 @@ class Store:
             cls = sch.new_class(body, list(self.collections))
             coll = Collection(schema=cls)
             self.collections[coll.name] = coll
+            self.generation += 1
             return coll
 
     def drop(self, name: str) -> None:
         with self.lock:
             self.collections.pop(name[:1].upper() + name[1:], None)
+            self.generation += 1
 
     # -- objects ---------------------------------------------------------------------------
     def _props(self, coll: Collection, props: dict[str, Any]) -> dict[str, Any]:
@@ -190,11 +195,14 @@ class Store:
             if old is None:
                 coll.next_doc_id += 1
             coll.objects[uid] = obj
-            self.inserted += 1
+            coll.version += 1
+            self.generation += 1
             return obj
 
     def delete(self, coll: Collection, uid: str) -> bool:
         with self.lock:
+            coll.version += 1
+            self.generation += 1
             return coll.objects.pop(uid.lower(), None) is not None
 
     def object(self, coll: Collection, uid: str) -> StoredObject:
