@@ -294,6 +294,19 @@ def test_merge_makes_a_model_folder(setup: Setup) -> None:
          " print(type(M.from_pretrained(sys.argv[1])).__name__)", str(merged)],
         capture_output=True, text=True, timeout=300)
     assert loads.returncode == 0 and "LlamaForCausalLM" in loads.stdout, loads.stderr[-2000:]
+    # and a server serves it: the merged weights answer as the adapter does, not as the base
+    up = act(setup.lab, "server", "up", "merged", "--host", "local", "--model", str(merged),
+             "--dtype", "float32", "--max-model-len", "256", "--port", str(PORT + 1),
+             "--cpu-kvcache-gib", "1")
+    try:
+        assert up["ok"], json.dumps(up["action"], indent=1)[:3000]
+        with VllmClient(f"http://127.0.0.1:{PORT + 1}", str(merged)) as served:
+            text = served.completion(PROMPT, max_tokens=16).text
+        assert text != answer(setup.model, PROMPT)
+        FIGURES["merged model served, same text as the adapter"] = float(
+            text == answer(setup.model, PROMPT, "chat"))
+    finally:
+        llmops(setup.lab, "server", "down", "merged", check=None, timeout=SLOW)
 
 
 def test_deploy_from_a_run(setup: Setup) -> None:
