@@ -36,7 +36,7 @@ from weaviate.exceptions import (
     WeaviateQueryError,
 )
 from weaviate.proto.v1 import search_get_pb2, weaviate_pb2_grpc  # noqa: I001
-from weaviate_standin import StandinHandle, start_standin
+from weaviate_standin import StandinHandle, start_standin, write_binary
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -496,3 +496,37 @@ def test_iterator_walks_every_object(client: weaviate.WeaviateClient, name: str)
     assert sorted(seen) == list(range(23))
     ordered = coll.query.fetch_objects(sort=Sort.by_property("n", ascending=False), limit=3)
     assert [o.properties["n"] for o in ordered.objects] == [22, 21, 20]
+
+
+def test_runs_as_the_weaviate_binary(tmp_path: Path) -> None:
+    """llmops's launch = binary: `<binary> --host --port --scheme` and Weaviate's environment."""
+    binary = write_binary(tmp_path / "weaviate")
+    http, grpc_port = free_port(), free_port()
+    env = {**os.environ, "GRPC_PORT": str(grpc_port),
+           "PERSISTENCE_DATA_PATH": str(tmp_path / "data"),
+           "ENABLE_MODULES": "backup-filesystem", "BACKUP_FILESYSTEM_PATH": str(tmp_path / "bk"),
+           "DEFAULT_VECTORIZER_MODULE": "none", "CLUSTER_HOSTNAME": "node1",
+           "QUERY_DEFAULTS_LIMIT": "25", "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+           "AUTHENTICATION_APIKEY_ENABLED": "true", "AUTHENTICATION_APIKEY_ALLOWED_KEYS": "k-9",
+           "AUTHENTICATION_APIKEY_USERS": "llmops"}
+    argv = [str(binary), "--host", "127.0.0.1", "--port", str(http), "--scheme", "http"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"ready http={http} grpc={grpc_port}"
+        with weaviate.connect_to_custom("127.0.0.1", http, False, "127.0.0.1", grpc_port, False,
+                                        auth_credentials=Auth.api_key("k-9")) as c:
+            coll = c.collections.create("Bin")
+            coll.data.insert_many([{"n": i} for i in range(30)])
+            assert len(coll.query.fetch_objects().objects) == 25  # QUERY_DEFAULTS_LIMIT
+            assert c.backup.create("b1", "filesystem", wait_for_completion=True).status.value \
+                == "SUCCESS"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "bk" / "b1").is_dir()
+    refused = subprocess.run(argv, env={**env, "ENABLE_MODULES": "text2vec-openai"},
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "text2vec-openai" in refused.stderr

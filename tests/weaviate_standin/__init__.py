@@ -6,7 +6,13 @@ closely enough that llmops's production code cannot tell it from Weaviate.
         [--data-dir D] [--api-key-env NAME] [--host 127.0.0.1]      (cwd tests/, or
     python -m tests.weaviate_standin ... from the repo root)
 
-prints "ready http=P grpc=G" and runs until SIGTERM. In-process:
+prints "ready http=P grpc=G" and runs until SIGTERM. It also runs the way the real binary does
+(`--host H --port P --scheme http` plus Weaviate's environment variables: GRPC_PORT,
+PERSISTENCE_DATA_PATH, ENABLE_MODULES=backup-filesystem, BACKUP_FILESYSTEM_PATH,
+AUTHENTICATION_APIKEY_ENABLED/_ALLOWED_KEYS, AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED,
+AUTOSCHEMA_ENABLED, QUERY_DEFAULTS_LIMIT, QUERY_MAXIMUM_RESULTS, CLUSTER_HOSTNAME; other
+modules are refused): ``write_binary(path)`` writes an executable to use as llmops's
+`binary`. In-process:
 ``start_standin(http_port, grpc_port, backup_dir, api_key=None) -> handle`` (port 0 = free port,
 ``handle.http_port`` / ``handle.grpc_port``; ``handle.stop()``).
 
@@ -62,7 +68,7 @@ from __future__ import annotations
 from typing import Any
 
 VERSION = "1.32.27"
-__all__ = ["VERSION", "StandinHandle", "start_standin"]
+__all__ = ["VERSION", "StandinHandle", "start_standin", "write_binary"]
 
 
 def __getattr__(name: str) -> Any:
@@ -71,4 +77,8 @@ def __getattr__(name: str) -> Any:
         from . import server
 
         return getattr(server, name)
+    if name == "write_binary":
+        from .binary import write_binary
+
+        return write_binary
     raise AttributeError(name)

@@ -1,7 +1,9 @@
 """Run the stand-in as a process, the way llmops runs a Weaviate binary on a host:
 python -m weaviate_standin --http-port P --grpc-port G --backup-dir D [--data-dir D]
     [--api-key-env NAME] [--host 127.0.0.1]
-Prints "ready http=P grpc=G" once both listen; SIGTERM or SIGINT stops it (saving --data-dir)."""
+or as the real binary is run (`weaviate --host H --port P --scheme http` with Weaviate's
+environment variables; see write_binary). Prints "ready http=P grpc=G" once both listen;
+SIGTERM or SIGINT stops it (saving the data dir)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def light() -> None:
         return
     spec = importlib.util.find_spec("weaviate")
     if spec is None or spec.origin is None:
-        raise SystemExit("error: weaviate-client is not installed (the stand-in uses its stubs)")
+        raise ConfigError("weaviate-client is not installed (the stand-in uses its stubs)")
     root = Path(spec.origin).parent
     for name, path in (("weaviate", root), ("weaviate.proto", root / "proto"),
                        ("weaviate.proto.v1", root / "proto" / "v1")):
@@ -35,43 +37,95 @@ def light() -> None:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="weaviate_standin",
-                                     description=f"Weaviate {VERSION} stand-in for tests")
-    parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--grpc-port", type=int, default=50051)
-    parser.add_argument("--backup-dir", required=True,
+    parser = argparse.ArgumentParser(
+        prog="weaviate_standin", description=f"Weaviate {VERSION} stand-in for tests",
+        epilog="Also takes the real binary's way: --host/--port/--scheme and the environment "
+               "Weaviate reads (GRPC_PORT, PERSISTENCE_DATA_PATH, ENABLE_MODULES, "
+               "BACKUP_FILESYSTEM_PATH, AUTHENTICATION_APIKEY_ENABLED / _ALLOWED_KEYS, "
+               "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED, AUTOSCHEMA_ENABLED, "
+               "QUERY_DEFAULTS_LIMIT, QUERY_MAXIMUM_RESULTS, CLUSTER_HOSTNAME); flags win.")
+    parser.add_argument("--http-port", "--port", dest="http_port", type=int, default=None)
+    parser.add_argument("--grpc-port", type=int, default=None)
+    parser.add_argument("--backup-dir", default=None,
                         help="backup-filesystem's path: one folder per backup id")
     parser.add_argument("--data-dir", default=None,
-                        help="loaded at start, written on stop and after each backup")
+                        help="loaded at start, written a few seconds after changes and on stop")
     parser.add_argument("--api-key-env", default=None,
                         help="NAME of an environment variable holding the API key")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--scheme", default="http", choices=["http"])
     parser.add_argument("--backup-delay", type=float, default=0.0,
                         help="seconds per backup phase, to watch STARTED/TRANSFERRING")
     parser.add_argument("--verbose", action="store_true", help="log each HTTP request")
-    parser.epilog = ("Environment as Weaviate reads it: AUTOSCHEMA_ENABLED=false turns off "
-                     "auto-schema (unknown properties and collections are then refused).")
     return parser.parse_args(argv)
+
+
+class ConfigError(Exception):
+    """A configuration the stand-in cannot honour."""
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    return default if not value else value in ("true", "1", "on", "yes", "enabled")
+
+
+def settings(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]:
+    """start_standin's arguments from the flags and Weaviate's environment variables; a
+    configuration the stand-in cannot honour is a ConfigError naming it."""
+    modules = [m.strip() for m in env.get("ENABLE_MODULES", "").split(",") if m.strip()]
+    vectorizer = env.get("DEFAULT_VECTORIZER_MODULE", "none") or "none"
+    missing = [m for m in modules if m != "backup-filesystem"]
+    if vectorizer != "none":
+        missing.append(vectorizer)
+    if missing:
+        raise ConfigError(f"modules not available in the stand-in: {', '.join(missing)} "
+                         "(it has backup-filesystem only; vectors are brought by the client)")
+    backup_dir = args.backup_dir
+    if backup_dir is None and "backup-filesystem" in modules:
+        backup_dir = env.get("BACKUP_FILESYSTEM_PATH") or None
+        if backup_dir is None:
+            raise ConfigError("backup-filesystem needs BACKUP_FILESYSTEM_PATH")
+    keys: list[str] = []
+    if args.api_key_env:
+        key = env.get(args.api_key_env)
+        if not key:
+            raise ConfigError(f"--api-key-env names {args.api_key_env}, which is not set")
+        keys = [key]
+    elif _flag(env, "AUTHENTICATION_APIKEY_ENABLED", False):
+        keys = [k.strip() for k in env.get("AUTHENTICATION_APIKEY_ALLOWED_KEYS", "").split(",")
+                if k.strip()]
+        if not keys:
+            raise ConfigError("AUTHENTICATION_APIKEY_ENABLED needs at least one key in "
+                             "AUTHENTICATION_APIKEY_ALLOWED_KEYS")
+    anonymous = None
+    if env.get("AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"):
+        anonymous = _flag(env, "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", True)
+    return {
+        "http_port": args.http_port if args.http_port is not None else 8080,
+        "grpc_port": args.grpc_port if args.grpc_port is not None
+        else int(env.get("GRPC_PORT") or 50051),
+        "backup_dir": backup_dir, "api_keys": keys, "anonymous": anonymous, "host": args.host,
+        "data_dir": args.data_dir or env.get("PERSISTENCE_DATA_PATH") or None,
+        "backup_delay": args.backup_delay, "verbose": args.verbose,
+        "autoschema": _flag(env, "AUTOSCHEMA_ENABLED", True),
+        "defaults_limit": int(env.get("QUERY_DEFAULTS_LIMIT") or 10),
+        "maximum_results": int(env.get("QUERY_MAXIMUM_RESULTS") or 10000),
+        "node_name": env.get("CLUSTER_HOSTNAME") or "node1",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            print(f"error: --api-key-env names {args.api_key_env}, which is not set",
-                  file=sys.stderr)
-            return 2
-    light()
+    try:
+        config = settings(args, dict(os.environ))
+        light()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from .server import start_standin
 
     try:
-        handle = start_standin(args.http_port, args.grpc_port, args.backup_dir, api_key,
-                               host=args.host, data_dir=args.data_dir,
-                               backup_delay=args.backup_delay, verbose=args.verbose,
-                               autoschema=os.environ.get("AUTOSCHEMA_ENABLED", "true").lower()
-                               not in ("false", "0", "off"))
+        handle = start_standin(**config)  # type: ignore[arg-type]
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -29,7 +29,7 @@ def _stamp() -> str:
 
 
 class Backups:
-    def __init__(self, store: Store, root: Path, version: str, delay: float = 0.0,
+    def __init__(self, store: Store, root: Path | None, version: str, delay: float = 0.0,
                  on_done: Any = None) -> None:
         self.store = store
         self.root = root
@@ -41,6 +41,9 @@ class Backups:
         self.threads: list[threading.Thread] = []
 
     def home(self, backup_id: str) -> Path:
+        if self.root is None:
+            raise Unprocessable('no backup backend "filesystem": backup: backend filesystem not '
+                                "found, did you enable the right module?")
         return self.root / backup_id
 
     def _meta(self, backup_id: str, name: str) -> dict[str, Any] | None:
@@ -67,6 +70,7 @@ class Backups:
 
     # -- create ------------------------------------------------------------------------------
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.home("")  # refuses without the module
         backup_id = str(body.get("id") or "")
         if not _ID.match(backup_id):
             raise Unprocessable(f"invalid backup id: '{backup_id}' allowed characters are "
@@ -139,6 +143,8 @@ class Backups:
 
     def listing(self) -> list[dict[str, Any]]:
         out = []
+        self.home("")  # refuses without the module
+        assert self.root is not None
         for home in sorted(self.root.glob("*/")) if self.root.exists() else []:
             meta = self._meta(home.name, BACKUP_FILE)
             if meta is not None:
@@ -154,6 +160,7 @@ class Backups:
 
     # -- restore -----------------------------------------------------------------------------
     def restore(self, backup_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.home("")  # refuses without the module
         meta = self._meta(backup_id, BACKUP_FILE)
         if meta is None:
             raise NotFound(f'backup id "{backup_id}" does not exist: not found')

@@ -104,10 +104,33 @@ def _guess_value(value: Any) -> Any:
     return properties_pb2.Value(text_value=str(value))
 
 
-def to_value(kind: str, value: Any) -> Any:
-    """A stored property as the Value Weaviate's mapper (grpc/v1/mapping.go) sends."""
+def _nested_fields(value: dict[str, Any], nested: list[dict[str, Any]],
+                   wanted: Any) -> Any:
+    """An object's fields by their nested types; `wanted` (names, sub-selections) or None."""
+    defs = {p["name"]: p for p in nested}
+    names = list(value) if wanted is None else [*wanted[0], *wanted[1]]
+    fields = {}
+    for key in names:
+        if key not in value or key not in defs:
+            continue
+        sub = None if wanted is None else wanted[1].get(key)
+        fields[key] = to_value(defs[key]["dataType"][0], value[key],
+                               defs[key].get("nestedProperties"), sub)
+    return properties_pb2.Properties(fields=fields)
+
+
+def to_value(kind: str, value: Any, nested: list[dict[str, Any]] | None = None,
+             wanted: Any = None) -> Any:
+    """A stored property as the Value Weaviate's mapper (grpc/v1/mapping.go) sends; objects
+    follow their nested properties' types, cut to `wanted` when the request names some."""
     if value is None:
         return properties_pb2.Value(null_value=0)
+    if kind == "object" and nested is not None:
+        return properties_pb2.Value(object_value=_nested_fields(value, nested, wanted))
+    if kind == "object[]" and nested is not None:
+        return properties_pb2.Value(list_value=properties_pb2.ListValue(
+            object_values=properties_pb2.ObjectValues(
+                values=[_nested_fields(v, nested, wanted) for v in value])))
     base = ARRAY_OF.get(kind)
     if base is not None:
         lv = properties_pb2.ListValue

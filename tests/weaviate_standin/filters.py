@@ -7,6 +7,7 @@ inverted/searcher.go."""
 from __future__ import annotations
 
 import fnmatch
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,8 @@ def from_proto(coll: Collection, pb: Any, store: Store | None = None) -> Clause:
     raw = getattr(pb, which)
     if which.endswith("_array"):
         raw = list(raw.values)
+    elif which == "value_geo":
+        raw = {"latitude": raw.latitude, "longitude": raw.longitude, "distance": raw.distance}
     field_name = "value" + "".join(p.title() for p in which.split("_")[1:])
     return _path_clause(store, coll, path, op, raw, field_name)
 
@@ -130,7 +133,8 @@ def _check_value(kind: str, raw: Any, field_name: str, is_array: bool) -> None:
 
 def compile_clause(coll: Collection, op: str, path: str, raw: Any, field_name: str) -> Clause:
     cls = coll.schema
-    if op not in _COMPARE and op not in ("Like", "IsNull", "ContainsAny", "ContainsAll"):
+    if op not in _COMPARE and op not in ("Like", "IsNull", "ContainsAny", "ContainsAll",
+                                         "WithinGeoRange"):
         raise Unprocessable(f"unknown filter operator {op}")
     is_array = isinstance(raw, list)
     if op in ("ContainsAny", "ContainsAll") and not is_array:
@@ -174,6 +178,11 @@ def compile_clause(coll: Collection, op: str, path: str, raw: Any, field_name: s
                             f"`indexFilterable` option of property '{name}' enabled? Set it to "
                             "`true` or leave empty")
     kind = sch.base_type(definition)
+    if op == "WithinGeoRange" or kind == "geoCoordinates":
+        if op != "WithinGeoRange" or kind != "geoCoordinates" or not isinstance(raw, dict):
+            raise Unprocessable(f"operator {op} cannot be used on property {name} of type "
+                                f"{kind}; geo properties take WithinGeoRange and a valueGeoRange")
+        return Clause(op, prop=name, kind="geo", definition=definition, value=raw)
     _check_value(kind, raw, field_name, is_array)
     if kind == "text" and op in ("Equal", "NotEqual", "Like", "ContainsAny", "ContainsAll"):
         stops = stopwords(cls) if definition["tokenization"] == "word" else frozenset()
@@ -218,6 +227,9 @@ def matches(clause: Clause, obj: StoredObject) -> bool:
         linked = refs.targets(clause.definition["store"], obj.properties.get(clause.prop))
         return any(matches(clause.operands[0], tobj) for tcoll, tobj in linked
                    if tcoll.name == clause.value)
+    if clause.kind == "geo":
+        where = obj.properties.get(clause.prop)
+        return where is not None and _meters(where, clause.value) <= clause.value["distance"]
     if clause.kind == "refcount":
         return bool(_COMPARE[op](len(obj.properties.get(clause.prop) or []), clause.value))
     if clause.kind == "null":
@@ -247,6 +259,14 @@ def matches(clause: Clause, obj: StoredObject) -> bool:
         return not any(v == clause.value for v in values)
     compare = _COMPARE[op]
     return any(compare(v, clause.value) for v in values)
+
+
+def _meters(a: dict[str, float], b: dict[str, float]) -> float:
+    """Great-circle distance (haversine), the way geo filters measure."""
+    lat1, lat2 = math.radians(a["latitude"]), math.radians(b["latitude"])
+    dlat, dlon = lat2 - lat1, math.radians(b["longitude"] - a["longitude"])
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 2 * 6371000.0 * math.asin(math.sqrt(h))
 
 
 def select(coll: Collection, clause: Clause | None) -> list[StoredObject]:

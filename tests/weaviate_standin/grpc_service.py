@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from . import aggregate, query, refs
+from .auth import Auth
 from .codec import batch_properties, object_vectors, uuid_bytes, vector_from
 from .errors import StandinError, Unprocessable
 from .filters import from_proto, select
@@ -24,38 +25,6 @@ from .stubs import (
 )
 
 MAX_MESSAGE = 104858000  # GRPC_MAX_MESSAGE_SIZE default, also reported in /v1/meta
-
-
-class Auth:
-    """API-key auth as Weaviate does it (composer/token_validation.go, anonymous/middleware.go):
-    with a key set, a missing or wrong bearer is refused; without one, any bearer is refused."""
-
-    NO_SCHEME = ("no authentication scheme is configured (API Key or OIDC), but an "
-                 "'Authorization' header was provided. Please configure an auth scheme or "
-                 "remove the header for anonymous access")
-
-    def __init__(self, api_key: str | None) -> None:
-        self.api_key = api_key
-
-    def refusal(self, header: str | None) -> str | None:
-        """Why a request with this Authorization header is refused, or None."""
-        token = header[len("Bearer "):] if header and header.startswith("Bearer ") else None
-        if self.api_key is None:
-            return self.NO_SCHEME if token is not None else None
-        if token is None:
-            return "anonymous access not enabled. Please authenticate through one of the " \
-                   "available methods: [API-keys]"
-        if token != self.api_key:
-            return "unauthorized: invalid api key"
-        return None
-
-    def check_grpc(self, context: grpc.ServicerContext) -> None:
-        header = dict(context.invocation_metadata()).get("authorization")
-        reason = self.refusal(header)
-        if reason is not None:
-            if header is None or not header.startswith("Bearer "):
-                reason = "unauthorized: invalid api key"  # tryAnonymous -> composer("")
-            context.abort(grpc.StatusCode.UNKNOWN, f"extract auth: {reason}")
 
 
 class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
@@ -133,7 +102,7 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
             raise Unprocessable("no filters in batch delete request")
         with self.store.lock:
             clause = from_proto(coll, request.filters, self.store)
-            victims = select(coll, clause)[:query.MAX_RESULTS]
+            victims = select(coll, clause)[:self.store.maximum_results]
             if not request.dry_run:
                 for obj in victims:
                     self.store.delete(coll, obj.uuid)

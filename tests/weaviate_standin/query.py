@@ -26,8 +26,6 @@ from .stubs import base_search_pb2, search_get_pb2
 
 AND = base_search_pb2.SearchOperatorOptions.OPERATOR_AND
 RANKED = base_search_pb2.Hybrid.FUSION_TYPE_RANKED
-DEFAULT_LIMIT = 10  # QUERY_DEFAULTS_LIMIT
-MAX_RESULTS = 10000  # QUERY_MAXIMUM_RESULTS
 _UNSUPPORTED = ("group_by", "generative", "rerank", "near_text", "near_image", "near_audio",
                 "near_video", "near_depth", "near_thermal", "near_imu")
 
@@ -146,8 +144,8 @@ def run(store: Store, req: Any) -> Any:
                 if req.HasField(n)]
     if len(req.sort_by) and searches:
         raise Unprocessable("sorting cannot be combined with search")
-    limit = req.limit if req.limit > 0 else DEFAULT_LIMIT
-    if req.offset + limit > MAX_RESULTS:
+    limit = req.limit if req.limit > 0 else store.defaults_limit
+    if req.offset + limit > store.maximum_results:
         raise Unprocessable("query maximum results exceeded")
     selection = reply.select_properties(store, coll, req.properties if req.HasField(
         "properties") else None)

@@ -20,6 +20,12 @@ from .stubs import properties_pb2, search_get_pb2
 class Selection:
     names: list[str]
     refs: list[tuple[str, str, Selection, Any]] = field(default_factory=list)
+    nested: dict[str, Any] = field(default_factory=dict)  # object prop -> (names, {sub})
+
+
+def _nested_request(req: Any) -> tuple[list[str], dict[str, Any]]:
+    return list(req.primitive_properties), {o.prop_name: _nested_request(o)
+                                            for o in req.object_properties}
 
 
 def _no_such(name: str, coll: Collection) -> Unprocessable:
@@ -41,7 +47,8 @@ def select_properties(store: Store, coll: Collection, pr: Any) -> Selection:
         for name in names:
             if sch.property_of(coll.schema, name) is None:
                 raise _no_such(name, coll)
-    out = Selection(names)
+    out = Selection(names, nested={o.prop_name: _nested_request(o)
+                                   for o in pr.object_properties})
     for rp in pr.ref_properties:
         name = rp.reference_property[:1].lower() + rp.reference_property[1:]
         prop = sch.property_of(coll.schema, name)
@@ -65,9 +72,9 @@ def select_properties(store: Store, coll: Collection, pr: Any) -> Selection:
 def properties(store: Store, coll: Collection, sel: Selection, obj: StoredObject) -> Any:
     fields = {}
     for name in sel.names:
-        definition = sch.property_of(coll.schema, name)
-        kind = definition["dataType"][0] if definition else "text"
-        fields[name] = to_value(kind, obj.properties.get(name))
+        definition = sch.property_of(coll.schema, name) or {"dataType": ["text"]}
+        fields[name] = to_value(definition["dataType"][0], obj.properties.get(name),
+                                definition.get("nestedProperties"), sel.nested.get(name))
     ref_props = []
     for name, target, sub, meta_req in sel.refs:
         linked = []

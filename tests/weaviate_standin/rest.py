@@ -14,7 +14,6 @@ from . import refs
 from . import schema as sch
 from .errors import NotFound, StandinError, Unauthorized, Unprocessable
 from .filters import from_json, select
-from .query import MAX_RESULTS
 from .store import Collection, StoredObject
 
 OPEN_PATHS = ("/v1", "/v1/", "/v1/.well-known/openid-configuration")
@@ -246,14 +245,14 @@ class Handler(BaseHTTPRequestHandler):
             dry = bool(body.get("dryRun"))
             with store.lock:
                 clause = from_json(coll, match.get("where") or {}, store)
-                victims = select(coll, clause)[:MAX_RESULTS]
+                victims = select(coll, clause)[:store.maximum_results]
                 if not dry:
                     for obj in victims:
                         store.delete(coll, obj.uuid)
             verbose = body.get("output") == "verbose"
             return 200, {"match": match, "output": body.get("output") or "minimal",
                          "dryRun": dry, "results": {
-                             "matches": len(victims), "limit": MAX_RESULTS,
+                             "matches": len(victims), "limit": store.maximum_results,
                              "successful": len(victims), "failed": 0,
                              "objects": [{"id": o.uuid, "status": "DRYRUN" if dry else "SUCCESS"}
                                          for o in victims] if verbose else None}}

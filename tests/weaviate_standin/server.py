@@ -11,13 +11,13 @@ from typing import Any
 import grpc
 
 from . import VERSION
+from .auth import Auth
 from .backups import Backups
-from .grpc_service import MAX_MESSAGE, Auth, start_grpc
+from .grpc_service import MAX_MESSAGE, start_grpc
 from .rest import StandinHTTPServer
 from .store import Store
 
 GIT_HASH = "standin"
-NODE_NAME = "node1"
 
 
 @dataclass
@@ -28,13 +28,15 @@ class App:
     host: str
     http_port: int
     data_dir: Path | None = None
+    node_name: str = "node1"
     verbose: bool = False
     save_lock: threading.Lock = field(default_factory=threading.Lock)
     saved_generation: int = 0
 
     def meta(self) -> dict[str, Any]:
         return {"hostname": f"http://{self.host}:{self.http_port}",
-                "modules": {"backup-filesystem": {"backupsPath": str(self.backups.root)}},
+                "modules": {} if self.backups.root is None else
+                {"backup-filesystem": {"backupsPath": str(self.backups.root)}},
                 "version": VERSION, "grpcMaxMessageSize": MAX_MESSAGE}
 
     def node(self, collection: str | None, verbose: bool) -> dict[str, Any]:
@@ -43,7 +45,7 @@ class App:
             colls = [c for c in colls if c.name == collection[:1].upper() + collection[1:]]
         out: dict[str, Any] = {
             "batchStats": {"queueLength": 0, "ratePerSecond": 0},
-            "gitHash": GIT_HASH, "name": NODE_NAME, "status": "HEALTHY", "version": VERSION}
+            "gitHash": GIT_HASH, "name": self.node_name, "status": "HEALTHY", "version": VERSION}
         if verbose:
             out["shards"] = [{"class": c.name, "name": c.shard, "objectCount": len(c.objects),
                               "vectorIndexingStatus": "READY", "vectorQueueLength": 0,
@@ -56,13 +58,13 @@ class App:
     def statistics(self) -> dict[str, Any]:
         """/v1/cluster/statistics of a one-node Raft cluster."""
         return {"statistics": [{
-            "name": NODE_NAME, "status": "HEALTHY", "ready": True, "open": True,
-            "dbLoaded": True, "isVoter": True, "leaderId": NODE_NAME,
+            "name": self.node_name, "status": "HEALTHY", "ready": True, "open": True,
+            "dbLoaded": True, "isVoter": True, "leaderId": self.node_name,
             "leaderAddress": f"{self.host}:8300", "candidates": {},
             "initialLastAppliedIndex": 0,
             "raft": {"state": "Leader", "numPeers": "0", "term": "2", "protocolVersion": "3",
                      "latestConfiguration": [{"address": f"{self.host}:8300",
-                                              "id": NODE_NAME, "suffrage": 0}]}}],
+                                              "id": self.node_name, "suffrage": 0}]}}],
             "synchronized": True}
 
     def save(self) -> None:
@@ -120,19 +122,26 @@ class StandinHandle:
         self.stop()
 
 
-def start_standin(http_port: int, grpc_port: int, backup_dir: str | Path,
+def start_standin(http_port: int, grpc_port: int, backup_dir: str | Path | None,
                   api_key: str | None = None, *, host: str = "127.0.0.1",
                   data_dir: str | Path | None = None, backup_delay: float = 0.0,
-                  autoschema: bool = True, verbose: bool = False) -> StandinHandle:
-    """Start REST and gRPC listeners (port 0 picks a free port; see the handle's ports)."""
-    store = Store(autoschema)
+                  autoschema: bool = True, api_keys: list[str] | None = None,
+                  anonymous: bool | None = None, defaults_limit: int = 10,
+                  maximum_results: int = 10000, node_name: str = "node1",
+                  verbose: bool = False) -> StandinHandle:
+    """Start REST and gRPC listeners (port 0 picks a free port; see the handle's ports).
+    `api_key` (or several `api_keys`) turns on API-key auth and, unless `anonymous` says
+    otherwise, turns anonymous access off; `backup_dir=None` is Weaviate without the
+    backup-filesystem module."""
+    store = Store(autoschema, defaults_limit, maximum_results)
     data = Path(data_dir) if data_dir is not None else None
     if data is not None:
         store.load(data)
-    auth = Auth(api_key)
-    app = App(store, auth, Backups(store, Path(backup_dir), VERSION, backup_delay), host,
-              http_port, data, verbose)
-    app.backups.on_done = app.save
+    auth = Auth([*(api_keys or []), *([api_key] if api_key else [])], anonymous)
+    backups = Backups(store, Path(backup_dir) if backup_dir is not None else None, VERSION,
+                      backup_delay)
+    app = App(store, auth, backups, host, http_port, data, node_name, verbose)
+    backups.on_done = app.save
     http = StandinHTTPServer((host, http_port), app)
     app.http_port = http.server_address[1]
     try:

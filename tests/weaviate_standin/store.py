@@ -21,7 +21,7 @@ from typing import Any
 from . import refs
 from . import schema as sch
 from .errors import NotFound, Unprocessable
-from .values import coerce, guess_type, nested_of
+from .values import coerce, guess_type, merge_nested, nested_of
 
 STATE_FILE = "standin-state.json"
 
@@ -68,8 +68,11 @@ class Collection:
 class Store:
     """All collections; callers hold `lock` around anything that reads and then writes."""
 
-    def __init__(self, autoschema: bool = True) -> None:
+    def __init__(self, autoschema: bool = True, defaults_limit: int = 10,
+                 maximum_results: int = 10000) -> None:
         self.autoschema = autoschema  # AUTOSCHEMA_ENABLED, on by default as in Weaviate
+        self.defaults_limit = defaults_limit  # QUERY_DEFAULTS_LIMIT
+        self.maximum_results = maximum_results  # QUERY_MAXIMUM_RESULTS
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
         self.generation = 0  # bumped on every write, to know when the data dir is stale
@@ -123,8 +126,12 @@ class Store:
                 prop = sch.add_property(coll.schema, body)
             if sch.is_reference(prop):
                 out[prop["name"]] = refs.normalize(prop, value)
-            else:
-                out[prop["name"]] = coerce(prop["dataType"][0], value, prop["name"], coll.name)
+                continue
+            nested = prop.get("nestedProperties")
+            if nested is not None and self.autoschema:
+                merge_nested(nested, value)
+            out[prop["name"]] = coerce(prop["dataType"][0], value, prop["name"], coll.name,
+                                       nested)
         return out
 
     def _vectors(self, coll: Collection, vector: Any,

@@ -97,10 +97,36 @@ def _scalar(kind: str, value: Any) -> Any:
     raise ValueError(f"unsupported type {kind}")
 
 
-def coerce(kind: str, value: Any, name: str, class_name: str) -> Any:
+def _object(value: Any, nested: list[dict[str, Any]], name: str, class_name: str) -> Any:
+    if not isinstance(value, dict):
+        raise Unprocessable(f"invalid object property '{name}' on class '{class_name}': not an "
+                            f"object, but {go_type(value)}")
+    defs = {p["name"]: p for p in nested}
+    out = {}
+    for key, item in value.items():
+        if item is None:
+            continue
+        prop = defs.get(key)
+        if prop is None:
+            raise Unprocessable(f"invalid object property '{name}' on class '{class_name}': "
+                                f"nested property '{key}' does not exist")
+        out[key] = coerce(prop["dataType"][0], item, f"{name}.{key}", class_name,
+                          prop.get("nestedProperties"))
+    return out
+
+
+def coerce(kind: str, value: Any, name: str, class_name: str,
+           nested: list[dict[str, Any]] | None = None) -> Any:
     """A property value checked against its data type, as stored (Weaviate's messages)."""
     if value is None:
         return None
+    if kind == "object" and nested is not None:
+        return _object(value, nested, name, class_name)
+    if kind == "object[]" and nested is not None:
+        if not isinstance(value, list):
+            raise Unprocessable(f"invalid object array property '{name}' on class "
+                                f"'{class_name}': not an array, but {go_type(value)}")
+        return [_object(v, nested, name, class_name) for v in value]
     base = ARRAY_OF.get(kind)
     try:
         if base is not None:
@@ -174,3 +200,23 @@ def nested_of(value: Any) -> list[dict[str, Any]]:
             prop["nestedProperties"] = nested_of(item)
         out.append(prop)
     return out
+
+
+def merge_nested(defs: list[dict[str, Any]], value: Any) -> bool:
+    """Auto-schema for objects: add nested properties the value has and the schema lacks."""
+    changed = False
+    for item in value if isinstance(value, list) else [value]:
+        if not isinstance(item, dict):
+            continue
+        for new in nested_of(item):
+            old = next((d for d in defs if d["name"] == new["name"]), None)
+            if old is None:
+                defs.append({**new, "indexFilterable": True,
+                             "indexSearchable": new["dataType"][0] in ("text", "text[]"),
+                             "indexRangeFilters": False,
+                             **({"tokenization": "word"} if new["dataType"][0] in
+                                ("text", "text[]") else {})})
+                changed = True
+            elif old.get("nestedProperties") is not None:
+                changed |= merge_nested(old["nestedProperties"], item[new["name"]])
+    return changed
