@@ -139,6 +139,11 @@ def run(store: Store, req: Any) -> Any:
                             f"with tenant")
     for name in _UNSUPPORTED:
         if req.HasField(name):
+            if name.startswith("near_"):  # modules.go: no vectorizer/media module for it
+                kind = "near" + "".join(p.title() for p in name.split("_")[1:])
+                raise Unprocessable(f"could not vectorize input for collection {coll.name} with "
+                                    f"search-type {kind}. Make sure a vectorizer module is "
+                                    "configured for this collection")
             raise Unprocessable(f"{name} is not supported by the stand-in")
     searches = [n for n in ("near_vector", "near_object", "bm25_search", "hybrid_search")
                 if req.HasField(n)]
