@@ -20,15 +20,22 @@ def _data_type(kind: str) -> Any:
 
 
 def create_collection(client: Any, spec: IndexSpec) -> None:
-    from weaviate.classes.config import Configure, DataType, Property, VectorDistances
+    from weaviate.classes.config import (
+        Configure,
+        DataType,
+        Property,
+        Tokenization,
+        VectorDistances,
+    )
 
     distance = {"cosine": VectorDistances.COSINE, "dot": VectorDistances.DOT,
                 "l2-squared": VectorDistances.L2_SQUARED}[spec.distance]
     properties = [
         Property(name="text", data_type=DataType.TEXT),
-        Property(name="source", data_type=DataType.TEXT),
+        # whole-value tokens: a word-tokenised "a.md" filters as "md" (stopword "a" dropped)
+        Property(name="source", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
         Property(name="chunk", data_type=DataType.INT),
-        Property(name="doc_sha", data_type=DataType.TEXT),
+        Property(name="doc_sha", data_type=DataType.TEXT, tokenization=Tokenization.FIELD),
         *(Property(name=p.name, data_type=_data_type(p.type)) for p in spec.properties),
     ]
     hnsw = Configure.VectorIndex.hnsw(distance_metric=distance, ef=spec.ef,
