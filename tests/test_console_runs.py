@@ -160,7 +160,8 @@ async def test_chart_moves_and_stop_resume_are_actions(
             assert chart.drawn[0][1][0] > chart.drawn[0][1][-1]  # the loss goes down
             assert "loss" in chart.plt.build() and "step" in chart.plt.build()  # legend, axis
             bar = view.query_one("#detail-bar", ProgressBar)
-            assert bar.total == 400 and 0 < (bar.progress or 0) < 400
+            await wait_for(pilot, lambda: bar.total == 400 and 0 < (bar.progress or 0) < 400, 30,
+                           "the progress bar")
             assert "ETA" in shown_text(view.query_one("#detail-bar-words", Label))
             await wait_for(pilot, lambda: view.query_one("#detail-report").display, 20,
                            "the report")
@@ -289,8 +290,9 @@ async def test_a_real_run_started_from_the_form_trains_with_a_moving_chart(
             await wait_for(pilot, lambda: chart.point_count > seen + 2, 120, "the chart moving")
             assert chart.drawn[0][0][-1] > chart.drawn[0][0][0]  # later steps, drawn in order
             await wait_for(pilot, lambda: chart.drawn[1][0], 120, "an eval loss point")
-            bar = view.query_one("#detail-bar", ProgressBar)
-            assert bar.total == 2000 and (bar.progress or 0) > 0
+            bar = view.query_one("#detail-bar", ProgressBar)  # set by the same poll, or the next
+            await wait_for(pilot, lambda: bar.total == 2000 and (bar.progress or 0) > 0, 60,
+                           "the progress bar")
             await wait_for(pilot, lambda: view.query_one("#detail-report").display, 60,
                            "the screening report")
             report = shown_text(view.query_one("#detail-report", Static))
@@ -311,7 +313,8 @@ async def test_a_real_run_started_from_the_form_trains_with_a_moving_chart(
             assert verdict("run r1 stopped") is None, verdict("run r1 stopped")
             await wait_for(pilot, lambda: not view.rows["r1"].busy
                            and view.rows["r1"].state == "stopped", 60, "r1 stopped")
-            assert view.last_action["r1"][1] == "run r1 stopped"
+            await wait_for(pilot, lambda: view.last_action["r1"][1] == "run r1 stopped", 30,
+                           "the stop as r1's last action")
             assert view.check_action("resume", ()) and view.check_action("stop", ()) is None
             close_app_lab(app)
     finally:
