@@ -140,10 +140,12 @@ def gpu_engine(tmp_path: Path) -> Iterator[Engine]:
 
 def test_lora_run_on_a_gpu(gpu_engine: Engine, tmp_path: Path) -> None:
     """A LoRA run through the engine trains on the GPU it is pinned to (peak memory > 0)."""
-    _gpu_run(gpu_engine, tmp_path, "gpu-lora")
+    result = _gpu_run(gpu_engine, tmp_path, "gpu-lora")
+    assert result["tokens_per_s"] > 0 and result["sha256"]
 
 
 def test_qlora_run_on_a_gpu(gpu_engine: Engine, tmp_path: Path) -> None:
     """QLoRA (4-bit base via bitsandbytes) is admitted on a CUDA host and trains there."""
     pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes on the GPU host")
-    _gpu_run(gpu_engine, tmp_path, "gpu-qlora", qlora=True)
+    result = _gpu_run(gpu_engine, tmp_path, "gpu-qlora", qlora=True)
+    assert result["tokens_per_s"] > 0 and result["sha256"]
