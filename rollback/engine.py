@@ -11,20 +11,25 @@ from typing import Any
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.base import Check, Context, Spec, SpecError
 from llmops.ops.validate import find_secrets
+from llmops.rollback.alerts import Alerts
+from llmops.rollback.benches import Benches
 from llmops.rollback.changes import ActionRefused, Change, who
+from llmops.rollback.drill import Drills
+from llmops.rollback.evals import Evals
 from llmops.rollback.kinds import KINDS, admit_dependencies
 from llmops.rollback.lab import Lab, Ref
 from llmops.rollback.leftovers import Leftovers
 from llmops.rollback.lock import current_command
 from llmops.rollback.operate import Operate
 from llmops.rollback.pending import PendingReverts
+from llmops.rollback.policy import check_policy
 from llmops.rollback.records import ActionRecord
 from llmops.rollback.undo import RollbackPreview, Undo
 
 __all__ = ["ActionRefused", "Change", "Engine", "RollbackPreview"]
 
 
-class Engine(Undo, Leftovers, Operate):
+class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills):
     """Runs actions on one lab. Thread-safe enough for one console plus CLI calls: the lab
     lock serialises actions across processes and threads."""
 
@@ -73,6 +78,7 @@ class Engine(Undo, Leftovers, Operate):
         if not changes:
             raise ActionRefused("nothing to do: no resource changes")
         context = self.context(changes)
+        check_policy(self.lab, changes, context)
         for ch in changes:
             kind = KINDS[ch.kind]
             if ch.spec is None:

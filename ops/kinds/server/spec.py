@@ -100,6 +100,19 @@ class ServerSpec(Spec):
         default=None, ge=1, le=600_000, description="Checklist: bound on a burst's p95 (ms)."
     )
     """The checklist's bound on a burst's p95 latency (8-token completions); None = 10 s."""
+    target_ttft_p95_ms: float = Field(
+        default=200.0, gt=0, le=600_000, description="Target: first-token p95 (ms)."
+    )
+    target_output_tps: float = Field(
+        default=100.0, ge=0, le=10_000_000, description="Target: output tokens/s at least."
+    )
+    """The seed's checklist as defaults; benches give pass/fail per target, alerts watch them."""
+    alert_kv_cache_pct: float = Field(
+        default=90.0, gt=0, le=100, description="Alert: KV cache use above this (%)."
+    )
+    alert_gpu_memory_pct: float = Field(
+        default=97.0, gt=0, le=100, description="Alert: GPU memory use above this (%)."
+    )
 
     @field_validator("model")
     @classmethod
