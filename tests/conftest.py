@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from realparts import require_netns
+from realparts import require_netns, require_vllm
+from sharedserver import SharedServer, start_shared_server, stop_shared_server
 from sshhosts import SshHost, SshHostFactory
 
 from llmops.ops.hostpool import HostPool
@@ -44,3 +45,15 @@ def ssh_pool(ssh_host: SshHost, tmp_path: Path) -> Iterator[HostPool]:
                     trust={spec.name: ssh_host.host_pub_fingerprint})
     yield pool
     pool.close()
+
+
+# --- One CPU vLLM server for the session (see tests/sharedserver.py) --------------------------
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
+    """The session's tiny-model vLLM server `shared` on host `local`; read-only use."""
+    require_vllm(module=False)
+    server = start_shared_server(tmp_path_factory.mktemp("shared-server"))
+    yield server
+    stop_shared_server(server)

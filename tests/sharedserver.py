@@ -1,0 +1,63 @@
+"""One CPU vLLM server for the whole session, for tests that read from a server without
+changing how it runs (bench, eval, alerts, status): one start instead of one per module.
+
+Tests may change fields that don't restart vLLM (targets, alert thresholds) through actions;
+whoever does puts them back. A test that restarts or stops the server starts its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from labtools import llmops, llmops_json
+
+from llmops.ops.kinds.host import HostSpec
+from llmops.ops.transport import LocalTransport
+
+SHARED_PORT = 18901
+SLOW = 600  # seconds a vLLM start may take on a busy shared box
+
+
+@dataclass(frozen=True)
+class SharedServer:
+    """A lab with host `local` and the recreate server `name` serving the tiny model."""
+
+    lab: Path
+    name: str
+    port: int
+    model: Path
+
+
+def make_tiny_model(out: Path) -> Path:
+    """The notes' tiny Llama, made by the host-side script the demo uses (~4 s)."""
+    t = LocalTransport(HostSpec(name="local", local=True, python=sys.executable))
+    source = files("llmops.ops.hostside").joinpath("tinymodel.py").read_text()
+    t.python_script(source, [str(out)], timeout=300).check()
+    return out
+
+
+def start_shared_server(root: Path) -> SharedServer:
+    lab = root / "lab"
+    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable,
+           "--workdir", str(root / "work"))
+    model = make_tiny_model(root / "tiny")
+    done = llmops_json_slow(
+        lab, "server", "up", "shared", "--host", "local", "--model", str(model),
+        "--port", str(SHARED_PORT), "--dtype", "float32", "--max-model-len", "256",
+        "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
+    )
+    assert done["ok"], done
+    return SharedServer(lab, "shared", SHARED_PORT, model)
+
+
+def llmops_json_slow(lab: Path, *args: str) -> dict[str, Any]:
+    return dict(json.loads(llmops(lab, *args, "--json", timeout=SLOW).stdout))
+
+
+def stop_shared_server(server: SharedServer) -> None:
+    if llmops_json(server.lab, "server", "list", check=None):
+        llmops(server.lab, "server", "down", server.name, check=None, timeout=SLOW)
