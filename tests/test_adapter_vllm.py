@@ -164,8 +164,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                "--workdir", str(work))
         up = act(lab, "server", "up", "lora", "--host", "local", "--model", str(model),
                  "--dtype", "float32", "--max-model-len", "256", "--port", str(PORT),
-                 "--cpu-kvcache-gib", "1", "--enable-lora", "--runtime-lora",
-                 "--max-lora-rank", "8")
+                 "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", "--enable-lora",
+                 "--runtime-lora", "--max-lora-rank", "8")
         assert up["ok"], up["action"]
         assert maker.wait(timeout=600) == 0, log.read_text()[-2000:]
         assert maker.stdout.read().strip() == "adapters"
@@ -297,7 +297,7 @@ def test_merge_makes_a_model_folder(setup: Setup) -> None:
     # and a server serves it: the merged weights answer as the adapter does, not as the base
     up = act(setup.lab, "server", "up", "merged", "--host", "local", "--model", str(merged),
              "--dtype", "float32", "--max-model-len", "256", "--port", str(PORT + 1),
-             "--cpu-kvcache-gib", "1")
+             "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true")
     try:
         assert up["ok"], json.dumps(up["action"], indent=1)[:3000]
         with VllmClient(f"http://127.0.0.1:{PORT + 1}", str(merged)) as served:

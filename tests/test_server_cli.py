@@ -213,7 +213,8 @@ def tcp_listeners() -> dict[int, set[str]]:
 def test_recreate_up_change_rollback(lab: Path, model: Path) -> None:
     action_ok(acted(lab, "server", "up", "tiny", "--host", "local", "--model",
                           str(model), "--dtype", "float32", "--max-model-len", "256",
-                          "--port", str(TINY_PORT), "--cpu-kvcache-gib", "1"))
+                          "--port", str(TINY_PORT), "--cpu-kvcache-gib", "1",
+                          "--arg", "enforce-eager=true"))
     assert state_of(lab, "tiny") == "up"
     assert tp_ranks_running(lab, "tiny") == set()  # tp 1: no rank-named workers
     tp = 2 if ranks_offered(host_facts(lab))[0] >= 2 else 1

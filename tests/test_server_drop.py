@@ -48,7 +48,7 @@ def test_ssh_drop_mid_server_up(
     up = subprocess.Popen(
         [*LLMOPS, "--lab", str(lab), "server", "up", "s9", "--host", "g", "--model",
          str(tiny_model), "--dtype", "float32", "--max-model-len", "256", "--port", str(PORT),
-         "--cpu-kvcache-gib", "1"],
+         "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: record.exists() and detached(g, json.loads(record.read_text())["pid"]),

@@ -63,7 +63,8 @@ def client_for(pool: HostPool, spec: ServerSpec, port: int | None = None) -> Any
 def tiny_spec(model: Path, **changes: Any) -> ServerSpec:
     fields: dict[str, Any] = {"name": "tiny", "host": "local", "model": str(model),
                               "dtype": "float32", "max_model_len": 256, "port": 18231,
-                              "cpu_kvcache_gib": 1}
+                              "cpu_kvcache_gib": 1,
+                              "args": {"enforce-eager": True}}
     return ServerSpec(**(fields | changes))
 
 

@@ -62,7 +62,10 @@ def ensure_tiny_model(engine: Engine, model_dir: Path) -> None:
 @click.option("--port", type=int, default=8000, show_default=True, help="The live port.")
 @click.option("--no-console", is_flag=True, help="Set it up and stop (for scripts and tests).")
 def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
-    """Serve a tiny local model as server `demo` on host `local`, then open the console."""
+    """Serve a tiny local model as server `demo` on host `local`, then open the console.
+
+    The demo server runs eager (`--enforce-eager`): compiling a 6 MB model gains nothing
+    and costs ~10 s of its start on a CPU."""
     refuse_if_read_only("demo")
     with engine_for_cli(create=True) as engine:
         lab_path = engine.lab.path
@@ -78,6 +81,7 @@ def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
             port=port,
             strategy="blue-green",
             cpu_kvcache_gib=1,
+            args={"enforce-eager": True},
         )
         if engine.lab.read_spec("server", "demo") == spec:
             err.print("[dim]server demo is already in the lab as the demo made it[/]")
