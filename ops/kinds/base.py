@@ -297,3 +297,24 @@ class HasReport(Protocol):
     or None when there is none yet."""
 
     def report(self, spec: Spec, hosts: HostPool) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class Resources:
+    """What one job (a server, a training run) holds on its host, for the policy's quotas:
+    the GPU ids its processes see, their count, and the GiB of RAM it asks for (None:
+    not known before it starts). `idle`: it holds nothing now (a stopped run)."""
+
+    host: str
+    gpu_ids: list[int] = field(default_factory=list)
+    gpu_count: int = 0
+    ram_gib: float | None = None
+    idle: bool = False
+
+
+@runtime_checkable
+class HasResources(Protocol):
+    """A kind that says itself what its resources hold (the policy reads the spec's fields
+    for the kinds that do not): from the spec and its host's last probe (None: never probed)."""
+
+    def resources(self, spec: Spec, facts: dict[str, Any] | None) -> Resources | None: ...

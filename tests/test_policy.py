@@ -1,0 +1,234 @@
+"""The operator's policy file (issue 13 item 7): each rule refuses what breaks it, naming the
+rule and the file (exit 2, nothing written), and the file itself is validated with its line.
+
+The rules are a pure function of the specs and the hosts' last probe (`refusals`), so most
+cases are data: specs against preset facts (a 4-GPU host, a 24 GiB CPU host). The CLI tests
+run the real `llmops` on a real lab with this machine as host `local`."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labtools import git_log, llmops, llmops_json
+
+from llmops.ops.kinds.base import Context, Spec
+from llmops.ops.kinds.host.spec import HostSpec
+from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.ops.kinds.run.spec import RunSpec
+from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.rollback.changes import Change
+from llmops.rollback.lab import LabFileError
+from llmops.rollback.policy import Policy, load_policy, refusals
+
+GPU4: dict[str, Any] = {
+    "workdir": "/home/op/.llmops", "cpu_count": 32, "ram_total_bytes": 512 * 2**30,
+    "gpus": [{"index": i, "memory_total_bytes": 80 * 2**30} for i in range(4)],
+}
+CPU24: dict[str, Any] = {"workdir": "/home/op/.llmops", "cpu_count": 2,
+                         "ram_total_bytes": 24 * 2**30, "gpus": []}
+REGISTRY = r"^(openai|anthropic|huggingface|custom)/[\w\-\.]+:\d+\.\d+$"
+
+
+def kind_name(spec: Spec) -> str:
+    return {HostSpec: "host", ServerSpec: "server", RunSpec: "run", IndexSpec: "index"}[
+        type(spec)]
+
+
+def check(rules: dict[str, Any], new: Spec, *others: Spec,
+          facts: dict[str, Any] | None = None) -> list[str]:
+    """The rules `new` breaks beside `others` already in the lab: ["rule: message", ...]."""
+    desired = {(kind_name(s), s.name): s for s in (*others, new)}
+    ctx = Context(desired, lambda _kind, _name: facts)
+    found = refusals(Policy.model_validate(rules), [Change(kind_name(new), new.name, new)], ctx)
+    return [f"{r.field} | {r.rule} | {r.message}" for r in found]
+
+
+def server(name: str, **fields: Any) -> ServerSpec:
+    return ServerSpec.model_validate({"name": name, "host": "g", "model": "org/m"} | fields)
+
+
+def run(name: str, **fields: Any) -> RunSpec:
+    return RunSpec.model_validate(
+        {"name": name, "host": "g", "base": "org/m", "dataset": "/data/t/a.jsonl"} | fields)
+
+
+def test_defaults_allow_what_the_specs_allow() -> None:
+    assert check({}, server("a", tp=4), facts=GPU4) == []
+    assert check({}, server("a", tp=8, gpus=list(range(8))), facts=None) == []  # never probed
+    assert check({}, HostSpec(name="h", address="203.0.113.7")) == []
+    assert check({}, run("r")) == []
+
+
+def test_max_gpus_per_job() -> None:
+    said = check({"jobs": {"max_gpus": 2}}, server("a", tp=4), facts=GPU4)
+    assert said == ["tp | jobs.max_gpus = 2 | asks for 4 GPUs"]
+    said = check({"jobs": {"max_gpus": 1}}, run("r", gpus=[0, 1]), facts=GPU4)
+    assert said == ["gpus | jobs.max_gpus = 1 | asks for 2 GPUs"]
+    # a run without gpus on a GPU host sees every GPU (CUDA_VISIBLE_DEVICES unset)
+    assert check({"jobs": {"max_gpus": 2}}, run("r"), facts=GPU4)[0].endswith("asks for 4 GPUs")
+    # CPU ranks are not GPUs
+    assert check({"jobs": {"max_gpus": 0}}, server("a", tp=2), facts=CPU24) == []
+
+
+def test_max_ram_per_job() -> None:
+    said = check({}, server("a", cpu_kvcache_gib=300), facts=CPU24 | {
+        "ram_total_bytes": 1024 * 2**30})
+    assert said == ["cpu_kvcache_gib | jobs.max_ram_gib = 256 | asks for 300 GiB of RAM"]
+    assert check({"jobs": {"max_ram_gib": 4}}, server("a", cpu_kvcache_gib=8), facts=CPU24)
+    assert check({"jobs": {"max_ram_gib": 4}}, server("a", cpu_kvcache_gib=4), facts=CPU24) == []
+
+
+def test_host_quota_gpu_ids_and_counts() -> None:
+    a = server("a", tp=2, gpus=[0, 1])
+    said = check({}, server("b", tp=2, gpus=[1, 2]), a, facts=GPU4)
+    assert said == ["gpus | hosts.quota = true | GPU [1] of g is already used by server/a"]
+    assert check({}, server("b", tp=2, gpus=[2, 3]), a, facts=GPU4) == []
+    # no ids: vLLM takes 0..tp*pp-1, which a already holds
+    assert "already used by server/a" in check({}, server("b", tp=2), a, facts=GPU4)[0]
+    # more GPUs than the probe reports, whatever the ids
+    b = server("b", tp=2, gpus=[2, 3])
+    said = check({}, server("c", gpus=[7]), a, b, facts=GPU4)
+    assert said == ["gpus | hosts.quota = true | jobs on g would use 5 GPUs; its probe reports 4"]
+    # servers and runs together; a stopped run holds nothing
+    assert "already used by server/a" in check({}, run("r", gpus=[1]), a, facts=GPU4)[0]
+    assert check({}, run("r", gpus=[1], state="stopped"), a, facts=GPU4) == []
+    # the quota can be switched off
+    assert check({"hosts": {"quota": False}}, server("b", tp=2), a, facts=GPU4) == []
+
+
+def test_host_quota_ram() -> None:
+    a = server("a", cpu_kvcache_gib=12)
+    said = check({}, server("b", cpu_kvcache_gib=12), a, facts=CPU24)
+    assert said == ["cpu_kvcache_gib | hosts.max_ram_share = 0.9 | jobs on g would ask for 24 "
+                    "GiB of RAM; it has 24.0 GiB"]
+    assert check({}, server("b", cpu_kvcache_gib=8), a, facts=CPU24) == []
+
+
+def test_allowed_endpoints() -> None:
+    rules = {"endpoints": {"allowed": ["10.213.0.0/16", "*.lab.example", "gpu1"]}}
+    assert check(rules, HostSpec(name="h", address="10.213.4.2")) == []
+    assert check(rules, HostSpec(name="h", address="box3.lab.example")) == []
+    assert check(rules, HostSpec(name="h", address="gpu1")) == []
+    assert check(rules, HostSpec(name="h", local=True)) == []
+    said = check(rules, HostSpec(name="h", address="203.0.113.7"))
+    assert said == [f"address | endpoints.allowed = {rules['endpoints']['allowed']} | "
+                    "203.0.113.7 is not an allowed endpoint"]
+    assert check(rules, HostSpec(name="h", address="lab.example.evil.com"))
+
+
+def test_allowed_data_dirs() -> None:
+    rules = {"data": {"allowed_dirs": ["/data", "~/llmops-data"]}}
+    assert check(rules, run("r", dataset="/data/t/a.jsonl")) == []
+    said = check(rules, run("r", dataset="/datasets/a.jsonl"))
+    assert said[0].startswith("dataset | data.allowed_dirs") and "/datasets/a.jsonl" in said[0]
+    assert check(rules, run("r", dataset="/data/a.jsonl", validation="/tmp/v.jsonl"))[0].startswith(
+        "validation |")
+    assert check(rules, HostSpec(name="h", local=True)) == []  # default ~/llmops-data/...
+    said = check(rules, HostSpec(name="h", local=True, data_dirs=["/srv"]))
+    assert said[0].startswith("data_dirs[0] | data.allowed_dirs")
+    index = IndexSpec(name="i", host="g", collection="Docs", embed_server="e", source="/etc")
+    assert check(rules, index)[0].startswith("source |")
+
+
+def test_allowed_models_registry_pattern() -> None:
+    rules = {"models": {"allowed": REGISTRY}}
+    said = check(rules, server("a", model="Qwen/Qwen2.5-0.5B"), facts=CPU24)
+    assert said == [f"model | models.allowed = {REGISTRY!r} | 'Qwen/Qwen2.5-0.5B' is not an "
+                    "allowed model id"]
+    assert check(rules, run("r", base="/models/tiny"))[0].startswith("base | models.allowed")
+    # a looser pattern lets the org's ids through
+    assert check({"models": {"allowed": r"^custom/.*$"}}, server("a", model="custom/m")) == []
+
+
+def test_removals_are_never_refused() -> None:
+    ctx = Context({}, lambda _k, _n: GPU4)
+    rules = Policy.model_validate({"jobs": {"max_gpus": 0}, "models": {"allowed": "^x$"}})
+    assert refusals(rules, [Change("server", "a", None)], ctx) == []
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("[jobs]\nmax_gpus = 2\nmax_ram_gib = -1\n",
+     "line 3: jobs.max_ram_gib: Input should be greater than or equal to 0"),
+    ("[jobs]\nmax_gpus = 2\n\n[modelz]\nallowed = 'x'\n", "line 4: modelz: Extra inputs"),
+    ("[models]\nallowed = '('\n", "line 2: models.allowed: Value error, not a regular expr"),
+    ("[endpoints]\nallowed = ['10.0.0.0/33']\n", "line 2: endpoints.allowed: Value error"),
+    ("[jobs\nmax_gpus = 2\n", "not valid TOML: Expected ']' at the end of a table declaration "
+                              "(at line 1"),
+])
+def test_policy_file_is_validated_with_its_line(tmp_path: Path, text: str, said: str) -> None:
+    (tmp_path / "policy.toml").write_text(text)
+    with pytest.raises(LabFileError) as caught:
+        load_policy(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'policy.toml'}: {said}"), caught.value
+
+
+# -- through the real CLI ------------------------------------------------------------------
+def nothing_written(lab: Path, log: list[str], rows: int) -> None:
+    assert git_log(lab) == log
+    assert sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[
+        0] == rows
+
+
+@pytest.fixture(scope="module")
+def lab_with_local(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lab = tmp_path_factory.mktemp("policy") / "lab"
+    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
+           str(lab.parent / "work"))
+    return lab
+
+
+def test_cli_refusals_name_rule_and_file(lab_with_local: Path) -> None:
+    lab = lab_with_local
+    policy = lab / "policy.toml"
+    log = git_log(lab)
+    rows = sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[0]
+    cases = [
+        ("[endpoints]\nallowed = ['10.213.0.0/16']\n",
+         ["host", "add", "far", "--address", "203.0.113.7"],
+         "address: 203.0.113.7 is not an allowed endpoint: the policy rule endpoints.allowed"),
+        (f"[models]\nallowed = '{REGISTRY}'\n",
+         ["server", "up", "s", "--host", "local", "--model", "Qwen/Qwen2.5-0.5B"],
+         "model: 'Qwen/Qwen2.5-0.5B' is not an allowed model id: the policy rule "
+         "models.allowed"),
+        ("[jobs]\nmax_ram_gib = 4\n",
+         ["server", "up", "s", "--host", "local", "--model", "custom/m", "--cpu-kvcache-gib", "6"],
+         "cpu_kvcache_gib: asks for 6 GiB of RAM: the policy rule jobs.max_ram_gib = 4"),
+    ]
+    try:
+        for text, argv, said in cases:
+            policy.write_text(text)
+            done = llmops(lab, *argv, check=2)
+            words = " ".join(done.stderr.split())
+            assert said in words, words
+            assert f"change the rule in {policy}" in words, words
+            nothing_written(lab, log, rows)
+        policy.write_text(cases[0][0])
+        refused = llmops_json(lab, *cases[0][1], check=2)
+        assert refused["exit_code"] == 2 and "endpoints.allowed" in refused["error"]
+        # a broken policy file refuses every action, naming file and line
+        policy.write_text("[jobs]\nmax_gpus = 'many'\n")
+        done = llmops(lab, *cases[0][1], check=2)
+        assert f"{policy}: line 2: jobs.max_gpus" in " ".join(done.stderr.split())
+        nothing_written(lab, log, rows)
+    finally:
+        policy.unlink(missing_ok=True)
+
+
+def test_policy_show(lab_with_local: Path) -> None:
+    lab = lab_with_local
+    shown = llmops_json(lab, "policy", "show")
+    assert shown["exists"] is False and shown["file"] == str(lab / "policy.toml")
+    assert shown["policy"]["jobs"] == {"max_gpus": 8, "max_ram_gib": 256}
+    assert shown["policy"]["models"]["allowed"] is None
+    (lab / "policy.toml").write_text("[jobs]\nmax_gpus = 2\n")
+    try:
+        shown = llmops_json(lab, "policy", "show")
+        assert shown["exists"] and shown["policy"]["jobs"]["max_gpus"] == 2
+        text = llmops(lab, "policy", "show").stdout
+        assert "jobs.max_gpus" in text and "hosts.quota" in text
+    finally:
+        (lab / "policy.toml").unlink()
