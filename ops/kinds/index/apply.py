@@ -15,7 +15,6 @@ from llmops.ops.kinds.base import Progress, SpecError, Step
 from llmops.ops.kinds.hoststate import host_facts
 from llmops.ops.kinds.index import records
 from llmops.ops.kinds.index.embed import EmbedError, embed_server, embedder
-from llmops.ops.kinds.index.ingest import ingest
 from llmops.ops.kinds.index.launch import KEY_VARIABLE
 from llmops.ops.kinds.index.observed import BackupRecord, IndexObserved, IndexStep
 from llmops.ops.kinds.index.schema import count_of, create_collection, dims_of, update_ef
@@ -28,6 +27,8 @@ from llmops.ops.kinds.index.weaviate_conn import (
     supported,
     where,
 )
+from llmops.ops.kinds.index.worker import files_for, run_ingest
+from llmops.ops.kinds.index.worker import stop as stop_worker
 from llmops.ops.transport import TransportError
 
 if TYPE_CHECKING:
@@ -213,6 +214,8 @@ def _update_config(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progr
 def _drop(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
     t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
     collection = str(payload(step).collection)
+    if stop_worker(files_for(hosts, spec.name)):
+        progress(f"the ingest worker of {spec.name} stopped")
     with connect(spec, hosts) as client:
         client.collections.delete(collection)
     records.update(t, facts, spec.name, collection=None, data_key=None, source_fp=None)
@@ -284,7 +287,7 @@ def _ingest(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progress
             ) -> dict[str, Any]:
     data = payload(step)
     t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
-    result = ingest(spec, hosts, t, progress)
+    result = run_ingest(spec, hosts, data.data_key, progress)
     records.update(t, facts, spec.name, collection=spec.collection, data_key=data.data_key,
                    source_fp=result["source_fp"])
     records.snapshot(t, facts, spec.name, str(data.data_key),

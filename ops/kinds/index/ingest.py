@@ -6,6 +6,8 @@ batch API. A second ingest of the same folder embeds and inserts nothing."""
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.base import Progress
@@ -53,8 +55,23 @@ def probe_of(chunks: list[Chunk]) -> dict[str, str] | None:
     return {"query": " ".join(first.text.split()[:PROBE_WORDS]), "source": first.source}
 
 
-def ingest(spec: IndexSpec, hosts: HostPool, t: Transport, progress: Progress
-           ) -> dict[str, Any]:
+Tick = Callable[[dict[str, Any]], None]
+
+
+def counts(done: int, total: int, docs_done: int, docs: int, seconds: float,
+           rate: tuple[int, int]) -> dict[str, Any]:
+    """One progress entry: documents and chunks done of their totals (what was in before
+    included), and the rates of this run's (chunks, documents)."""
+    secs = max(seconds, 1e-6)
+    return {"chunks_done": done, "chunks_total": total, "docs_done": docs_done,
+            "docs_total": docs, "chunks_per_s": round(rate[0] / secs, 2),
+            "docs_per_s": round(rate[1] / secs, 3), "seconds": round(seconds, 2)}
+
+
+def ingest(spec: IndexSpec, hosts: HostPool, t: Transport, progress: Progress,
+           tick: Tick | None = None) -> dict[str, Any]:
+    """The whole ingest; `tick` gets a `counts` entry after every batch (the worker writes
+    them to its progress file). Done counts include what was in before (a resumed ingest)."""
     from weaviate.classes.data import DataObject
     from weaviate.classes.query import Filter
 
@@ -72,6 +89,20 @@ def ingest(spec: IndexSpec, hosts: HostPool, t: Transport, progress: Progress
         if stale:
             progress(f"deleted {len(stale)} chunks no document produces any more")
         new = [c for c in chunks if c.uuid not in existing]
+        left = Counter(c.source for c in new)
+        held = len(chunks) - len(new)
+        if held and new:
+            progress(f"resuming: {held} of {len(chunks)} chunks are in already")
+        started = time.monotonic()
+        docs_in = docs - sum(1 for n in left.values() if n)
+
+        def report(added: int) -> None:
+            if tick is not None:
+                docs_done = docs - sum(1 for n in left.values() if n)
+                tick(counts(held + added, len(chunks), docs_done, docs,
+                            time.monotonic() - started, (added, docs_done - docs_in)))
+
+        report(0)
         added, last = 0, time.monotonic()
         if new:
             with embedder(spec, hosts) as e:
@@ -88,7 +119,10 @@ def ingest(spec: IndexSpec, hosts: HostPool, t: Transport, progress: Progress
                             f"{len(result.errors)} of {len(batch)} chunks were refused: "
                             f"{getattr(first, 'message', first)}")
                     added += len(batch)
-                    if time.monotonic() - last >= PROGRESS_EVERY_S or added == len(new):
+                    left.subtract(c.source for c in batch)
+                    report(added)
+                    if tick is None and (time.monotonic() - last >= PROGRESS_EVERY_S
+                                         or added == len(new)):
                         last = time.monotonic()
                         secs = max(last - began, 1e-6)
                         progress(f"{added}/{len(new)} chunks embedded and inserted "

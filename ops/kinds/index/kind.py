@@ -32,6 +32,7 @@ from llmops.ops.kinds.index import summary as index_summary
 from llmops.ops.kinds.index.launch import weaviate_argv, weaviate_env
 from llmops.ops.kinds.index.observed import IndexObserved
 from llmops.ops.kinds.index.plan import plan_index
+from llmops.ops.kinds.index.progress import ProgressReader
 from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.server.flags import serves_embeddings
 from llmops.ops.kinds.server.spec import ServerSpec
@@ -51,6 +52,7 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
 
     def __init__(self) -> None:
         self._seen = index_summary.Seen()
+        self._progress = ProgressReader()
 
     # -- admission -------------------------------------------------------------------
     def depends_on(self, spec: IndexSpec) -> dict[str, Ref]:
@@ -115,6 +117,13 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
         if spec.launch == "attach":
             return []
         return [LaunchCommand(spec.proc_name(), weaviate_argv(spec), weaviate_env(spec))]
+
+    # -- progress (HasProgress): the recall history and the ingest worker's counts ----
+    def progress_points(self, spec: IndexSpec, hosts: HostPool) -> list[dict[str, Any]]:
+        return self._progress.points(spec, hosts)
+
+    def evals_changed(self, name: str) -> None:
+        self._progress.forget(name)
 
     # -- summary (Summarizes) ----------------------------------------------------------
     def status(self, spec: IndexSpec, hosts: HostPool, answering: bool | None = None) -> str:

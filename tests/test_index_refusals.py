@@ -1,0 +1,82 @@
+"""Index specs the CLI refuses before anything is written (no server needed): bad names, an
+unknown or generating embedding server, ports, an API key given as a value, a key variable
+not set, an instance that does not answer; each exits 2, names the field and changes neither
+git, the journal nor the indexes folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labtools import llmops
+from test_index_support import KEY, PY, assert_no_key, free_port, hand_edit, snapshot
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    """Host `local`, a pooling server `emb` and a generating server `gen` (hand-edited into
+    the lab, never started)."""
+    path = tmp_path / "lab"
+    llmops(path, "host", "add", "local", "--local", "--python", PY, "--workdir",
+           str(tmp_path / "w"))
+    (path / "servers").mkdir()
+    (path / "servers" / "emb.toml").write_text(
+        'host = "local"\nmodel = "/models/minilm"\nport = 18500\n\n[args]\nrunner = "pooling"\n')
+    (path / "servers" / "gen.toml").write_text(
+        'host = "local"\nmodel = "/models/tiny"\nport = 18501\n')
+    hand_edit(path, "servers", "servers")
+    return path
+
+
+def refused(lab: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The command exits 2 with a JSON refusal, and nothing was written."""
+    before = snapshot(lab)
+    done = llmops(lab, *args, "--json", check=2, env=env)
+    answer = json.loads(done.stdout)
+    assert answer["ok"] is False and answer["exit_code"] == 2 and answer["error"]
+    assert snapshot(lab) == before
+    return answer
+
+
+def test_refusals_exit_2_and_write_nothing(lab: Path) -> None:
+    port = free_port()
+    base = ("index", "create", "docs", "--host", "local", "--embed-server", "emb",
+            "--http-port", str(port), "--grpc-port", str(free_port()))
+    error = refused(lab, *base, "--collection", "docs")["error"]
+    assert "collection" in error
+    error = refused(lab, *base[:-4], "--collection", "Docs", "--embed-server", "nosuch")["error"]
+    assert "embed_server" in error and "nosuch" in error
+    error = refused(lab, *base[:-6], "--embed-server", "gen", "--collection", "Docs")["error"]
+    assert "embed_server" in error and "runner = pooling" in error
+    error = refused(lab, "index", "create", "docs", "--host", "local", "--embed-server", "emb",
+                    "--collection", "Docs", "--http-port", "70000")["error"]
+    assert "http_port" in error
+    error = refused(lab, "index", "create", "docs", "--host", "local", "--embed-server", "emb",
+                    "--collection", "Docs", "--http-port", "18500")["error"]
+    assert "http_port" in error and "server emb" in error
+    error = refused(lab, *base, "--collection", "Docs", "--api-key-env", KEY)["error"]
+    assert "api_key_env" in error and "NAME" in error
+    error = refused(lab, *base, "--collection", "Docs", "--property", "text=int")["error"]
+    assert "properties" in error
+    error = refused(lab, "index", "create", "docs", "--collection", "Docs",
+                    "--embed-server", "emb")["error"]
+    assert "--host" in error
+    assert "no index named nope" in refused(lab, "index", "show", "nope")["error"]
+    assert "no index named nope" in refused(lab, "index", "query", "nope", "x")["error"]
+    assert_no_key(lab)
+
+
+def test_a_key_variable_not_set_and_an_instance_that_does_not_answer(lab: Path) -> None:
+    port = free_port()  # nothing listens there
+    base = ("index", "create", "docs", "--host", "local", "--embed-server", "emb",
+            "--collection", "Docs", "--http-port", str(port), "--grpc-port", str(free_port()))
+    error = refused(lab, *base, "--api-key-env", "LLMOPS_TEST_UNSET_KEY")["error"]
+    assert "LLMOPS_TEST_UNSET_KEY is not set" in error
+    error = refused(lab, *base)["error"]
+    assert "http_port" in error and "did not answer" in error and f"{port}" in error
+    text = llmops(lab, *base, check=2)
+    assert "did not answer" in text.stderr and "Traceback" not in text.stderr
+
+
