@@ -16,6 +16,7 @@ from llmops.rollback.benches import Benches
 from llmops.rollback.changes import ActionRefused, Change, who
 from llmops.rollback.drill import Drills
 from llmops.rollback.evals import Evals
+from llmops.rollback.faultpoints import fault_point
 from llmops.rollback.kinds import KINDS, admit_dependencies
 from llmops.rollback.lab import Lab, Ref
 from llmops.rollback.leftovers import Leftovers
@@ -164,14 +165,19 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills):
                 },
             },
         )
+        fault_point("after-started")
         paths = [self.lab.write_spec(c.kind, c.name, c.spec) for c in changes]
+        fault_point("after-write")
         commit = self.lab.commit(f"action {action_id}: {summary}", paths)
+        fault_point("after-commit")
         journal.append(action_id, "committed", {"commit": commit})
+        fault_point("after-committed")
         current = {c.ref: self.lab.read_spec(c.kind, c.name, before) for c in changes}
         running = {ref: self.running_spec(ref, spec) for ref, spec in current.items()}
         try:
             self._fresh_facts = {}
             self._reconcile_all(action_id, changes, current)
+            fault_point("before-checks")
             checks = self._validate_all(action_id, changes, running)
             self._record_facts()
             if not is_rollback and not all(c.ok for c in checks):
@@ -179,6 +185,7 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills):
                 raise RuntimeError(f"validation failed after the change: {failed}")
         except Exception as exc:  # noqa: BLE001 - any failure must revert
             return self._revert(action_id, changes, current, running, before, exc, started)
+        fault_point("before-succeeded")
         journal.append(
             action_id,
             "succeeded",
@@ -261,6 +268,7 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills):
                 raise
             done = {**entry, "ok": True, "seconds": round(time.monotonic() - t0, 3)}
             journal.append(action_id, "step", {**done, "facts": facts} if facts else done)
+            fault_point("step", entry["ref"])
             if facts:  # every step's facts, the later ones winning (a load's seconds stay)
                 self._fresh_facts.setdefault(ch.ref, {}).update(facts)
         self.pending.clear(ch.ref)  # reconciled: whatever was left is what is desired now
@@ -333,6 +341,7 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills):
         back = [Change(c.kind, c.name, current.get(c.ref)) for c in changes]
         paths = [self.lab.write_spec(c.kind, c.name, c.spec) for c in back]
         revert_commit = self.lab.commit(f"action {action_id} reverted: {exc}"[:200], paths)
+        fault_point("revert-after-commit")
         forward = {c.ref: c.spec for c in changes}
         self._fresh_facts = {}
         errors = self._reconcile_all(action_id, back, forward, phase="revert")
@@ -344,6 +353,7 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills):
         checks = self._validate_all(action_id, reverted, forward, phase="revert")
         if not errors:
             self._record_facts()
+        fault_point("before-failed")
         journal.append(
             action_id,
             "failed",
