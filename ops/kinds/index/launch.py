@@ -18,7 +18,9 @@ KEY_VARIABLE = "AUTHENTICATION_APIKEY_ALLOWED_KEYS"
 
 def weaviate_env(spec: IndexSpec) -> dict[str, str]:
     """Weaviate's configuration (without the key's value): data and backup folders, the
-    backup-filesystem module, the gRPC port, and API-key auth when a key is named."""
+    backup-filesystem module, the gRPC port, API-key auth when a key is named, and no
+    auto-schema (llmops declares every property: an object with another is refused, not
+    silently given a new property)."""
     binary = spec.launch == "binary"
     modules = ["backup-filesystem"] + ([spec.vectorizer] if spec.vectorizer else [])
     env = {
@@ -29,6 +31,7 @@ def weaviate_env(spec: IndexSpec) -> dict[str, str]:
         "GRPC_PORT": str(spec.grpc_port),
         "CLUSTER_HOSTNAME": "node1",
         "QUERY_DEFAULTS_LIMIT": "25",
+        "AUTOSCHEMA_ENABLED": "false",
         "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false" if spec.api_key_env else "true",
     }
     if spec.api_key_env:
