@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
+from textual.worker import NoActiveWorker, get_current_worker
 
 from llmops.console.messages import ResourcePolled
 from llmops.console.screens.acting import error_text
@@ -27,6 +28,8 @@ from llmops.rollback.telemetry import TelemetryPoller, ref_of
 SPARK_POINTS = 90
 LOG_TAIL = 20
 UNREACHABLE = "unreachable"
+ALERT_TOAST_S = 30.0
+"""Seconds an alert's notification stays up (a clear's goes with the default)."""
 
 
 def backoff(failures: int) -> float:
@@ -93,6 +96,7 @@ def poll_by_capability(kind: Kind, engine: Engine, poller: TelemetryPoller | Non
             points = None
     answering = sample.up if sample is not None else None
     if not (observe or answering != was_up):
+        raise_alerts(engine, spec, sample, None)
         return ResourcePolled(spec, None, sample=sample, recent=recent(poller, sample),
                               points=points)
     state, reason, tail, report, row = "listed", None, None, None, None
@@ -113,8 +117,38 @@ def poll_by_capability(kind: Kind, engine: Engine, poller: TelemetryPoller | Non
             tail = engine.logs(spec, LOG_TAIL)
         except Exception:  # noqa: BLE001 - no log is no reason to stop polling
             tail = None
+    raise_alerts(engine, spec, sample, state if state != "listed" else None)
     return ResourcePolled(spec, state, reason, sample=sample, recent=recent(poller, sample),
                           log_tail=tail, points=points, report=report, summary=row)
+
+
+def raise_alerts(engine: Engine, spec: Spec, sample: Sample | None, state: str | None) -> None:
+    """Worker side: the sample through the resource's alert rules (rollback/alerts.py); a raise
+    or a clear becomes a notification on the app whose worker polled. A read-only console
+    keeps the hysteresis in memory and only notifies: nothing journalled, no command run."""
+    if sample is None:
+        return
+    try:
+        app = get_current_worker().node.app
+    except NoActiveWorker:
+        app = None
+    act = not getattr(app, "read_only", False)
+    try:
+        config, problem = engine.alert_config_told()
+        events = engine.observe_alerts(spec, sample, state, act=act, config=config)
+    except Exception:  # noqa: BLE001 - alerting never stops polling
+        return
+    if app is None:
+        return
+    if problem:
+        app.call_from_thread(app.notify, f"{problem}; alerting with the defaults, no command",
+                             title="alerts.toml", severity="warning")
+    for event in events:
+        raised = event.transition == "raised"
+        app.call_from_thread(app.notify, event.message,
+                             title="alert" if raised else "alert cleared",
+                             severity="error" if raised else "information",
+                             timeout=ALERT_TOAST_S if raised else None)
 
 
 def recent(poller: TelemetryPoller | None, sample: Sample | None) -> list[Sample]:
