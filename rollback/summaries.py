@@ -48,6 +48,110 @@ def summaries(engine: Engine, kind: str, *, observe: bool = True) -> list[dict[s
                 state = summary.status(spec, engine.hosts)
             except TransportError as exc:
                 state = f"unreachable: {exc}"[:80]
-        rows.append(summary.summary(spec, state, store.latest(ref_of(kind, name))))
+        row = summary.summary(spec, state, store.latest(ref_of(kind, name)))
+        if kind == "server":
+            row.update(bench_fields(engine.last_bench(name)))
+        rows.append(row)
     gone = [p for ref, p in pending.items() if ref not in specs]  # no spec, maybe still running
     return rows + [summary.summary(p.spec, PENDING_STATE, None) for p in gone]
+
+
+# -- benches: one bench's figures in words, two side by side, the status payload ----------
+BENCH_FIGURES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("completed", ("figures", "completed"), "{:.0f}"),
+    ("failed", ("figures", "failed"), "{:.0f}"),
+    ("duration s", ("figures", "duration_s"), "{:.2f}"),
+    ("requests/s", ("figures", "request_throughput"), "{:.2f}"),
+    ("goodput req/s", ("figures", "request_goodput"), "{:.2f}"),
+    ("input tok/s", ("figures", "input_throughput"), "{:.1f}"),
+    ("output tok/s", ("figures", "output_throughput"), "{:.1f}"),
+    *((f"{label} {stat} ms", ("figures", f"{metric}_ms", stat), "{:.1f}")
+      for metric, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"),
+                            ("e2el", "e2e"))
+      for stat in ("mean", "median", "p95", "p99")),
+    ("cost/1M input", ("cost", "per_1m_input"), "{:.4f}"),
+    ("cost/1M output", ("cost", "per_1m_output"), "{:.4f}"),
+)
+
+
+def dig(row: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
+    value: Any = row
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def fmt(value: Any, spec: str = "{}") -> str:
+    return "-" if value is None else spec.format(value)
+
+
+def bench_side_by_side(before: dict[str, Any] | None,
+                       after: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """(figure, before, after, change) for every figure of two benches, and their verdicts."""
+    out = []
+    for label, path, spec in BENCH_FIGURES:
+        a, b = dig(before, path), dig(after, path)
+        change = (f"{(b - a) / a * 100:+.1f}%" if isinstance(a, int | float) and a
+                  and isinstance(b, int | float) else "")
+        out.append((label, fmt(a, spec), fmt(b, spec), change))
+    for i, name in enumerate(("first-token p95 target", "output tok/s target")):
+        a, b = dig(before, ("verdicts",)), dig(after, ("verdicts",))
+        out.append((name, verdict_cell(a[i] if a else None), verdict_cell(b[i] if b else None),
+                    ""))
+    out.append(("verdict", fmt(dig(before, ("verdict",))), fmt(dig(after, ("verdict",))), ""))
+    return out
+
+
+def verdict_cell(v: dict[str, Any] | None) -> str:
+    if not v:
+        return "-"
+    return f"{'pass' if v['ok'] else 'FAIL'}: {v['words']}"
+
+
+def bench_fields(bench: dict[str, Any] | None) -> dict[str, Any]:
+    """What a server's row and `status` say of its last bench."""
+    if bench is None:
+        return {"last_verdict": None, "cost_per_1m_output": None}
+    return {"last_verdict": bench["verdict"],
+            "cost_per_1m_output": dig(bench, ("cost", "per_1m_output")),
+            "cost_per_1m_input": dig(bench, ("cost", "per_1m_input")),
+            "bench_at": bench["at"]}
+
+
+def server_status(engine: Engine, *, observe: bool = True) -> list[dict[str, Any]]:
+    """Per server, the payload an operator pastes into a report: state, latency p95 and
+    throughput (last bench, and the live telemetry), cost per 1M tokens, target verdicts,
+    the last eval's accuracy (where the eval work provides `last_eval`)."""
+    last_eval = getattr(engine, "last_eval", None)
+    out = []
+    for row in summaries(engine, "server", observe=observe):
+        bench = engine.last_bench(row["name"])
+        evaluated = last_eval(row["name"]) if callable(last_eval) else None
+        spec = engine.lab.read_spec("server", row["name"])
+        out.append({
+            "name": row["name"], "host": row["host"], "model": row["model"],
+            "state": row["state"],
+            "targets": {"ttft_p95_ms": getattr(spec, "target_ttft_p95_ms", None),
+                        "output_tps": getattr(spec, "target_output_tps", None)},
+            "bench": None if bench is None else {
+                "at": bench["at"], "spec_commit": bench["spec_commit"],
+                "ttft_p95_ms": dig(bench, ("figures", "ttft_ms", "p95")),
+                "e2e_p95_ms": dig(bench, ("figures", "e2el_ms", "p95")),
+                "output_tok_s": dig(bench, ("figures", "output_throughput")),
+                "input_tok_s": dig(bench, ("figures", "input_throughput")),
+                "requests_per_s": dig(bench, ("figures", "request_throughput")),
+                "goodput_per_s": dig(bench, ("figures", "request_goodput")),
+                "failed": dig(bench, ("figures", "failed"))},
+            "latency_p95_ms": dig(bench, ("figures", "ttft_ms", "p95")),
+            "throughput_tok_s": dig(bench, ("figures", "output_throughput")),
+            "cost_per_1m_output": dig(bench, ("cost", "per_1m_output")),
+            "cost_per_1m_input": dig(bench, ("cost", "per_1m_input")),
+            "verdict": bench["verdict"] if bench else None,
+            "verdicts": {v["target"]: v["ok"] for v in bench["verdicts"]} if bench else {},
+            "live": {"ttft_p95_s": row.get("ttft_p95_s"), "e2e_p95_s": row.get("e2e_p95_s"),
+                     "tokens_per_s": row.get("tokens_per_s")},
+            "eval": evaluated,
+            "eval_accuracy": (evaluated or {}).get("accuracy") if isinstance(evaluated, dict)
+            else None,
+        })
+    return out

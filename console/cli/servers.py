@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 import tomllib
 from typing import Any
 
@@ -22,14 +23,16 @@ from llmops.console.cli.common import (
     refuse_if_read_only,
     remove_resource,
     report_action,
+    settings,
     stream_progress,
 )
 from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.rollback.benches import BenchParams
 from llmops.rollback.engine import Engine
 from llmops.rollback.lab import require_name
-from llmops.rollback.summaries import summaries
+from llmops.rollback.summaries import bench_side_by_side, summaries
 
 
 def parse_arg(pair: str) -> tuple[str, Any]:
@@ -103,7 +106,8 @@ def server_list(as_json: bool) -> None:
         if as_json:
             emit_json(rows)
             return
-        table = Table("name", "host", "model", "tp×pp", "strategy", "state", "tok/s", "p95", "KV %")
+        table = Table("name", "host", "model", "tp×pp", "strategy", "state", "tok/s", "p95", "KV %",
+                      "verdict", "$/1M out")
         for r in rows:
             cells = (
                 r["name"],
@@ -115,6 +119,8 @@ def server_list(as_json: bool) -> None:
                 fmt(r.get("tokens_per_s")),
                 fmt(r.get("e2e_p95_s"), "s"),
                 fmt(r.get("kv_cache_pct")),
+                r.get("last_verdict") or "-",
+                fmt(r.get("cost_per_1m_output")),
             )
             table.add_row(*(esc(c) for c in cells))
         out.print(table)
@@ -143,35 +149,97 @@ def server_command(name: str, as_json: bool) -> None:
             click.echo(f"# {command.proc}\n{env} {shlex.join(command.argv)}".replace("\n ", "\n"))
 
 
+def bench_options(f: Any) -> Any:
+    """One option per BenchParams field (its description as help; unset: the default)."""
+    for fname, info in reversed(list(BenchParams.model_fields.items())):
+        dash = fname.replace("_", "-")
+        kinds = [a for a in getattr(info.annotation, "__args__", (info.annotation,))
+                 if a is not type(None)]
+        kind = kinds[0] if kinds else str
+        help_text = f"{info.description} [default: {info.default}]"
+        if kind is bool:
+            f = click.option(f"--{dash}/--no-{dash}", fname, default=None, help=help_text)(f)
+        else:
+            f = click.option(f"--{dash}", fname, type=kind, default=None, help=help_text)(f)
+    return f
+
+
 @server_group.command("bench")
 @click.argument("name", shell_complete=names_of("server"))
-@click.option("--requests", type=int, default=32, show_default=True)
-@click.option("--concurrency", type=int, default=4, show_default=True)
-@click.option("--max-tokens", type=int, default=32, show_default=True)
+@bench_options
+@click.option("--compare", is_flag=True, help="Show the bench before it side by side.")
 @json_option
-def server_bench(
-    name: str, requests: int, concurrency: int, max_tokens: int, as_json: bool
-) -> None:
-    """A bounded load test through the tunnel: tokens/s, TTFT and latency p50/p95, cost."""
+def server_bench(name: str, compare: bool, as_json: bool, **given: Any) -> None:
+    """A load test through the tunnel, as `vllm bench serve` measures one: requests/s, input
+    and output tok/s, TTFT / TPOT / ITL / e2e mean, median, p95, p99, goodput, each target
+    passed or failed, cost per 1M tokens; stored per server and spec commit."""
     with engine_for_cli(as_json) as engine:
-        spec = existing_spec(engine, "server", name, as_json)
-        try:
-            result = engine.bench(
-                spec,
-                requests=requests,
-                concurrency=concurrency,
-                max_tokens=max_tokens,
-                progress=None
-                if as_json
-                else lambda n, total: err.print(f"[dim]{n}/{total}[/]", end="\r"),
-            )
-        except ValueError as exc:
-            fail(str(exc), as_json=as_json)
-        summary = result.summary()
+        existing_spec(engine, "server", name, as_json)
+        params = BenchParams(**{k: v for k, v in given.items() if v is not None})
+
+        def progress(done: int, total: int | None, seconds: float) -> None:
+            err.print(f"[dim]{done}/{total or '?'} requests, {seconds:.1f} s[/]", end="\r")
+
+        row = engine.run_bench(name, params, store=not settings().read_only,
+                               progress=None if as_json else progress)
+        before = engine.bench_pair(name)[0] if compare else None
         if as_json:
-            emit_json(summary)
+            emit_json({"ok": True, "bench": row, **({"before": before} if compare else {})})
             return
-        for key, value in summary.items():
-            out.print(f"{key:>24}: {esc('-' if value is None else value)}")
-        for sample in result.error_samples:
-            out.print(f"[red]error:[/] {esc(sample)}")
+        show_bench(row, before if compare else None, compared=compare)
+
+
+@server_group.command("benches")
+@click.argument("name", shell_complete=names_of("server"))
+@click.option("--compare", is_flag=True,
+              help="The newest bench beside the newest of the spec before it.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@json_option
+def server_benches(name: str, compare: bool, limit: int, as_json: bool) -> None:
+    """The server's stored benches, newest first (or the last two versions side by side)."""
+    with engine_for_cli(as_json) as engine:
+        existing_spec(engine, "server", name, as_json)
+        if compare:
+            before, after = engine.bench_pair(name)
+            if as_json:
+                emit_json({"before": before, "after": after})
+            elif after is None:
+                out.print(f"no bench of {esc(name)} yet: `llmops server bench {esc(name)}`")
+            else:
+                show_bench(after, before, compared=True)
+            return
+        rows = engine.benches(name, limit)
+        if as_json:
+            emit_json(rows)
+            return
+        table = Table("id", "when", "spec", "verdict", "req/s", "out tok/s", "TTFT p95 ms",
+                      "e2e p95 ms", "failed", "$/1M out")
+        for r in rows:
+            f = r["figures"]
+            table.add_row(*(esc(str(c)) for c in (
+                r["id"], time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["at"])),
+                r["spec_commit"][:8], r["verdict"], f"{f['request_throughput']:.2f}",
+                f"{f['output_throughput']:.1f}", f"{f['ttft_ms']['p95']:.1f}",
+                f"{f['e2el_ms']['p95']:.1f}", f["failed"],
+                fmt((r.get("cost") or {}).get("per_1m_output"), ""))))
+        out.print(table)
+
+
+def show_bench(row: dict[str, Any], before: dict[str, Any] | None, *, compared: bool) -> None:
+    """One bench's figures (and the one before it, side by side), verdicts, errors."""
+    title = f"bench of {row['server']} at spec {row['spec_commit'][:8]}"
+    if compared:
+        cols = ["figure", f"before ({before['spec_commit'][:8]})" if before else "before",
+                f"now ({row['spec_commit'][:8]})", "change"]
+        table = Table(*cols, title=esc(title))
+        for cells in bench_side_by_side(before, row):
+            table.add_row(*(esc(c) for c in cells))
+        if before is None:
+            out.print("[dim]no earlier bench of this server to compare with[/]")
+    else:
+        table = Table("figure", "value", title=esc(title))
+        for label, _, value, _ in bench_side_by_side(None, row):
+            table.add_row(esc(label), esc(value))
+    out.print(table)
+    for sample in row.get("errors") or []:
+        out.print(f"[red]error:[/] {esc(sample)}")

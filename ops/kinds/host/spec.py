@@ -46,7 +46,22 @@ class HostSpec(Spec):
         le=10_000,
         description="What the box costs per hour (for cost per token).",
     )
-    """Any currency: load tests turn it into cost per token."""
+    """Any currency: load tests turn it into cost per token (a server's share: its GPUs over
+    the host's; all of it on a CPU-only host)."""
+    power_watts: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="The box's power draw in watts (used where NVML reports no power).",
+    )
+    price_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000,
+        description="Electricity price per kWh (same currency as cost_per_hour).",
+    )
+    """Energy is priced when this is set: NVML's measured power of a server's GPUs during a
+    bench where the host reports it, else power_watts shared like cost_per_hour."""
     data_dirs: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DATA_DIRS),
         min_length=1,

@@ -1,7 +1,8 @@
 """The server kind's checklist, run after every action and rollback: is it really serving?
 
 Kept apart from `apply` (which carries out plan steps) so each file stays one concept:
-health, the model listed, a completion, a burst's p95, a clean log, memory — all timed.
+health, the model listed, a completion, a burst's p95, the spec's targets, a clean log,
+memory — all timed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from llmops.ops import procs
 from llmops.ops.kinds.base import Check
 from llmops.ops.kinds.hoststate import has_gpus, host_facts, port_answers
 from llmops.ops.kinds.server.apply import client_at, live_proc, proc_names
+from llmops.ops.kinds.server.bench import BenchClient
+from llmops.ops.kinds.server.benchparams import BenchParams
+from llmops.ops.kinds.server.benchstats import figures, verdicts
 from llmops.ops.kinds.server.client import VllmClient
 from llmops.ops.kinds.server.flags import serves_embeddings
 from llmops.ops.kinds.server.launch import reach_address, world_size
@@ -63,7 +67,8 @@ def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
                 *([_timed("embedding", lambda: check_embedding(client))]
                   if serves_embeddings(spec.args) else
                   [_timed("completion", lambda: check_completion(client)),
-                   _timed("burst p95", lambda: check_burst(client, spec))]),
+                   _timed("burst p95", lambda: check_burst(client, spec)),
+                   _timed("targets", lambda: check_targets(client, spec))]),
             ]
     finally:
         fwd.__exit__(None, None, None)
@@ -102,6 +107,43 @@ def check_burst(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:
         f"p50 {burst.p50 * 1000:.0f} ms, p95 {p95_ms:.0f} ms (<= {limit} ms, {source}), "
         f"{burst.errors} errors",
     )
+
+
+TARGET_TRIES = 3
+"""A target must be missed this many probes in a row to fail: one slow moment on a busy host
+is noise, a server that cannot meet it misses every time."""
+PROBE_TEXTS = ["Hello, how are you today?", "The operator asked for a short answer:",
+               "Rollback restores the state the lab was in", "A list of three colours:"]
+
+
+def probe_targets(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:
+    """One probe: first-token p95 of 4 streamed requests sent one at a time (what one user
+    waits: more load only makes it longer, so above the target is a breach), and output tok/s
+    of 8 requests at once, 32 tokens each (a floor of what the server can make)."""
+    one_at_a_time = BenchParams(requests=4, concurrency=1, output_len=8, warmup=0)
+    outs, secs = BenchClient(client.base_url, client.model, one_at_a_time, PROBE_TEXTS).run()
+    ttft = figures(outs, secs, {})
+    eight = BenchParams(requests=8, concurrency=8, output_len=32, warmup=0)
+    outs, secs = BenchClient(client.base_url, client.model, eight, PROBE_TEXTS).run()
+    tput = figures(outs, secs, {})
+    found = verdicts({**tput, "ttft_ms": ttft["ttft_ms"],
+                      "completed": min(ttft["completed"], tput["completed"])},
+                     spec.target_ttft_p95_ms, spec.target_output_tps)
+    failed = ttft["failed"] + tput["failed"]
+    words = "; ".join(("" if v.ok else "MISSED ") + v.words for v in found)
+    return all(v.ok for v in found) and failed == 0, words + f"; {failed} failed"
+
+
+def check_targets(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:
+    """The spec's targets (target_ttft_p95_ms, target_output_tps) against a small probe,
+    retried: passes on the first probe that meets both, fails when TARGET_TRIES in a row
+    miss (a bench measures the real load; this says the server can meet them at all)."""
+    detail = ""
+    for attempt in range(1, TARGET_TRIES + 1):
+        ok, detail = probe_targets(client, spec)
+        if ok:
+            return True, detail + (f" (probe {attempt})" if attempt > 1 else "")
+    return False, f"{detail} ({TARGET_TRIES} probes missed)"
 
 
 def _log_clean(t: Transport, proc: str) -> tuple[bool, str]:

@@ -1,163 +1,134 @@
-"""The built-in load test: a bounded burst of concurrent streamed completions against one
-server (through its tunnel), reported as throughput, TTFT and latency percentiles."""
+"""The server's load test through its host's tunnel: the bench client (`bench.py`), the figures
+and target verdicts (`benchstats.py`), the cost per token (`cost.py`), in one report. A
+server that does not answer is refused before a request is counted."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from llmops.ops.kinds.server.client import Completion, VllmClient, VllmError, percentile
-from llmops.ops.kinds.server.launch import reach_address
+from llmops.ops.kinds.hoststate import host_facts
+from llmops.ops.kinds.server.bench import BenchClient, Progress
+from llmops.ops.kinds.server.benchparams import BenchParams
+from llmops.ops.kinds.server.benchstats import figures, verdict_word, verdicts
+from llmops.ops.kinds.server.cost import PowerSampler, gpu_share, hourly, token_costs
+from llmops.ops.kinds.server.launch import reach_address, world_size
 from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.ops.transport import TransportError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from llmops.ops.hostpool import HostPool
 
-MAX_REQUESTS = 2000
-MAX_CONCURRENCY = 64
+
+class BenchRefused(ValueError):
+    """The bench cannot start (the server does not answer): nothing was measured."""
 
 
 @dataclass
-class LoadResult:
-    """What one load test measured; cost fields are set when the host has a price."""
+class BenchReport:
+    """One bench: what was asked, every figure, the verdict per target, the cost per token."""
 
-    requests: int
-    concurrency: int
-    seconds: float
-    ok: int
-    errors: int
-    completion_tokens: int
-    latencies: list[float] = field(default_factory=list, repr=False)
-    ttfts: list[float] = field(default_factory=list, repr=False)
+    server: str
+    params: dict[str, Any]
+    figures: dict[str, Any]
+    verdicts: list[dict[str, Any]]
+    verdict: str
+    cost: dict[str, Any] | None
     error_samples: list[str] = field(default_factory=list)
-    cost_per_hour: float | None = None
 
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+    def summary(self) -> dict[str, Any]:
+        """Flat figures for a table (and the old `Benchable` protocol)."""
+        f = self.figures
+        return {"completed": f["completed"], "failed": f["failed"],
+                "duration_s": f["duration_s"], "request_throughput": f["request_throughput"],
+                "request_goodput": f["request_goodput"],
+                "input_tok_s": f["input_throughput"], "output_tok_s": f["output_throughput"],
+                **{f"{m}_{s}_ms": f[f"{m}_ms"][s] for m in ("ttft", "tpot", "itl", "e2el")
+                   for s in ("mean", "median", "p95", "p99")},
+                "verdict": self.verdict,
+                "cost_per_1m_output": (self.cost or {}).get("per_1m_output"),
+                "cost_per_1m_input": (self.cost or {}).get("per_1m_input")}
 
-    @property
-    def requests_per_s(self) -> float:
-        return self.ok / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def latency_p50(self) -> float:
-        return percentile(self.latencies, 50)
-
-    @property
-    def latency_p95(self) -> float:
-        return percentile(self.latencies, 95)
-
-    @property
-    def ttft_p50(self) -> float:
-        return percentile(self.ttfts, 50)
-
-    @property
-    def ttft_p95(self) -> float:
-        return percentile(self.ttfts, 95)
-
-    @property
-    def cost_per_million_tokens(self) -> float | None:
-        """The host's hourly price spread over the tokens it made at this rate."""
-        if self.cost_per_hour is None or self.tokens_per_s <= 0:
-            return None
-        return self.cost_per_hour / (self.tokens_per_s * 3600) * 1_000_000
-
-    def summary(self) -> dict[str, float | int | None]:
-        return {
-            "requests": self.requests,
-            "concurrency": self.concurrency,
-            "ok": self.ok,
-            "errors": self.errors,
-            "seconds": round(self.seconds, 3),
-            "tokens_per_s": round(self.tokens_per_s, 2),
-            "requests_per_s": round(self.requests_per_s, 2),
-            "ttft_p50_s": round(self.ttft_p50, 4),
-            "ttft_p95_s": round(self.ttft_p95, 4),
-            "latency_p50_s": round(self.latency_p50, 4),
-            "latency_p95_s": round(self.latency_p95, 4),
-            "cost_per_million_tokens": (
-                round(self.cost_per_million_tokens, 4)
-                if self.cost_per_million_tokens is not None
-                else None
-            ),
-        }
+    def to_dict(self) -> dict[str, Any]:
+        return {"server": self.server, "params": self.params, "figures": self.figures,
+                "verdicts": self.verdicts, "verdict": self.verdict, "cost": self.cost,
+                "errors": self.error_samples}
 
 
-def run_load(
-    base_url: str,
-    model: str,
-    *,
-    requests: int = 32,
-    concurrency: int = 4,
-    max_tokens: int = 32,
-    prompt: str = "The operator asked",
-    timeout: float = 120.0,
-    cost_per_hour: float | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> LoadResult:
-    """Send `requests` streamed completions, `concurrency` at a time; bounded and self-stopping."""
-    if not 1 <= requests <= MAX_REQUESTS:
-        raise ValueError(f"requests: {requests} is outside 1..{MAX_REQUESTS}")
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise ValueError(f"concurrency: {concurrency} is outside 1..{MAX_CONCURRENCY}")
-    done: list[Completion] = []
-    errors: list[str] = []
-
-    def one(i: int) -> None:
-        with VllmClient(base_url, model, timeout=timeout) as client:
-            try:
-                done.append(
-                    client.stream_completion(
-                        f"{prompt} #{i}", max_tokens=max_tokens, temperature=0.8
-                    )
-                )
-            except (httpx.HTTPError, VllmError) as exc:
-                errors.append(str(exc)[:200])
-        if progress:
-            progress(len(done) + len(errors), requests)
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llmops-load") as pool:
-        list(pool.map(one, range(requests)))
-    seconds = time.monotonic() - started
-    return LoadResult(
-        requests=requests,
-        concurrency=concurrency,
-        seconds=seconds,
-        ok=len(done),
-        errors=len(errors),
-        completion_tokens=sum(c.tokens for c in done),
-        latencies=[c.seconds for c in done],
-        ttfts=[c.ttft for c in done if c.ttft is not None],
-        error_samples=errors[:3],
-        cost_per_hour=cost_per_hour,
-    )
+def measure(base_url: str, spec: ServerSpec, params: BenchParams,
+            progress: Progress | None = None,
+            power: Callable[[], float | None] | None = None) -> BenchReport:
+    """A bench against a server at `base_url` (already reachable), judged by its targets."""
+    check_lengths(spec, params)
+    client = BenchClient(base_url, spec.api_model(), params)
+    try:
+        healthy = httpx.get(f"{client.base_url}/health", timeout=10.0).status_code == 200
+    except httpx.HTTPError as exc:
+        raise BenchRefused(f"server {spec.name} does not answer ({exc}): start it with "
+                           f"`llmops server up {spec.name}` or see `llmops server list`") from exc
+    if not healthy:
+        raise BenchRefused(f"server {spec.name} is not healthy yet (/health): wait for it to "
+                           "start, or see `llmops server logs`")
+    outcomes, seconds = client.run(progress)
+    fig = figures(outcomes, seconds, params.slo_ms(spec.target_ttft_p95_ms))
+    found = verdicts(fig, spec.target_ttft_p95_ms, spec.target_output_tps)
+    return BenchReport(
+        server=spec.name, params=params.model_dump(exclude_none=True), figures=fig,
+        verdicts=[v.__dict__ for v in found], verdict=verdict_word(found), cost=None,
+        error_samples=[o.error for o in outcomes if not o.ok][:3])
 
 
-def bench(
-    spec: ServerSpec,
-    hosts: HostPool,
-    *,
-    requests: int,
-    concurrency: int,
-    max_tokens: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> LoadResult:
-    """`run_load` through a tunnel to the server's port, priced with its host's cost per hour."""
-    cost = getattr(hosts.lookup(spec.host), "cost_per_hour", None)
-    with hosts.transport(spec.host).forward(spec.port, reach_address(spec)) as local:
-        return run_load(
-            f"http://127.0.0.1:{local}",
-            spec.api_model(),
-            requests=requests,
-            concurrency=concurrency,
-            max_tokens=max_tokens,
-            cost_per_hour=cost,
-            progress=progress,
-        )
+def check_lengths(spec: ServerSpec, params: BenchParams) -> None:
+    """Prompt and output must fit the server's context, or every request fails."""
+    if spec.max_model_len and not params.dataset and (
+            params.input_len + params.output_len > spec.max_model_len):
+        raise BenchRefused(f"input_len + output_len: {params.input_len} + {params.output_len} "
+                           f"exceed the server's max_model_len {spec.max_model_len}; ask for "
+                           "fewer tokens")
+
+
+def run_bench(spec: ServerSpec, hosts: HostPool, params: BenchParams,
+              progress: Progress | None = None) -> BenchReport:
+    """`measure` through a tunnel to the server's port, priced with its host's cost."""
+    host = hosts.lookup(spec.host)
+    try:
+        t = hosts.transport(spec.host)
+        facts = host_facts(hosts, spec.host)
+        gpus = facts.get("gpus") or []
+        mine = spec.gpus or ([g.get("index", i) for i, g in enumerate(gpus)][: world_size(spec)]
+                             if gpus else None)
+        priced = gpus and getattr(host, "price_per_kwh", None) is not None
+        power: PowerSampler | _NoPower = PowerSampler(t, mine) if priced else _NoPower()
+        with t.forward(spec.port, reach_address(spec)) as local, power:
+            report = measure(f"http://127.0.0.1:{local}", spec, params, progress)
+    except TransportError as exc:
+        raise BenchRefused(f"host {spec.host} does not answer: {exc}") from exc
+    share = gpu_share(world_size(spec), len(gpus))
+    report.cost = token_costs(hourly(host, share, power.watts), report.figures)
+    return report
+
+
+class _NoPower:
+    watts: float | None = None
+
+    def __enter__(self) -> _NoPower:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+def bench(spec: ServerSpec, hosts: HostPool, *, requests: int, concurrency: int,
+          max_tokens: int, progress: Callable[[int, int], None] | None = None) -> BenchReport:
+    """The `Benchable` door (requests, concurrency, max tokens) onto `run_bench`."""
+    params = BenchParams(requests=requests, concurrency=concurrency, output_len=max_tokens)
+
+    def counted(done: int, total: int | None, _seconds: float) -> None:
+        if progress is not None:
+            progress(done, total or requests)
+
+    return run_bench(spec, hosts, params, counted)
