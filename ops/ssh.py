@@ -35,6 +35,7 @@ from llmops.ops.transport import (
     Transport,
     TransportError,
     check_env,
+    shown_command,
 )
 
 
@@ -251,10 +252,10 @@ class SSHTransport(Transport):
                     live = chan.get_transport()
                     if code == -1 and not (live and live.is_active()):
                         raise HostUnreachable(f"lost the connection to {self.host} while "
-                                              f"running `{shlex.join(argv)[:200]}`")
+                                              f"running `{shown_command(argv)}`")
                     return code  # -1 also when a signal killed it (paramiko drops exit-signal)
             if (remaining := deadline - time.monotonic()) <= 0:
-                raise CommandTimeout(f"`{shlex.join(argv)[:200]}` on {self.host} timed out "
+                raise CommandTimeout(f"`{shown_command(argv)}` on {self.host} timed out "
                                      f"after {timeout:g}s; its channel was closed")
             if not busy:
                 select.select([chan], [], [], min(remaining, 0.2))

@@ -93,10 +93,14 @@ class CommandFailed(TransportError):
         self.argv, self.returncode = list(argv), returncode
         self.stdout, self.stderr = stdout, stderr
         tail = " | ".join((stderr or stdout).strip().splitlines()[-5:])
-        # a host-side script's source (`python -c SOURCE`) is named, never quoted
-        shown = ["<script>" if i and self.argv[i - 1] == "-c" else a
-                 for i, a in enumerate(self.argv)]
-        super().__init__(f"`{shlex.join(shown)[:200]}` exited with {returncode}: {tail}")
+        super().__init__(f"`{shown_command(self.argv)}` exited with {returncode}: {tail}")
+
+
+def shown_command(argv: Sequence[str]) -> str:
+    """A command as an error names it: a host-side script's source (`python -c SOURCE`) is
+    named `<script>`, never quoted, and the line is cut at 200 characters."""
+    shown = ["<script>" if i and argv[i - 1] == "-c" else a for i, a in enumerate(argv)]
+    return shlex.join(shown)[:200]
 
 
 @dataclass
@@ -208,7 +212,7 @@ class LocalTransport(Transport):
         except ProcessLookupError:
             pass
         proc.wait()
-        raise CommandTimeout(f"`{shlex.join(argv)[:200]}` on {self.host} timed out after "
+        raise CommandTimeout(f"`{shown_command(argv)}` on {self.host} timed out after "
                              f"{timeout:g}s and was killed")
 
     def run(self, argv: Sequence[str], *, timeout: float = 60.0, input: str | None = None,  # noqa: A002
