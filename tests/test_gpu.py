@@ -58,6 +58,8 @@ def test_per_gpu_telemetry_script(engine: Engine) -> None:
     for gpu in gpus:
         assert 0 <= gpu["utilization_percent"] <= 100, gpu
         assert 0 < gpu["memory_used_bytes"] <= gpu["memory_total_bytes"], gpu
+        # datacentre boards report their draw (cost from measured power); None where one can't
+        assert gpu["power_watts"] is None or 0 < gpu["power_watts"] < 2000, gpu
 
 
 @pytest.mark.vllm
