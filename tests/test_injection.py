@@ -261,7 +261,6 @@ def cli_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize(("argv", "field"), [
     (["host", "add", "h2", "--local", "--python", "python3; touch /tmp/pwned"], "python"),
-    (["host", "add", "h2", "--local", "--workdir", "~/$(touch /tmp/pwned)"], "workdir"),
     (["host", "add", "h2", "--address", "10.0.0.1;id"], "address"),
     (["server", "up", "s", "--host", "local", "--model", "org/m;$(touch /tmp/pwned)"], "model"),
     (["server", "up", "s", "--host", "local", "--model", "/models/a'$(touch /tmp/pwned)'"],
@@ -270,8 +269,6 @@ def cli_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
       "`touch /tmp/pwned`"], "served_model_name"),
     (["server", "up", "s", "--host", "local", "--model", "org/m", "--arg",
       "max-num-seqs=1; touch /tmp/pwned"], "args"),
-    (["server", "up", "s", "--host", "local", "--model", "org/m", "--listen",
-      "0.0.0.0;id"], "listen"),
     (["run", "start", "r", "--host", "local", "--base", "org/m", "--dataset",
       "/data/a\nb.jsonl"], "dataset"),
 ])
