@@ -150,6 +150,10 @@ class Alerts:
         return AlertStore(self.lab.journal.db, self.lab.journal.lock)
 
     # -- one sample -------------------------------------------------------------------------
+    def has_alert_rules(self, spec: Spec) -> bool:
+        """Whether a resource's samples are checked for alerts (servers; other kinds not yet)."""
+        return isinstance(spec, ServerSpec)
+
     def observe_alerts(self, spec: Spec, sample: Sample, state: str | None = None, *,
                        act: bool = True, config: AlertConfig | None = None
                        ) -> list[AlertEvent]:

@@ -3,7 +3,8 @@ line that judges a change on cost, speed and accuracy against the eval of the co
 
 A mixin of the Engine. The `evals` table in lab.db is a record beside the journal (like
 `telemetry`): results, not actions. Bench figures are read from the `benches` table when the
-bench work has written one for the same (server, commit); nothing here depends on its code."""
+bench work (rollback/benches.py) has written one for the same server and spec commit; nothing
+here imports its code."""
 
 from __future__ import annotations
 
@@ -32,46 +33,33 @@ COLUMNS: dict[str, type] = {
     "model": str, "items": int, "judged": int, "correct": int, "accuracy": float,
     "perplexity": float, "errors": int, "seconds": float, "data": str,
 }
-BENCH_KEYS = {
-    "ttft_p95_ms": (("ttft_p95_ms", 1.0), ("ttft_p95_s", 1000.0), ("ttft_p95", 1000.0)),
-    "output_tps": (("output_tps", 1.0), ("output_tokens_per_s", 1.0), ("tokens_per_s", 1.0)),
-    "cost_per_m": (("cost_per_1m_output", 1.0), ("cost_per_million_output", 1.0),
-                   ("cost_per_1m_tokens", 1.0), ("cost_per_million_tokens", 1.0)),
-}
-"""Where a bench row may keep each figure (name, factor to the unit here): the bench work's
-own names, read without importing it."""
-
-
-def _flatten(data: Any, into: dict[str, Any]) -> dict[str, Any]:
-    """Every scalar of nested dicts (JSON text opened), by its last key; the first one wins."""
-    if isinstance(data, str):
+def _opened(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
         try:
-            data = json.loads(data) if data[:1] == "{" else data
+            value = json.loads(value)
         except ValueError:
-            return into
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if isinstance(value, dict) or (isinstance(value, str) and value[:1] == "{"):
-                _flatten(value, into)
-            else:
-                into.setdefault(str(key), value)
-    return into
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return float(value) if ok else None
 
 
 def bench_figures(row: dict[str, Any] | None) -> dict[str, float]:
-    """TTFT p95 (ms), output tokens/s and cost per 1M tokens from a `benches` row, where
-    present (pure)."""
+    """TTFT p95 (ms), output tokens/s and cost per 1M output tokens from a `benches` row as
+    the bench work keeps it (`figures`: `ttft_ms.p95`, `output_throughput`; `cost`:
+    `per_1m_output`), where present and positive (pure)."""
     if not row:
         return {}
-    flat = _flatten(row, {})
-    found: dict[str, float] = {}
-    for name, candidates in BENCH_KEYS.items():
-        for key, factor in candidates:
-            value = flat.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                found[name] = float(value) * factor
-                break
-    return found
+    figures, cost = _opened(row.get("figures")), _opened(row.get("cost"))
+    found = {
+        "ttft_p95_ms": _number(_opened(figures.get("ttft_ms")).get("p95")),
+        "output_tps": _number(figures.get("output_throughput")),
+        "cost_per_m": _number(cost.get("per_1m_output")),
+    }
+    return {k: v for k, v in found.items() if v is not None}
 
 
 def _change(now: float, before: float) -> str:
@@ -146,10 +134,11 @@ class EvalStore:
             if "benches" not in self.db.table_names():
                 return None
             columns = self.db.table("benches").columns_dict
-            if "server" not in columns or "commit" not in columns:
+            key = next((c for c in ("spec_commit", "commit") if c in columns), None)
+            if "server" not in columns or key is None:
                 return None
             cursor = self.db.execute(
-                "select * from benches where server = ? and \"commit\" = ? order by rowid desc"
+                f"select * from benches where server = ? and \"{key}\" = ? order by rowid desc"
                 " limit 1", [server, commit])
             found = cursor.fetchone()
             names = [c[0] for c in cursor.description]

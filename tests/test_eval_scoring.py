@@ -102,10 +102,12 @@ def test_the_line_compares_with_the_commit_before() -> None:
                                               "accuracy 72% (18/25)")
 
 
-def test_bench_figures_read_whatever_shape_the_bench_row_has() -> None:
-    row = {"server": "s", "commit": "c", "figures": json.dumps(
-        {"ttft": {"p95_ms": 1}, "ttft_p95_s": 0.25, "output_tokens_per_s": 80.5,
-         "cost": {"cost_per_1m_output": 0.5}})}
+def test_bench_figures_read_the_bench_row() -> None:
+    row = {"server": "s", "spec_commit": "c",
+           "figures": json.dumps({"ttft_ms": {"median": 50.0, "p95": 250.0},
+                                  "tpot_ms": {"p95": 9.0}, "output_throughput": 80.5}),
+           "cost": json.dumps({"per_1m_output": 0.5, "per_1m_input": 0.1})}
     assert bench_figures(row) == {"ttft_p95_ms": 250.0, "output_tps": 80.5, "cost_per_m": 0.5}
     assert bench_figures(None) == {}
-    assert bench_figures({"server": "s", "figures": "{}"}) == {}
+    assert bench_figures({"server": "s", "figures": "{}", "cost": json.dumps(
+        {"per_1m_output": None})}) == {}

@@ -126,7 +126,7 @@ def raise_alerts(engine: Engine, spec: Spec, sample: Sample | None, state: str |
     """Worker side: the sample through the resource's alert rules (rollback/alerts.py); a raise
     or a clear becomes a notification on the app whose worker polled. A read-only console
     keeps the hysteresis in memory and only notifies: nothing journalled, no command run."""
-    if sample is None:
+    if sample is None or not engine.has_alert_rules(spec):
         return
     try:
         app = get_current_worker().node.app
