@@ -204,3 +204,67 @@ def consistency(events: list[Event], commits: set[str]) -> list[str]:
             if ev.event != "interrupted" and n not in committed:
                 problems.append(f"{what} has no committed row before it: rows were deleted")
     return problems
+
+
+# -- a lost journal rebuilt from git -------------------------------------------------------------
+REBUILT_WHO = "unknown (rebuilt from git)"
+ROLLBACK_OF = re.compile(r"^rollback of action (\d+)\b")
+
+
+def rebuild(journal: Journal, repo: git.Repo, folders: dict[str, str]) -> list[int]:
+    """Write the actions git holds into an empty journal, oldest first; returns their ids.
+
+    Each action commit gives its number and summary (the subject), the resources it touched
+    (its files; `folders` maps a folder to its kind), its before-commit (the parent) and,
+    when a `reverted` commit follows, that it failed and was reverted. Who acted, timings,
+    steps and checks were only in the lost rows: the rows say `rebuilt`, and `verify` goes on
+    reporting the original rows as lost (the anchors name their hashes)."""
+    found, _ = commit_anchors(repo)
+    own: dict[int, git.Commit] = {}
+    reverts: dict[int, git.Commit] = {}
+    for anchor in found:
+        assert anchor.commit is not None
+        commit = repo.commit(anchor.commit)
+        subject = str(commit.message).split("\n", 1)[0]
+        target = reverts if re.match(r"^action \d+ reverted:", subject) else own
+        target.setdefault(anchor.action_id, commit)
+    ids = sorted(own)
+    for action_id in ids:
+        _rebuild_one(journal, repo, action_id, own[action_id], reverts.get(action_id), folders)
+    return ids
+
+
+def _rebuild_one(
+    journal: Journal, repo: git.Repo, action_id: int, commit: git.Commit,
+    revert: git.Commit | None, folders: dict[str, str],
+) -> None:
+    subject = str(commit.message).split("\n", 1)[0]
+    summary = subject.split(": ", 1)[1] if ": " in subject else subject
+    refs = []
+    for path in repo.git.diff_tree("--no-commit-id", "--name-only", "-r", "--root",
+                                   commit.hexsha).splitlines():
+        folder, _, file = path.partition("/")
+        if folder in folders and file.endswith(".toml") and "/" not in file:
+            refs.append([folders[folder], file[:-5]])
+    parent = commit.parents[0].hexsha if commit.parents else ""
+    rollback_of = ROLLBACK_OF.match(summary)
+    when = commit.committed_datetime.isoformat()
+    journal.append(action_id, "started", {
+        "kind": "rollback" if rollback_of else "apply",
+        "summary": summary,
+        "who": REBUILT_WHO,
+        "refs": refs,
+        "before_commit": parent,
+        "rollback_of": int(rollback_of.group(1)) if rollback_of else None,
+        "specs": {},
+        "rebuilt": {"commit": commit.hexsha, "committed_at": when},
+    })
+    journal.append(action_id, "committed", {"commit": commit.hexsha, "rebuilt": True})
+    if revert is None:
+        journal.append(action_id, "succeeded", {"after_commit": commit.hexsha, "rebuilt": True})
+        return
+    error = str(revert.message).split("\n", 1)[0].split(" reverted: ", 1)[-1]
+    journal.append(action_id, "failed", {
+        "error": error, "reverted": True, "after_commit": revert.hexsha,
+        "before_commit": parent, "rebuilt": True,
+    })

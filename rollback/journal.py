@@ -186,6 +186,12 @@ class Journal:
     def action_count(self) -> int:
         return int(self._scalar("select count(*) from events where event = 'started'"))
 
+    def rebuilt_through(self) -> int:
+        """The highest action rebuilt from git after lab.db was lost (0: none)."""
+        return int(self._scalar(
+            "select coalesce(max(action_id), 0) from events where event = 'started'"
+            " and json_extract(data, '$.rebuilt') is not null"))
+
     def max_action_id(self) -> int:
         return int(self._scalar("select coalesce(max(action_id), 0) from events"))
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
@@ -71,6 +73,54 @@ def private_umask() -> Iterator[None]:
         os.umask(old)
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def damaged(db: Path) -> str | None:
+    """Why a lab.db cannot be a whole SQLite file (None: it may be). From its header alone:
+    a file cut short is smaller than the pages its header counts."""
+    try:
+        size = db.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return None  # SQLite makes an empty database of it
+    with db.open("rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return "not an SQLite database"
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(header[28:32], "big")
+    if pages and size < page * pages:
+        return f"cut short: {size} of its {page * pages} bytes"
+    return None
+
+
+def open_journal(db: Path, git_dir: Path) -> tuple[Journal, str | None]:
+    """The journal, or a fresh one when lab.db is damaged: the damaged file is kept beside it
+    (`lab.db-damaged-TIME`, excluded from git) and the notice says so."""
+    problem = damaged(db)
+    if problem is None:
+        try:
+            journal = Journal(db)
+            journal.max_action_id()
+            return journal, None
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for suffix in ("", "-wal", "-shm"):
+        old = db.with_name(db.name + suffix)
+        if old.exists():
+            old.rename(db.with_name(f"{db.name}{suffix}-damaged-{stamp}"))
+    exclude = git_dir / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    if "lab.db*-damaged-*" not in (exclude.read_text() if exclude.exists() else ""):
+        with exclude.open("a") as f:
+            f.write("\nlab.db*-damaged-*\n")
+    return Journal(db), f"lab.db was unreadable ({problem}): kept as {db.name}-damaged-{stamp}"
+
+
 @dataclass(frozen=True)
 class SpecFile:
     kind: str
@@ -119,10 +169,28 @@ class Lab:
                 self.repo.index.commit("lab created", author=AUTHOR, committer=AUTHOR)
             else:
                 self.repo = git.Repo(path)
-            self.journal = Journal(path / "lab.db")
+            self.journal, damage = open_journal(path / "lab.db", path / ".git")
+            self.notices: list[str] = [damage] if damage else []
+            """What the lab had to repair when it opened (a damaged or lost lab.db)."""
+            self.rebuilt = self._rebuild_if_lost()
         self.lock = LabLock(path / ".lock")
         self.known_hosts = path / "known_hosts"
         self.journal.subscribe(self._anchor_tail)
+
+    def _rebuild_if_lost(self) -> list[int]:
+        """An empty journal in a lab whose git holds actions: lab.db was deleted, truncated
+        or unreadable. The actions are written back from git (anchors.rebuild), with a notice."""
+        if self.journal.max_action_id() or not anchors.highest_action(self.repo):
+            return []
+        folders = {k.folder: k.name for k in KINDS.values()}
+        ids = anchors.rebuild(self.journal, self.repo, folders)
+        if ids:
+            self.notices.append(
+                f"the journal (lab.db) was empty but git holds actions {ids[0]} to {ids[-1]}:"
+                f" rebuilt {len(ids)} from git's commits (what, resources, commits, reverted"
+                " or not); who acted, steps, checks and timings were only in the lost rows,"
+                " and `llmops history --verify` goes on naming them lost")
+        return ids
 
     def close(self) -> None:
         self.journal.close()
@@ -167,14 +235,21 @@ class Lab:
         return self.journal.next_action_id(anchors.highest_action(self.repo))
 
     def journal_gap(self) -> int:
-        """The highest action git knows that the journal lacks (0: none): lab.db was
-        deleted, replaced or cut short, so history read from it is incomplete."""
+        """The highest action git knows whose original rows the journal lacks (0: none):
+        lab.db was deleted, replaced or cut short (and maybe rebuilt from git since), so
+        history read from it is incomplete."""
         in_git = anchors.highest_action(self.repo)
-        return in_git if in_git > self.journal.max_action_id() else 0
+        lacking = in_git if in_git > self.journal.max_action_id() else 0
+        return max(lacking, self.journal.rebuilt_through())
 
     def verify(self) -> list[str]:
         """The journal's chain and its anchors in git (rollback/anchors.py)."""
-        return anchors.verify(self.journal, self.repo)
+        problems = anchors.verify(self.journal, self.repo)
+        rebuilt = self.journal.rebuilt_through()
+        if rebuilt:
+            problems.insert(0, f"actions up to {rebuilt} were rebuilt from git after lab.db"
+                               " was lost: their original rows are gone")
+        return problems
 
     def _tracked(self, rel: str) -> bool:
         try:

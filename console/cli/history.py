@@ -49,9 +49,17 @@ def since_bound(since: str, as_json: bool) -> dict[str, Any]:
 
 
 def warn_gap(lab: Lab) -> None:
-    """lab.db deleted or cut short must never look like an empty history."""
+    """lab.db deleted, cut short or rebuilt must never look like a complete history."""
+    for notice in lab.notices:
+        err.print(f"[yellow]warning: {esc(notice)}[/]")
     missing = lab.journal_gap()
-    if missing:
+    rebuilt = lab.journal.rebuilt_through()
+    if missing and not lab.rebuilt and missing == rebuilt:
+        err.print(
+            f"[yellow]warning: actions up to {rebuilt} were rebuilt from git after lab.db was"
+            " lost: who acted, steps, checks and timings of those are gone[/]"
+        )
+    elif missing and missing != rebuilt:
         have = lab.journal.max_action_id()
         err.print(
             f"[yellow]warning: git holds actions up to {missing}, but the journal (lab.db)"

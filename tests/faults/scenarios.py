@@ -13,6 +13,7 @@ each rollback returns it to the before-state the next point starts from.
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,13 +69,17 @@ def host_failing(root: Path, lab: Path) -> list[str]:
 
 
 # -- server: the tiny model, eager; step 2 is its start (vLLM launched, not yet ready) --------
-SERVER_PORT = 18931
+def free_port() -> int:
+    """A port nobody listens on now (the shared box runs other engineers' servers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def server_setup(root: Path, lab: Path) -> list[str]:
     local_host(root, lab)
     return ["server", "up", "f1", "--host", "local", "--model", str(tiny_model_dir()),
-            "--port", str(SERVER_PORT), "--dtype", "float32", "--max-model-len", "256",
+            "--port", str(free_port()), "--dtype", "float32", "--max-model-len", "256",
             "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true"]
 
 
