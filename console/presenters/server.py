@@ -7,16 +7,24 @@ within one poll."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 
-from llmops.console.screens.presenter import Key, Presenter, Spark
+from llmops.console.messages import ResourcePolled
+from llmops.console.screens.presenter import Key, Opens, Presenter, Spark
 from llmops.console.screens.resource_poll import RowState
 from llmops.console.screens.spec_form import FormLayout
 from llmops.console.widgets.render import num
 from llmops.ops.kinds.base import Sample, Spec
 from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.rollback.summaries import bench_fields
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from llmops.console.screens.base import ViewContext
+    from llmops.rollback.telemetry import TelemetryPoller
 
 POLL_INTERVAL = 2.0
 
@@ -31,9 +39,17 @@ def model_cell(model: str, limit: int = 28) -> str:
     return short if len(short) <= limit else short[: limit - 1] + "…"
 
 
+def verdict_cell(verdict: str | None) -> Text:
+    """The last bench's verdict: pass in green, fail in red, none grey."""
+    if verdict is None:
+        return Text("-", style="grey50")
+    return Text(verdict, style="green" if verdict == "pass" else "bold red")
+
+
 class ServerPresenter(Presenter):
     kind = "server"
-    columns = ("name", "host", "model", "tp/pp", "state", "tok/s", "p95", "KV %")
+    columns = ("name", "host", "model", "tp/pp", "state", "tok/s", "p95", "KV %", "verdict",
+               "$/1M out")
     keys: ClassVar[dict[str, Key]] = {
         "new": Key("n", "New", "Start a new vLLM server (a form)"),
         "remove": Key("x", "Stop", "Stop and remove the server (an action; ctrl+z brings it "
@@ -50,6 +66,11 @@ class ServerPresenter(Presenter):
               "host": "a host of the lab (see Hosts)",
               "max_model_len": "context length (default: the model's)"},
         refs={"host": "host"}, title="New server", submit="Start", edit_focus="max_model_len")
+    leave_out = frozenset({"open", "poll", "bench"})
+    """The bench is a screen of its own (parameters, progress, the one before), not a dialog."""
+    opens = (Opens("bench", Key("b", "Bench", "Load-test the selected server: parameters, live "
+                                "progress, each target passed or failed, beside its previous "
+                                "bench (changes nothing; stored per spec commit)")),)
     what = ("vLLM OpenAI servers on your hosts appear here with their state, tokens/s, p95 "
             "latency and KV-cache use.")
     cli = "llmops server up NAME --host H --model M"
@@ -70,7 +91,26 @@ class ServerPresenter(Presenter):
         return [spec.name, spec.host, model_cell(spec.model), f"{spec.tp}/{spec.pp}",
                 self.state_cell(row), num(live.get("generation_tps") if live else None),
                 num(live.get("e2e_p95") if live else None, "{:.2f}s"),
-                num(live.get("kv_cache_pct") if live else None, "{:.1f}")]
+                num(live.get("kv_cache_pct") if live else None, "{:.1f}"),
+                verdict_cell((row.summary or {}).get("last_verdict")),
+                num((row.summary or {}).get("cost_per_1m_output"), "{:.4f}")]
+
+    def poll(self, context: ViewContext, poller: TelemetryPoller | None, spec: Spec,
+             observe: bool, was_up: bool | None) -> ResourcePolled:
+        """The generic poll, and when the row is observed, its last bench's verdict and cost
+        (one SQLite read)."""
+        polled = super().poll(context, poller, spec, observe, was_up)
+        if polled.summary is not None:
+            try:
+                polled.summary.update(bench_fields(context.engine.last_bench(spec.name)))
+            except Exception:  # noqa: BLE001 - the row goes without them
+                pass
+        return polled
+
+    def open_screen(self, verb: str, context: ViewContext, row: RowState) -> Screen[None]:
+        from llmops.console.screens.bench import BenchScreen
+
+        return BenchScreen(context, server_spec(row.spec))
 
     def detail_title(self, row: RowState) -> Text:
         spec = server_spec(row.spec)
