@@ -30,7 +30,7 @@ from test_console_support import (
     shown_text,
     wait_for,
 )
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from llmops.console.app import LlmopsApp
 from llmops.console.presenters.index import short_backup
@@ -152,7 +152,7 @@ async def test_rows_detail_and_the_query_screen(tmp_path: Path, standin: Any) ->
             cells = [str(c) for c in table.get_row(name)]
             assert cells[:3] == [name, "local", collection]
             assert cells[3].endswith("ready") and cells[4:] == ["3", "4", "-", alpha], cells
-        assert {"new", "edit", "remove", "query", "rollback"} <= footer_keys(app)
+        assert {"new", "edit", "remove", "query", "ingest", "rollback"} <= footer_keys(app)
 
         table.move_cursor(row=table.get_row_index("docs"))
         await pilot.pause()
@@ -205,7 +205,7 @@ async def test_read_only_keeps_query_but_not_changes(tmp_path: Path, standin: An
         view = await indexes_of(pilot, app)
         await wait_for(pilot, lambda: observed(view, "kb"), 90, "kb observed")
         keys = footer_keys(app)
-        assert "query" in keys and not {"new", "edit", "remove", "rollback"} & keys
+        assert "query" in keys and not {"new", "edit", "remove", "ingest", "rollback"} & keys
         view.query_one(ResourceTable).move_cursor(
             row=view.query_one(ResourceTable).get_row_index("kb"))
         await pilot.press("f")
@@ -270,9 +270,106 @@ async def test_an_edit_that_loses_the_objects_is_backed_up_first(tmp_path: Path,
         close_app_lab(app)
 
 
+def test_the_ingest_bar_and_the_recall_points() -> None:
+    """Pure: the progress bar's words from the worker's counts; evals as chart points."""
+    from llmops.console.widgets.recall_chart import evals_of, ingest_bar
+    from llmops.ops.kinds.index.progress import eval_points
+
+    assert ingest_bar([{"n": 1, "recall": 1.0}]) is None
+    counts = {"chunks_done": 40, "chunks_total": 100, "docs_done": 3, "docs_total": 10,
+              "chunks_per_s": 20.04, "docs_per_s": 1.5, "running": True}
+    bar = ingest_bar([{"n": 1}, {"ingest": counts}])
+    assert bar is not None and bar[:2] == (40.0, 100.0)
+    words = bar[2].plain
+    assert "documents 3/10" in words and "chunks 40/100" in words and "20.0 chunks/s" in words
+    assert "1.50 docs/s" in words and "ingesting" in words
+    stopped = ingest_bar([{"ingest": {**counts, "running": False}}])
+    assert stopped is not None and "the next ingest resumes it" in stopped[2].plain
+    done = ingest_bar([{"ingest": {**counts, "chunks_done": 100, "running": False}}])
+    assert done is not None and done[2].plain.endswith("done")
+    history = [{"recall": 0.5, "mrr": 0.4, "k": 1, "commit": "b" * 40, "alpha": 0.0},
+               {"recall": 1.0, "mrr": 1.0, "k": 1, "commit": "a" * 40, "alpha": 0.5}]
+    points = eval_points(history)  # kept newest first; drawn oldest first
+    assert [(p["n"], p["recall"], p["commit"]) for p in points] == [(1, 1.0, "a" * 12),
+                                                                    (2, 0.5, "b" * 12)]
+    assert evals_of([*points, {"ingest": counts}]) == points
+
+
 def test_query_inputs() -> None:
     assert query_inputs("0.25", "7") == (0.25, 7)
     for alpha, k, word in (("x", "5", "alpha"), ("1.5", "5", "alpha"), ("0.5", "0", "k"),
                            ("0.5", "x", "k"), ("0.5", "101", "k")):
         with pytest.raises(ValueError, match=f"^{word}: give"):
             query_inputs(alpha, k)
+
+
+# -- with the session's embedding server (a real CPU vLLM, test_index_support.py) -------------
+EVALS = [{"query": "the relay on shelf 3", "expected": ["note-003.txt"]},
+         {"query": "gauge number 130 checked", "expected": ["note-004.txt"]}]
+
+
+async def test_the_ingest_key_its_progress_bar_and_the_recall_chart(
+        tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`i` on an index opens its ingest screen; Enter runs the journalled ingest (a detached
+    worker) while the bar follows its counts to the end; the recall history of two evals is
+    drawn; the row's detail pane keeps the bar (done) after the screen is closed."""
+    import json
+
+    from labtools import llmops
+    from test_index_support import KEY_ENV, act, embedding_setup, start_standin
+    from test_index_worker import corpus
+
+    from llmops.console.screens.index_ingest import IndexIngestScreen
+    from llmops.console.widgets.recall_chart import RecallChart
+
+    setup = embedding_setup(tmp_path_factory, pytestconfig)
+    lab, env = setup.lab, setup.env
+    handle = start_standin(setup.root / "console-backups", api_key=setup.key)
+    try:
+        docs = corpus(setup.root / "console-docs", 0, 6)
+        queries = setup.root / "console-queries.jsonl"
+        queries.write_text("".join(json.dumps(q) + "\n" for q in EVALS))
+        act(lab, "index", "create", "shelf", "--host", "local", "--collection", "Shelf",
+            "--embed-server", "emb", "--http-port", str(handle.http_port), "--grpc-port",
+            str(handle.grpc_port), "--api-key-env", KEY_ENV, "--source", str(docs),
+            "--chunk-size", "150", "--chunk-overlap", "0", "--batch-size", "4", env=env)
+        for alpha in ("0.3", "0"):
+            act(lab, "index", "create", "shelf", "--alpha", alpha, env=env)
+            llmops(lab, "index", "eval", "shelf", "--queries", str(queries), "--k", "1",
+                   env=env)
+        corpus(docs, 6, 14)  # new documents for the console's ingest
+        monkeypatch.setenv(KEY_ENV, setup.key)
+        app = LlmopsApp(lab)
+        async with app.run_test(size=SIZE) as pilot:
+            view = await indexes_of(pilot, app)
+            await wait_for(pilot, lambda: observed(view, "shelf"), 90, "shelf observed")
+            table = view.query_one(ResourceTable)
+            table.move_cursor(row=table.get_row_index("shelf"))
+            await pilot.pause()
+            await pilot.press("i")
+            screen = await on_screen(pilot, IndexIngestScreen)
+            chart = screen.query_one(RecallChart)
+            await wait_for(pilot, lambda: chart.point_count == 4, 30, "two evals drawn")
+            assert chart.drawn[0][0] == (1.0, 2.0)  # recall@1 per eval, oldest first
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.ended is not None, 600, "the ingest")
+            ended = screen.ended
+            assert ended is not None and ended.status == "succeeded", ended
+            assert not ended.failed_checks, ended.failed_checks
+            await wait_for(pilot, lambda: "done" in shown_text(
+                screen.query_one("#ingest-words")), 30, "the bar's last counts")
+            words = shown_text(screen.query_one("#ingest-words"))
+            assert "documents 14/14" in words and "chunks/s" in words and "docs/s" in words
+            bar = screen.query_one("#ingest-bar", ProgressBar)
+            assert bar.total and bar.progress == bar.total
+            assert "added" in shown_text(screen.query_one("#ingest-line"))
+            await pilot.press("escape")
+            await on_screen(pilot, MainScreen)
+            await wait_for(pilot, lambda: view.query_one("#detail-bar-row").display, 60,
+                           "the row's progress bar")
+            assert "done" in shown_text(view.query_one("#detail-bar-words"))
+            close_app_lab(app)
+    finally:
+        llmops(lab, "index", "remove", "shelf", check=None, env=env, timeout=300)
+        handle.stop()

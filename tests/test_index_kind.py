@@ -52,6 +52,8 @@ def standin(setup: Setup) -> Iterator[Any]:
     try:
         yield handle
     finally:
+        for name in ("docs", "evals"):  # the session's lab outlives this module's stand-in
+            llmops(setup.lab, "index", "remove", name, check=None, env=setup.env, timeout=300)
         handle.stop()
 
 
@@ -91,7 +93,8 @@ def test_index_on_local_behind_a_key(setup: Setup, standin: Any) -> None:
                              "--json", env=env).stdout)["hits"]
     assert hits[0]["source"] == "garden.md"  # BM25 alone finds the changed document's word
 
-    before = json.loads(llmops(lab, "index", "list", "--json", env=env).stdout)[0]
+    before = next(r for r in json.loads(llmops(lab, "index", "list", "--json", env=env).stdout)
+                  if r["name"] == "docs")
     assert before["state"] == "ready" and before["count"] == first["count"]
     assert before["dims"] == 384
 

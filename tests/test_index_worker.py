@@ -32,7 +32,8 @@ def standin(setup: Setup) -> Iterator[Any]:
     handle = start_standin(setup.root / "worker-backups", api_key=setup.key)
     try:
         yield handle
-    finally:
+    finally:  # the session's lab outlives this module's stand-in
+        llmops(setup.lab, "index", "remove", "bulk", check=None, env=setup.env, timeout=300)
         handle.stop()
 
 
@@ -73,7 +74,8 @@ def mid_ingest(lab: Path, name: str, proc: subprocess.Popen[str] | None = None
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         counts = [e for e in progress_of(lab, name) if "chunks_done" in e]
-        if counts and 0 < counts[-1]["chunks_done"] < counts[-1]["chunks_total"]:
+        if counts and counts[0]["chunks_done"] < counts[-1]["chunks_done"] \
+                < counts[-1]["chunks_total"]:  # this worker put some in, not all yet
             return counts[-1]
         assert proc is None or proc.poll() is None, proc.communicate()
         time.sleep(0.1)
@@ -134,7 +136,7 @@ def test_the_worker_outlives_the_cli_and_a_killed_worker_is_resumed(setup: Setup
     os.kill(worker_pid(lab, "bulk"), signal.SIGKILL)
     out, _err = cli.communicate(timeout=120)
     assert cli.returncode == 1, out
-    assert "ended without a result" in json.loads(out)["error"]
+    assert "ended without a result" in json.loads(out)["action"]["error"]
 
     resumed = llmops(lab, "index", "ingest", "bulk", env=env, timeout=WAIT_S).stderr
     assert "resuming:" in resumed, resumed[-2000:]

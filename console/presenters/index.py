@@ -1,8 +1,10 @@
 """Weaviate indexes: the instance (host, how it runs), the collection, its state, how many
 objects it holds and their vector length, the newest backup llmops took (short) and the
 hybrid search's alpha. The detail pane has the spec's facts and what the last observation
-said; `q` opens the query box (a hybrid search through `Engine.index_query`; it changes
-nothing, so a read-only console keeps it).
+said, the ingest's progress bar (documents and chunks per second, from the ingest worker's
+file) and the recall history as a chart (every eval kept for the index); `f` opens the query
+box (a hybrid search through `Engine.index_query`; it changes nothing, so a read-only console
+keeps it), `i` the ingest screen (`Engine.index_ingest`, a journalled action: not read-only).
 
 Editing an index may lose the collection's objects (another chunking, distance, source or
 embedding model): then, as `llmops index create` does, a backup of what it holds is taken
@@ -17,6 +19,7 @@ from rich.text import Text
 from llmops.console.screens.presenter import Confirm, Key, Opens, Presenter
 from llmops.console.screens.resource_poll import RowState
 from llmops.console.screens.spec_form import FormLayout
+from llmops.console.widgets.recall_chart import RECALL_CHART, ingest_bar
 from llmops.console.widgets.render import num
 from llmops.ops.kinds.base import Spec
 from llmops.ops.kinds.index.spec import IndexSpec
@@ -99,7 +102,12 @@ class IndexPresenter(Presenter):
                       "from the lab (an action; ctrl+z restores it)"),
     }
     opens = (Opens("query", Key("f", "Find", "A hybrid search on the selected index: the "
-                                "top chunks with their score and document (changes nothing)")),)
+                                "top chunks with their score and document (changes nothing)")),
+             Opens("ingest", Key("i", "Ingest", "Read the selected index's source folder again "
+                                 "and ingest what changed, with a progress bar (a journalled "
+                                 "action; the worker goes on if the console closes)")))
+    chart = RECALL_CHART
+    """The recall history (every eval kept for the index) beside its ingest's progress bar."""
     form = FormLayout(
         fields=("name", "host", "launch", "http_port", "grpc_port", "api_key_env", "binary",
                 "image", "data_dir", "backup_dir", "collection", "distance", "ef",
@@ -123,8 +131,8 @@ class IndexPresenter(Presenter):
                   "max_connections", "batch_size", "eval_set", "eval_k"),
         title="New Weaviate index", submit="Create", edit_focus="alpha")
     what = ("Weaviate collections appear here: their state, object count and vector "
-            "dimensions, and the backup each destructive change can be rolled back to; q runs "
-            "a hybrid search on the selected one.")
+            "dimensions, and the backup each destructive change can be rolled back to; f runs "
+            "a hybrid search on the selected one, i ingests its documents again.")
     cli = "llmops index create NAME --host H --collection C --embed-server S"
     created = "created"
     leaves = ("is backed up, its collection dropped, and it leaves the lab's desired state "
@@ -157,8 +165,18 @@ class IndexPresenter(Presenter):
         title.append_text(facts_text(spec, row.summary))
         return title
 
-    # -- the query screen -------------------------------------------------------------
+    def progress_bar(self, row: RowState) -> tuple[float, float, Text] | None:
+        return ingest_bar(row.points)
+
+    def changing(self) -> set[str]:
+        return {*super().changing(), "ingest"}  # an action: gone in read-only mode
+
+    # -- the query and ingest screens --------------------------------------------------
     def open_screen(self, verb: str, context: ViewContext, row: RowState) -> Screen[None]:
+        if verb == "ingest":
+            from llmops.console.screens.index_ingest import IndexIngestScreen
+
+            return IndexIngestScreen(context, index_spec(row.spec))
         from llmops.console.screens.index_query import IndexQueryScreen
 
         return IndexQueryScreen(context, index_spec(row.spec))
