@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 from labtools import git_log, llmops, llmops_json
@@ -44,6 +45,14 @@ def test_unknown_key_refused_then_trusted(ssh_host: SshHost, tmp_path: Path) -> 
     added = llmops_json(lab, *add_args(ssh_host), "--trust", ssh_host.host_pub_fingerprint)
     assert added["ok"], added
     assert ssh_host.address in (lab / "known_hosts").read_text()
+    # trust is the operator's decision, not desired state: known_hosts stays out of git
+    tracked = subprocess.run(["git", "-C", str(lab), "ls-files"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert "known_hosts" not in tracked
+    host_key = ssh_host.host_key_path.with_suffix(".pub").read_text().split()[1]
+    history = subprocess.run(["git", "-C", str(lab), "log", "-p", "--all"], capture_output=True,
+                             text=True, check=True).stdout
+    assert host_key not in history
     facts = llmops_json(lab, "host", "show", ssh_host.name)["facts"]
     assert facts["workdir"] == str(ssh_host.workdir)
     assert facts["packages"]["vllm"]  # the venv the namespace host shares has vLLM
@@ -120,3 +129,19 @@ def test_sshd_without_sftp_is_refused_naming_the_setting(
     assert "offers no SFTP" in said and "Subsystem sftp internal-sftp" in said, said
     assert "Channel closed" not in said
     nothing_written(lab, before)
+
+
+def test_forgotten_key_is_unknown_again(ssh_host: SshHost, tmp_path: Path) -> None:
+    """Without the lab's known_hosts entry a known host is unknown again: a probe and a change
+    are refused until the operator confirms the fingerprint (nothing written)."""
+    lab = tmp_path / "lab"
+    llmops(lab, *add_args(ssh_host), "--trust", ssh_host.host_pub_fingerprint)
+    (lab / "known_hosts").unlink()
+    before = git_log(lab)
+    probe = llmops(lab, "host", "probe", ssh_host.name, check=2)
+    assert ssh_host.host_pub_fingerprint in probe.stderr and "--trust" in probe.stderr
+    change = llmops(lab, *add_args(ssh_host), "--cost-per-hour", "3", check=2)
+    assert ssh_host.host_pub_fingerprint in change.stderr
+    assert git_log(lab) == before
+    assert not (lab / "known_hosts").exists() or ssh_host.address not in (
+        lab / "known_hosts").read_text()
