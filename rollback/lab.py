@@ -166,9 +166,12 @@ class Lab:
                 self.repo = git.Repo.init(path, initial_branch="main")
                 (path / ".gitignore").write_text("\n".join(IGNORED))
                 self.repo.index.add([".gitignore"])
+                self.repo.odb.new_objects_mode = 0o400
                 self.repo.index.commit("lab created", author=AUTHOR, committer=AUTHOR)
             else:
                 self.repo = git.Repo(path)
+            self.repo.odb.new_objects_mode = 0o400  # gitdb chmods objects 0444 otherwise
+            self._private_refs()
             self.journal, damage = open_journal(path / "lab.db", path / ".git")
             self.notices: list[str] = [damage] if damage else []
             """What the lab had to repair when it opened (a damaged or lost lab.db)."""
@@ -217,7 +220,20 @@ class Lab:
                 self.repo.index.remove(gone)
             if not self.repo.index.diff("HEAD"):
                 return self.head()
-            return self.repo.index.commit(message, author=AUTHOR, committer=AUTHOR).hexsha
+            sha = self.repo.index.commit(message, author=AUTHOR, committer=AUTHOR).hexsha
+        self._private_refs()
+        return sha
+
+    def _private_refs(self) -> None:
+        """GitPython chmods the refs it writes to 0644 whatever the umask (gitdb's LockedFD):
+        HEAD and the branch go back to 0600, so the lab's history is its owner's alone."""
+        git_dir = Path(self.repo.git_dir)
+        refs = [git_dir / "HEAD"]
+        if not self.repo.head.is_detached:
+            refs.append(git_dir / self.repo.head.reference.path)
+        for ref in refs:
+            if ref.exists():
+                os.chmod(ref, 0o600)
 
     # -- the journal's anchors in git ----------------------------------------------------
     def _anchor_tail(self, event: Event) -> None:

@@ -79,10 +79,11 @@ def assert_git_consistent(lab: Path) -> None:
     assert git(lab, "status", "--porcelain") == "", git(lab, "status")
 
 
-def run_killed(lab: Path, args: list[str], point: str) -> subprocess.CompletedProcess[str]:
+def run_killed(lab: Path, args: list[str], point: str, env: dict[str, str]
+               ) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [*LLMOPS, "--lab", str(lab), *args, "--json"], capture_output=True, text=True,
-        timeout=SLOW, env={**os.environ, ENV: point},
+        timeout=SLOW, env={**os.environ, **env, ENV: point},
     )
     assert done.returncode == -signal.SIGKILL, (
         f"not killed at {point}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
@@ -91,61 +92,60 @@ def run_killed(lab: Path, args: list[str], point: str) -> subprocess.CompletedPr
 
 # -- one lab per kind, set up once ---------------------------------------------------------------
 class Prepared:
-    def __init__(self, scenario: Scenario, root: Path) -> None:
+    def __init__(self, scenario: Scenario, root: Path, request: pytest.FixtureRequest) -> None:
         self.scenario = scenario
-        self.root = root
-        self.lab = root / "lab"
-        llmops(self.lab, "init", create=False)
-        self.args = scenario.setup(root, self.lab)
-        self.failing = scenario.failing(root, self.lab) if scenario.failing else None
-        opened = Lab(self.lab, create=False)
-        self.hosts = sorted(n for k, n in opened.specs() if k == "host")
-        opened.close()
+        self.action = scenario.setup(root, request)
+        self.lab = self.action.lab
+        with opened(self.lab) as lab:
+            self.hosts = sorted(n for k, n in lab.specs() if k == "host")
 
 
 _prepared: dict[str, Prepared] = {}
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Prepared]]:
+def prepared() -> Iterator[dict[str, Prepared]]:
     yield _prepared
     for ready in _prepared.values():  # the scenarios end as they began; stop what a bug left
-        engine = Engine(Lab(ready.lab, create=False))
-        for host in ready.hosts:
-            for proc in list_procs(engine.hosts.transport(host)):
-                if proc.running:
-                    procs.stop(engine.hosts.transport(host), proc.name, grace=5)
-        engine.close()
-        engine.lab.close()
+        with opened(ready.lab) as lab:
+            engine = Engine(lab)
+            before = {"emb"}  # the shared embedding server is the index tests' own
+            for host in ready.hosts:
+                transport = engine.hosts.transport(host)
+                for proc in list_procs(transport):
+                    if proc.running and proc.name not in before:
+                        procs.stop(transport, proc.name, grace=5)
+            engine.close()
     _prepared.clear()
 
 
-def ready_for(kind: str, prepared: dict[str, Prepared], factory: pytest.TempPathFactory
+def ready_for(kind: str, prepared: dict[str, Prepared], request: pytest.FixtureRequest
               ) -> Prepared:
     if kind not in prepared:
-        prepared[kind] = Prepared(SCENARIOS[kind], factory.mktemp(f"fault-{kind}"))
+        root = request.getfixturevalue("tmp_path_factory").mktemp(f"fault-{kind}")
+        prepared[kind] = Prepared(SCENARIOS[kind], root, request)
     return prepared[kind]
 
 
 @pytest.mark.parametrize(("kind", "point", "failing"), cases())
 def test_killed_at_every_step(
     kind: str, point: str, failing: bool, prepared: dict[str, Prepared],
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> None:
-    ready = ready_for(kind, prepared, tmp_path_factory)
-    lab = ready.lab
-    args = ready.failing if failing else ready.args
+    ready = ready_for(kind, prepared, request)
+    lab, env = ready.lab, ready.action.env
+    args = ready.action.failing if failing else ready.action.args
     assert args is not None
     name = args[2]
     before_state = host_state(lab, ready.hosts)
     with opened(lab) as now:
         action_id = now.next_action_id()
 
-    run_killed(lab, args, point)
+    run_killed(lab, args, point, env)
 
     # a fresh process: the rollback call recovers it first (so would any command that may
     # act), says so, and then rolls it back
-    back = llmops(lab, "rollback", str(action_id), "--json", check=None, timeout=SLOW)
+    back = llmops(lab, "rollback", str(action_id), "--json", check=None, timeout=SLOW, env=env)
     assert f"action {action_id} was interrupted" in back.stderr, back.stderr
     answer = json.loads(back.stdout)
     with opened(lab) as now:

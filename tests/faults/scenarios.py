@@ -6,19 +6,21 @@ second vLLM start), the setup it needs in the lab, and the engine points its act
 `tests/test_fault_kill.py` fails while a kind of the registry has no scenario, so a new kind
 is covered by declaring its own.
 
-`setup(root, lab)` prepares the lab and returns the CLI arguments of the action; it runs once
-per kind (a module fixture), the scenario's points then run one after another on that lab:
-each rollback returns it to the before-state the next point starts from.
+`setup(root, request)` prepares a lab and returns it with the CLI arguments of the action (and
+the environment it needs); it runs once per kind, the scenario's points then run one after
+another on that lab: each rollback returns it to the before-state the next point starts from.
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from finetune_fixtures import text_rows, tiny_model_dir, write_rows
 from labtools import llmops
 
@@ -29,15 +31,24 @@ host scenario runs every other point too)."""
 
 
 @dataclass(frozen=True)
+class Action:
+    """What a scenario's setup made: the lab, the action's CLI arguments, its environment."""
+
+    lab: Path
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    failing: list[str] | None = None
+    """An action of this kind that fails mid-reconcile, for the revert path's points."""
+
+
+@dataclass(frozen=True)
 class Scenario:
     kind: str
-    setup: Callable[[Path, Path], list[str]]
+    setup: Callable[[Path, pytest.FixtureRequest], Action]
     mid: tuple[str, ...]
     """Points inside the reconcile (`step:N`: after the Nth step) this kind's action reaches."""
     late: tuple[str, ...] = ()
     """Points after the reconcile (`before-checks`, `before-succeeded`): run where cheap."""
-    failing: Callable[[Path, Path], list[str]] | None = None
-    """An action of this kind that fails mid-reconcile, for the revert path's points."""
     revert_points: tuple[str, ...] = ()
     needs: tuple[str, ...] = field(default=())
     """Real parts the scenario needs (`vllm`)."""
@@ -45,6 +56,12 @@ class Scenario:
     @property
     def points(self) -> tuple[str, ...]:
         return CHEAP + self.mid + self.late
+
+
+def new_lab(root: Path) -> Path:
+    lab = root / "lab"
+    llmops(lab, "init", create=False)
+    return lab
 
 
 def local_host(root: Path, lab: Path, **extra: str) -> None:
@@ -55,17 +72,16 @@ def local_host(root: Path, lab: Path, **extra: str) -> None:
 
 
 # -- host: a local host add (the probe is its one step) -------------------------------------
-def host_setup(root: Path, lab: Path) -> list[str]:
-    return ["host", "add", "h1", "--local", "--python", PY, "--workdir", str(root / "work-h1")]
-
-
-def host_failing(root: Path, lab: Path) -> list[str]:
-    """A host whose python fails: the probe step fails and the action is reverted."""
-    broken = root / "broken-python"
+def host_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    broken = root / "broken-python"  # the failing action: its probe step fails, reverted
     broken.write_text("#!/bin/sh\necho 'no python here' >&2\nexit 3\n")
     broken.chmod(0o755)
-    return ["host", "add", "h2", "--local", "--python", str(broken), "--workdir",
-            str(root / "work-h2")]
+    return Action(
+        new_lab(root),
+        ["host", "add", "h1", "--local", "--python", PY, "--workdir", str(root / "work-h1")],
+        failing=["host", "add", "h2", "--local", "--python", str(broken), "--workdir",
+                 str(root / "work-h2")],
+    )
 
 
 # -- server: the tiny model, eager; step 2 is its start (vLLM launched, not yet ready) --------
@@ -76,31 +92,76 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_setup(root: Path, lab: Path) -> list[str]:
+def server_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    lab = new_lab(root)
     local_host(root, lab)
-    return ["server", "up", "f1", "--host", "local", "--model", str(tiny_model_dir()),
+    return Action(lab, ["server", "up", "f1", "--host", "local", "--model", str(tiny_model_dir()),
             "--port", str(free_port()), "--dtype", "float32", "--max-model-len", "256",
-            "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true"]
+            "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true"])
 
 
 # -- run: a few-step tiny training; step 5 is the trainer's start ----------------------------
-def run_setup(root: Path, lab: Path) -> list[str]:
+def run_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    lab = new_lab(root)
     data = root / "data"
     local_host(root, lab, data_dirs=f"{data / 'training'},{data / 'validation'}")
     rows = write_rows(data / "training" / "rows.jsonl", text_rows(24))
-    return ["run", "start", "r1", "--host", "local", "--base", str(tiny_model_dir()),
+    return Action(lab, ["run", "start", "r1", "--host", "local", "--base", str(tiny_model_dir()),
             "--dataset", str(rows), "--max-steps", "4", "--save-steps", "2", "--eval-steps",
             "2", "--logging-steps", "1", "--eval-split", "0.1", "--batch-size", "4",
-            "--max-seq-len", "32", "--seed", "1"]
+            "--max-seq-len", "32", "--seed", "1"])
+
+
+# -- adapter: a real peft adapter folder deployed to a LoRA server started once for the scenario;
+# step 1 is its copy into the host's content-addressed store, step 2 its hot-load ----------------
+NOOP_ADAPTER = """
+import sys
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+get_peft_model(model, config).save_pretrained(sys.argv[2])
+"""
+
+
+def adapter_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    lab = new_lab(root)
+    local_host(root, lab)
+    folder = root / "adapter-a"
+    maker = subprocess.Popen([PY, "-c", NOOP_ADAPTER, str(tiny_model_dir()), str(folder)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    llmops(lab, "server", "up", "lora", "--host", "local", "--model", str(tiny_model_dir()),
+           "--dtype", "float32", "--max-model-len", "256", "--port", str(free_port()),
+           "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", "--enable-lora",
+           "--runtime-lora", "--max-lora-rank", "8", timeout=900)
+    request.config.add_cleanup(lambda: llmops(lab, "server", "down", "lora", check=None,
+                                              timeout=300))
+    _, problems = maker.communicate(timeout=600)
+    assert maker.returncode == 0, problems[-2000:]
+    return Action(lab, ["adapter", "deploy", "fa", "--path", str(folder), "--server", "lora"])
+
+
+# -- index: the session's embedding server (tests/test_index_support.py) and a Weaviate stand-in
+# on loopback; step 1 is the collection's creation (no source: nothing to ingest) -------------
+def index_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    from test_index_support import embedding_setup, start_standin
+
+    shared = embedding_setup(request.getfixturevalue("tmp_path_factory"), request.config)
+    standin = start_standin(root / "backups")
+    request.config.add_cleanup(standin.stop)
+    return Action(shared.lab, ["index", "create", "fx", "--host", "local", "--collection", "Fx",
+                               "--embed-server", "emb", "--http-port", str(standin.http_port),
+                               "--grpc-port", str(standin.grpc_port)])
 
 
 SCENARIOS: dict[str, Scenario] = {
     "host": Scenario(
         "host", host_setup, mid=("after-write", "after-committed", "step:1"),
         late=("before-checks", "before-succeeded"),
-        failing=host_failing, revert_points=("revert-after-commit", "before-failed"),
+        revert_points=("revert-after-commit", "before-failed"),
     ),
     "server": Scenario("server", server_setup, mid=("step:2",), needs=("vllm",)),
     "run": Scenario("run", run_setup, mid=("step:5",)),
+    "adapter": Scenario("adapter", adapter_setup, mid=("step:2",), needs=("vllm",)),
+    "index": Scenario("index", index_setup, mid=("step:1",), needs=("vllm",)),
 }
-"""Filled in by kind; `adapter` and `index` are declared in tests/faults/heavy.py."""
