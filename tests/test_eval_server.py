@@ -3,7 +3,8 @@ whose answers were read from the server beforehand (temperature 0 answers the sa
 scores as expected, a choice is decided by the log-probabilities read independently over
 httpx, perplexity matches the echoed tokens, the result is stored by the spec commit and
 compared with the eval of the commit before after a field that does not restart vLLM
-changed, and bad datasets are refused naming the line and the field, nothing written."""
+changed (with the benches of both commits: p95 TTFT and throughput beside accuracy), and bad
+datasets are refused naming the line and the field, nothing written."""
 
 from __future__ import annotations
 
@@ -78,6 +79,12 @@ def dataset(known: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def bench(lab: Path) -> None:
+    """A short load test, stored by the bench work per server and spec commit."""
+    done = llmops_json(lab, "server", "bench", "shared", "--requests", "8", "--concurrency", "2")
+    assert done["ok"], done
+
+
 def write(path: Path, rows: list[Any]) -> Path:
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
     return path
@@ -110,6 +117,7 @@ def test_eval_scores_known_answers_and_compares_with_the_commit_before(
     path = write(tmp_path / "known.jsonl", dataset(known))
     assert known["scores"][known["best"]] > min(known["scores"])  # the options differ
 
+    bench(lab)
     first = llmops_json(lab, "server", "eval", "shared", "--dataset", str(path))
     results = {r["id"]: r for r in first["results"]}
     assert results["exact-right"]["answer"] == known["answer"]
@@ -125,6 +133,7 @@ def test_eval_scores_known_answers_and_compares_with_the_commit_before(
     assert first["by_scorer"]["choice"] == {"n": 2, "correct": 1}
 
     request.getfixturevalue("changed_target")  # a new spec commit, same vLLM process
+    bench(lab)
     second = llmops_json(lab, "server", "eval", "shared", "--dataset", str(path))
     assert second["commit"] != first["commit"]
     assert second["before"]["id"] == first["id"]
@@ -132,6 +141,9 @@ def test_eval_scores_known_answers_and_compares_with_the_commit_before(
     assert second["accuracy"] == first["accuracy"]
     assert "accuracy 100% of before" in second["line"], second["line"]
     assert "perplexity +0%" in second["line"], second["line"]
+    # speed beside accuracy: the benches of both spec commits, joined by (server, commit)
+    assert second["bench"]["ttft_p95_ms"] > 0 and second["before_bench"]["output_tps"] > 0
+    assert "p95 TTFT " in second["line"] and "output tok/s " in second["line"], second["line"]
 
     listed = llmops_json(lab, "server", "evals", "shared")
     assert [e["id"] for e in listed["evals"][:2]] == [second["id"], first["id"]]
