@@ -62,10 +62,6 @@ def reboot(workdir: Path, reused_by: int) -> Path:
     return record
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "procctl's stop signals the recorded session id even when that number belongs to another "
-    "program now; fix requested (/tmp/contract/requests-ci.md: record the waiter's start ticks "
-    "and the boot id, signal nothing of a session that is not ours)"))
 def test_stop_leaves_a_reused_pid_alone(
     tmp_path: Path, engine: Engine, other_program: subprocess.Popen[bytes]
 ) -> None:

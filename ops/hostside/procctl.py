@@ -41,6 +41,15 @@ def session_members(sid):
     return found
 
 
+def boot_id():
+    """This boot's id: a record from another boot names processes that are all gone."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
 def read_json(path):
     try:
         with open(path) as fh:
@@ -67,7 +76,9 @@ def status(req, name=None):
     if rec is None:
         return {"name": name or req["name"], "state": "missing"}
     info = stat(rec["pid"])
-    if info is None or info[0] in "ZX":
+    if rec.get("boot_id") and rec["boot_id"] != boot_id():
+        rec["state"] = "exited"  # the host rebooted since: its pid numbers mean other programs
+    elif info is None or info[0] in "ZX":
         rec["state"] = "exited"
     elif info[1] != rec["start_ticks"]:
         rec["state"] = "reused"
@@ -92,8 +103,9 @@ def waiter(argv, env, cwd, folder, log_fd, report_fd):
     except OSError as exc:
         os.write(report_fd, json.dumps({"error": f"cannot start {argv[0]}: {exc}"}).encode())
         return
-    info = stat(proc.pid)
-    os.write(report_fd, json.dumps({"pid": proc.pid, "start_ticks": info and info[1]}).encode())
+    info, leader = stat(proc.pid), stat(os.getpid())
+    os.write(report_fd, json.dumps({"pid": proc.pid, "start_ticks": info and info[1],
+                                    "sid_ticks": leader and leader[1]}).encode())
     os.close(report_fd)
     # the same pid (still the program's parent) becomes a short program, readable in `ps`
     os.execv(sys.executable, [sys.executable, "-c", WAIT, "llmops-wait", str(proc.pid), folder])
@@ -145,10 +157,22 @@ def start(req):
     if "error" in reply:
         return reply
     rec = {"name": req["name"], "pid": reply["pid"], "start_ticks": reply["start_ticks"],
-           "sid": sid, "argv": argv, "env_keys": sorted(req.get("env", {})), "cwd": cwd,
+           "sid": sid, "sid_ticks": reply.get("sid_ticks"), "boot_id": boot_id(),
+           "argv": argv, "env_keys": sorted(req.get("env", {})), "cwd": cwd,
            "started_at": started_at, "log": os.path.join(folder, "log")}
     write_json(os.path.join(folder, "proc.json"), rec)
     return status(req)
+
+
+def session_is_ours(rec):
+    """False when the session number now belongs to another program: the host rebooted, or
+    the waiter died and its pid went to a new session leader (the kernel reuses a session's
+    number only when none of its processes is left, so a live leader with other start ticks
+    means ours are all gone). Old records without the ticks keep the session as found."""
+    if rec.get("boot_id") and rec["boot_id"] != boot_id():
+        return False
+    leader = stat(rec["sid"])
+    return not (leader and rec.get("sid_ticks") and leader[1] != rec["sid_ticks"])
 
 
 def stop(req):
@@ -159,7 +183,7 @@ def stop(req):
     sid = current["sid"]
     how = "not running"
     for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        members = session_members(sid)
+        members = session_members(sid) if session_is_ours(current) else []
         if not members:
             break
         how = "term" if signum == signal.SIGTERM else "kill"
