@@ -350,5 +350,6 @@ class Alerts:
     def alerts(self, limit: int = 50) -> dict[str, list[dict[str, Any]]]:
         """Active alerts and the recent ones (newest first): `llmops alert list`."""
         store = self.alert_store
-        return {"active": store.query("cleared_at is null", [], limit),
+        held = "select alert_id from alert_state where active = 1"
+        return {"active": store.query(f"cleared_at is null and id in ({held})", [], limit),
                 "recent": store.query("1 = 1", [], limit)}

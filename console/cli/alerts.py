@@ -127,13 +127,15 @@ def alert_list(limit: int, as_json: bool) -> None:
         emit_json(found)
         return
     for title, rows in (("active", found["active"]), ("recent", found["recent"])):
-        table = Table("id", "resource", "rule", "raised", "cleared", "value", "message",
-                      "command", title=title)
+        table = Table("id", "raised", "cleared", "value", "command", "message", title=title)
         for row in rows:
-            table.add_row(str(row["id"]), esc(row["ref"]), row["rule"], row["raised_at"],
-                          row["cleared_at"] or "-", _value(row), esc(row["message"]),
-                          _command(row))
+            table.add_row(str(row["id"]), _when(row["raised_at"]), _when(row["cleared_at"]),
+                          _value(row), _command(row), esc(row["message"]))
         out.print(table)
+
+
+def _when(at: str | None) -> str:
+    return "-" if not at else at[:19].replace("T", " ")
 
 
 def _value(row: dict[str, Any]) -> str:

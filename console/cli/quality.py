@@ -62,6 +62,8 @@ def server_eval(name: str, dataset: Path, as_json: bool) -> None:
             )
         except EvalError as exc:
             fail(f"eval of {name} failed: {exc}", EXIT_FAILED, as_json)
+        if not as_json:
+            err.print(" " * 12, end="\r")  # the progress counter goes
     if as_json:
         emit_json({"ok": True, **result})
         return
