@@ -308,6 +308,7 @@ EVALS = [{"query": "the relay on shelf 3", "expected": ["note-003.txt"]},
          {"query": "gauge number 130 checked", "expected": ["note-004.txt"]}]
 
 
+@pytest.mark.timeout(1500)  # it may start the session's embedding vLLM
 async def test_the_ingest_key_its_progress_bar_and_the_recall_chart(
         tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,8 @@ from test_index_support import (
 from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab
 
+pytestmark = pytest.mark.timeout(1500)  # the first test here may start the embedding vLLM
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Setup:

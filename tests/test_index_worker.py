@@ -21,6 +21,8 @@ from test_index_support import KEY_ENV, Setup, act, checks, embedding_setup, sta
 
 WAIT_S = 600
 
+pytestmark = pytest.mark.timeout(1500)  # the first test here may start the embedding vLLM
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Setup:

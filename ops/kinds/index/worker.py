@@ -32,7 +32,8 @@ from llmops.ops.transport import TransportError
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
-MODULE = "llmops.ops.kinds.index.worker"
+MODULE = "llmops.ops.kinds.index.worker_main"
+"""The worker's entry (a module the package does not import, so `-m` runs it cleanly)."""
 HOME = ".ingest"
 POLL_S = 0.3
 SAY_EVERY_S = 2.0
@@ -199,7 +200,10 @@ def follow(files: WorkerFiles, proc: subprocess.Popen[bytes] | None, pid: int,
         for raw in complete.splitlines():
             with contextlib.suppress(ValueError):
                 entry = json.loads(raw)
-                if "line" in entry:
+                if "line" in entry:  # in order: the counts before it first
+                    if pending is not None:
+                        progress(say(pending))
+                        last_said, pending = time.monotonic(), None
                     progress(say(entry))
                 else:
                     pending = entry
@@ -258,7 +262,14 @@ def _pool(job: dict[str, Any]) -> HostPool:
     return HostPool(addresses.get, Path(job["known_hosts"]), desired=desired)
 
 
+def _answer(files: WorkerFiles, answer: dict[str, Any]) -> None:
+    partial = files.result.with_suffix(".part")
+    partial.write_text(json.dumps(answer))
+    partial.replace(files.result)
+
+
 def main(folder: str) -> int:
+    """The worker process: the ingest, its counts to the progress file, its result last."""
     from llmops.ops.kinds.index.ingest import ingest
 
     files = WorkerFiles(Path(folder))
@@ -270,7 +281,11 @@ def main(folder: str) -> int:
     def write(entry: dict[str, Any]) -> None:
         out.write(json.dumps({"at": round(time.time(), 3), **entry}) + "\n")
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def stopped(_signum: int, _frame: Any) -> None:  # llmops stopped it (a drop, a new job)
+        _answer(files, {"ok": False, "error": "the ingest worker was stopped (SIGTERM)"})
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stopped)
     try:
         result = ingest(spec, hosts, hosts.transport(spec.host),
                         lambda line: write({"line": line}), tick=write)
@@ -279,12 +294,10 @@ def main(folder: str) -> int:
         answer = {"ok": False, "error": str(exc) or type(exc).__name__}
     finally:
         hosts.close()
-    partial = files.result.with_suffix(".part")
-    partial.write_text(json.dumps(answer))
-    partial.replace(files.result)
+    _answer(files, answer)
     out.close()
     return 0 if answer["ok"] else 1
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # older starters named this module; worker_main is the entry
     sys.exit(main(sys.argv[1]))
