@@ -42,6 +42,8 @@ def test_drill_of_a_host(local_lab: Path) -> None:
         "rollback_seconds"]
     assert {c["name"]: c["ok"] for c in report["checks"]} == {
         "reachable": True, "probe matches": True}
+    print(f"host drill: rollback {report['rollback_seconds']} s, "
+          f"{report['total_seconds']} s in all")
     # two journalled actions: the change and its rollback, and the spec is as before
     assert len(git_log(lab)) == len(log) + 2
     change = llmops_json(lab, "history", str(report["change_action"]))
@@ -112,5 +114,7 @@ def test_drill_of_a_server_does_not_restart_it(shared_server: SharedServer) -> N
     checks = {c["name"]: c["ok"] for c in report["checks"]}
     assert checks and all(checks.values()), checks
     assert "health" in " ".join(checks), checks
+    print(f"server drill: rollback {report['rollback_seconds']} s, {report['total_seconds']} s "
+          f"in all, checks {sorted(checks)}")
     after = procs.status(LocalTransport(host), shared_server.name)
     assert (after.pid, after.started_at) == (before.pid, before.started_at)
