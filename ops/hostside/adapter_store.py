@@ -28,6 +28,9 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from adapter_tools import adapter_sha256, hashed_files  # noqa: E402 - beside this file
 
+LEDGER = "placed.log"
+"""One sha per line for every copy placed: a copy gone from the store is told from one never
+made (a deploy killed before its copy leaves nothing to keep)."""
 MERGE_MARK = "llmops-merge.json"
 """Written into a merged folder: which adapter sha and base it was made from."""
 
@@ -57,6 +60,8 @@ def place(incoming: str, store: str, sha: str, began: float) -> dict[str, Any]:
     if os.path.exists(target):  # a broken copy under the sha's name: set it aside, never delete
         os.replace(target, f"{target}.broken-{int(time.time())}")
     os.replace(incoming, target)
+    with open(os.path.join(store, LEDGER), "a") as fh:  # what the store ever held, by sha
+        fh.write(sha + "\n")
     size = sum(os.path.getsize(os.path.join(target, f)) for f in hashed_files(target))
     return {"ok": True, "path": target, "existing": False, "bytes": size,
             "seconds": round(time.monotonic() - began, 3)}

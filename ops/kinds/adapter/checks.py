@@ -130,7 +130,8 @@ def check_differs(spec: AdapterSpec, client: VllmClient, hosts: HostPool) -> tup
 
 
 def checklist_absent(spec: AdapterSpec, hosts: HostPool) -> list[Check]:
-    """Not served any more (the server no longer lists it); the store copy stays."""
+    """Not served any more (the server no longer lists it); a store copy once made stays (the
+    store's ledger tells a copy gone from one never made)."""
     checks = []
     server = store.server_of(spec, hosts)
     if spec.server and server is not None:
@@ -147,7 +148,13 @@ def checklist_absent(spec: AdapterSpec, hosts: HostPool) -> list[Check]:
             folder = store.store_path(facts, spec.sha256)
             t = hosts.transport(host)
             there = t.run(["test", "-f", f"{folder}/adapter_config.json"], timeout=30)
-            return there.returncode == 0, f"{folder} on {host}"
+            if there.returncode == 0:
+                return True, f"{folder} on {host}"
+            ledger = f"{folder.rsplit('/', 1)[0]}/placed.log"
+            placed = t.run(["grep", "-qx", spec.sha256, ledger], timeout=30)
+            if placed.returncode == 0:
+                return False, f"{folder} on {host} was placed in the store and is gone"
+            return True, f"never copied to {host} (the action ended before its copy)"
 
         checks.append(_timed("store copy kept", kept))
     return checks
