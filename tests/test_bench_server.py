@@ -61,7 +61,7 @@ def test_short_bench_gives_every_figure_stored_and_shown(shared_server: SharedSe
     # a second bench, side by side with the first (same spec: the one before it)
     second = llmops_json(lab, "server", "bench", name, *SHORT, "--compare")
     assert second["before"]["id"] == row["id"] and second["bench"]["id"] > row["id"]
-    shown = llmops(lab, "server", "benches", name, "--compare").stdout
+    shown = llmops(lab, "server", "benches", name, "--compare", env={"COLUMNS": "200"}).stdout
     for label in ("TTFT p95 ms", "output tok/s", "first-token p95 target", "verdict"):
         assert label in shown, shown
     status = llmops_json(lab, "status")["servers"]
