@@ -108,12 +108,14 @@ def test_throughput_is_judged_only_under_load_and_ttft_only_with_requests() -> N
     assert no_gpu["gpu_memory"].verdict() is None
 
 
-def test_crash_counts_unless_the_server_is_starting() -> None:
+def test_crash_counts_only_when_the_process_exited() -> None:
     down = by_rule(readings(SPEC, False, {}, state="crashed (exit 1)"))
     assert down["crash"].verdict() == "bad"
     assert set(down) == {"crash", "restart_loop"}  # a server that does not answer has no TTFT
-    assert by_rule(readings(SPEC, False, {}, state="starting"))["crash"].verdict() is None
-    assert by_rule(readings(SPEC, False, {}))["crash"].verdict() == "bad"
+    for state in ("starting", "stopped", "unreachable", None):  # a restart, a host away
+        assert by_rule(readings(SPEC, False, {}, state=state))["crash"].verdict() is None
+    assert by_rule(readings(SPEC, True, {}, state="crashed (exit 1)"))["crash"].verdict() == (
+        "good")
 
 
 def test_restart_loop_counts_comebacks_within_the_window() -> None:

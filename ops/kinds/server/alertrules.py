@@ -6,7 +6,8 @@ Rules: `ttft_p95` (first-token p95 over the spec's target), `output_tps` (output
 under the floor, judged only under load: requests waiting, or two or more running, since one
 client's pauses between requests are no verdict on the server), `kv_cache` (KV cache use over
 `alert_kv_cache_pct`), `gpu_memory` (GPU memory over `alert_gpu_memory_pct`), `crash` (the
-server does not answer and is not starting) and `restart_loop` (it came back up after being
+server does not answer and its process was last seen exited: a stop, a start or a restart in
+progress is not a crash) and `restart_loop` (it came back up after being
 down `restart_loop_count` times within `restart_loop_window_s`)."""
 
 from __future__ import annotations
@@ -166,12 +167,13 @@ def readings(spec: ServerSpec, up: bool, values: Mapping[str, float | None], *,
              ups: Sequence[tuple[float, bool]] = (), now: float = 0.0,
              config: AlertConfig | None = None) -> list[Reading]:
     """What every rule reads in one sample (pure). `state`: the server's last observed state
-    ("starting" keeps a server that does not answer yet from counting as crashed); `ups`: the
-    recent samples' (time, up), for the restart loop."""
+    (only "crashed ..." makes a server that does not answer count as crashed: one starting,
+    stopped mid-restart or on an unreachable host is no verdict); `ups`: the recent samples'
+    (time, up), for the restart loop."""
     config = config or AlertConfig()
-    starting = bool(state) and str(state).startswith(("starting", "sleeping"))
+    crashed = bool(state) and str(state).startswith("crashed")
     found = [Reading("crash", 1.0 if up else 0.0, 1.0, above=False,
-                     evidence=up or not starting, margin=False)]
+                     evidence=up or crashed, margin=False)]
     found.append(Reading("restart_loop",
                          float(restarts(ups, now, config.restart_loop_window_s)),
                          config.restart_loop_count - 0.5, above=True, unit="restarts",
