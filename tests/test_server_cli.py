@@ -1,17 +1,22 @@
 """Server actions end to end: the real `llmops` CLI, the engine, the journal and real vLLM.
 
 One lab with host `local` for the whole module, and as few vLLM starts as the walk allows
-(five, ~30 s each on two cores): `llmops demo` starts the blue-green server `demo`, its change
-starts green, its rollback is a switch; the recreate server `tiny` goes up, changes (to
-max_model_len 128 *and* tp 2 where the host offers two ranks, so TP=2 is covered by the same
-start, with both ranks' workers seen running) and rolls back; a failed hub download and a
-SIGKILL reuse it. The demo's `listen` moves to 0.0.0.0 and back, restarting only the
-forwarder, with its colours seen listening on loopback. The tests run in file order, and
-assert what the host's probe reports (cores, GPUs), not what this machine happens to have.
+(seven, eager, ~30-40 s each on two cores): `llmops demo` starts the blue-green server `demo`;
+its change starts green and its rollback is a switch, both under a loop of streamed
+completions while the console and a second CLI contend for the lab lock (issue 13 item 9);
+`rollback --last` brings demo back after a `down`. The recreate server `tiny` goes up,
+changes (to max_model_len 128 *and* tp 2 where the host offers two ranks, so TP=2 is covered
+by the same start, with both ranks' workers seen running) and rolls back; a failed hub
+download and a SIGKILL reuse it; then the host "reboots" (every llmops process killed, run
+records stale) and a rollback still converges (issue 13 item 3). The demo's `listen` moves to
+0.0.0.0 and back, restarting only the forwarder, with its colours seen listening on loopback.
+The tests run in file order, and assert what the host's probe reports (cores, GPUs), not
+what this machine happens to have.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -19,15 +24,27 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import git_log, llmops, llmops_json
+from labtools import LLMOPS, git_log, llmops, llmops_json
 from realparts import require_vllm
+from sharedserver import LOOSE_TARGETS
+from test_console_support import SIZE, close_app_lab, on_screen, opened, shown_text, wait_for
+from textual.widgets import Input
 
+from llmops.console.app import LlmopsApp
+from llmops.console.messages import ActionDone
+from llmops.console.screens.dialogs import ConfirmScreen
+from llmops.console.screens.main import MainScreen
+from llmops.console.screens.resource_verbs import ResourceVerbs
+from llmops.console.screens.rollback import RollbackScreen
+from llmops.console.screens.spec_form import SpecFormScreen
+from llmops.console.widgets.header import LabHeader
 from llmops.ops.kinds.server.client import VllmClient
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
@@ -165,16 +182,124 @@ def test_demo_serves_blue_green(lab: Path, model: Path, demo_run: Any) -> None:
     assert "already in the lab" in again.stderr  # a second run changes nothing
 
 
-def test_blue_green_change_and_rollback(lab: Path, model: Path) -> None:
-    changed = action_ok(acted(lab, "server", "up", "demo", "--max-model-len", "128"))
-    assert [s["verb"] for s in changed["steps"]] == [
-        "check-model", "start", "wait-ready", "smoke", "switch"]
-    assert live_max_model_len(DEMO_PORT, str(model)) == 128
-    back = action_ok(acted(lab, "rollback", str(changed["id"])))
+class StreamLoop(threading.Thread):
+    """A client of the live port: streamed completions back to back on one keep-alive
+    connection, as an application would send them; every failure is kept."""
+
+    def __init__(self, port: int, model: str) -> None:
+        super().__init__(daemon=True)
+        self.port, self.model = port, model
+        self.done = threading.Event()
+        self.answered = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        with client(self.port, self.model) as c:
+            while not self.done.is_set():
+                try:
+                    answer = c.stream_completion("Hello", max_tokens=8)
+                    assert answer.tokens == 8 and answer.ttft is not None, answer
+                    self.answered += 1
+                except Exception as exc:  # noqa: BLE001 - each failure is the finding
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(60)
+
+
+def servers_view(app: LlmopsApp) -> ResourceVerbs:
+    assert app.main is not None
+    view = app.main.view("servers")
+    assert isinstance(view, ResourceVerbs)
+    return view
+
+
+def serialised(lab: Path) -> None:
+    """One lock holder at a time: no two actions of the lab overlap in the journal."""
+    actions = sorted(llmops_json(lab, "history"), key=lambda a: a["id"])
+    for before, after in zip(actions, actions[1:], strict=False):
+        assert after["started_at"] >= before["finished_at"], (before, after)
+
+
+async def test_blue_green_change_and_rollback_under_load(lab: Path, model: Path) -> None:
+    """Issue 13 item 9: streamed completions run back to back through demo's port while a CLI
+    changes it (green starts, the port switches) and the console, in this process, rolls it
+    back (a switch). Meanwhile a second CLI and the console each try to act and are refused,
+    told who holds the lab: one holder at a time, no request fails."""
+    load = StreamLoop(DEMO_PORT, str(model))
+    load.start()
+    refused: list[ActionDone] = []
+    app = LlmopsApp(lab)
+
+    def hook(message: object) -> None:
+        if isinstance(message, ActionDone) and message.error:
+            refused.append(message)
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await opened(pilot)
+        await pilot.press("2")
+        view = servers_view(app)
+        await wait_for(pilot, lambda: (r := view.rows.get("demo")) is not None
+                       and r.state == "up", 60, "demo up in the console")
+        before = len(llmops_json(lab, "history"))
+        change = await asyncio.create_subprocess_exec(
+            *LLMOPS, "--lab", str(lab), "server", "up", "demo", "--max-model-len", "128",
+            "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert app.main is not None
+        header = app.main.query_one(LabHeader)
+        await wait_for(pilot, lambda: header.holder is not None
+                       and header.holder.pid == change.pid, 60, "the CLI shown holding the lock")
+        assert "server up demo" in (header.holder.command if header.holder else "")
+
+        other = await asyncio.to_thread(
+            llmops, lab, "server", "up", "demo", "--max-model-len", "200", "--json", check=3,
+            env={"LLMOPS_LOCK_WAIT": "0"})
+        said = json.loads(other.stdout)["error"]
+        assert f"the lab is busy: pid {change.pid}" in said and "server up demo" in said, said
+
+        await pilot.press("e")
+        form = await on_screen(pilot, SpecFormScreen)
+        form.query_one("#field-max_model_len", Input).value = "200"
+        await wait_for(pilot, lambda: form.spec is not None and form.spec.max_model_len == 200)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: refused, 60, "the console's edit refused")
+        assert f"the lab is busy: pid {change.pid}" in (refused[0].error or ""), refused[0]
+        await on_screen(pilot, MainScreen)
+
+        out, err = await asyncio.wait_for(change.communicate(), SLOW)
+        assert change.returncode == 0, (out + err).decode()
+        changed = action_ok(json.loads(out))
+        assert [s["verb"] for s in changed["steps"]] == [
+            "check-model", "start", "wait-ready", "smoke", "switch"]
+        assert live_max_model_len(DEMO_PORT, str(model)) == 128
+
+        await pilot.press("ctrl+z")
+        confirm = await on_screen(pilot, ConfirmScreen)
+        assert f"action {changed['id']}" in shown_text(confirm.query_one("#confirm-body"))
+        await pilot.press("y")
+        live = await on_screen(pilot, RollbackScreen)
+        await wait_for(pilot, lambda: live.verdict is not None or live.error, SLOW, "verdict")
+        assert live.error is None, live.error
+        await pilot.press("escape")
+        await on_screen(pilot, MainScreen)
+        close_app_lab(app)
+    load.stop()
+    history = {a["id"]: a for a in llmops_json(lab, "history")}
+    new = [(i, a["summary"], a["status"]) for i, a in sorted(history.items())][before:]
+    assert len(new) == 2, new  # the change and its rollback; the refusals wrote nothing
+    back = action_ok({"ok": True, "action": history[changed["id"] + 1]})
     assert [s["verb"] for s in back["steps"]] == ["switch"]
     assert back["rollback_of"] == changed["id"]
+    assert history[changed["id"]]["rolled_back_by"] == back["id"]
     assert live_max_model_len(DEMO_PORT, str(model)) == 256
-    # the colours stay on loopback whatever `listen` says: only the forwarder moves
+    serialised(lab)
+    assert load.failures == [], load.failures[:5]
+    assert load.answered >= 20, load.answered  # it streamed through both switches
+
+
+def test_listen_moves_only_the_forwarder(lab: Path) -> None:
+    """The colours stay on loopback whatever `listen` says: only the forwarder moves."""
     moved = action_ok(acted(lab, "server", "up", "demo", "--listen", "0.0.0.0"))
     assert [s["verb"] for s in moved["steps"]] == ["stop", "start-forwarder"]
     listening = tcp_listeners()
@@ -214,7 +339,7 @@ def test_recreate_up_change_rollback(lab: Path, model: Path) -> None:
     action_ok(acted(lab, "server", "up", "tiny", "--host", "local", "--model",
                           str(model), "--dtype", "float32", "--max-model-len", "256",
                           "--port", str(TINY_PORT), "--cpu-kvcache-gib", "1",
-                          "--arg", "enforce-eager=true"))
+                          "--arg", "enforce-eager=true", *LOOSE_TARGETS))
     assert state_of(lab, "tiny") == "up"
     assert tp_ranks_running(lab, "tiny") == set()  # tp 1: no rank-named workers
     tp = 2 if ranks_offered(host_facts(lab))[0] >= 2 else 1
@@ -288,4 +413,60 @@ def test_sigkill_is_seen_as_crashed(lab: Path) -> None:
         time.sleep(0.2)
     assert state.startswith("crashed"), state
     assert llmops(lab, "server", "logs", "tiny", "-n", "5").stdout.strip()
-    action_ok(acted(lab, "server", "down", "tiny"))  # also ends the orphaned engine
+
+
+def reboot(lab: Path) -> list[Path]:
+    """What a reboot does to host `local`'s llmops processes: every session its run folders
+    record dies at once (SIGKILL, no exit status written); the records stay behind, stale."""
+    records = sorted((lab.parent / "work" / "run").glob("*/proc.json"))
+    sids = {int(json.loads(r.read_text())["sid"]) for r in records}
+    for sid in sids:
+        try:
+            os.killpg(sid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while session_pids(sids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session_pids(sids) == set()
+    return records
+
+
+def session_pids(sids: set[int]) -> set[int]:
+    """Live processes (not zombies) in any of these sessions."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if fields[0] not in "ZX" and int(fields[3]) in sids:
+            found.add(int(entry.name))
+    return found
+
+
+def test_rollback_after_a_host_reboot_converges(lab: Path, model: Path) -> None:
+    """Issue 13 item 3: the host `reboots` under the crashed server (every llmops process on
+    it gone, its run records stale); `rollback --last server/tiny` still brings tiny up as
+    that action's before-state says, with its checklist passing, and nothing stale is left."""
+    records = reboot(lab)
+    stale = {r.parent.name: json.loads(r.read_text())["pid"] for r in records}
+    assert "tiny" in stale and all(not pid_alive(p) for p in stale.values())
+    history = llmops_json(lab, "history")
+    undo = [a for a in history if ["server", "tiny"] in a["refs"]
+            and a["status"] == "succeeded" and a["rolled_back_by"] is None][-1]
+    back = action_ok(acted(lab, "rollback", "--last", "server/tiny"))
+    assert back["rollback_of"] == undo["id"]
+    assert state_of(lab, "tiny") == "up"
+    want = 128 if undo["rollback_of"] is not None else 256  # undoing the undo of 256->128
+    assert live_max_model_len(TINY_PORT, str(model)) == want
+    assert pid_of(lab, "tiny") != stale["tiny"] and pid_alive(pid_of(lab, "tiny"))
+    action_ok(acted(lab, "server", "down", "tiny"))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"

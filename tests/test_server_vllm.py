@@ -64,7 +64,8 @@ def tiny_spec(model: Path, **changes: Any) -> ServerSpec:
     fields: dict[str, Any] = {"name": "tiny", "host": "local", "model": str(model),
                               "dtype": "float32", "max_model_len": 256, "port": 18231,
                               "cpu_kvcache_gib": 1,
-                              "args": {"enforce-eager": True}}
+                              "args": {"enforce-eager": True},
+                              "target_ttft_p95_ms": 10_000, "target_output_tps": 1}
     return ServerSpec(**(fields | changes))
 
 
