@@ -10,9 +10,11 @@ names the row written after each action's outcome (succeeded, failed, interrupte
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 
 import git
 from gitdb import IStream
@@ -80,10 +82,31 @@ def commit_anchors(repo: git.Repo) -> tuple[list[Anchor], set[str]]:
     return anchors, commits
 
 
-def read_tail(repo: git.Repo) -> Anchor | None:
+def tail_sha(repo: git.Repo) -> str | None:
+    """The tail ref's target, read as git stores it (loose file, else packed-refs) without
+    starting a git process: actions write and read it every time."""
+    git_dir = Path(repo.git_dir)
     try:
-        found = parse(repo.git.cat_file("blob", TAIL_REF))
-    except git.GitCommandError:
+        return (git_dir / TAIL_REF).read_text().strip() or None
+    except FileNotFoundError:
+        pass
+    try:
+        for line in (git_dir / "packed-refs").read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == TAIL_REF:
+                return sha
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def read_tail(repo: git.Repo) -> Anchor | None:
+    sha = tail_sha(repo)
+    if sha is None:
+        return None
+    try:
+        found = parse(repo.odb.stream(bytes.fromhex(sha)).read().decode())
+    except (ValueError, git.GitCommandError, OSError):
         return None
     if not all(k in found and found[k] for k in KEYS):
         return None
@@ -103,7 +126,15 @@ def write_tail(repo: git.Repo, journal: Journal, head: Event) -> None:
             return
     data = trailers(head).lstrip().encode()
     blob = repo.odb.store(IStream("blob", len(data), BytesIO(data)))
-    repo.git.update_ref(TAIL_REF, blob.hexsha.decode())
+    ref = Path(repo.git_dir) / TAIL_REF  # a loose ref, written as git writes one: atomically
+    ref.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fresh = ref.with_name(ref.name + ".lock")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, blob.hexsha + b"\n")
+    finally:
+        os.close(fd)
+    os.replace(fresh, ref)
 
 
 def action_commits(repo: git.Repo, *args: str) -> list[Anchor]:

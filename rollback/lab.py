@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 
 import git
 import platformdirs
 import tomli_w
+from git.db import GitCmdObjectDB
+from git.refs import SymbolicReference
+from gitdb import LooseObjectDB
+from gitdb.base import IStream, OInfo, OStream
+from gitdb.exc import BadObject
 from pydantic import ValidationError
 
 from llmops.ops.kinds.base import Spec, SpecError
@@ -26,6 +33,31 @@ from llmops.rollback.records import Event
 Ref = tuple[str, str]
 IGNORED = ["lab.db", "lab.db-journal", "lab.db-wal", "lab.db-shm", "known_hosts", ".lock", ""]
 AUTHOR = git.Actor("llmops", "llmops@localhost")
+
+
+class LabObjectDB(GitCmdObjectDB):
+    """Git's object store, loose objects read and written in-process (gitdb); packed ones
+    (after a `git gc`) through git as before. GitPython starts a `git hash-object` per object
+    written (three per action) and asks its `git cat-file` process for every object read
+    (about twenty per action): together most of the engine's own time. Objects are 0400:
+    gitdb's default chmod (0444) would give the lab's history to every local user."""
+
+    new_objects_mode = 0o400
+
+    def store(self, istream: IStream) -> IStream:
+        return LooseObjectDB.store(self, istream)
+
+    def info(self, binsha: bytes) -> OInfo:
+        try:
+            return LooseObjectDB.info(self, binsha)
+        except BadObject:
+            return super().info(binsha)
+
+    def stream(self, binsha: bytes) -> OStream:
+        try:
+            return LooseObjectDB.stream(self, binsha)
+        except BadObject:
+            return super().stream(binsha)
 
 
 class LabMissing(ValueError):
@@ -163,14 +195,12 @@ class Lab:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(path, 0o700)
             if not (path / ".git").exists():
-                self.repo = git.Repo.init(path, initial_branch="main")
+                self.repo = git.Repo.init(path, initial_branch="main", odbt=LabObjectDB)
                 (path / ".gitignore").write_text("\n".join(IGNORED))
                 self.repo.index.add([".gitignore"])
-                self.repo.odb.new_objects_mode = 0o400
                 self.repo.index.commit("lab created", author=AUTHOR, committer=AUTHOR)
             else:
-                self.repo = git.Repo(path)
-            self.repo.odb.new_objects_mode = 0o400  # gitdb chmods objects 0444 otherwise
+                self.repo = git.Repo(path, odbt=LabObjectDB)
             self._private_refs()
             self.journal, damage = open_journal(path / "lab.db", path / ".git")
             self.notices: list[str] = [damage] if damage else []
@@ -178,6 +208,7 @@ class Lab:
             self.rebuilt = self._rebuild_if_lost()
         self.lock = LabLock(path / ".lock")
         self.known_hosts = path / "known_hosts"
+        self._git_highest: int | None = None
         self.journal.subscribe(self._anchor_tail)
 
     def _rebuild_if_lost(self) -> list[int]:
@@ -201,28 +232,66 @@ class Lab:
 
     # -- git -----------------------------------------------------------------------------
     def head(self) -> str:
-        return self.repo.head.commit.hexsha
+        """HEAD's sha, read from its ref files (no object lookup)."""
+        return str(SymbolicReference.dereference_recursive(self.repo, "HEAD"))
 
     def commit(self, message: str, paths: list[str]) -> str:
         """Stage the given files (added, changed or removed) and commit; returns the sha.
         Made during an action, the message ends with trailers anchoring the journal's newest
         row (the action's `started` row, or for a revert its last step or check), so git can
-        vouch for the journal; other commits (a test's hand edit) carry none."""
-        head = self.journal.head()
-        if head is not None and head.event not in ENDINGS:
-            message = message.rstrip() + anchors.trailers(head)
+        vouch for the journal; other commits (a test's hand edit) carry none.
+
+        All in-process (gitdb, the index, the branch's ref file written as git writes it):
+        git processes and GitPython's ref machinery were most of an action's own time."""
+        last = self.journal.head()
+        if last is not None and last.event not in ENDINGS:
+            message = message.rstrip() + anchors.trailers(last)
         with private_umask():
+            index = self.repo.index
             present = [p for p in paths if (self.path / p).exists()]
-            gone = [p for p in paths if not (self.path / p).exists() and self._tracked(p)]
+            gone = [p for p in paths if not (self.path / p).exists()]
             if present:
-                self.repo.index.add(present)
+                index.add(present, write=not gone)
             if gone:
-                self.repo.index.remove(gone)
-            if not self.repo.index.diff("HEAD"):
-                return self.head()
-            sha = self.repo.index.commit(message, author=AUTHOR, committer=AUTHOR).hexsha
-        self._private_refs()
+                for rel in gone:
+                    index.entries.pop((rel, 0), None)
+                index.write()
+            os.chmod(index.path, 0o600)  # GitPython's writer chmods it 0644
+            tree = index.write_tree()
+            parent = self.head()
+            if tree.hexsha == self._tree_of(parent):
+                return parent
+            sha = self._write_commit(tree.hexsha, parent, message)
+            self._move_branch(sha)
         return sha
+
+    def _tree_of(self, commit: str) -> str:
+        """A commit's tree sha, from the object's first line ("tree <sha>")."""
+        first = self.repo.odb.stream(bytes.fromhex(commit)).read().split(b"\n", 1)[0]
+        return first.split(b" ", 1)[1].decode()
+
+    def _write_commit(self, tree: str, parent: str, message: str) -> str:
+        """A commit object as git writes one (author and committer llmops, UTC)."""
+        stamp = f"{int(time.time())} +0000"
+        who = f"{AUTHOR.name} <{AUTHOR.email}> {stamp}"
+        body = (f"tree {tree}\nparent {parent}\nauthor {who}\ncommitter {who}\n\n"
+                f"{message.rstrip()}\n").encode()
+        stored = self.repo.odb.store(IStream("commit", len(body), BytesIO(body)))
+        return str(stored.hexsha.decode())
+
+    def _move_branch(self, sha: str) -> None:
+        """Point HEAD's branch at `sha` the way git does: `<ref>.lock` made exclusively,
+        written, renamed over the ref (0600: the lab's history is its owner's alone)."""
+        git_dir = Path(self.repo.git_dir)
+        target = (git_dir / "HEAD").read_text().strip()
+        ref = git_dir / (target[5:] if target.startswith("ref: ") else "HEAD")
+        lock = ref.with_name(ref.name + ".lock")
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, f"{sha}\n".encode())
+        finally:
+            os.close(fd)
+        os.replace(lock, ref)
 
     def _private_refs(self) -> None:
         """GitPython chmods the refs it writes to 0644 whatever the umask (gitdb's LockedFD):
@@ -247,8 +316,12 @@ class Lab:
 
     def next_action_id(self) -> int:
         """After the highest action in the journal and in git: numbers never restart, even
-        when lab.db was deleted (git would hold two "action 1" commits)."""
-        return self.journal.next_action_id(anchors.highest_action(self.repo))
+        when lab.db was deleted (git would hold two "action 1" commits). Git is read once per
+        opening (the journal then holds every later action: they are written under the lock
+        through it), not per action."""
+        if self._git_highest is None:
+            self._git_highest = anchors.highest_action(self.repo)
+        return self.journal.next_action_id(self._git_highest)
 
     def journal_gap(self) -> int:
         """The highest action git knows whose original rows the journal lacks (0: none):
@@ -266,13 +339,6 @@ class Lab:
             problems.insert(0, f"actions up to {rebuilt} were rebuilt from git after lab.db"
                                " was lost: their original rows are gone")
         return problems
-
-    def _tracked(self, rel: str) -> bool:
-        try:
-            self.repo.head.commit.tree / rel
-            return True
-        except KeyError:
-            return False
 
     def text_at(self, rel: str, commit: str | None) -> str | None:
         """A file's text at a commit (None: absent); commit None means the working tree."""

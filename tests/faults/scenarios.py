@@ -50,6 +50,8 @@ class Scenario:
     late: tuple[str, ...] = ()
     """Points after the reconcile (`before-checks`, `before-succeeded`): run where cheap."""
     revert_points: tuple[str, ...] = ()
+    known_bugs: dict[str, str] = field(default_factory=dict)
+    """Points whose rollback fails today, with why (strict xfail: fixed, it must be removed)."""
     needs: tuple[str, ...] = field(default=())
     """Real parts the scenario needs (`vllm`)."""
 
@@ -162,6 +164,10 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "server": Scenario("server", server_setup, mid=("step:2",), needs=("vllm",)),
     "run": Scenario("run", run_setup, mid=("step:5",)),
-    "adapter": Scenario("adapter", adapter_setup, mid=("step:2",), needs=("vllm",)),
+    "adapter": Scenario(
+        "adapter", adapter_setup, mid=("step:2",), needs=("vllm",),
+        known_bugs={"after-commit": "the absent-checklist's `store copy kept` fails when the"
+                    " killed deploy never copied it (request in /tmp/contract/requests-faults.md)"},
+    ),
     "index": Scenario("index", index_setup, mid=("step:1",), needs=("vllm",)),
 }
