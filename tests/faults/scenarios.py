@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from finetune_fixtures import text_rows, tiny_model_dir, write_rows
 from labtools import llmops
+from sharedserver import LOOSE_TARGETS
 
 PY = sys.executable
 CHEAP = ("after-started", "after-commit")
@@ -99,7 +100,7 @@ def server_setup(root: Path, request: pytest.FixtureRequest) -> Action:
     local_host(root, lab)
     return Action(lab, ["server", "up", "f1", "--host", "local", "--model", str(tiny_model_dir()),
             "--port", str(free_port()), "--dtype", "float32", "--max-model-len", "256",
-            "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true"])
+            "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS])
 
 
 # -- run: a few-step tiny training; step 5 is the trainer's start ----------------------------
@@ -135,7 +136,7 @@ def adapter_setup(root: Path, request: pytest.FixtureRequest) -> Action:
     llmops(lab, "server", "up", "lora", "--host", "local", "--model", str(tiny_model_dir()),
            "--dtype", "float32", "--max-model-len", "256", "--port", str(free_port()),
            "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", "--enable-lora",
-           "--runtime-lora", "--max-lora-rank", "8", timeout=900)
+           "--runtime-lora", "--max-lora-rank", "8", *LOOSE_TARGETS, timeout=900)
     request.config.add_cleanup(lambda: llmops(lab, "server", "down", "lora", check=None,
                                               timeout=300))
     _, problems = maker.communicate(timeout=600)
