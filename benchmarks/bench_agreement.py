@@ -1,6 +1,6 @@
 """llmops's load test against vLLM's own (`vllm bench serve`) on the same CPU server, same settings.
 
-    .venv/bin/python benchmarks/bench_agreement.py [--repeats 3] [--requests 48]
+    .venv/bin/python benchmarks/bench_agreement.py [--repeats 6] [--requests 64]
         [--concurrency 4] [--input-len 32] [--output-len 32] [--rate R] [--port 18951]
 
 One run starts the server itself (a fresh lab, host `local`, the tests' tiny model made by
@@ -111,8 +111,8 @@ def spread(values: list[float]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=6, help="Pairs (3 are too few here).")
+    parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rate", type=float, default=None, help="req/s (default: all at once)")
     parser.add_argument("--input-len", type=int, default=32)

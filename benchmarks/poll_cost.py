@@ -1,6 +1,6 @@
 """What watching a server costs it: throughput with and without the console's polling.
 
-    .venv/bin/python benchmarks/poll_cost.py [--repeats 5] [--requests 64] [--interval 2.0]
+    .venv/bin/python benchmarks/poll_cost.py [--repeats 6] [--requests 64] [--interval 2.0]
         [--port 18961]
 
 One run starts the server itself (as benchmarks/bench_agreement.py does: fresh lab, host
@@ -94,7 +94,7 @@ def bench(engine: Engine, args: argparse.Namespace, seed: int, name: str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--interval", type=float, default=POLL_INTERVAL)
