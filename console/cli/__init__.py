@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from llmops.console.cli import alerts, audit, drill, quality, status
+from llmops.console.cli import alerts, audit, drill, policy, quality, status
 from llmops.console.cli.adapters import adapter_group
 from llmops.console.cli.common import (
     EXIT_BAD_INPUT,
@@ -88,7 +88,7 @@ def init(settings: Settings, lab_path: Path | None, as_json: bool) -> None:
 for command in (init, host_group, server_group, run_group, adapter_group, index_group, history,
                 rollback, plan, apply, demo):
     cli.add_command(command)
-for module in (alerts, audit, drill, quality, status):
+for module in (alerts, audit, drill, policy, quality, status):
     for command in module.COMMANDS:
         cli.add_command(command)
     for command in module.SERVER_COMMANDS:

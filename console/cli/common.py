@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from rich.text import Text
 
 from llmops.console.specs import problems_text
 from llmops.ops.kinds.base import Spec, SpecError
+from llmops.rollback.drill import Readiness
 from llmops.rollback.engine import ActionRefused, Change, Engine
 from llmops.rollback.lab import Lab, LabFileError, LabMissing, default_lab_path, is_lab
 from llmops.rollback.lock import LabBusy
@@ -61,7 +63,10 @@ def log_to_file() -> None:
     handler: logging.Handler
     try:
         path = platformdirs.user_log_path("llmops") / "llmops.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)  # log lines name hosts and paths: the operator's only
+        os.close(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))
+        os.chmod(path, 0o600)
         handler = logging.FileHandler(path, delay=True)
     except OSError:
         handler = logging.NullHandler()
@@ -140,11 +145,28 @@ def put_spec(
     engine: Engine, kind: str, spec: Spec, new_verb: str, as_json: bool,
     trust: dict[str, str] | None = None,
 ) -> None:
-    """One action putting a spec into the lab (created, or changed when it exists)."""
+    """One action putting a spec into the lab (created, or changed when it exists). A change
+    first says whether what runs now could be put back, and how long that took before."""
     stream_progress(engine, as_json)
     verb = "changed" if engine.lab.read_spec(kind, spec.name) else new_verb
-    record = engine.act([Change(kind, spec.name, spec)], f"{kind} {spec.name} {verb}", trust=trust)
-    report_action(record, as_json)
+    change = Change(kind, spec.name, spec)
+    ready = engine.readiness_for([change]) if verb == "changed" else []
+    if not as_json:
+        for r in ready:
+            show_readiness(r)
+    record = engine.act([change], f"{kind} {spec.name} {verb}", trust=trust)
+    report_action(record, as_json, {"readiness": [asdict(r) for r in ready]} if ready else None)
+
+
+def show_readiness(ready: Readiness) -> None:
+    """On stderr, before the action: ready or each blocker (not a refusal: the operator may be
+    replacing a broken state), and the rollback time the journal's history expects."""
+    expected = (f"~{ready.expected_seconds:.1f}s (p50 of {ready.samples} rollbacks)"
+                if ready.expected_seconds is not None else "not known yet")
+    verdict = "[green]ready[/]" if ready.ready else "[yellow]BLOCKED[/]"
+    err.print(f"rollback of {esc('/'.join(ready.ref))}: {verdict}; expected {esc(expected)}")
+    for blocker in ready.blockers:
+        err.print(f"  [yellow]✗ {esc(blocker)}[/]")
 
 
 def remove_resource(command: str, kind: str, name: str, summary: str, as_json: bool) -> None:
@@ -180,6 +202,8 @@ def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[E
     try:
         lab = settings().lab(create)
         engine = Engine(lab, lock_wait=settings().lock_wait)
+        for notice in lab.notices:  # what opening the lab had to repair (a lost lab.db)
+            err.print(f"[yellow]warning:[/] {esc(notice)}")
         if not settings().read_only:
             recover(engine)
         yield engine
@@ -202,11 +226,13 @@ def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[E
             lab.close()
 
 
-def report_action(record: ActionRecord, as_json: bool) -> NoReturn:
+def report_action(
+    record: ActionRecord, as_json: bool, extra: dict[str, Any] | None = None
+) -> NoReturn:
     """Print an action's verdict, steps and checks; exit 0 when it did what was asked."""
     ok = record.ok
     if as_json:
-        emit_json({"ok": ok, "action": record})
+        emit_json({"ok": ok, "action": record, **(extra or {})})
         sys.exit(EXIT_OK if ok else EXIT_FAILED)
     colour = "green" if ok else "red"
     secs = f"{record.seconds:.1f}s" if record.seconds is not None else "?"
