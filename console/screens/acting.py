@@ -32,6 +32,7 @@ def start_action(node: DOMNode, engine: Engine, changes: list[Change], summary: 
 
     def act() -> None:
         try:
+            show_readiness(node, engine, changes)
             record = engine.act(changes, summary, trust=trust)
         except EXPECTED as exc:
             node.post_message(ActionDone(summary, None, error_text(exc)))
@@ -43,6 +44,19 @@ def start_action(node: DOMNode, engine: Engine, changes: list[Change], summary: 
 
     return node.run_worker(act, thread=True, exclusive=False, exit_on_error=False,
                            group="action", name=summary, description=summary)
+
+
+def show_readiness(node: DOMNode, engine: Engine, changes: list[Change]) -> None:
+    """Worker side, before a change of what exists: could it be put back, and how long did
+    that take before (the journal's p50 for the kind). A toast, not a refusal: the operator
+    may be replacing a broken state."""
+    for ready in engine.readiness_for(changes):
+        expected = (f"expected ~{ready.expected_seconds:.0f}s (p50 of {ready.samples})"
+                    if ready.expected_seconds is not None else "no rollback of this kind yet")
+        title = f"rollback of {'/'.join(ready.ref)}: " + ("ready" if ready.ready else "BLOCKED")
+        body = "\n".join([*(f"✗ {b}" for b in ready.blockers), expected])
+        node.app.call_from_thread(node.app.notify, body, title=title, timeout=6,
+                                  severity="information" if ready.ready else "warning")
 
 
 def notify_done(node: DOMNode, message: ActionDone) -> None:
