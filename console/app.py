@@ -106,6 +106,8 @@ class LlmopsApp(App[None]):
         if message.empty:
             self.push_screen(WelcomeScreen(self.read_only), self.welcome_done)
         self.interrupted = message.interrupted
+        for notice in message.lab.notices:  # what opening the lab repaired (a lost lab.db)
+            self.notify(notice, title="the lab was repaired", severity="warning", timeout=30)
         for action_id in message.interrupted:
             why = self.interrupted_why.get(action_id) or "llmops died mid-action"
             self.notify(f"Action {action_id} was interrupted: {why}. It is selected on "
