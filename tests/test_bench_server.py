@@ -166,3 +166,23 @@ def test_target_check_fails_on_a_breach_and_passes_otherwise(
     assert not ok, detail
     assert "MISSED first-token p95" in detail and "MISSED output" in detail
     assert "3 probes missed" in detail
+
+
+def test_bench_before_and_after_a_change_side_by_side(shared_server: SharedServer) -> None:
+    """A change to the spec (a target: vLLM keeps running) makes a new spec commit; the bench
+    after it is shown beside the one before, and its rollback puts the target back."""
+    lab, name = shared_server.lab, shared_server.name
+    before = llmops_json(lab, "server", "bench", name, *SHORT)["bench"]
+    changed = llmops_json(lab, "server", "up", name, "--target-output-tps", "0.5")
+    try:
+        assert changed["ok"], changed
+        after = llmops_json(lab, "server", "bench", name, *SHORT, "--compare")
+        assert after["bench"]["spec_commit"] != before["spec_commit"]
+        assert after["before"]["id"] == before["id"]
+        assert after["bench"]["verdicts"][1]["goal"] == 0.5
+        assert before["verdicts"][1]["goal"] != 0.5
+    finally:
+        back = llmops_json(lab, "rollback", str(changed["action"]["id"]))
+    assert back["ok"], back
+    again = llmops_json(lab, "server", "bench", name, *SHORT)["bench"]
+    assert again["spec_sha"] == before["spec_sha"]  # the same text as before the change
