@@ -157,5 +157,24 @@ class Undo:
                         "interrupted",
                         {"note": note, "error": note},
                     )
+                    self._left_by_revert(record)
                     found.append(record.id)
         return found
+
+    def _left_by_revert(self, record: ActionRecord) -> None:
+        """Killed inside its revert: git is back (the revert commit), but what the failed
+        change started may still run. Each resource git no longer wants as the change had it
+        becomes a pending revert, so `rollback N`, the next action on its host or `plan`
+        reconciles it (stops what was started) instead of "nothing to roll back"."""
+        if record.commit is None:
+            return
+        for kind, name in record.refs:
+            forward = self.lab.read_spec(kind, name, record.commit)
+            if (
+                forward is not None
+                and forward != self.lab.read_spec(kind, name)
+                and self.pending.get((kind, name)) is None
+            ):
+                self.pending.record(
+                    record.id, (kind, name), forward, "llmops died during the revert"
+                )

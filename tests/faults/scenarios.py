@@ -98,9 +98,15 @@ def free_port() -> int:
 def server_setup(root: Path, request: pytest.FixtureRequest) -> Action:
     lab = new_lab(root)
     local_host(root, lab)
-    return Action(lab, ["server", "up", "f1", "--host", "local", "--model", str(tiny_model_dir()),
-            "--port", str(free_port()), "--dtype", "float32", "--max-model-len", "256",
-            "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS])
+
+    def up(name: str, *extra: str) -> list[str]:
+        return ["server", "up", name, "--host", "local", "--model", str(tiny_model_dir()),
+                "--port", str(free_port()), "--dtype", "float32", "--max-model-len", "256",
+                "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS, *extra]
+
+    # the failing one: vLLM is started, but not ready within 10 s (a CPU start takes 25 s or
+    # more), so the revert has a live process to stop when it is killed
+    return Action(lab, up("f1"), failing=up("f2", "--start-timeout-s", "10"))
 
 
 # -- run: a few-step tiny training; step 5 is the trainer's start ----------------------------
@@ -163,7 +169,8 @@ SCENARIOS: dict[str, Scenario] = {
         late=("before-checks", "before-succeeded"),
         revert_points=("revert-after-commit", "before-failed"),
     ),
-    "server": Scenario("server", server_setup, mid=("step:2",), needs=("vllm",)),
+    "server": Scenario("server", server_setup, mid=("step:2",), needs=("vllm",),
+                       revert_points=("revert-after-commit",)),
     "run": Scenario("run", run_setup, mid=("step:5",)),
     "adapter": Scenario(
         "adapter", adapter_setup, mid=("step:2",), needs=("vllm",),
