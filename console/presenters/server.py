@@ -81,6 +81,9 @@ class ServerPresenter(Presenter):
     busy_words: ClassVar[dict[str, str]] = {
         **Presenter.busy_words, "new": "starting", "remove": "stopping"}
     poll_interval = POLL_INTERVAL
+    observe_interval = 30.0
+    """Processes are looked at every 30 s while /metrics answers (a failed poll looks at
+    once, so a crash still shows within a poll): each look costs the host a script run."""
     pane = True
     sparks = (Spark("tps", "tok/s", "generation_tps"), Spark("p95", "p95 s", "e2e_p95"),
               Spark("kv", "KV %", "kv_cache_pct"))

@@ -40,6 +40,10 @@ METRICS = (
 )
 RATES = (("generation_tps", "generation_tokens_total"), ("prompt_tps", "prompt_tokens_total"))
 LATENCIES = (("ttft", "time_to_first_token_seconds"), ("e2e", "e2e_request_latency_seconds"))
+GAUGES = ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc",
+          "gpu_cache_usage_perc")
+POLLED = (*(c.removesuffix("_total") for _, c in RATES), *(h for _, h in LATENCIES), *GAUGES)
+"""The families a poll reads: only these are parsed (the rest of /metrics cost most of it)."""
 Values = dict[str, float | None]
 
 
@@ -102,7 +106,7 @@ class ServerSampler:
                 self.tunnel = transport.open_forward(self.spec.port, reach_address(self.spec))
             url = f"http://127.0.0.1:{self.tunnel.local_port}"
             with VllmClient(url, self.spec.api_model(), timeout=5.0) as client:
-                snap = client.metrics()
+                snap = client.metrics(POLLED)
         except (TransportError, httpx.HTTPError, OSError, ValueError):
             self.close()
             self.window = RateWindow()
