@@ -7,6 +7,7 @@ whoever does puts them back. A test that restarts or stops the server starts its
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from dataclasses import dataclass
 from importlib.resources import files
@@ -18,7 +19,19 @@ from labtools import llmops, llmops_json
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.transport import LocalTransport
 
-SHARED_PORT = 18901
+SHARED_PORTS = range(18901, 18941)
+"""The shared server takes the first port here that nothing answers on: vLLM binds with
+SO_REUSEPORT, so a second server on a taken port starts fine and the kernel splits the
+connections between the two (another lab's server then answers this one's checks)."""
+
+
+def free_port(ports: range = SHARED_PORTS) -> int:
+    for port in ports:
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError(f"every port in {ports} answers: stop the servers a run left behind")
 SLOW = 600  # seconds a vLLM start may take on a busy shared box
 LOOSE_TARGETS = ("--target-ttft-p95-ms", "10000", "--target-output-tps", "1")
 """For servers whose tests are not about targets: the checklist's `targets` check holds a
@@ -48,14 +61,15 @@ def start_shared_server(root: Path) -> SharedServer:
     llmops(lab, "host", "add", "local", "--local", "--python", sys.executable,
            "--workdir", str(root / "work"))
     model = make_tiny_model(root / "tiny")
+    port = free_port()
     done = llmops_json_slow(
         lab, "server", "up", "shared", "--host", "local", "--model", str(model),
-        "--port", str(SHARED_PORT), "--dtype", "float32", "--max-model-len", "256",
+        "--port", str(port), "--dtype", "float32", "--max-model-len", "256",
         "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
         *LOOSE_TARGETS,
     )
     assert done["ok"], done
-    return SharedServer(lab, "shared", SHARED_PORT, model)
+    return SharedServer(lab, "shared", port, model)
 
 
 def llmops_json_slow(lab: Path, *args: str) -> dict[str, Any]:
