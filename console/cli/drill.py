@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 import click
 
-from llmops.console.cli import policy
 from llmops.console.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -86,8 +85,7 @@ def drill(ref: str, check_only: bool, as_json: bool) -> None:
         sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
-COMMANDS: list[click.Command] = [drill, *policy.COMMANDS]
-"""Top-level commands this module adds to `llmops` (`policy` rides here until the lead
-registers console/cli/policy.py in the CLI's module tuple; adding it twice is harmless)."""
+COMMANDS: list[click.Command] = [drill]
+"""Top-level commands this module adds to `llmops`."""
 SERVER_COMMANDS: list[click.Command] = []
 """Commands this module adds to `llmops server`."""
