@@ -28,6 +28,7 @@ class HostSpec(Spec):
     )
     key: str | None = Field(
         default=None,
+        pattern=r"^[^\x00-\x1f\x7f]{1,4096}$",
         description="Path of the private key file (default: ssh-agent, ~/.ssh keys).",
     )
     python: str = Field(
