@@ -172,10 +172,6 @@ SCENARIOS: dict[str, Scenario] = {
     "server": Scenario("server", server_setup, mid=("step:2",), needs=("vllm",),
                        revert_points=("revert-after-commit",)),
     "run": Scenario("run", run_setup, mid=("step:5",)),
-    "adapter": Scenario(
-        "adapter", adapter_setup, mid=("step:2",), needs=("vllm",),
-        known_bugs={"after-commit": "the absent-checklist's `store copy kept` fails when the"
-                    " killed deploy never copied it (request in /tmp/contract/requests-faults.md)"},
-    ),
+    "adapter": Scenario("adapter", adapter_setup, mid=("step:2",), needs=("vllm",)),
     "index": Scenario("index", index_setup, mid=("step:1",), needs=("vllm",)),
 }
