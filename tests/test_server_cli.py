@@ -198,7 +198,7 @@ class StreamLoop(threading.Thread):
             while not self.done.is_set():
                 try:
                     answer = c.stream_completion("Hello", max_tokens=8)
-                    assert answer.tokens == 8 and answer.ttft is not None, answer
+                    assert answer.text and answer.ttft is not None, answer  # may end at EOS
                     self.answered += 1
                 except Exception as exc:  # noqa: BLE001 - each failure is the finding
                     self.failures.append(f"{type(exc).__name__}: {exc}")
