@@ -95,7 +95,8 @@ def index_create(name: str, property_: tuple[str, ...], as_json: bool, **given: 
 @json_option
 def index_ingest(name: str, source: str | None, as_json: bool) -> None:
     """Ingest the index's documents now: new and changed ones are embedded and inserted, the
-    chunks of changed or removed ones deleted; unchanged ones cost nothing."""
+    chunks of changed or removed ones deleted; unchanged ones cost nothing. A detached worker
+    does it (it finishes if this command is killed; one killed itself is resumed here)."""
     refuse_if_read_only("index ingest")
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "index", name, as_json)
