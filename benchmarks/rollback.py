@@ -302,8 +302,9 @@ def bench_adapter(engine: Engine, root: Path, model: Path, repeats: int) -> list
         ok(engine.act([Change("adapter", "ad", specs[0])], "adapter ad A"))
         return change_and_back(engine, "adapter", specs[0], specs[1], repeats)
     finally:
-        engine.act([Change("adapter", "ad", None)], "adapter ad removed")
-        engine.act([Change("server", "lora", None)], "server lora down")
+        for kind, name in (("adapter", "ad"), ("server", "lora")):
+            if engine.lab.read_spec(kind, name) is not None:
+                engine.act([Change(kind, name, None)], f"{kind} {name} removed")
 
 
 def bench_index(engine: Engine, root: Path, model: Path, repeats: int) -> list[float]:
@@ -321,8 +322,12 @@ def bench_index(engine: Engine, root: Path, model: Path, repeats: int) -> list[f
                      args={"runner": "pooling", "enforce-eager": True}, **LOOSE)
     docs = root / "docs"
     docs.mkdir(exist_ok=True)
-    for i in range(8):
-        (docs / f"d{i}.md").write_text(f"# Note {i}\n\n" + "A rollback restores. " * 60)
+    topics = ["sourdough bread and its starter", "tomatoes staked in the garden",
+              "tensor parallelism across GPUs", "a lighthouse keeper's night watch",
+              "migrating birds over the Alps", "the chess opening called the Sicilian",
+              "brewing green tea at low heat", "repairing a bicycle's flat tyre"]
+    for i, topic in enumerate(topics):
+        (docs / f"d{i}.md").write_text(f"# {topic}\n\n" + f"This page is about {topic}. " * 30)
     standin = start_standin(0, 0, root / "backups")
     ok(engine.act([Change("server", "emb", emb)], "server emb up"))
     try:
@@ -333,8 +338,9 @@ def bench_index(engine: Engine, root: Path, model: Path, repeats: int) -> list[f
         changed = engine.index_backup_for(spec.model_copy(update={"chunk_size": 300}))
         return change_and_back(engine, "index", spec, changed, repeats)
     finally:
-        engine.act([Change("index", "ix", None)], "index ix removed")
-        engine.act([Change("server", "emb", None)], "server emb down")
+        for kind, name in (("index", "ix"), ("server", "emb")):
+            if engine.lab.read_spec(kind, name) is not None:
+                engine.act([Change(kind, name, None)], f"{kind} {name} removed")
         standin.stop()
 
 
