@@ -129,6 +129,23 @@ def damaged(db: Path) -> str | None:
     return None
 
 
+def sqlite_reads_it_whole(db: Path, after: float = 0.0) -> bool:
+    """SQLite's own verdict, asked only when the header looks cut short: under WAL another
+    process's checkpoint can write page 1 before the file grows, so the header alone would
+    call a live journal damaged and move it aside under its writers' feet."""
+    time.sleep(after)
+    try:
+        con = sqlite3.connect(db, timeout=10)
+        try:
+            return bool(con.execute("pragma quick_check").fetchone()[0] == "ok")
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return True  # busy: another process has it open and working, so SQLite can read it
+    except sqlite3.DatabaseError:
+        return False
+
+
 def open_journal(db: Path, git_dir: Path) -> tuple[Journal, str | None]:
     """The journal, or a fresh one when lab.db is damaged: the damaged file is kept beside it
     (`lab.db-damaged-TIME`, excluded from git) and the notice says so."""
@@ -138,8 +155,17 @@ def open_journal(db: Path, git_dir: Path) -> tuple[Journal, str | None]:
             journal = Journal(db)
             journal.max_action_id()
             return journal, None
+        except sqlite3.OperationalError:
+            raise  # busy or locked by another process: a live journal, never "damaged"
         except sqlite3.DatabaseError as exc:
             problem = str(exc)
+    # Only SQLite reading every page twice, a moment apart, may call it damaged: the header
+    # can race another process's checkpoint, and a file moved aside under its writers' feet
+    # would lose what they write next.
+    if sqlite_reads_it_whole(db) or sqlite_reads_it_whole(db, after=0.5):
+        journal = Journal(db)
+        journal.max_action_id()  # whole: an error now is this process's own, not the file's
+        return journal, None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for suffix in ("", "-wal", "-shm"):
         old = db.with_name(db.name + suffix)
