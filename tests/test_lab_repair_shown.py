@@ -32,4 +32,6 @@ async def test_the_console_warns_that_the_journal_was_rebuilt(tmp_path: Path) ->
         await wait_for(pilot, lambda: any(
             n.title == "the lab was repaired" and "rebuilt" in n.message
             for n in app._notifications), what="the repair toast")
+        assert [n.severity for n in app._notifications if n.title == "the lab was repaired"] \
+            == ["warning"]
         close_app_lab(app)
