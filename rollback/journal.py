@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,10 +45,23 @@ def event_hash(
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+_OPEN: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+def open_here(path: Path) -> bool:
+    """Whether this process holds a journal open on `path`. Then nothing but SQLite may open
+    the file: closing any other descriptor on it drops every POSIX lock the process holds
+    there (sqlite.org/howtocorrupt.html 2.2), so another process's last close would see no
+    reader, checkpoint and reset the WAL under this one: "database disk image is malformed"."""
+    resolved = path.resolve()
+    return any(j.path == resolved and not j.closed for j in list(_OPEN))
+
+
 class Journal:
     """Appends events (thread-safe) and folds them into action records."""
 
     def __init__(self, path: Path) -> None:
+        self.path, self.closed = path.resolve(), False
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")  # the console reads while a CLI call writes
         # WAL + NORMAL: a row is durable once its transaction ends, through any process kill
@@ -58,6 +72,7 @@ class Journal:
         self.lock = threading.RLock()
         self.listeners: list[Callable[[Event], None]] = []
         self._ensure_schema()
+        _OPEN.add(self)
 
     def _ensure_schema(self) -> None:
         with self.lock:
@@ -275,4 +290,5 @@ class Journal:
         return [a for a in records if wanted & set(a.refs)]
 
     def close(self) -> None:
+        self.closed = True
         self.db.conn.close()

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from llmops.ops.kinds.base import Spec, SpecError
 from llmops.rollback import anchors
-from llmops.rollback.journal import ENDINGS, Journal
+from llmops.rollback.journal import ENDINGS, Journal, open_here
 from llmops.rollback.kinds import KINDS, kind_for_folder
 from llmops.rollback.lock import LabLock
 from llmops.rollback.records import Event
@@ -110,7 +110,10 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 def damaged(db: Path) -> str | None:
     """Why a lab.db cannot be a whole SQLite file (None: it may be). From its header alone:
-    a file cut short is smaller than the pages its header counts."""
+    a file cut short is smaller than the pages its header counts. Never read while this
+    process has the journal open: closing the read would drop SQLite's locks (open_here)."""
+    if open_here(db):
+        return None  # this process reads it through SQLite already
     try:
         size = db.stat().st_size
     except FileNotFoundError:
@@ -151,13 +154,18 @@ def open_journal(db: Path, git_dir: Path) -> tuple[Journal, str | None]:
     (`lab.db-damaged-TIME`, excluded from git) and the notice says so."""
     problem = damaged(db)
     if problem is None:
+        journal: Journal | None = None
         try:
             journal = Journal(db)
             journal.max_action_id()
             return journal, None
         except sqlite3.OperationalError:
+            if journal is not None:
+                journal.close()
             raise  # busy or locked by another process: a live journal, never "damaged"
         except sqlite3.DatabaseError as exc:
+            if journal is not None:
+                journal.close()
             problem = str(exc)
     # Only SQLite reading every page twice, a moment apart, may call it damaged: the header
     # can race another process's checkpoint, and a file moved aside under its writers' feet
