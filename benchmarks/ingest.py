@@ -13,9 +13,11 @@ own; no Weaviate can be installed here, so the Weaviate side of every figure is 
   (observe, plan, the detached worker started and followed: read the documents on the host,
   chunk, embed through the server, insert in batches); timed as the journal's step (the
   checklist after it is not ingest and is left out).
-- **plain**: the same chunks (made once, outside the timing), embedded through the same
-  server's `/v1/embeddings` in the same batch size, inserted with weaviate-client's batch API
-  (`collection.batch.fixed_size`) into a fresh collection of the same schema.
+- **plain**: benchmarks/ingest_plain.py, a script run as its own process (its Python start
+  and imports count, as the worker's do): the same chunks (made once, outside the timing),
+  embedded through the same server's `/v1/embeddings` in the same batch size, inserted with
+  weaviate-client's batch API (`collection.batch.fixed_size`) into a fresh collection of the
+  same schema.
 
 The two alternate (A B A B ...); the first pair warms caches and is dropped, then `repeats`
 pairs count: chunks/s median with min-max, and the ratio of the medians with the spread of the
@@ -39,8 +41,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from llmops.ops.kinds.index.chunking import Chunk, chunk_document, documents
 from llmops.ops.kinds.index.schema import create_collection
@@ -209,30 +209,28 @@ def run_llmops(bench: Bench, spec: IndexSpec, total: int) -> float:
 
 
 def run_plain(bench: Bench, spec: IndexSpec, chunks: list[Chunk]) -> float:
-    """chunks/s of the plain script: embed in batches, insert with the client's batch API."""
-    from weaviate.classes.data import DataObject  # noqa: F401 - the reference's own imports
-
+    """chunks/s of the plain script (benchmarks/ingest_plain.py), a process of its own from
+    its start to its exit, as the llmops worker is: embed in batches, insert with the client's
+    batch API into a fresh collection of the same schema (made before the timing, as the
+    llmops collection is)."""
     url, model = bench.embed_url()
     plain = spec.model_copy(update={"collection": "Plain"})
     with bench.client() as client:
         if client.collections.exists("Plain"):
             client.collections.delete("Plain")
         create_collection(client, plain)
-        coll = client.collections.get("Plain")
-        began = time.monotonic()
-        with httpx.Client(timeout=300) as http, coll.batch.fixed_size(
-                batch_size=spec.batch_size) as batch:
-            for start in range(0, len(chunks), spec.batch_size):
-                group = chunks[start:start + spec.batch_size]
-                answer = http.post(url, json={"model": model, "input": [c.text for c in group]})
-                answer.raise_for_status()
-                vectors = [d["embedding"] for d in answer.json()["data"]]
-                for c, v in zip(group, vectors, strict=True):
-                    batch.add_object(properties=c.properties(), uuid=c.uuid, vector=v)
-        seconds = time.monotonic() - began
-        if coll.batch.failed_objects:
-            raise SystemExit(f"plain: {len(coll.batch.failed_objects)} objects failed")
-        count = len(coll)
+    chunks_file = bench.root / "chunks.json"
+    chunks_file.write_text(json.dumps([{"uuid": c.uuid, "properties": c.properties(),
+                                        "text": c.text} for c in chunks]))
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ingest_plain.py"),
+                           str(chunks_file), url, model, str(bench.http), str(bench.grpc),
+                           "Plain", str(spec.batch_size)], capture_output=True, text=True,
+                          timeout=900)
+    seconds = time.monotonic() - began
+    if done.returncode != 0:
+        raise SystemExit(f"plain script: exit {done.returncode}\n{done.stderr[-3000:]}")
+    count = int(done.stdout.split()[-1])
     if count != len(chunks):
         raise SystemExit(f"plain ingest left {count} objects, not {len(chunks)}")
     return len(chunks) / seconds
