@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from llmops.rollback.journal import Journal, open_here
-from llmops.rollback.lab import Lab, damaged
+from llmops.rollback.lab import Lab
+from llmops.rollback.labstore import damaged
 
 WRITER = """
 import sys
