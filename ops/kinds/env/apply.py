@@ -1,0 +1,197 @@
+"""What the env kind does on hosts: observe, preflight, carry out the plan's steps.
+
+Thin on purpose: the decisions are in `plan.py`; this runs them through envctl on the host.
+A build runs detached (procctl) so it survives the console; apply follows its log as
+progress lines (pip's own), and a console that died mid-build finds it at its next reconcile
+and follows it again instead of starting another."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops import procs
+from llmops.ops.kinds.base import Progress, SpecError, Step
+from llmops.ops.kinds.env import wheelhouse
+from llmops.ops.kinds.env.hostcalls import (
+    EnvError,
+    Layout,
+    at_host,
+    base,
+    call,
+    install_script,
+    proc_name,
+)
+from llmops.ops.kinds.env.observed import EnvObserved, EnvStep
+from llmops.ops.kinds.env.spec import EnvSpec
+from llmops.ops.transport import Transport, TransportError
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+BUILD_TIMEOUT = 6 * 3600.0
+"""A vLLM install on a slow link takes a while; the build goes on past this, apply gives up."""
+
+
+def observe(spec: EnvSpec, hosts: HostPool, *, freeze: bool = False) -> EnvObserved:
+    t, where = at_host(spec, hosts)
+    found = call(t, where, "inspect", {**base(where), "freeze": freeze}, timeout=120)
+    observed = EnvObserved(
+        host=spec.host, root=found["root"], venv=found["venv"], link=found.get("link"),
+        foreign=bool(found.get("foreign")), kept=list(found.get("kept", [])),
+        incomplete=list(found.get("incomplete", [])),
+        manifests=dict(found.get("manifests", {})), freeze=found.get("freeze"))
+    info = procs.status(t, proc_name(spec.name))
+    if info.running:
+        observed.building = _job_set(info.argv)
+    return observed
+
+
+def _job_set(argv: list[str]) -> str | None:
+    """The set a running build makes, from its job file's name (…/jobs/<set>.json)."""
+    job = argv[-1] if argv else ""
+    return job.rsplit("/", 1)[-1][:-5] if job.endswith(".json") else None
+
+
+def preflight(spec: EnvSpec, hosts: HostPool) -> None:
+    """Read-only, before anything is written: the venv path is free or ours."""
+    observed = observe(spec, hosts)
+    if observed.foreign:
+        raise SpecError(
+            "venv",
+            f"{observed.venv} on {spec.host} exists and is not a venv llmops manages",
+            "give another venv path, or move that one away (llmops never overwrites it)",
+        )
+
+
+def payload(step: Step) -> EnvStep:
+    assert isinstance(step.data, EnvStep), step
+    return step.data
+
+
+def apply(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    return HANDLERS[step.verb](step, spec, hosts, progress) or {}
+
+
+def _snapshot(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress
+              ) -> dict[str, Any]:
+    t, where = at_host(spec, hosts)
+    reply = call(t, where, "snapshot", base(where))
+    if reply.get("set") is None:
+        return {}
+    sha = str(reply["manifest"])
+    progress(f"before-state: venv {reply['set']} = manifest {sha[:12]} "
+             f"({len(reply['lines'])} packages)" + (" (drifted by hand)" if reply.get(
+                 "drifted") else ""))
+    return {"before_set": reply["set"], "before_manifest": sha,
+            "before_freeze": reply["lines"], "drifted": bool(reply.get("drifted"))}
+
+
+def _fetch(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    data = payload(step)
+    t, where = at_host(spec, hosts)
+    platform = call(t, where, "platform", python=spec.python)
+    progress(f"{t.host}: python {platform['python_version']} {platform['abi']} "
+             f"{platform['platforms'][0] if platform['platforms'] else ''}")
+    began = time.monotonic()
+    if data.manifest:
+        lines = call(t, where, "manifest", {"root": where.root, "sha": data.manifest})["lines"]
+        wheels = wheelhouse.download(spec, platform, progress, manifest_lines=list(lines))
+    else:
+        wheels = wheelhouse.download(spec, platform, progress, requirements=list(data.pins))
+    downloaded = round(time.monotonic() - began, 3)
+    pushed = wheelhouse.push(t, where, wheels, progress)
+    return {**pushed, "download_seconds": downloaded,
+            "push_seconds": round(time.monotonic() - began - downloaded, 3)}
+
+
+def _build(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    """Build (or restore) the set's venv in a detached process and follow it to its end."""
+    data = payload(step)
+    assert data.set
+    t, where = at_host(spec, hosts)
+    name = proc_name(spec.name)
+    info = procs.status(t, name)
+    _lines, offset = procs.read_log(t, name, 1 << 60)  # from the end: this run's lines only
+    if info.running and _job_set(info.argv) == data.set:
+        progress(f"following the build of venv {data.set} already running (pid {info.pid})")
+    else:
+        if info.running:
+            progress(f"stopping the build of venv {_job_set(info.argv)} (another set now)")
+            procs.stop(t, name)
+        job = {"root": where.root, "set": data.set, "python": spec.python or t.python,
+               "mode": spec.mode, "pins": list(data.pins), "manifest": data.manifest,
+               "index_url": spec.index_url, "no_index": spec.no_index,
+               "find_links": list(spec.find_links), "wheelhouse": where.wheelhouse}
+        install_script(t, where)
+        t.write_text(where.job(data.set), json.dumps(job, indent=1), mode=0o600)
+        t.run(["rm", "-f", where.result(data.set)], timeout=30)
+        info = procs.start(t, name, [t.python, where.script, "build", where.job(data.set)])
+        progress(f"build of venv {data.set} started on {t.host} (pid {info.pid})")
+    return follow(t, where, name, data.set, progress, offset)
+
+
+def follow(t: Transport, where: Layout, name: str, target: str, progress: Progress,
+           offset: int) -> dict[str, Any]:
+    """The build's log lines (from `offset`) as progress until it exits; its result, or
+    EnvError with pip's message."""
+    began = time.monotonic()
+    while True:
+        running = procs.status(t, name).running
+        lines, offset = procs.read_log(t, name, offset)
+        for line in lines:
+            if not line.startswith("--- "):
+                progress(line[:300])
+        if not running:
+            break
+        if time.monotonic() - began > BUILD_TIMEOUT:
+            raise EnvError(f"the build of venv {target} on {t.host} ran past "
+                           f"{BUILD_TIMEOUT:.0f} s; it goes on (llmops env show)")
+        time.sleep(0.2)
+    try:
+        result = dict(json.loads(t.read_text(where.result(target))))
+    except (TransportError, ValueError):
+        tail = procs.tail(t, name, 5)
+        raise EnvError(f"the build of venv {target} on {t.host} left no result: "
+                       f"{' | '.join(tail)}") from None
+    if not result.get("ok"):
+        raise EnvError(f"install on {t.host} failed: {result.get('error')}")
+    return {"set": target, "manifest": result["manifest"], "packages": len(result["lines"]),
+            "build_seconds": result["seconds"], "restored": bool(result.get("restored"))}
+
+
+def _switch(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    data = payload(step)
+    t, where = at_host(spec, hosts)
+    reply = call(t, where, "switch", {**base(where), "set": data.set})
+    progress(f"{where.venv} -> venv {data.set} (was {reply.get('from') or 'none'})")
+    return {"switched_from": reply.get("from"), "switched_to": data.set,
+            "switch_seconds": reply.get("seconds")}
+
+
+def _prune(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    t, where = at_host(spec, hosts)
+    reply = call(t, where, "prune", {**base(where), "keep": list(payload(step).keep)})
+    progress(f"deleted venvs {', '.join(reply['removed']) or 'none'}")
+    return {"pruned": reply["removed"]}
+
+
+def _unlink(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    t, where = at_host(spec, hosts)
+    reply = call(t, where, "remove", {**base(where), "venvs": payload(step).venvs})
+    progress(f"{where.venv} removed" + (f"; venvs deleted: {', '.join(reply['removed'])}"
+                                         if reply.get("removed") else ""))
+    return {"unlinked": reply.get("unlinked"), "pruned": reply.get("removed", [])}
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "snapshot": _snapshot,
+    "fetch": _fetch,
+    "build": _build,
+    "restore": _build,
+    "switch": _switch,
+    "prune": _prune,
+    "unlink": _unlink,
+}

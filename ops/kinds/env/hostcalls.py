@@ -1,0 +1,81 @@
+"""The env kind's host plumbing: where things live on the host and how envctl (the stdlib
+host-side script, ops/hostside/envctl.py) is called. One JSON line comes back per call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops.kinds.env.spec import EnvSpec
+from llmops.ops.kinds.hoststate import host_facts
+from llmops.ops.transport import Transport
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+SCRIPT = "envctl.py"
+
+
+class EnvError(RuntimeError):
+    """A host-side environment operation failed; the message is pip's or envctl's."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where an environment's parts are on its host (paths as the host spells them)."""
+
+    root: str
+    venv: str
+    wheelhouse: str
+    script: str
+
+    def job(self, target: str) -> str:
+        return f"{self.root}/jobs/{target}.json"
+
+    def result(self, target: str) -> str:
+        return f"{self.root}/jobs/{target}.result.json"
+
+
+def layout(spec: EnvSpec, facts: dict[str, Any]) -> Layout:
+    workdir = str(facts["workdir"])
+    root = f"{workdir}/envs/{spec.name}"
+    return Layout(root, spec.venv or f"{root}/venv", f"{workdir}/envs/wheelhouse",
+                  f"{workdir}/bin/{SCRIPT}")
+
+
+def proc_name(name: str) -> str:
+    """The detached build's process name on the host."""
+    return f"env-{name}"
+
+
+def install_script(t: Transport, where: Layout) -> None:
+    t.write_text(where.script, files("llmops.ops.hostside").joinpath(SCRIPT).read_text(),
+                 mode=0o644)
+
+
+def call(t: Transport, where: Layout, op: str, request: dict[str, Any] | None = None, *,
+         python: str | None = None, timeout: float = 600.0) -> dict[str, Any]:
+    """One envctl operation; its reply, or EnvError with what it said."""
+    install_script(t, where)
+    argv = [python or t.python, where.script, op, json.dumps(request or {})]
+    done = t.run(argv, timeout=timeout)
+    try:
+        reply = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError):
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise EnvError(f"envctl {op} on {t.host} failed (exit {done.returncode}): "
+                       f"{tail or 'no output'}") from None
+    if not reply.get("ok"):
+        raise EnvError(f"envctl {op} on {t.host}: {reply.get('error')}")
+    return reply
+
+
+def at_host(spec: EnvSpec, hosts: HostPool) -> tuple[Transport, Layout]:
+    t = hosts.transport(spec.host)
+    return t, layout(spec, host_facts(hosts, spec.host))
+
+
+def base(where: Layout) -> dict[str, str]:
+    return {"root": where.root, "venv": where.venv}

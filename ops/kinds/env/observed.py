@@ -1,0 +1,47 @@
+"""What observe finds of an environment on its host, and what each plan step carries: typed, so
+the pure plan and the thin apply agree on names (the plan cases build both from TOML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import Field
+
+from llmops.ops.kinds.base import Observed, StepData
+
+
+class EnvObserved(Observed):
+    """The venv path and the venvs beside it (by pinned set), as envctl's `inspect` saw them."""
+
+    host: str | None = None
+    root: str | None = None
+    """<workdir>/envs/<name>: venvs/, manifests/, sets/, jobs/."""
+    venv: str | None = None
+    """The venv path (a symlink llmops manages), expanded on the host."""
+    link: str | None = None
+    """The set the venv path points at (None: no venv yet)."""
+    foreign: bool = False
+    """The venv path is something llmops did not make (a real folder, another symlink)."""
+    kept: list[str] = Field(default_factory=list)
+    """Finished venvs present, by set."""
+    incomplete: list[str] = Field(default_factory=list)
+    """Venvs whose build did not finish (a failed or killed build)."""
+    manifests: dict[str, str] = Field(default_factory=dict)
+    """Set -> the sha256 of the manifest recorded for it (what a rebuild restores)."""
+    building: str | None = None
+    """The set a build process is making right now (a console that died left it running)."""
+    freeze: list[str] | None = None
+    """What the current venv holds (status polls only; the plan does not read it)."""
+
+
+@dataclass(frozen=True)
+class EnvStep(StepData):
+    """An env step's payload: which set, from which manifest, to keep what."""
+
+    set: str | None = None
+    manifest: str | None = None
+    """Restoring: the manifest sha the venv must equal."""
+    pins: tuple[str, ...] = ()
+    keep: tuple[str, ...] = field(default_factory=tuple)
+    venvs: bool = False
+    """A removal: delete the venvs too (keep_previous off)."""

