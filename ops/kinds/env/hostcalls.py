@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.env.spec import EnvSpec
 from llmops.ops.kinds.hoststate import host_facts
-from llmops.ops.transport import Transport
+from llmops.ops.transport import Transport, TransportError
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 SCRIPT = "envctl.py"
 
 
-class EnvError(RuntimeError):
-    """A host-side environment operation failed; the message is pip's or envctl's."""
+class EnvError(TransportError):
+    """A host-side environment operation failed; the message is pip's or envctl's (a
+    failure on the host, as the transport's: exit 1, the action reverted)."""
 
 
 @dataclass(frozen=True)

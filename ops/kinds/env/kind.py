@@ -70,3 +70,7 @@ class EnvKind(Kind[EnvSpec, EnvObserved]):
 
     def summary(self, spec: EnvSpec, status: str, latest: Sample | None) -> dict[str, Any]:
         return env_summary.summary(spec, status, latest, self._seen.get(spec.name))
+
+    # -- report (HasReport): the freeze against the manifest and the pins -----------------
+    def report(self, spec: EnvSpec, hosts: HostPool) -> dict[str, Any] | None:
+        return env_summary.report(spec, hosts, self._seen)

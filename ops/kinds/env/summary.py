@@ -95,3 +95,27 @@ def summary(spec: EnvSpec, state: str, latest: Sample | None,
         "drift": drift(spec, freeze) + [f"{x} not in the manifest" for x in extra],
         "kept": list(observed.kept) if observed else [],
     }
+
+
+def report(spec: EnvSpec, hosts: HostPool, seen: Seen) -> dict[str, Any]:
+    """What `env show` and `env drift` print: the state, what the venv holds now against its
+    recorded manifest and the pins, the venvs kept and the manifests recorded per set."""
+    state = status(spec, hosts, seen)
+    found = seen.get(spec.name)
+    assert found is not None
+    observed, manifest = found
+    freeze = observed.freeze or []
+    return {
+        "state": state,
+        "venv": observed.venv,
+        "set": spec.set_sha(),
+        "current_set": observed.link,
+        "manifest": observed.manifests.get(observed.link or ""),
+        "freeze": freeze,
+        "pin_drift": drift(spec, observed.freeze),
+        "extra": sorted(set(freeze) - set(manifest)) if manifest is not None else [],
+        "missing": sorted(set(manifest) - set(freeze)) if manifest is not None else [],
+        "kept": observed.kept,
+        "manifests": observed.manifests,
+        "building": observed.building,
+    }
