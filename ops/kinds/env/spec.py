@@ -27,7 +27,7 @@ PIN_RE = re.compile(
 )
 PATH_RE = re.compile(r"^(/|~/)[A-Za-z0-9_./+@-]{0,255}$")
 URL_RE = re.compile(r"^(https?|file)://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]{1,500}$")
-SHELLISH = set(";|&$`<>\\\"'\n\r\t ")
+SHELLISH = set(";|&$`\\\"'\n\r\t ")
 
 
 def check_pin(pin: str) -> str:
@@ -38,10 +38,10 @@ def check_pin(pin: str) -> str:
     if text.startswith("-"):
         raise ValueError(f"{text!r} is a pip option, not a package: give name==version "
                          "(index_url and find_links are fields of their own)")
-    if SHELLISH & set(text):
-        raise ValueError(f"{text!r} holds a space, quote or shell character: give name==version")
     if "://" in text or "@" in text:
         raise ValueError(f"{text!r} is a URL or a direct reference: give name==version")
+    if SHELLISH & set(text):
+        raise ValueError(f"{text!r} holds a space, quote or shell character: give name==version")
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
