@@ -5,13 +5,16 @@ from __future__ import annotations
 from llmops.ops.kinds.adapter import AdapterKind
 from llmops.ops.kinds.base import Context, Kind, Ref, Spec, SpecError
 from llmops.ops.kinds.env import EnvKind
+from llmops.ops.kinds.gateway import GatewayKind
 from llmops.ops.kinds.host import HostKind
 from llmops.ops.kinds.index import IndexKind
 from llmops.ops.kinds.run import RunKind
 from llmops.ops.kinds.server import ServerKind
 
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (HostKind(), ServerKind(), RunKind(), AdapterKind(), IndexKind(), EnvKind())
+    k.name: k
+    for k in (HostKind(), ServerKind(), RunKind(), AdapterKind(), IndexKind(), EnvKind(),
+              GatewayKind())
 }
 """Every kind the lab knows; adding a kind is one line here."""
 

@@ -1,0 +1,274 @@
+"""What the gateway kind does on hosts: observe, preflight, carry out plan steps.
+
+Thin on purpose: every decision is in the pure plan (`plan.py`); this file runs it through
+procctl (the install and the proxy are detached processes), the host's files and the
+gateway's HTTP API (`client.py`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cache
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops import procs
+from llmops.ops.kinds import hoststate
+from llmops.ops.kinds.base import Progress, SpecError, Step
+from llmops.ops.kinds.gateway.client import gateway_client, master_key
+from llmops.ops.kinds.gateway.config import Unreachable, backend_for, marker_of
+from llmops.ops.kinds.gateway.launch import (
+    FOLDER,
+    config_path,
+    home,
+    hooks_path,
+    venv_of,
+)
+from llmops.ops.kinds.gateway.observed import BackendSeen, GatewayObserved, GatewayStep
+from llmops.ops.kinds.gateway.spec import GatewaySpec
+from llmops.ops.kinds.hoststate import host_facts
+from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.ops.transport import Transport, TransportError
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+MARKER = ".llmops-litellm"
+"""Written into the venv by a finished install: the release it holds."""
+INSTALL_TIMEOUT_S = 1800.0
+READY_TIMEOUT_S = 300.0
+PIP_LINES = ("Collecting", "Downloading", "Installing", "Successfully", "ERROR", "error",
+             "creating", "installed")
+
+INSTALL_SCRIPT = """\
+import os, subprocess, sys, venv
+path, version = sys.argv[1], sys.argv[2]
+marker = os.path.join(path, ".llmops-litellm")
+if os.path.exists(marker):
+    os.remove(marker)
+if not os.path.exists(os.path.join(path, "bin", "python")):
+    print("creating venv " + path, flush=True)
+    venv.create(path, with_pip=True)
+python = os.path.join(path, "bin", "python")
+rc = subprocess.call([python, "-m", "pip", "install", "--progress-bar", "off",
+                      "litellm[proxy]==" + version, "gunicorn"])
+if rc:
+    sys.exit(rc)
+subprocess.check_call([python, "-c", "import litellm, gunicorn, uvicorn"])
+with open(marker, "w") as fh:
+    fh.write(version)
+print("installed litellm " + version, flush=True)
+"""
+
+
+class GatewayError(RuntimeError):
+    """A gateway step failed; the message says which and why."""
+
+
+@cache
+def hooks_source() -> str:
+    return files("llmops.ops.hostside").joinpath("gateway_hooks.py").read_text()
+
+
+def read_state(t: Transport, facts: dict[str, Any], name: str) -> dict[str, Any]:
+    return hoststate.read_state(t, facts, FOLDER, name)
+
+
+def update_state(t: Transport, facts: dict[str, Any], name: str, **values: Any) -> None:
+    state = read_state(t, facts, name)
+    state.update(values)
+    hoststate.write_state(t, facts, FOLDER, name, state)
+
+
+def _text(t: Transport, path: str) -> str | None:
+    try:
+        return t.read_text(path)
+    except (TransportError, OSError):
+        return None
+
+
+def resolve(spec: GatewaySpec, hosts: HostPool) -> dict[str, BackendSeen]:
+    """Each server the spec routes to, as the gateway's host reaches it (from the lab)."""
+    found = {}
+    for name in spec.servers():
+        server = hosts.desired("server", name)
+        if not isinstance(server, ServerSpec):
+            found[name] = BackendSeen(error="not in the lab")
+            continue
+        address = hosts.lookup(server.host)
+        try:
+            b = backend_for(spec.host, server, getattr(address, "address", None),
+                            bool(getattr(address, "local", False)))
+        except Unreachable as exc:
+            found[name] = BackendSeen(error=str(exc))
+            continue
+        found[name] = BackendSeen(api_base=b.api_base, api_model=b.api_model)
+    return found
+
+
+def observe(spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
+    """The venv's release, the config file's hash, the process and what it loaded."""
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    version = _text(t, f"{venv_of(spec, facts)}/{MARKER}")
+    installing = procs.status(t, spec.install_proc()).running
+    config = _text(t, config_path(spec, facts))
+    info = procs.status(t, spec.proc_name())
+    state = read_state(t, facts, spec.name)
+    return GatewayObserved(
+        facts=facts,
+        venv_version=version.strip() if version else None,
+        installing=installing,
+        config_hash=marker_of(config) if config else None,
+        proc_running=info.running,
+        proc_crashed=not info.running and info.rc not in (0, None),
+        proc_hash=state.get("launch_hash") if info.running else None,
+        loaded_hash=state.get("loaded") if info.running else None,
+        backends=resolve(spec, hosts),
+        hooks_source=hooks_source(),
+    )
+
+
+def preflight(spec: GatewaySpec, hosts: HostPool) -> None:
+    """Read-only, before anything is written: the key's variable is set here, and every
+    server is reachable from the gateway's host."""
+    master_key(spec)
+    for name, seen in resolve(spec, hosts).items():
+        if seen.error:
+            raise SpecError("models", f"server {name}: {seen.error}",
+                            "route the model to a server the gateway's host can reach")
+
+
+# -- apply --------------------------------------------------------------------------------
+def payload(step: Step) -> GatewayStep:
+    assert isinstance(step.data, GatewayStep), step
+    return step.data
+
+
+def apply(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+          ) -> dict[str, Any]:
+    return HANDLERS[step.verb](step, spec, hosts, progress) or {}
+
+
+def _install(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+             ) -> dict[str, Any]:
+    """pip install into the venv as a detached process (it finishes if the console dies);
+    its output lines are the progress; the marker is written only when it succeeded."""
+    data = payload(step)
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    proc = str(data.proc)
+    python = str(facts.get("python") or "python3")
+    began = time.monotonic()
+    procs.start(t, proc, [python, "-c", INSTALL_SCRIPT, str(data.venv), str(data.version)])
+    offset = 0
+    while True:
+        lines, offset = procs.read_log(t, proc, offset)
+        for line in lines:
+            if line.lstrip().startswith(PIP_LINES):
+                progress(line.strip()[:200])
+        info = procs.status(t, proc)
+        if not info.running:
+            break
+        if time.monotonic() - began > INSTALL_TIMEOUT_S:
+            procs.stop(t, proc)
+            raise GatewayError(f"installing litellm took over {INSTALL_TIMEOUT_S:.0f}s")
+        time.sleep(1.0)
+    if info.rc != 0:
+        tail = " | ".join(procs.tail(t, proc, 6))
+        raise GatewayError(f"pip install litellm[proxy]=={data.version} failed "
+                           f"(rc {info.rc}): {tail}")
+    seconds = round(time.monotonic() - began, 1)
+    progress(f"litellm {data.version} installed in {seconds}s")
+    return {"install_seconds": seconds, "venv": data.venv}
+
+
+def _write_config(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+                  ) -> dict[str, Any]:
+    data = payload(step)
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    t.run(["mkdir", "-p", home(spec, facts)], timeout=30).check()
+    t.write_text(hooks_path(spec, facts), hooks_source())
+    t.write_text(config_path(spec, facts), str(data.config))
+    progress(f"config {data.hash} written to {config_path(spec, facts)}")
+    return {"config": data.hash}
+
+
+def _start(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+           ) -> dict[str, Any]:
+    data = payload(step)
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    env = dict(data.env)
+    env[spec.master_key_env] = master_key(spec)  # on procctl's stdin, never in a record
+    info = procs.start(t, str(data.proc), list(step.argv), env=env, cwd=home(spec, facts))
+    update_state(t, facts, spec.name, launch_hash=data.launch, loaded=None)
+    progress(f"{data.proc} started (pid {info.pid})")
+    return {"pid": info.pid}
+
+
+def _reload(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+            ) -> dict[str, Any]:
+    """HUP to gunicorn's master: a new worker on the new config, the old one finishes its
+    requests and goes."""
+    t = hosts.transport(spec.host)
+    info = procs.status(t, str(payload(step).proc))
+    if not info.running or info.pid is None:
+        raise GatewayError(f"{payload(step).proc} is not running: nothing to reload")
+    t.run(["kill", "-HUP", str(info.pid)], timeout=30).check()
+    progress(f"HUP sent to {payload(step).proc} (pid {info.pid})")
+    return {"reloaded": info.pid}
+
+
+def _wait_ready(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+                ) -> dict[str, Any]:
+    """Until /health/liveliness answers and every deployment carries the wanted config."""
+    data = payload(step)
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    began, last = time.monotonic(), "no answer yet"
+    with gateway_client(spec, hosts, timeout=10.0) as client:
+        while time.monotonic() - began < READY_TIMEOUT_S:
+            info = procs.status(t, spec.proc_name())
+            if not info.running:
+                tail = " | ".join(procs.tail(t, spec.proc_name(), 6))
+                raise GatewayError(f"{spec.proc_name()} exited (rc {info.rc}): {tail}")
+            if client.alive():
+                try:
+                    loaded = client.loaded_configs()
+                except Exception as exc:  # noqa: BLE001 - keep waiting, say the last error
+                    last = f"/model/info: {exc}"
+                else:
+                    if loaded == {data.hash}:
+                        seconds = round(time.monotonic() - began, 2)
+                        update_state(t, facts, spec.name, loaded=data.hash)
+                        progress(f"gateway ready on config {data.hash} after {seconds}s")
+                        return {"ready_seconds": seconds}
+                    last = f"config loaded: {sorted(loaded)}, want {data.hash}"
+            time.sleep(0.5)
+    raise GatewayError(f"{spec.name} not ready after {READY_TIMEOUT_S:.0f}s: {last}")
+
+
+def _stop(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+          ) -> dict[str, Any]:
+    info = procs.stop(hosts.transport(spec.host), str(payload(step).proc))
+    progress(f"{payload(step).proc} stopped ({info.stopped})")
+    return {"stopped": info.stopped}
+
+
+def _forget(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+            ) -> dict[str, Any]:
+    """The record goes; the config file too (a rollback writes it again); the venv and the
+    usage lines stay."""
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    t.run(["rm", "-f", hoststate.state_path(facts, FOLDER, spec.name),
+           config_path(spec, facts)], timeout=30).check()
+    progress(f"record of {spec.name} removed")
+    return {}
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "install": _install,
+    "write-config": _write_config,
+    "start": _start,
+    "reload": _reload,
+    "wait-ready": _wait_ready,
+    "stop": _stop,
+    "forget": _forget,
+}

@@ -1,0 +1,79 @@
+"""The gateway's checklist, run after every action, revert and rollback: the process runs; the
+proxy answers with the config generated from this spec and the lab (its hash in
+/model/info); a request without the master key is refused; a completion through each exposed
+model answers, from one of that model's servers (LiteLLM's `x-litellm-model-api-base`)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from llmops.ops import procs
+from llmops.ops.kinds.base import Check
+from llmops.ops.kinds.gateway.apply import hooks_source, resolve
+from llmops.ops.kinds.gateway.client import GatewayClient, gateway_client
+from llmops.ops.kinds.gateway.config import api_bases, config_text, marker_of
+from llmops.ops.kinds.gateway.observed import GatewayObserved
+from llmops.ops.kinds.gateway.plan import Unresolved, backends_of
+from llmops.ops.kinds.gateway.spec import GatewaySpec
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+
+def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
+    began = time.monotonic()
+    try:
+        ok, detail = fn()
+    except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return Check(name, ok, detail[:500], round(time.monotonic() - began, 3))
+
+
+def checklist(spec: GatewaySpec, hosts: HostPool) -> list[Check]:
+    info = procs.status(hosts.transport(spec.host), spec.proc_name())
+    checks = [Check("process", info.running, f"{spec.proc_name()} {info.state}"
+                    + (f" (pid {info.pid})" if info.pid else f" (rc {info.rc})"))]
+    if not info.running:
+        return checks
+    observed = GatewayObserved(backends=resolve(spec, hosts), hooks_source=hooks_source())
+    try:
+        backends = backends_of(spec, observed)
+    except Unresolved as exc:
+        return [*checks, Check("routes", False, str(exc))]
+    want = marker_of(config_text(spec, backends, observed.hooks_source))
+    with gateway_client(spec, hosts, timeout=120.0) as client:
+        checks.append(_timed("config loaded", lambda: _loaded(client, want)))
+        checks.append(_timed("master key required", lambda: _refused(client, spec)))
+        for model in spec.models:
+            expected = api_bases(spec, backends, model)
+            checks.append(_timed(f"model {model}", lambda m=model, e=expected: _answers(  # type: ignore[misc]
+                client, m, e)))
+    return checks
+
+
+def _loaded(client: GatewayClient, want: str | None) -> tuple[bool, str]:
+    loaded = client.loaded_configs()
+    return loaded == {want}, f"/model/info: {sorted(loaded)} (this spec: {want})"
+
+
+def _refused(client: GatewayClient, spec: GatewaySpec) -> tuple[bool, str]:
+    """Without the key: refused, and for the key (a 500 from a dead backend does not count)."""
+    model = next(iter(spec.models))
+    answer = client.chat(model, f"unauthorised probe {uuid.uuid4().hex[:8]}", 1, key=None)
+    said = answer.error.lower()
+    ok = answer.status not in (0, 200) and ("key" in said or "auth" in said)
+    return ok, f"no key: HTTP {answer.status} {answer.error[:120]!r}"
+
+
+def _answers(client: GatewayClient, model: str, expected: list[str]) -> tuple[bool, str]:
+    """A fresh prompt (never a cache hit): tokens come back, from one of the model's servers."""
+    answer = client.chat(model, f"Say hello ({uuid.uuid4().hex[:8]})", 4)
+    if not answer.ok:
+        return False, f"HTTP {answer.status}: {answer.error[:200]}"
+    fallbacks = answer.to_dict()["fallbacks"]
+    ok = answer.completion_tokens > 0 and answer.api_base in expected and not fallbacks
+    return ok, (f"{answer.completion_tokens} tokens from {answer.api_base or '?'} (expects "
+                f"{' or '.join(expected)}; fallbacks {fallbacks}) in {answer.seconds:.2f}s")

@@ -1,0 +1,126 @@
+"""The one place that knows LiteLLM's config: generated from the gateway's spec and the lab's
+servers (pure), so a plan case shows exactly what the proxy will read.
+
+Each server a model names becomes one deployment (`hosted_vllm/<its model>` at the address
+that reaches its port from the gateway's host: loopback on the same host, the server host's
+address when the server listens beyond loopback). Prices are per token as LiteLLM wants them
+(the spec holds them per million). The file is JSON, which YAML reads as is. The master key
+is `os.environ/<NAME>`: its value reaches LiteLLM through the process's environment only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from llmops.ops.kinds.gateway.spec import GatewaySpec
+from llmops.ops.kinds.server.launch import reach_address
+from llmops.ops.kinds.server.spec import ServerSpec
+
+HOOKS_MODULE = "gateway_hooks"
+"""The callbacks module llmops ships (ops/hostside/gateway_hooks.py), beside the config."""
+USAGE_CALLBACK = f"{HOOKS_MODULE}.usage_log"
+LOOPBACKS = ("127.0.0.1", "::1", "localhost")
+
+
+class Unreachable(ValueError):
+    """A server the gateway cannot reach from its host; the message says why and the fix."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One server as the gateway reaches it: its OpenAI base URL and the model name it serves."""
+
+    server: str
+    api_base: str
+    api_model: str
+
+
+def backend_for(gateway_host: str, server: ServerSpec, server_address: str | None,
+                server_local: bool) -> Backend:
+    """How the gateway on `gateway_host` reaches `server` (its live port): loopback on the same
+    host; across hosts, the server must listen beyond loopback and its host have an address."""
+    reach = reach_address(server)
+    if server.host != gateway_host:
+        if server.listen in LOOPBACKS:
+            raise Unreachable(
+                f"server {server.name} listens on {server.listen} of host {server.host}, which "
+                f"the gateway on {gateway_host} cannot reach: run the gateway on {server.host}, "
+                f"or let the server listen on 0.0.0.0"
+            )
+        if server.listen in ("0.0.0.0", "::"):
+            if server_local or not server_address:
+                raise Unreachable(
+                    f"server {server.name} is on host {server.host}, which has no address the "
+                    f"gateway on {gateway_host} can use: run the gateway on {server.host}"
+                )
+            reach = server_address
+    host = f"[{reach}]" if ":" in reach else reach
+    return Backend(server.name, f"http://{host}:{server.port}/v1", server.api_model())
+
+
+def config_dict(spec: GatewaySpec, backends: dict[str, Backend]) -> dict[str, Any]:
+    """LiteLLM's config for the spec, every server resolved in `backends` (KeyError if not)."""
+    model_list = []
+    for model, servers in spec.models.items():
+        for server in servers:
+            b = backends[server]
+            params: dict[str, Any] = {
+                "model": f"hosted_vllm/{b.api_model}",
+                "api_base": b.api_base,
+                "timeout": spec.timeout_s,
+            }
+            price = spec.prices.get(server)
+            if price is not None:
+                params["input_cost_per_token"] = price.input_per_1m / 1_000_000
+                params["output_cost_per_token"] = price.output_per_1m / 1_000_000
+            model_list.append({"model_name": model, "litellm_params": params,
+                               "model_info": {"id": f"{model}.{server}",
+                                              "llmops_server": server}})
+    router: dict[str, Any] = {
+        "routing_strategy": "simple-shuffle",
+        "num_retries": spec.num_retries,
+        "allowed_fails": spec.allowed_fails,
+        "cooldown_time": spec.cooldown_s,
+        "timeout": spec.timeout_s,
+    }
+    if spec.fallbacks:
+        router["fallbacks"] = [{m: list(others)} for m, others in spec.fallbacks.items()]
+    settings: dict[str, Any] = {"callbacks": [USAGE_CALLBACK], "drop_params": True}
+    if spec.cache:
+        settings |= {"cache": True, "cache_params": {"type": "local", "ttl": spec.cache_ttl_s}}
+    return {
+        "model_list": model_list,
+        "router_settings": router,
+        "litellm_settings": settings,
+        "general_settings": {"master_key": f"os.environ/{spec.master_key_env}"},
+    }
+
+
+def config_text(spec: GatewaySpec, backends: dict[str, Backend], hooks_source: str) -> str:
+    """The file LiteLLM reads, with its hash in every deployment's model_info (so a check can
+    ask the running proxy which config it loaded: /model/info)."""
+    config = config_dict(spec, backends)
+    marker = content_hash(json.dumps(config, sort_keys=True), hooks_source)
+    for deployment in config["model_list"]:
+        deployment["model_info"]["llmops_config"] = marker
+    return json.dumps(config, indent=1, sort_keys=True) + "\n"
+
+
+def content_hash(config: str, hooks_source: str) -> str:
+    return hashlib.sha256((config + "\0" + hooks_source).encode()).hexdigest()[:16]
+
+
+def marker_of(text: str) -> str | None:
+    """The config hash a config file carries (None: not one llmops wrote)."""
+    try:
+        data = json.loads(text)
+        return str(data["model_list"][0]["model_info"]["llmops_config"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def api_bases(spec: GatewaySpec, backends: dict[str, Backend], model: str) -> list[str]:
+    """The backends a model name may be answered by (its servers'), for the checklist."""
+    return [backends[s].api_base for s in spec.models[model]]

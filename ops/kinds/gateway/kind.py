@@ -1,0 +1,176 @@
+"""The gateway kind: one OpenAI endpoint (a LiteLLM proxy under gunicorn) in front of lab
+servers, routed by model name, with fallbacks, retries, cool-down, a cache and per-token
+prices; config changes reload with a HUP, so none drops a request.
+
+One concept per module: `spec` (what is asked), `config` (pure: LiteLLM's config from the spec
+and the lab), `launch` (paths, argv, env, launch hash), `plan` (pure: spec + observed ->
+steps), `apply` (thin: observe, preflight, steps), `client` (the gateway's HTTP API, the key
+by name), `checks` (the checklist), `usage` (the callback's usage lines: tokens, cost, cache,
+fallbacks; the telemetry). ops/hostside/gateway_hooks.py is the callback itself."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llmops.ops import procs
+from llmops.ops.kinds.base import (
+    Check,
+    Context,
+    Kind,
+    LaunchCommand,
+    Metric,
+    Progress,
+    Ref,
+    Sample,
+    Spec,
+    SpecError,
+    Step,
+)
+from llmops.ops.kinds.gateway import apply as gateway_apply
+from llmops.ops.kinds.gateway import checks as gateway_checks
+from llmops.ops.kinds.gateway import usage as gateway_usage
+from llmops.ops.kinds.gateway.config import Unreachable, backend_for
+from llmops.ops.kinds.gateway.launch import litellm_argv, litellm_env
+from llmops.ops.kinds.gateway.observed import GatewayObserved
+from llmops.ops.kinds.gateway.plan import plan_gateway
+from llmops.ops.kinds.gateway.spec import GatewaySpec
+from llmops.ops.kinds.hoststate import host_facts
+from llmops.ops.kinds.server.spec import ServerSpec
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+
+def gateway_state(running: bool, crashed: bool, installing: bool, alive: bool | None) -> str:
+    """One word (pure): installing, serving, starting (running, not answering), crashed,
+    stopped."""
+    if installing:
+        return "installing"
+    if running:
+        return "serving" if alive is not False else "starting"
+    return "crashed" if crashed else "stopped"
+
+
+class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
+    """LiteLLM gateways: config generated from the lab, HUP reloads, usage lines per request."""
+
+    name: ClassVar[str] = "gateway"
+    folder: ClassVar[str] = "gateways"
+    Spec: ClassVar[type[Spec]] = GatewaySpec
+    order: ClassVar[int] = 85
+    metrics: ClassVar[tuple[Metric, ...]] = gateway_usage.METRICS
+
+    # -- admission -------------------------------------------------------------------
+    def depends_on(self, spec: GatewaySpec) -> dict[str, Ref]:
+        found: dict[str, Ref] = {"host": ("host", spec.host)}
+        for model, servers in spec.models.items():
+            for i, server in enumerate(servers):
+                found[f"models.{model}[{i}]"] = ("server", server)
+        return found
+
+    def owns_process(self, spec: GatewaySpec, proc_name: str) -> bool:
+        return proc_name in (spec.proc_name(), spec.install_proc())
+
+    def admit(self, spec: GatewaySpec, context: Context) -> None:
+        """Every server reachable from the gateway's host; its port free there."""
+        for model, servers in spec.models.items():
+            for i, name in enumerate(servers):
+                server = context.spec("server", name)
+                if not isinstance(server, ServerSpec):
+                    continue
+                host = context.spec("host", server.host)
+                try:
+                    backend_for(spec.host, server, getattr(host, "address", None),
+                                bool(getattr(host, "local", False)))
+                except Unreachable as exc:
+                    raise SpecError(f"models.{model}[{i}]", str(exc)) from None
+        for (_kind, other_name), other in context.desired.items():
+            if getattr(other, "host", None) != spec.host:
+                continue
+            if isinstance(other, ServerSpec) and spec.port in other.ports():
+                raise SpecError("port", f"port {spec.port} is used by server {other_name}",
+                                "pick another port")
+            if (isinstance(other, GatewaySpec) and other.name != spec.name
+                    and other.port == spec.port):
+                raise SpecError("port", f"port {spec.port} is used by gateway {other_name}",
+                                "pick another port")
+
+    def preflight(self, spec: GatewaySpec, hosts: HostPool) -> None:
+        gateway_apply.preflight(spec, hosts)
+
+    # -- observe / plan / apply --------------------------------------------------------
+    def observe(self, spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
+        return gateway_apply.observe(spec, hosts)
+
+    def plan(self, desired: GatewaySpec | None, current: GatewaySpec | None,
+             observed: GatewayObserved) -> list[Step]:
+        return plan_gateway(desired, current, observed)
+
+    def apply(self, step: Step, spec: GatewaySpec | None, hosts: HostPool,
+              progress: Progress) -> dict[str, Any]:
+        assert spec is not None
+        return gateway_apply.apply(step, spec, hosts, progress)
+
+    def validate(self, spec: GatewaySpec, hosts: HostPool) -> list[Check]:
+        return gateway_checks.checklist(spec, hosts)
+
+    def validate_absent(self, spec: GatewaySpec, hosts: HostPool) -> list[Check]:
+        info = procs.status(hosts.transport(spec.host), spec.proc_name())
+        return [Check("process gone", not info.running, f"{spec.proc_name()} {info.state}")]
+
+    # -- capabilities ------------------------------------------------------------------
+    def commands(self, spec: GatewaySpec, hosts: HostPool) -> list[LaunchCommand]:
+        """The command the proxy starts with (the key's variable is filled at start)."""
+        facts = host_facts(hosts, spec.host)
+        return [LaunchCommand(spec.proc_name(), litellm_argv(spec, facts),
+                              {**litellm_env(spec, facts),
+                               spec.master_key_env: f"<from ${spec.master_key_env}>"})]
+
+    def logs(self, spec: GatewaySpec, hosts: HostPool, lines: int = 100) -> list[str]:
+        t = hosts.transport(spec.host)
+        found = procs.tail(t, spec.proc_name(), lines)
+        if not found and procs.status(t, spec.install_proc()).state != "missing":
+            found = procs.tail(t, spec.install_proc(), lines)
+        return found
+
+    def report(self, spec: GatewaySpec, hosts: HostPool) -> dict[str, Any] | None:
+        """Usage summed per model (requests, errors, tokens, cost, cache hits, fallbacks)
+        and the last requests, from the callback's lines on the host."""
+        usage, last = gateway_usage.read_usage(spec, hosts)
+        return {**usage.to_dict(), "last": last}
+
+    def sampler(self, spec: GatewaySpec, hosts: HostPool) -> gateway_usage.UsageSampler:
+        return gateway_usage.UsageSampler(spec, hosts)
+
+    def status(self, spec: GatewaySpec, hosts: HostPool, answering: bool | None = None) -> str:
+        t = hosts.transport(spec.host)
+        info = procs.status(t, spec.proc_name())
+        installing = procs.status(t, spec.install_proc()).running
+        alive = None
+        if info.running and answering is None:
+            from llmops.ops.kinds.gateway.client import gateway_client
+
+            with gateway_client(spec, hosts, key=False, timeout=5.0) as client:
+                alive = client.alive()
+        elif info.running:
+            alive = answering
+        return gateway_state(info.running, info.rc not in (0, None), installing, alive)
+
+    def summary(self, spec: GatewaySpec, status: str, latest: Sample | None) -> dict[str, Any]:
+        values = latest.values if latest else {}
+        return {
+            "name": spec.name,
+            "host": spec.host,
+            "port": spec.port,
+            "state": status,
+            "models": {m: list(s) for m, s in spec.models.items()},
+            "fallbacks": {m: list(s) for m, s in spec.fallbacks.items()},
+            "cache": spec.cache,
+            "litellm": spec.litellm_version,
+            "requests": values.get("requests"),
+            "req_per_s": values.get("req_per_s"),
+            "cost": values.get("cost"),
+            "errors": values.get("errors"),
+            "cache_hit_pct": values.get("cache_hit_pct"),
+            "fallbacks_used": values.get("fallbacks"),
+        }

@@ -1,0 +1,60 @@
+"""Where a gateway lives on its host and how it is started: LiteLLM's CLI under gunicorn (one
+worker: a HUP makes gunicorn start a worker on the new config and retire the old one after
+its requests, so a config change drops nothing), its price map read locally (never fetched),
+the usage file for the callbacks, and the launch hash observe compares.
+
+The master key's value is never here: apply adds it to the process's environment from this
+machine's variable named by `master_key_env`, right before the start."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from llmops.ops.kinds.gateway.config import HOOKS_MODULE
+from llmops.ops.kinds.gateway.spec import GatewaySpec
+
+FOLDER = "gateways"
+USAGE_ENV = "LLMOPS_GATEWAY_USAGE"
+
+
+def home(spec: GatewaySpec, facts: dict[str, Any]) -> str:
+    """The gateway's folder on its host: config, callbacks module, usage lines."""
+    return f"{facts['workdir']}/{FOLDER}/{spec.name}"
+
+
+def config_path(spec: GatewaySpec, facts: dict[str, Any]) -> str:
+    return f"{home(spec, facts)}/config.yaml"
+
+
+def hooks_path(spec: GatewaySpec, facts: dict[str, Any]) -> str:
+    return f"{home(spec, facts)}/{HOOKS_MODULE}.py"
+
+
+def usage_path(spec: GatewaySpec, facts: dict[str, Any]) -> str:
+    return f"{home(spec, facts)}/usage.jsonl"
+
+
+def venv_of(spec: GatewaySpec, facts: dict[str, Any]) -> str:
+    return spec.venv_path(str(facts["workdir"]))
+
+
+def litellm_argv(spec: GatewaySpec, facts: dict[str, Any]) -> list[str]:
+    return [f"{venv_of(spec, facts)}/bin/litellm", "--config", config_path(spec, facts),
+            "--host", spec.listen, "--port", str(spec.port),
+            "--run_gunicorn", "--num_workers", "1"]
+
+
+def litellm_env(spec: GatewaySpec, facts: dict[str, Any]) -> dict[str, str]:
+    """The environment llmops adds (the key's variable is added by apply, by value)."""
+    return {"LITELLM_LOCAL_MODEL_COST_MAP": "True", USAGE_ENV: usage_path(spec, facts),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def launch_hash(spec: GatewaySpec, facts: dict[str, Any]) -> str:
+    """argv + environment + the key's NAME (never its value): a change restarts the process;
+    everything else is in the config, which a HUP reloads."""
+    blob = json.dumps({"argv": litellm_argv(spec, facts), "env": litellm_env(spec, facts),
+                       "key": spec.master_key_env}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
