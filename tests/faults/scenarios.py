@@ -163,6 +163,22 @@ def index_setup(root: Path, request: pytest.FixtureRequest) -> Action:
                                "--grpc-port", str(standin.grpc_port)])
 
 
+# -- env: a venv of the tiny test wheels on host local (index mode, a file:// index); step 1 is
+# its build (or its restore from the manifest an earlier point recorded), step 2 the switch ---
+def env_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    from test_env_wheels import PKG, make_wheels
+
+    lab = new_lab(root)
+    local_host(root, lab)
+    index = (make_wheels(root / "wheels") / "simple").as_uri()
+
+    def add(name: str, version: str) -> list[str]:
+        return ["env", "add", name, "--host", "local", "--packages", f"{PKG}=={version}",
+                "--index-url", index, "--no-keep-previous"]
+
+    return Action(lab, add("fe", "1.0"), failing=add("ff", "3.0"))  # 3.0 does not exist
+
+
 SCENARIOS: dict[str, Scenario] = {
     "host": Scenario(
         "host", host_setup, mid=("after-write", "after-committed", "step:1"),
@@ -174,4 +190,5 @@ SCENARIOS: dict[str, Scenario] = {
     "run": Scenario("run", run_setup, mid=("step:5",)),
     "adapter": Scenario("adapter", adapter_setup, mid=("step:2",), needs=("vllm",)),
     "index": Scenario("index", index_setup, mid=("step:1",), needs=("vllm",)),
+    "env": Scenario("env", env_setup, mid=("step:1",), revert_points=("revert-after-commit",)),
 }
