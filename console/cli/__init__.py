@@ -21,6 +21,7 @@ from llmops.console.cli.common import (
 )
 from llmops.console.cli.demo import demo
 from llmops.console.cli.envs import env_group
+from llmops.console.cli.gateways import gateway_group
 from llmops.console.cli.history import apply, history, plan, rollback
 from llmops.console.cli.hosts import host_group
 from llmops.console.cli.indexes import index_group
@@ -87,7 +88,7 @@ def init(settings: Settings, lab_path: Path | None, as_json: bool) -> None:
 
 
 for command in (init, host_group, server_group, run_group, adapter_group, index_group, history,
-                rollback, plan, apply, demo, env_group):
+                rollback, plan, apply, demo, env_group, gateway_group):
     cli.add_command(command)
 for module in (alerts, audit, drill, policy, quality, status):
     for command in module.COMMANDS:

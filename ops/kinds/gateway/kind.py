@@ -29,6 +29,7 @@ from llmops.ops.kinds.base import (
 from llmops.ops.kinds.gateway import apply as gateway_apply
 from llmops.ops.kinds.gateway import checks as gateway_checks
 from llmops.ops.kinds.gateway import usage as gateway_usage
+from llmops.ops.kinds.gateway.client import gateway_client
 from llmops.ops.kinds.gateway.config import Unreachable, backend_for
 from llmops.ops.kinds.gateway.launch import litellm_argv, litellm_env
 from llmops.ops.kinds.gateway.observed import GatewayObserved
@@ -139,6 +140,18 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         usage, last = gateway_usage.read_usage(spec, hosts)
         return {**usage.to_dict(), "last": last}
 
+    def try_prompt(self, spec: GatewaySpec, hosts: HostPool, model: str, prompt: str,
+                   max_tokens: int = 32) -> dict[str, Any]:
+        """One prompt through the gateway: the answer, which server answered, the cost, the
+        cache and fallbacks (`llmops gateway try`, the console's try box)."""
+        if model not in spec.models:
+            raise SpecError("model", f"{spec.name} exposes no model {model!r}",
+                            f"use one of: {', '.join(spec.models)}")
+        with gateway_client(spec, hosts) as client:
+            answer = client.chat(model, prompt, max_tokens).to_dict()
+        served = {seen.api_base: name for name, seen in gateway_apply.resolve(spec, hosts).items()}
+        return {**answer, "model": model, "server": served.get(answer["api_base"])}
+
     def sampler(self, spec: GatewaySpec, hosts: HostPool) -> gateway_usage.UsageSampler:
         return gateway_usage.UsageSampler(spec, hosts)
 
@@ -148,8 +161,6 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         installing = procs.status(t, spec.install_proc()).running
         alive = None
         if info.running and answering is None:
-            from llmops.ops.kinds.gateway.client import gateway_client
-
             with gateway_client(spec, hosts, key=False, timeout=5.0) as client:
                 alive = client.alive()
         elif info.running:
