@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from llmops.ops import procs
 from llmops.ops.kinds.base import Check, Kind, Progress, Ref, Sample, Spec, Step
 from llmops.ops.kinds.env import apply as env_apply
 from llmops.ops.kinds.env import checks as env_checks
@@ -70,6 +71,11 @@ class EnvKind(Kind[EnvSpec, EnvObserved]):
 
     def summary(self, spec: EnvSpec, status: str, latest: Sample | None) -> dict[str, Any]:
         return env_summary.summary(spec, status, latest, self._seen.get(spec.name))
+
+    # -- logs (HasLogs): the builds' output (pip's) -------------------------------------
+    def logs(self, spec: Spec, hosts: HostPool, lines: int = 100) -> list[str]:
+        assert isinstance(spec, EnvSpec)
+        return procs.tail(hosts.transport(spec.host), proc_name(spec.name), lines)
 
     # -- report (HasReport): the freeze against the manifest and the pins -----------------
     def report(self, spec: EnvSpec, hosts: HostPool) -> dict[str, Any] | None:

