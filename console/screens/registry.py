@@ -4,6 +4,7 @@ kind's view is the generic ResourceView, configured by the kind's presenter."""
 from __future__ import annotations
 
 from llmops.console.presenters.adapter import AdapterPresenter
+from llmops.console.presenters.env import EnvPresenter
 from llmops.console.presenters.host import HostPresenter
 from llmops.console.presenters.index import IndexPresenter
 from llmops.console.presenters.run import RunPresenter
@@ -19,6 +20,7 @@ VIEWS: list[type[View]] = [
     resource_view(AdapterPresenter()),
     resource_view(IndexPresenter()),
     HistoryView,
+    resource_view(EnvPresenter()),  # after History: its key (6) stays
 ]
 
 
