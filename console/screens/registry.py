@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from llmops.console.presenters.adapter import AdapterPresenter
 from llmops.console.presenters.env import EnvPresenter
+from llmops.console.presenters.gateway import GatewayPresenter
 from llmops.console.presenters.host import HostPresenter
 from llmops.console.presenters.index import IndexPresenter
 from llmops.console.presenters.run import RunPresenter
@@ -21,6 +22,7 @@ VIEWS: list[type[View]] = [
     resource_view(IndexPresenter()),
     HistoryView,
     resource_view(EnvPresenter()),  # after History: its key (6) stays
+    resource_view(GatewayPresenter()),
 ]
 
 
