@@ -160,11 +160,9 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         info = procs.status(t, spec.proc_name())
         installing = procs.status(t, spec.install_proc()).running
         alive = None
-        if info.running and answering is None:
+        if info.running:  # asked every time: its telemetry is the usage file, not the proxy
             with gateway_client(spec, hosts, key=False, timeout=5.0) as client:
                 alive = client.alive()
-        elif info.running:
-            alive = answering
         return gateway_state(info.running, info.rc not in (0, None), installing, alive)
 
     def summary(self, spec: GatewaySpec, status: str, latest: Sample | None) -> dict[str, Any]:
