@@ -34,6 +34,7 @@ from test_index_support import (
     facts,
     start_standin,
     write_docs,
+    write_pdf,
 )
 
 from llmops.rollback.engine import Engine
@@ -149,6 +150,8 @@ def test_index_on_an_ssh_host(setup: Setup, ssh_host: SshHost) -> None:
                 (setup.root / "standin-far.log").read_text()
             time.sleep(0.2)
         docs = write_docs(ssh_host.workdir.parent / "docs")
+        write_pdf(docs / "bees.pdf", ["Beekeeping: a hive of honey bees swarms in spring",
+                                      "when the queen leaves with half the colony."])
         created = act(lab, "index", "create", "far-docs", "--host", "far", "--collection",
                       "FarDocs", "--embed-server", "emb", "--http-port", str(http),
                       "--grpc-port", str(grpc), "--source", str(docs))
@@ -156,6 +159,10 @@ def test_index_on_an_ssh_host(setup: Setup, ssh_host: SshHost) -> None:
         hits = json.loads(llmops(lab, "index", "query", "far-docs", "tensor parallelism "
                                  "across GPUs", "--json").stdout)["hits"]
         assert hits[0]["source"] == "gpu.md"
+        # a PDF's text layer, fetched over SFTP and read with pypdf, is found like the rest
+        hits = json.loads(llmops(lab, "index", "query", "far-docs", "honey bees swarm from the "
+                                 "hive", "--json").stdout)["hits"]
+        assert hits[0]["source"] == "bees.pdf", hits
         removed = act(lab, "index", "remove", "far-docs")
         assert [s["verb"] for s in removed["steps"]] == ["backup", "drop"]
         back = act(lab, "rollback", "--last", "index/far-docs")

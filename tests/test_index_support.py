@@ -105,6 +105,36 @@ def write_docs(folder: Path, docs: dict[str, str] = DOCS) -> Path:
     return folder
 
 
+def write_pdf(path: Path, lines: list[str]) -> Path:
+    """A real one-page PDF with a text layer (Helvetica, one line per entry), written by hand:
+    header, objects, a cross-reference table with each object's offset, trailer."""
+    def escaped(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    shown = " ".join(f"({escaped(line)}) Tj T*" for line in lines)
+    stream = f"BT /F1 11 Tf 14 TL 72 720 Td {shown} ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
 def act(lab: Path, *args: str, env: dict[str, str] | None = None,
         timeout: float = SLOW) -> dict[str, Any]:
     """An action through the CLI (--json); its record, failing with its output when it

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NAMESPACE = uuid.UUID("5b0c7c52-57a4-4f0e-9a51-3f1d1c6f5a10")
-SUFFIXES = (".txt", ".md", ".jsonl")
+SUFFIXES = (".txt", ".md", ".jsonl", ".pdf")
 TEXT_FIELDS = ("text", "content", "body")
 """Where a .jsonl record's text is looked for, in this order."""
 BREAKS = ("\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ")
@@ -72,9 +72,20 @@ def split_text(text: str, size: int, overlap: int) -> list[str]:
     return pieces
 
 
+def pdf_text(data: bytes) -> str:
+    """A PDF's text, page after page (pypdf: pure Python, no system library). A page
+    without a text layer (a scan) gives nothing: OCR is not llmops's job."""
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(BytesIO(data))
+    return "\n\n".join(text for page in reader.pages if (text := page.extract_text().strip()))
+
+
 def documents(rel: str, raw: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(source, text, record) per document in a file: one for .txt/.md, one per line of a
-    .jsonl (its `id` if it has one names it `rel#id`, else `rel#line`)."""
+    """(source, text, record) per document in a file: one for .txt/.md/.pdf (its text), one
+    per line of a .jsonl (its `id` if it has one names it `rel#id`, else `rel#line`)."""
     if not rel.endswith(".jsonl"):
         return [(rel, raw, {})]
     found = []

@@ -5,14 +5,16 @@ batch API. A second ingest of the same folder embeds and inserts nothing."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.base import Progress
 from llmops.ops.kinds.index import records
-from llmops.ops.kinds.index.chunking import Chunk, chunk_document, documents
+from llmops.ops.kinds.index.chunking import Chunk, chunk_document, documents, pdf_text
 from llmops.ops.kinds.index.embed import embedder
 from llmops.ops.kinds.index.schema import count_of, dims_of
 from llmops.ops.kinds.index.spec import IndexSpec
@@ -37,13 +39,26 @@ def read_chunks(spec: IndexSpec, t: Transport) -> tuple[str, int, list[Chunk]]:
     chunks: dict[str, Chunk] = {}
     docs = 0
     for rel, _size, _mtime in listed["files"]:
-        raw = t.read_text(f"{spec.source}/{rel}")
+        raw = read_document(t, f"{spec.source}/{rel}")
         for source, text, record in documents(rel, raw):
             docs += 1
             for c in chunk_document(spec.collection, source, text, spec.chunk_size,
                                     spec.chunk_overlap, record, extra):
                 chunks.setdefault(c.uuid, c)
     return str(listed["fingerprint"]), docs, list(chunks.values())
+
+
+def read_document(t: Transport, path: str) -> str:
+    """A document's text: a PDF is fetched as bytes and its text layer read here."""
+    if not path.endswith(".pdf"):
+        return t.read_text(path)
+    with tempfile.TemporaryDirectory(prefix="llmops-pdf-") as folder:
+        local = Path(folder) / "doc.pdf"
+        t.get(path, local)
+        try:
+            return pdf_text(local.read_bytes())
+        except Exception as exc:  # pypdf's errors have no common base worth naming
+            raise TransportError(f"{path}: not a readable PDF ({exc})") from None
 
 
 def probe_of(chunks: list[Chunk]) -> dict[str, str] | None:

@@ -18,7 +18,7 @@ FOLDER = "indexes"
 FINGERPRINT = r'''
 import hashlib, json, os, sys
 root = sys.argv[1]
-suffixes = (".txt", ".md", ".jsonl")
+suffixes = (".txt", ".md", ".jsonl", ".pdf")
 if not os.path.isdir(root):
     print(json.dumps({"ok": False, "error": f"{root} is not a folder"}))
     sys.exit(0)
