@@ -1,0 +1,107 @@
+"""The Gateways view with Pilot, cheap: the gateway's spec hand-edited into a lab (its servers
+too, never started), and usage lines written where the gateway's callback writes them on its
+host. The console's path is the real one: the engine observes the gateway (its process is not
+running: `stopped`), reads the usage lines through the kind's report, and shows them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_console_support import (
+    SIZE,
+    close_app_lab,
+    footer_keys,
+    lab_with,
+    local_host,
+    opened,
+    shown_text,
+    wait_for,
+)
+
+from llmops.console.app import LlmopsApp
+from llmops.console.screens.resource_verbs import ResourceVerbs
+from llmops.console.widgets.table import ResourceTable
+from llmops.ops.kinds.gateway.spec import GatewaySpec
+from llmops.rollback.lab import Lab
+
+USAGE = [
+    {"model": "chat", "ok": True, "prompt_tokens": 20, "completion_tokens": 4, "cost": 0.25,
+     "api_base": "http://127.0.0.1:8001/v1", "at": 1.0},
+    {"model": "chat", "ok": True, "prompt_tokens": 20, "completion_tokens": 4, "cost": 0.0,
+     "cache_hit": True, "api_base": "http://127.0.0.1:8001/v1", "at": 2.0},
+    {"model": "code", "ok": True, "prompt_tokens": 9, "completion_tokens": 2, "cost": 0.0,
+     "fallbacks": 1, "api_base": "http://127.0.0.1:8002/v1", "at": 3.0},
+]
+
+
+def lab_with_gateway(tmp_path: Path) -> Path:
+    host = local_host(tmp_path)
+    path = lab_with(tmp_path / "lab", host)
+    lab = Lab(path)
+    try:
+        (path / "servers").mkdir()
+        for name, port in (("a", 8001), ("b", 8002)):
+            (path / "servers" / f"{name}.toml").write_text(
+                f'host = "local"\nmodel = "/models/tiny"\nport = {port}\n')
+        spec = GatewaySpec(name="gw", host="local", port=4100,
+                           models={"chat": ["a"], "code": ["b"]}, fallbacks={"chat": ["code"]})
+        rel = lab.write_spec("gateway", "gw", spec)
+        lab.commit("hand edit: servers a, b and gateway gw", ["servers", rel])
+    finally:
+        lab.close()
+    home = Path(host.workdir) / "gateways" / "gw"
+    home.mkdir(parents=True)
+    (home / "usage.jsonl").write_text("".join(json.dumps(r) + "\n" for r in USAGE))
+    return path
+
+
+async def gateways_of(pilot: object, app: LlmopsApp) -> ResourceVerbs:
+    await opened(pilot)  # type: ignore[arg-type]
+    assert app.main is not None
+    app.main.action_show("gateways")
+    view = app.main.view("gateways")
+    assert isinstance(view, ResourceVerbs) and view.presenter.kind == "gateway"
+    await wait_for(pilot, lambda: "logs" in footer_keys(app), 30,  # type: ignore[arg-type]
+                   "the Gateways view's keys")
+    return view
+
+
+def observed(view: ResourceVerbs, name: str) -> bool:
+    row = view.rows.get(name)
+    return row is not None and row.summary is not None and not row.in_flight \
+        and row.report is not None
+
+
+async def test_row_detail_usage_and_keys(tmp_path: Path) -> None:
+    app = LlmopsApp(lab_with_gateway(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        view = await gateways_of(pilot, app)
+        await wait_for(pilot, lambda: observed(view, "gw"), 60, "gw observed")
+        table = view.query_one(ResourceTable)
+        cells = [str(c) for c in table.get_row("gw")]
+        assert cells[:3] == ["gw", "local", "4100"] and cells[3].endswith("stopped"), cells
+        assert cells[4] == "chat → a ⇢ code; code → b", cells
+        assert {"remove", "cache-on", "logs", "rollback"} <= footer_keys(app)
+        table.move_cursor(row=table.get_row_index("gw"))
+        await pilot.pause()
+        title = shown_text(view.query_one("#detail-title"))
+        assert "gw · 127.0.0.1:4100 on local · stopped" in title
+        assert "$LITELLM_MASTER_KEY" in title and "cache off" in title
+        report = view.presenter.report_text(view.rows["gw"].report)
+        assert report is not None
+        text = report.plain
+        assert "chat" in text and "2 req" in text and "20+4" not in text  # summed: 40+8
+        assert "40+8 tok · cost 0.250000 · cache 1 · fallbacks 0" in text
+        assert "code" in text and "fallbacks 1" in text
+    close_app_lab(app)
+
+
+async def test_read_only_offers_no_change(tmp_path: Path) -> None:
+    app = LlmopsApp(lab_with_gateway(tmp_path), read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await gateways_of(pilot, app)
+        await wait_for(pilot, lambda: observed(view, "gw"), 60, "gw observed")
+        keys = footer_keys(app)
+        assert "logs" in keys and not {"remove", "cache-on", "cache-off", "rollback"} & keys, keys
+    close_app_lab(app)
