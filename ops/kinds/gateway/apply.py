@@ -158,7 +158,8 @@ def _install(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
     proc = str(data.proc)
     python = str(facts.get("python") or "python3")
     began = time.monotonic()
-    procs.start(t, proc, [python, "-c", INSTALL_SCRIPT, str(data.venv), str(data.version)])
+    procs.start(t, proc, [python, "-c", INSTALL_SCRIPT, str(data.venv), str(data.version)],
+                env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})  # its import check fetches none
     offset = 0
     while True:
         lines, offset = procs.read_log(t, proc, offset)

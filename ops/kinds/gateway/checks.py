@@ -60,12 +60,16 @@ def _loaded(client: GatewayClient, want: str | None) -> tuple[bool, str]:
 
 
 def _refused(client: GatewayClient, spec: GatewaySpec) -> tuple[bool, str]:
-    """Without the key: refused, and for the key (a 500 from a dead backend does not count)."""
-    model = next(iter(spec.models))
-    answer = client.chat(model, f"unauthorised probe {uuid.uuid4().hex[:8]}", 1, key=None)
-    said = answer.error.lower()
-    ok = answer.status not in (0, 200) and ("key" in said or "auth" in said)
-    return ok, f"no key: HTTP {answer.status} {answer.error[:120]!r}"
+    """/v1/models (no backend asked, so a dead server cannot pass for a refusal): refused
+    without the key and with a wrong one, listed with it. Without a database LiteLLM answers
+    a missing key with a 500, not a 401: any refusal counts."""
+    none, _ = client.models(key=None)
+    wrong, _ = client.models(key=f"sk-wrong-{uuid.uuid4().hex[:12]}")
+    right, listed = client.models()
+    missing = sorted(set(spec.models) - set(listed))
+    ok = none != 200 and wrong != 200 and right == 200 and not missing
+    return ok, (f"/v1/models: no key HTTP {none}, a wrong key HTTP {wrong}, the key HTTP "
+                f"{right}" + (f" (missing {', '.join(missing)})" if missing else ""))
 
 
 def _answers(client: GatewayClient, model: str, expected: list[str]) -> tuple[bool, str]:

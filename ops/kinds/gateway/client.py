@@ -106,10 +106,14 @@ class GatewayClient:
         return {str((d.get("model_info") or {}).get("llmops_config"))
                 for d in r.json().get("data", [])}
 
-    def models(self) -> list[str]:
-        r = self.http.get(f"{self.base_url}/v1/models", headers=self._headers(self.key))
-        r.raise_for_status()
-        return [str(m["id"]) for m in r.json().get("data", [])]
+    def models(self, *, key: str | None = "") -> tuple[int, list[str]]:
+        """(HTTP status, the model names listed) of /v1/models, which asks no backend;
+        `key=None` sends none."""
+        use = self.key if key == "" else key
+        r = self.http.get(f"{self.base_url}/v1/models", headers=self._headers(use))
+        if r.status_code != 200:
+            return r.status_code, []
+        return 200, [str(m["id"]) for m in r.json().get("data", [])]
 
     def chat(self, model: str, prompt: str, max_tokens: int = 8, *, key: str | None = "",
              extra: dict[str, Any] | None = None) -> Answer:
