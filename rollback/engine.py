@@ -17,6 +17,7 @@ from llmops.rollback.changes import ActionRefused, Change, who
 from llmops.rollback.drill import Drills
 from llmops.rollback.evals import Evals
 from llmops.rollback.faultpoints import fault_point
+from llmops.rollback.gateways import Gateways
 from llmops.rollback.kinds import KINDS, admit_dependencies
 from llmops.rollback.lab import Lab, Ref
 from llmops.rollback.leftovers import Leftovers
@@ -30,7 +31,7 @@ from llmops.rollback.undo import RollbackPreview, Undo
 __all__ = ["ActionRefused", "Change", "Engine", "RollbackPreview"]
 
 
-class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills):
+class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways):
     """Runs actions on one lab. Thread-safe enough for one console plus CLI calls: the lab
     lock serialises actions across processes and threads."""
 
