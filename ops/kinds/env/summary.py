@@ -81,6 +81,7 @@ def summary(spec: EnvSpec, state: str, latest: Sample | None,
     freeze = observed.freeze if observed else None
     have = {pin_name(x): x.split("==", 1)[1] for x in freeze or [] if "==" in x}
     extra = sorted(set(freeze or []) - set(manifest or [])) if manifest is not None else []
+    missing = sorted(set(manifest or []) - set(freeze or [])) if freeze is not None else []
     return {
         "name": spec.name,
         "host": spec.host,
@@ -92,7 +93,8 @@ def summary(spec: EnvSpec, state: str, latest: Sample | None,
         "packages": len(spec.packages),
         "installed": len(freeze) if freeze is not None else None,
         "versions": {name: have.get(name) for name in SHOWN if have.get(name)},
-        "drift": drift(spec, freeze) + [f"{x} not in the manifest" for x in extra],
+        "drift": drift(spec, freeze) + [f"{x} not in the manifest" for x in extra]
+        + [f"{x} missing" for x in missing],
         "kept": list(observed.kept) if observed else [],
     }
 
