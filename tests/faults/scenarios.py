@@ -179,6 +179,32 @@ def env_setup(root: Path, request: pytest.FixtureRequest) -> Action:
     return Action(lab, add("fe", "1.0"), failing=add("ff", "3.0"))  # 3.0 does not exist
 
 
+# -- gateway: a LiteLLM gateway in front of a server the lab names but never starts (no point
+# reaches a request); its venv is the tests' cache (tests/test_gateway_live.py), built once per
+# machine. Step 1 writes its config (on a machine without that cache: installs the venv) -----
+def gateway_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    import os
+
+    from llmops.ops.kinds.gateway.spec import LITELLM_VERSION
+    from llmops.ops.kinds.server import ServerSpec
+    from llmops.rollback.lab import Lab
+
+    lab = new_lab(root)
+    local_host(root, lab)
+    opened = Lab(lab, create=False)
+    try:
+        server = ServerSpec(name="fs", host="local", model="/models/none", port=free_port())
+        opened.commit("hand edit: server fs (never started)",
+                      [opened.write_spec("server", "fs", server)])
+    finally:
+        opened.close()
+    cache = Path(os.environ.get("LLMOPS_TEST_CACHE", Path.home() / ".cache" / "llmops-tests"))
+    key_env = "LLMOPS_FAULT_GATEWAY_KEY"
+    return Action(lab, ["gateway", "up", "fg", "--host", "local", "--port", str(free_port()),
+                        "--model", "chat=fs", "--venv", str(cache / f"litellm-{LITELLM_VERSION}"),
+                        "--master-key-env", key_env], env={key_env: "sk-fault-test-key-value"})
+
+
 SCENARIOS: dict[str, Scenario] = {
     "host": Scenario(
         "host", host_setup, mid=("after-write", "after-committed", "step:1"),
@@ -191,4 +217,5 @@ SCENARIOS: dict[str, Scenario] = {
     "adapter": Scenario("adapter", adapter_setup, mid=("step:2",), needs=("vllm",)),
     "index": Scenario("index", index_setup, mid=("step:1",), needs=("vllm",)),
     "env": Scenario("env", env_setup, mid=("step:1",), revert_points=("revert-after-commit",)),
+    "gateway": Scenario("gateway", gateway_setup, mid=("step:1",)),
 }
