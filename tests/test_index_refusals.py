@@ -80,3 +80,17 @@ def test_a_key_variable_not_set_and_an_instance_that_does_not_answer(lab: Path) 
     assert "did not answer" in text.stderr and "Traceback" not in text.stderr
 
 
+
+
+def test_docker_mounts_refuse_a_colon_or_a_tilde(lab: Path) -> None:
+    """launch = docker mounts data_dir and backup_dir with `-v SRC:DST`: a ':' in SRC splits
+    it, and docker never expands '~' — refused at validation, naming the field and the fix."""
+    base = ("index", "create", "docs", "--host", "local", "--embed-server", "emb",
+            "--collection", "Docs", "--launch", "docker", "--image",
+            "semitechnologies/weaviate:1.32.4")
+    error = refused(lab, *base, "--data-dir", "/srv/wv:ro", "--backup-dir", "/srv/bk")["error"]
+    assert "data_dir" in error and "docker's -v SRC:DST" in error and "without ':'" in error
+    error = refused(lab, *base, "--data-dir", "/srv/wv", "--backup-dir", "/srv/b:k")["error"]
+    assert "backup_dir" in error and "without ':'" in error
+    error = refused(lab, *base, "--data-dir", "~/wv", "--backup-dir", "/srv/bk")["error"]
+    assert "data_dir" in error and "does not expand '~'" in error

@@ -10,7 +10,14 @@ import json
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
 
@@ -52,6 +59,23 @@ def _abs_path(v: str | None, what: str) -> str | None:
     if "\x00" in v or ".." in v.split("/") or "//" in v:
         raise ValueError(f"{what} must be a plain path (no '..', no '//')")
     return v.rstrip("/") or v
+
+
+DOCKER_MOUNTS = ("data_dir", "backup_dir")
+"""Folders docker mounts with `-v SRC:DST`: its source must be a plain absolute path."""
+
+
+def _docker_mount(v: str) -> None:
+    """`-v SRC:DST` splits at ':' and docker never expands '~': either would mount something
+    else than the folder asked for (or fail at start, after the commit)."""
+    if ":" in v:
+        raise ValueError(
+            f"{v!r} has a ':', which docker's -v SRC:DST reads as a separator; pick a folder "
+            "without ':' (or a symlink to it)")
+    if v.startswith("~"):
+        raise ValueError(
+            f"{v!r}: docker does not expand '~' in -v; give the absolute path (e.g. "
+            f"/home/USER{v[1:]})")
 
 
 class IndexProperty(BaseModel):
@@ -142,8 +166,12 @@ class IndexSpec(Spec):
 
     @field_validator("binary", "data_dir", "backup_dir", "source", "eval_set")
     @classmethod
-    def _paths(cls, v: str | None, info: object) -> str | None:
-        return _abs_path(v, getattr(info, "field_name", "path"))
+    def _paths(cls, v: str | None, info: ValidationInfo) -> str | None:
+        v = _abs_path(v, info.field_name or "path")
+        if v is not None and info.field_name in DOCKER_MOUNTS and \
+                info.data.get("launch") == "docker":
+            _docker_mount(v)
+        return v
 
     @field_validator("image")
     @classmethod
