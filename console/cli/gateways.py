@@ -111,6 +111,9 @@ def gateway_up(name: str, model_: tuple[str, ...], fallback: tuple[str, ...],
         fields.update(values)
         if models is not None:
             fields["models"] = models
+            routed = {s for servers in models.values() for s in servers}
+            fields["prices"] = {k: v for k, v in fields.get("prices", {}).items()
+                                if k in routed}  # a server no longer routed keeps no price
         if fallbacks is not None:
             fields["fallbacks"] = fallbacks
         if price:
