@@ -185,6 +185,8 @@ def op_inspect(req):
              "incomplete": incomplete, "manifests": sets, "venv": venv, "root": root}
     if req.get("freeze") and current:
         found["freeze"] = quick_freeze(os.path.join(venvs, current))
+        if current in sets:
+            found["manifest_lines"] = read_manifest(root, sets[current])
     return found
 
 
@@ -195,7 +197,7 @@ QUICK = ("import importlib.metadata as m, json\n"
 
 def quick_freeze(venv_dir):
     """What the venv holds by its metadata (a status poll: ~50 ms, not pip's ~1 s)."""
-    done = subprocess.run([os.path.join(venv_dir, "bin", "python"), "-c", QUICK],
+    done = subprocess.run([os.path.join(venv_dir, "bin", "python"), "-I", "-c", QUICK],
                           capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         return None
@@ -355,7 +357,7 @@ def op_check(req):
     running = {
         "freeze": start(freeze_argv(folder)),
         "pip check": start([*pip_argv(folder), "check"]),
-        "imports": start([os.path.join(folder, "bin", "python"), "-c", IMPORTS,
+        "imports": start([os.path.join(folder, "bin", "python"), "-I", "-c", IMPORTS,
                           *sorted(pins)]),
     }
     results = {}

@@ -42,7 +42,8 @@ def observe(spec: EnvSpec, hosts: HostPool, *, freeze: bool = False) -> EnvObser
         host=spec.host, root=found["root"], venv=found["venv"], link=found.get("link"),
         foreign=bool(found.get("foreign")), kept=list(found.get("kept", [])),
         incomplete=list(found.get("incomplete", [])),
-        manifests=dict(found.get("manifests", {})), freeze=found.get("freeze"))
+        manifests=dict(found.get("manifests", {})), freeze=found.get("freeze"),
+        manifest_lines=found.get("manifest_lines"))
     info = procs.status(t, proc_name(spec.name))
     if info.running:
         observed.building = _job_set(info.argv)

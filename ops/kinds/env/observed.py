@@ -32,6 +32,8 @@ class EnvObserved(Observed):
     """The set a build process is making right now (a console that died left it running)."""
     freeze: list[str] | None = None
     """What the current venv holds (status polls only; the plan does not read it)."""
+    manifest_lines: list[str] | None = None
+    """The manifest recorded for the current venv's set (status polls only)."""
 
 
 @dataclass(frozen=True)

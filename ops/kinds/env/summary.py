@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.base import Sample
 from llmops.ops.kinds.env.apply import observe
-from llmops.ops.kinds.env.hostcalls import at_host, call
 from llmops.ops.kinds.env.observed import EnvObserved
 from llmops.ops.kinds.env.spec import EnvSpec, pin_name
 
@@ -65,11 +64,7 @@ class Seen:
 
 def status(spec: EnvSpec, hosts: HostPool, seen: Seen) -> str:
     observed = observe(spec, hosts, freeze=True)
-    manifest = None
-    sha = observed.manifests.get(observed.link or "")
-    if sha:
-        t, where = at_host(spec, hosts)
-        manifest = list(call(t, where, "manifest", {"root": where.root, "sha": sha})["lines"])
+    manifest = observed.manifest_lines
     seen.put(spec.name, observed, manifest)
     return env_state(spec, observed, manifest)
 
