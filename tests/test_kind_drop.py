@@ -215,13 +215,14 @@ def test_ssh_drop_mid_adapter_deploy(ssh_host_factory: SshHostFactory, tmp_path:
         incoming = list((g.workdir / "adapters").glob(".incoming-*"))
         assert incoming, "the half-copied folder is what the action left on the host"
         assert alive(server_pid)
+        # shown as a pending revert (`plan` itself cannot run while a server of the lab is on
+        # the unreachable host: requests-gaps.md)
+        assert [p.ref for p in engine.pending.all()] == [("adapter", "chat")]
     finally:
         engine.close()
         engine.lab.close()
     try:
         g.start()
-        rows = {r["resource"]: r for r in llmops_json(lab, "plan")}
-        assert "adapter/chat" in rows, rows
         plan = words(llmops(lab, "plan", timeout=120).stdout)
         assert f"adapter/chat revert finished — action {record.id + 1}" in plan, plan
         finished = llmops_json(lab, "history", str(record.id + 1))
