@@ -73,8 +73,7 @@ class EnvKind(Kind[EnvSpec, EnvObserved]):
         return env_summary.summary(spec, status, latest, self._seen.get(spec.name))
 
     # -- logs (HasLogs): the builds' output (pip's) -------------------------------------
-    def logs(self, spec: Spec, hosts: HostPool, lines: int = 100) -> list[str]:
-        assert isinstance(spec, EnvSpec)
+    def logs(self, spec: EnvSpec, hosts: HostPool, lines: int = 100) -> list[str]:
         return procs.tail(hosts.transport(spec.host), proc_name(spec.name), lines)
 
     # -- report (HasReport): the freeze against the manifest and the pins -----------------
