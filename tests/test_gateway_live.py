@@ -1,0 +1,246 @@
+"""The gateway end to end: the real `llmops` CLI, a real LiteLLM proxy (pinned, in its own
+venv, under gunicorn) in front of two real CPU vLLM servers of the tiny model.
+
+One lab for the module: servers `ga` and `gb`, gateway `gw` exposing `chat` (ga) and `code`
+(gb), `chat` falling back to `code`. In file order: routing by name (LiteLLM's api-base
+header names the server); a cache hit on a repeat after turning the cache on (a reload, not
+a restart); a routing change and its rollback under a client loop with zero failed requests
+(HUP reloads, same master pid); a fallback when ga's vLLM is stopped; the usage lines
+(requests, tokens, cost, cache hits, fallbacks per model); the master key in neither git nor
+lab.db; bad specs refused with nothing written.
+
+The venv is built once per machine under ~/.cache/llmops-tests/litellm-<version> (the first
+run installs it through the gateway's own install step: ~75-160 s, ~755 MB)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from labtools import git_log, llmops
+from realparts import require_vllm
+from sharedserver import LOOSE_TARGETS, make_tiny_model
+
+from llmops.ops import procs
+from llmops.ops.kinds.gateway.spec import LITELLM_VERSION
+from llmops.ops.kinds.host import HostSpec
+from llmops.ops.transport import LocalTransport
+
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
+
+require_vllm()
+
+PORT_A, PORT_B, GATEWAY_PORT = 18601, 18611, 18621
+SLOW = 900  # a CLI call that installs LiteLLM or starts vLLM, on a busy shared box
+KEY_ENV = "LLMOPS_TEST_GATEWAY_KEY"
+KEY = "sk-gwtest-" + secrets.token_hex(12)
+UP: dict[str, Any] = {}
+"""What `llmops gateway up gw --json` answered when the module's gateway started."""
+VENV = Path(os.environ.get("LLMOPS_TEST_CACHE", Path.home() / ".cache" / "llmops-tests")) \
+    / f"litellm-{LITELLM_VERSION}"
+
+
+def cli(lab: Path, *args: str, check: int | None = 0, timeout: float = SLOW) -> Any:
+    import json
+
+    done = llmops(lab, *args, "--json", check=check, timeout=timeout, env={KEY_ENV: KEY})
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Host `local`, servers ga and gb (eager tiny model), gateway gw in front of both."""
+    root = tmp_path_factory.mktemp("gateway")
+    path = root / "lab"
+    llmops(path, "host", "add", "local", "--local", "--python", sys.executable,
+           "--workdir", str(root / "work"))
+    model = make_tiny_model(root / "tiny")
+    try:
+        for name, port in (("ga", PORT_A), ("gb", PORT_B)):
+            done = cli(path, "server", "up", name, "--host", "local", "--model", str(model),
+                       "--port", str(port), "--dtype", "float32", "--max-model-len", "256",
+                       "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS)
+            assert done["ok"], done
+        VENV.parent.mkdir(parents=True, exist_ok=True)
+        done = cli(path, "gateway", "up", "gw", "--host", "local", "--port", str(GATEWAY_PORT),
+                   "--model", "chat=ga", "--model", "code=gb", "--fallback", "chat=code",
+                   "--price", "ga=1000/2000", "--cooldown-s", "60", "--venv", str(VENV),
+                   "--master-key-env", KEY_ENV)
+        assert done["ok"], done
+        UP.update(done)
+        yield path
+    finally:
+        cli(path, "gateway", "down", "gw", check=None)
+        for name in ("ga", "gb"):
+            cli(path, "server", "down", name, check=None)
+
+
+def tried(lab: Path, model: str, prompt: str) -> dict[str, Any]:
+    found = cli(lab, "gateway", "try", "gw", prompt, "--model", model, "--max-tokens", "4",
+                timeout=120)
+    assert found["ok"], found
+    return dict(found)
+
+
+def master_pid(lab: Path) -> int | None:
+    work = Path(str(lab).removesuffix("/lab")) / "work"
+    t = LocalTransport(HostSpec(name="local", local=True, workdir=str(work)))
+    return procs.status(t, "gateway.gw").pid
+
+
+def test_routes_by_name_and_checks_pass(lab: Path) -> None:
+    action = UP["action"]
+    assert action["status"] == "succeeded", action
+    assert [s["verb"] for s in action["steps"]][-3:] == ["write-config", "start", "wait-ready"]
+    checks = {c["name"]: c for c in action["checks"]}
+    assert {"process", "config loaded", "master key required", "model chat", "model code"} \
+        <= set(checks), checks
+    assert all(c["ok"] for c in checks.values()), checks
+    chat, code = tried(lab, "chat", "Route me"), tried(lab, "code", "Route me")
+    assert (chat["server"], chat["api_base"]) == ("ga", f"http://127.0.0.1:{PORT_A}/v1")
+    assert (code["server"], code["api_base"]) == ("gb", f"http://127.0.0.1:{PORT_B}/v1")
+    assert chat["completion_tokens"] > 0 and chat["fallbacks"] == 0
+    assert chat["cost"] and chat["cost"] > 0  # ga is priced; the header carries it
+
+
+def test_master_key_is_required(lab: Path) -> None:
+    with httpx.Client(timeout=60) as c:
+        r = c.post(f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions",
+                   json={"model": "chat", "messages": [{"role": "user", "content": "hi"}],
+                         "max_tokens": 2})
+        wrong = c.post(f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions",
+                       headers={"Authorization": "Bearer sk-not-the-key"},
+                       json={"model": "chat", "messages": [{"role": "user", "content": "hi"}],
+                             "max_tokens": 2})
+    assert r.status_code != 200, r.text  # without a DB LiteLLM says 500, not 401
+    assert wrong.status_code != 200, wrong.text
+    assert tried(lab, "chat", "With the key")["ok"]
+
+
+def test_cache_on_is_a_reload_and_a_repeat_hits(lab: Path) -> None:
+    pid = master_pid(lab)
+    done = cli(lab, "gateway", "up", "gw", "--cache", "--cache-ttl-s", "600")
+    assert done["ok"], done
+    verbs = [s["verb"] for s in done["action"]["steps"]]
+    assert "reload" in verbs and "start" not in verbs, verbs
+    assert master_pid(lab) == pid
+    first = tried(lab, "code", "Cache me, please")
+    again = tried(lab, "code", "Cache me, please")
+    assert not first["cache_hit"] and again["cache_hit"], (first, again)
+    assert again["text"] == first["text"]
+
+
+class ClientLoop(threading.Thread):
+    """Completions through the gateway back to back, as an application sends them; every
+    failure is kept (the finding)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+        self.answered = 0
+        self.backends: dict[str, int] = {}
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        with httpx.Client(timeout=120) as c:
+            while not self.done.is_set():
+                try:
+                    r = c.post(f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions",
+                               headers={"Authorization": f"Bearer {KEY}"},
+                               json={"model": "chat", "max_tokens": 2, "messages": [
+                                   {"role": "user", "content": f"loop {self.answered}"}]})
+                    if r.status_code != 200:
+                        self.failures.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                        continue
+                    base = r.headers.get("x-litellm-model-api-base", "?")
+                    self.backends[base] = self.backends.get(base, 0) + 1
+                    self.answered += 1
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(120)
+
+
+def test_routing_change_and_rollback_drop_nothing(lab: Path) -> None:
+    pid = master_pid(lab)
+    loop = ClientLoop()
+    loop.start()
+    try:
+        changed = cli(lab, "gateway", "up", "gw", "--model", "chat=gb", "--model", "code=gb")
+        assert changed["ok"], changed
+        assert tried(lab, "chat", "Where now?")["server"] == "gb"
+        back = cli(lab, "rollback", str(changed["action"]["id"]))
+        assert back["ok"], back
+        assert tried(lab, "chat", "Where now, again?")["server"] == "ga"
+    finally:
+        loop.stop()
+    assert loop.failures == [], loop.failures[:5]
+    assert loop.answered > 10, loop.answered
+    assert set(loop.backends) == {f"http://127.0.0.1:{PORT_A}/v1",
+                                  f"http://127.0.0.1:{PORT_B}/v1"}, loop.backends
+    for action in (changed["action"], back["action"]):
+        verbs = [s["verb"] for s in action["steps"]]
+        assert "reload" in verbs and "start" not in verbs and "stop" not in verbs, verbs
+    assert master_pid(lab) == pid  # every change was a HUP to the same master
+    assert all(c["ok"] for c in back["action"]["checks"]), back["action"]["checks"]
+
+
+def test_fallback_when_a_server_is_stopped(lab: Path) -> None:
+    """A drill: ga's vLLM stops (not through the lab); chat is answered by code's gb."""
+    work = Path(str(lab).removesuffix("/lab")) / "work"
+    t = LocalTransport(HostSpec(name="local", local=True, workdir=str(work)))
+    assert procs.stop(t, "ga").stopped in ("term", "kill")
+    answer = tried(lab, "chat", "Are you there, ga?")
+    assert answer["server"] == "gb" and answer["fallbacks"] >= 1, answer
+
+
+def test_usage_lines_count_tokens_cost_cache_and_fallbacks(lab: Path) -> None:
+    usage = cli(lab, "gateway", "usage", "gw", timeout=120)
+    chat, code = usage["models"]["chat"], usage["models"]["code"]
+    assert chat["requests"] > 10 and chat["prompt_tokens"] > 0 and chat["completion_tokens"] > 0
+    assert chat["cost"] > 0  # ga's price: 1000 / 2000 per 1M tokens
+    assert code["cache_hits"] >= 1
+    assert usage["total"]["fallbacks"] >= 1
+    assert f"http://127.0.0.1:{PORT_A}/v1" in chat["backends"]
+    rows = cli(lab, "gateway", "list", timeout=120)
+    assert rows[0]["name"] == "gw" and rows[0]["state"] == "serving", rows
+
+
+def test_master_key_never_in_git_or_lab_db(lab: Path) -> None:
+    history = subprocess.run(["git", "-C", str(lab), "log", "-p", "--all"],
+                             capture_output=True, text=True, check=True).stdout
+    assert KEY_ENV in history and KEY not in history
+    for db in lab.glob("lab.db*"):
+        assert KEY.encode() not in db.read_bytes(), db
+    work = Path(str(lab).removesuffix("/lab")) / "work"
+    for f in (work / "gateways").rglob("*"):
+        if f.is_file():
+            assert KEY.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (("--model", "chat=nope"), "models.chat[0]"),
+    (("--model", "chat=http://127.0.0.1:18601/v1"), "models"),
+    (("--model", "chat=gb", "--master-key-env", "sk-abcdefghijklmnopqrstuvwx"),
+     "master_key_env"),
+    (("--model", "chat=gb", "--master-key-env", "LLMOPS_TEST_UNSET_KEY"), "master_key_env"),
+    (("--model", "chat=gb", "--port", str(PORT_B)), "port"),
+])
+def test_bad_specs_refused_with_nothing_written(lab: Path, args: tuple[str, ...],
+                                                field: str) -> None:
+    before = git_log(lab)
+    done = cli(lab, "gateway", "up", "bad", "--host", "local", "--venv", str(VENV), *args,
+               check=2, timeout=120)
+    assert not done["ok"] and field in done["error"], done
+    assert git_log(lab) == before
+    assert not (lab / "gateways" / "bad.toml").exists()
