@@ -105,3 +105,19 @@ def test_server_list_says_starting_until_health_answers(tmp_path: Path) -> None:
     finally:
         proc.wait(timeout=120)  # the stand-in exits; the action fails and reverts
     assert proc.returncode == 1
+
+
+def test_plan_lists_every_resource_when_one_host_is_down(tmp_path: Path) -> None:
+    """A host that does not answer marks its resources "unreachable" (with why); the others'
+    rows are still planned, and `plan` itself succeeds."""
+    lab = tmp_path / "lab"
+    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
+           str(tmp_path / "work"))
+    (lab / "hosts" / "far.toml").write_text(
+        'address = "127.0.0.1"\nport = 9\nuser = "nobody"\n')  # nothing listens on port 9
+    (lab / "servers").mkdir(exist_ok=True)
+    (lab / "servers" / "s.toml").write_text('host = "far"\nmodel = "org/m"\nport = 18999\n')
+    rows = {r["resource"]: r for r in llmops_json(lab, "plan")}
+    assert rows["server/s"]["state"] == "unreachable", rows
+    assert "far" in rows["server/s"]["note"], rows["server/s"]
+    assert rows["host/far"]["hand_edited"] and rows["host/local"]["steps"] == []

@@ -30,6 +30,7 @@ from llmops.console.cli.completion import complete_refs
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.kinds import KINDS
 from llmops.rollback.lab import Lab, spec_path
+from llmops.rollback.operate import TransportError
 
 DEFAULT_LIMIT = 50
 SHOWN_PROBLEMS = 20
@@ -237,14 +238,14 @@ def plan(as_json: bool) -> None:
             desired = specs.get(ref)
             current = engine.lab.read_spec(ref[0], ref[1], engine.lab.head())
             planned = ref in edits or ref[0] != "host"
-            steps = engine.planned(ref[0], desired, current) if planned else []
-            rows.append(
-                {
-                    "resource": f"{ref[0]}/{ref[1]}",
-                    "hand_edited": ref in edits,
-                    "steps": [f"{s.verb}: {s.detail}" for s in steps],
-                }
-            )
+            row: dict[str, Any] = {"resource": f"{ref[0]}/{ref[1]}",
+                                   "hand_edited": ref in edits, "steps": []}
+            try:
+                steps = engine.planned(ref[0], desired, current) if planned else []
+                row["steps"] = [f"{s.verb}: {s.detail}" for s in steps]
+            except TransportError as exc:  # one host down must not hide the others' rows
+                row.update(state="unreachable", note=str(exc))
+            rows.append(row)
         rows += engine.leftover_rows(finished)
         if as_json:
             emit_json(rows)
