@@ -26,7 +26,7 @@ from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.run.spec import RunSpec
 from llmops.ops.kinds.server.launch import cpu_kvcache_gib
-from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.ops.kinds.server.spec import ServerSpec, model_id
 from llmops.ops.validate import walk
 from llmops.rollback.kinds import KINDS, kind_of
 from llmops.rollback.lab import LabFileError
@@ -200,6 +200,8 @@ class Refusal:
     field: str
     rule: str
     message: str
+    fix: str = "ask for less"
+    """What to do instead of changing the rule."""
 
 
 @dataclass
@@ -218,8 +220,23 @@ class HostUse:
         return sum(r.ram_gib or 0.0 for r in self.jobs.values() if not r.idle)
 
 
-def host_use(context: Context) -> dict[str, HostUse]:
-    """Every host's jobs, from the desired specs (the changes already in them)."""
+ENDED = ("done", "failed", "stopped")
+"""A run's states (ops/kinds/run/summary.py) in which its trainer has let go of its GPUs."""
+
+
+def ended(spec: Spec, recorded: dict[str, Any] | None) -> bool:
+    """A run whose spec still says `running` but whose last observed state, for this very
+    config (`cfg`), is done, failed or stopped: its trainer exited, it holds nothing. The
+    state is the one recorded in the journal's observed facts (`state`, `cfg`); without one
+    the run counts as holding what it asks for."""
+    return (isinstance(spec, RunSpec) and recorded is not None
+            and recorded.get("state") in ENDED and recorded.get("cfg") == spec.cfg_hash())
+
+
+def host_use(context: Context, changed: frozenset[str] = frozenset()) -> dict[str, HostUse]:
+    """Every host's jobs, from the desired specs (the changes already in them). A run that
+    ended holds nothing, unless this change set touches it (a retry or a new config starts
+    it again)."""
     found: dict[str, HostUse] = {}
     for (kind, name), spec in sorted(context.desired.items()):
         host = KINDS[kind].host_of(spec)
@@ -229,6 +246,8 @@ def host_use(context: Context) -> dict[str, HostUse]:
         got = resources(spec, facts)
         if got is None:
             continue
+        if f"{kind}/{name}" not in changed and ended(spec, context.facts(kind, name)):
+            got = Resources(host=got.host, idle=True)
         if host not in found:
             gpus = facts.get("gpus") if facts else None
             ram = (facts or {}).get("ram_total_bytes")
@@ -265,12 +284,14 @@ def _endpoints(spec: Spec, rules: Policy) -> list[Refusal]:
     rule = f"endpoints.allowed = {allowed}"
     found = []
     if isinstance(spec, HostSpec) and spec.address and not allowed_endpoint(spec.address, allowed):
-        found.append(Refusal("address", rule, f"{spec.address} is not an allowed endpoint"))
+        found.append(Refusal("address", rule, f"{spec.address} is not an allowed endpoint",
+                             "use an allowed address"))
     for path, value in walk(spec.to_toml_dict()):
         if isinstance(value, str) and URL.match(value):
             netloc = urlsplit(value).hostname or ""
             if not allowed_endpoint(netloc, allowed):
-                found.append(Refusal(path, rule, f"{netloc or value} is not an allowed endpoint"))
+                found.append(Refusal(path, rule, f"{netloc or value} is not an allowed endpoint",
+                                     "use an allowed address"))
     return found
 
 
@@ -287,7 +308,8 @@ def _data_dirs(spec: Spec, rules: Policy) -> list[Refusal]:
             [("validation", spec.validation)] if spec.validation else [])
     elif isinstance(spec, IndexSpec):
         paths = [(f, v) for f, v in (("source", spec.source), ("eval_set", spec.eval_set)) if v]
-    return [Refusal(f, rule, f"{p} is outside the allowed data folders")
+    return [Refusal(f, rule, f"{p} is outside the allowed data folders",
+                    "put the data under an allowed folder")
             for f, p in paths if not under(p, allowed)]
 
 
@@ -295,11 +317,14 @@ def _models(spec: Spec, rules: Policy) -> list[Refusal]:
     pattern = rules.models.allowed
     if pattern is None:
         return []
-    fields = {"model": getattr(spec, "model", None), "base": getattr(spec, "base", None)}
-    return [Refusal(f, f"models.allowed = {pattern!r}", f"{v!r} is not an allowed model id")
-            for f, v in fields.items()
-            if isinstance(v, str) and isinstance(spec, ServerSpec | RunSpec)
-            and not re.fullmatch(pattern, v)]
+    fields: dict[str, str] = {}
+    if isinstance(spec, ServerSpec):
+        fields["model"] = spec.model_id()  # org/name:TAG when pinned to a revision
+    elif isinstance(spec, RunSpec):  # a run's base takes no revision yet (requests-gaps.md)
+        fields["base"] = model_id(spec.base, getattr(spec, "revision", None))
+    return [Refusal(f, f"models.allowed = {pattern!r}", f"{v!r} is not an allowed model id",
+                    "use an id the rule allows")
+            for f, v in fields.items() if not re.fullmatch(pattern, v)]
 
 
 def _job(spec: Spec, got: Resources, rules: Policy) -> list[Refusal]:
@@ -346,7 +371,7 @@ def _quota(ref: str, spec: Spec, use: HostUse, rules: Policy) -> list[Refusal]:
 def refusals(rules: Policy, changes: list[Change], context: Context) -> list[Refusal]:
     """Every rule a change set breaks (removals break none)."""
     found: list[Refusal] = []
-    use = host_use(context)
+    use = host_use(context, frozenset(f"{c.kind}/{c.name}" for c in changes))
     for ch in changes:
         spec = ch.spec
         if spec is None:
@@ -370,5 +395,5 @@ def check_policy(lab: Lab, changes: list[Change], context: Context) -> None:
         raise SpecError(
             first.field,
             f"{first.message}: the policy rule {first.rule} refuses it",
-            f"ask for less, or change the rule in {policy_path(lab.path)}",
+            f"{first.fix}, or change the rule in {policy_path(lab.path)}",
         )

@@ -7,13 +7,20 @@ run the real `llmops` on a real lab with this machine as host `local`."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from finetune_fixtures import tiny_model_dir
 from labtools import git_log, llmops, llmops_json
+from pydantic import ValidationError
+from realparts import require_vllm
+from sharedserver import LOOSE_TARGETS
 
 from llmops.ops.kinds.base import Context, Spec
 from llmops.ops.kinds.host.spec import HostSpec
@@ -100,6 +107,32 @@ def test_host_quota_gpu_ids_and_counts() -> None:
     assert check({"hosts": {"quota": False}}, server("b", tp=2), a, facts=GPU4) == []
 
 
+def test_an_ended_run_holds_no_gpus() -> None:
+    """A run whose spec still says `running` but whose trainer finished or failed (the state
+    last observed for its config, in the journal's observed facts) holds no GPU in the
+    quota; one still training, interrupted (the next reconcile resumes it) or never observed
+    holds what it asks for; a changed run (a retry, a new config) asks again."""
+    old = run("r", gpus=[0, 1])
+    new = server("s", tp=2, gpus=[0, 1])
+
+    def said(state: str | None, cfg: str | None = None, *changes: Spec) -> list[str]:
+        recorded = {"run": {"state": state, "cfg": cfg or old.cfg_hash()} if state else None}
+        ctx = Context({("run", "r"): old, ("server", "s"): new},
+                      lambda kind, _name: GPU4 if kind == "host" else recorded.get(kind))
+        found = refusals(Policy(), [Change(kind_name(c), c.name, c) for c in changes or (new,)],
+                         ctx)
+        return [f"{r.field} | {r.rule} | {r.message}" for r in found]
+
+    held = ["gpus | hosts.quota = true | GPU [0, 1] of g is already used by run/r"]
+    assert said(None) == held
+    assert said("training") == held and said("interrupted") == held
+    assert said("done") == [] and said("failed") == [] and said("stopped") == []
+    assert said("done", cfg="0" * 12) == held  # observed for another config of the run
+    # the ended run started again (a retry) asks for its GPUs again: the server has them
+    assert said("failed", None, old) == [
+        "gpus | hosts.quota = true | GPU [0, 1] of g is already used by server/s"]
+
+
 def test_host_quota_ram() -> None:
     a = server("a", cpu_kvcache_gib=12)
     said = check({}, server("b", cpu_kvcache_gib=12), a, facts=CPU24)
@@ -142,6 +175,41 @@ def test_allowed_models_registry_pattern() -> None:
     assert check(rules, run("r", base="/models/tiny"))[0].startswith("base | models.allowed")
     # a looser pattern lets the org's ids through
     assert check({"models": {"allowed": r"^custom/.*$"}}, server("a", model="custom/m")) == []
+
+
+def test_a_registry_id_is_a_hub_id_at_a_revision() -> None:
+    """org/name:TAG is the hub model org/name at revision TAG (vLLM's --revision): the spec
+    keeps model = org/name and args.revision = TAG, and the policy matches the id as given."""
+    rules = {"models": {"allowed": REGISTRY}}
+    pinned = server("a", model="custom/m:1.2")
+    assert (pinned.model, pinned.args, pinned.model_id()) == ("custom/m", {"revision": "1.2"},
+                                                              "custom/m:1.2")
+    assert check(rules, pinned) == []
+    assert check(rules, server("a", model="custom/m", args={"revision": "1.2"})) == []  # same
+    assert server("a", model="custom/m:1.2", args={"revision": "0.9"}).args == {
+        "revision": "1.2"}  # the id given is the version served
+    said = check(rules, server("a", model="custom/m"))
+    assert said == [f"model | models.allowed = {REGISTRY!r} | 'custom/m' is not an allowed "
+                    "model id"]
+    assert check(rules, server("a", model="custom/m:main"))  # a branch is not a version here
+    # without a policy a pinned id is a plain hub id at a revision
+    assert check({}, server("a", model="Qwen/Qwen2.5-0.5B:main")) == []
+
+
+@pytest.mark.parametrize("bad", [
+    "custom/m:1.2;rm -rf ~", "custom/m:$(id)", "custom/m:`id`", "custom/m:", "custom/m:a/b",
+    "custom/m:1..2", "custom/m:-1", "custom/m:1.2\n", "custom/m:1.2 ", "custom/m:1.\x002",
+    "custom/m:ü1", "custom/m:1:2", ":1.2", "/models/tiny:1.2/../x", "custom/m\n",
+])
+def test_a_bad_revision_is_refused_naming_the_field(bad: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        server("a", model=bad)
+    assert [e["loc"] for e in caught.value.errors()] == [("model",)], caught.value
+
+
+def test_a_run_base_takes_no_revision_yet() -> None:
+    with pytest.raises(ValueError, match="taken by a server's model only"):
+        run("r", base="custom/m:1.2")
 
 
 def test_removals_are_never_refused() -> None:
@@ -232,3 +300,71 @@ def test_policy_show(lab_with_local: Path) -> None:
         assert "jobs.max_gpus" in text and "hosts.quota" in text
     finally:
         (lab / "policy.toml").unlink()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cache_at_revision(hf_home: Path, repo: str, tag: str, model: Path) -> Path:
+    """The model's files in a Hugging Face cache as the hub leaves a tagged download:
+    refs/TAG names a commit whose snapshot holds the files (no refs/main: only TAG is there)."""
+    folder = hf_home / "hub" / ("models--" + repo.replace("/", "--"))
+    commit = "c0ffee" + "0" * 34
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / tag).write_text(commit)
+    snap = folder / "snapshots" / commit
+    shutil.copytree(model, snap)
+    return snap
+
+
+@pytest.mark.vllm
+def test_cli_registry_policy_serves_a_pinned_id_and_refuses_a_hub_id(
+    lab_with_local: Path, tmp_path: Path
+) -> None:
+    """Under the registry pattern, through the real CLI: `custom/tiny:1.0` is served (vLLM
+    loads custom/tiny at revision 1.0 from the host's HF cache, offline), `custom/tiny` and a
+    bad revision are refused (exit 2, nothing written, the rule and the file named)."""
+    require_vllm()
+    lab = lab_with_local
+    policy = lab / "policy.toml"
+    policy.write_text(f"[models]\nallowed = '{REGISTRY}'\n")
+    hf = tmp_path / "hf"
+    cache_at_revision(hf, "custom/tiny", "1.0", tiny_model_dir())
+    env = {"HF_HOME": str(hf), "HF_HUB_OFFLINE": "1"}
+    up = ["server", "up", "reg", "--host", "local", "--dtype", "float32", "--max-model-len",
+          "256", "--port", str(free_port()), "--cpu-kvcache-gib", "1", "--arg",
+          "enforce-eager=true", *LOOSE_TARGETS]
+    log = git_log(lab)
+    rows = sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[0]
+    try:
+        for model, said in [
+            ("custom/tiny", "model: 'custom/tiny' is not an allowed model id: the policy rule "
+                            f"models.allowed = {REGISTRY!r} refuses it (use an id the rule "
+                            "allows, or change the rule in"),
+            ("custom/tiny:1.0;id", "model: 'custom/tiny:1.0;id': the revision after ':' must"),
+        ]:
+            done = llmops(lab, *up, "--model", model, check=2, env=env)
+            words = " ".join(done.stderr.split())
+            assert said in words, words
+            if "policy" in said:
+                assert f"change the rule in {policy}" in words, words
+            nothing_written(lab, log, rows)
+
+        served = json.loads(llmops(lab, *up, "--model", "custom/tiny:1.0", "--json", env=env,
+                                   timeout=600).stdout)
+        action = served["action"]
+        assert served["ok"] and action["status"] == "succeeded", action
+        assert all(c["ok"] for c in action["checks"]), action["checks"]
+        spec = (lab / "servers" / "reg.toml").read_text()
+        assert 'model = "custom/tiny"' in spec and 'revision = "1.0"' in spec, spec
+        argv = json.loads((lab.parent / "work" / "run" / "reg" / "proc.json").read_text())
+        assert "custom/tiny" in argv["argv"] and "--revision" in argv["argv"], argv
+        assert argv["argv"][argv["argv"].index("--revision") + 1] == "1.0", argv
+        listed = {s["name"]: s for s in llmops_json(lab, "server", "list")}
+        assert listed["reg"]["state"] == "up" and listed["reg"]["model"] == "custom/tiny", listed
+    finally:
+        llmops(lab, "server", "down", "reg", check=None, env=env, timeout=300)
+        policy.unlink(missing_ok=True)

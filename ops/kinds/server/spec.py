@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
 from llmops.ops.kinds.server.flags import Quantization, check_args
@@ -18,15 +18,51 @@ COLOURS = ("blue", "green")
 """The two processes behind a blue-green or standby server's live port."""
 
 
+REVISION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
+"""A hub revision in a model id's `:TAG`: a tag, branch or commit sha, letters, digits and
+`._-` (no `/`, no `..`): nothing a shell, a URL or a cache path reads otherwise."""
+
+
 def model_ref(v: str) -> str:
     """A model as every kind names one: a hub id org/name or a plain absolute path on the host."""
     if v.startswith("/"):
         if "\x00" in v or "/../" in v + "/":
             raise ValueError("a model path must be a plain absolute path")
         return v.rstrip("/") or v
-    if not HUB_ID.match(v) or ".." in v or "--" in v:
+    if not HUB_ID.fullmatch(v) or ".." in v or "--" in v:
+        repo, colon, tag = v.partition(":")
+        if colon and HUB_ID.fullmatch(repo) and ".." not in repo and "--" not in repo:
+            if not pinned(tag):
+                raise ValueError(
+                    f"{v!r}: the revision after ':' must be a tag, branch or commit of "
+                    "letters, digits and . _ - (e.g. org/name:1.2)")
+            raise ValueError(
+                f"{v!r}: a revision (org/name:TAG) is taken by a server's model only; give "
+                "the hub id org/name here")
         raise ValueError(f"{v!r} is neither a hub id like org/name nor an absolute path")
     return v
+
+
+def pinned(tag: str) -> bool:
+    return bool(REVISION.fullmatch(tag)) and ".." not in tag
+
+
+def split_revision(v: str) -> tuple[str, str | None]:
+    """`org/name:TAG` -> ("org/name", "TAG"): a hub id at a revision (vLLM's --revision, the
+    hub's tag, branch or commit); anything else, a bad TAG included, -> (v, None), for
+    `model_ref` to refuse with its reason."""
+    repo, colon, tag = v.partition(":")
+    if v.startswith("/") or not colon or not HUB_ID.fullmatch(repo) or not pinned(tag):
+        return v, None
+    return repo, tag
+
+
+def model_id(model: str, revision: object) -> str:
+    """The id a registry would give: org/name:TAG when a hub model is pinned to a revision,
+    the model as given otherwise (what the policy's `models.allowed` matches)."""
+    if revision and not model.startswith("/"):
+        return f"{model}:{revision}"
+    return model
 
 
 class ServerSpec(Spec):
@@ -114,6 +150,21 @@ class ServerSpec(Spec):
         default=97.0, gt=0, le=100, description="Alert: GPU memory use above this (%)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pinned_model(cls, data: Any) -> Any:
+        """`model = "org/name:TAG"` is the hub model at revision TAG: kept as model = org/name
+        and args.revision = TAG (what vLLM's --revision and the weights fetch read); the TAG
+        replaces any other revision, so the id given is the version served."""
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+            return data
+        repo, tag = split_revision(data["model"])
+        if tag is None:
+            return data
+        args = data.get("args")
+        return {**data, "model": repo,
+                "args": {**(args if isinstance(args, dict) else {}), "revision": tag}}
+
     @field_validator("model")
     @classmethod
     def _model(cls, v: str) -> str:
@@ -176,6 +227,10 @@ class ServerSpec(Spec):
 
     def colour_port(self, colour: str) -> int:
         return self.colour_ports_or_default()[COLOURS.index(colour)]
+
+    def model_id(self) -> str:
+        """org/name:TAG when pinned to a revision (args.revision), else the model as given."""
+        return model_id(self.model, self.args.get("revision"))
 
     def api_model(self) -> str:
         """The name requests use: the served name if set, else the model as given."""
