@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from llmops.ops import procs
 from llmops.ops.kinds.base import Check
 from llmops.ops.kinds.hoststate import host_facts
 from llmops.ops.kinds.index import records
@@ -69,6 +70,26 @@ def checklist(spec: IndexSpec, hosts: HostPool) -> list[Check]:
     if spec.eval_set:
         checks.append(_timed(f"recall@{spec.eval_k}", lambda: _recall(spec, hosts, record)))
     return checks
+
+
+def checklist_absent(spec: IndexSpec, hosts: HostPool) -> list[Check]:
+    """After a removal, the rollback of a creation or a finished revert: the Weaviate llmops
+    ran for it is gone (launch = binary / docker: its data goes with it), or, attached to an
+    instance llmops does not run, the collection is gone from that instance."""
+    if spec.launch != "attach":
+        def stopped() -> tuple[bool, str]:
+            info = procs.status(hosts.transport(spec.host), spec.proc_name())
+            return not info.running, (f"{spec.proc_name()} still runs (pid {info.pid})"
+                                      if info.running else f"{spec.proc_name()} not running")
+
+        return [_timed("no process left", stopped)]
+
+    def collection_gone() -> tuple[bool, str]:
+        with connect(spec, hosts, timeout=15) as client:
+            there = client.collections.exists(spec.collection)
+        return not there, f"{spec.collection} {'still exists' if there else 'absent'}"
+
+    return [_timed("collection absent", collection_gone)]
 
 
 def _ready(spec: IndexSpec, hosts: HostPool) -> tuple[bool, str]:

@@ -111,6 +111,9 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
     def validate(self, spec: IndexSpec, hosts: HostPool) -> list[Check]:
         return index_checks.checklist(spec, hosts)
 
+    def validate_absent(self, spec: IndexSpec, hosts: HostPool) -> list[Check]:
+        return index_checks.checklist_absent(spec, hosts)
+
     def commands(self, spec: IndexSpec, hosts: HostPool) -> list[LaunchCommand]:
         """launch = binary / docker: the command llmops starts Weaviate with (the key's
         value is not shown: its variable is filled from api_key_env at start)."""
