@@ -210,11 +210,16 @@ def test_usage_lines_sum_per_model() -> None:
         json.dumps({"model": "chat", "ok": True, "fallbacks": 1, "prompt_tokens": 1,
                     "completion_tokens": 1, "cost": 0.25, "api_base": "http://h:2/v1"}),
         '{"cut short',
+        json.dumps({"event": "guardrail", "model": "chat", "action": "blocked",
+                    "rules": ["jailbreak-mode"]}),
+        json.dumps({"event": "guardrail", "model": "chat", "action": "redacted",
+                    "rules": ["email"]}),
     ]
     usage = summed(parse(lines)).to_dict()
     assert usage["models"]["chat"] == {
         "requests": 3, "errors": 0, "prompt_tokens": 21, "completion_tokens": 9, "cost": 0.75,
-        "cache_hits": 1, "fallbacks": 1, "backends": {"http://h:1/v1": 2, "http://h:2/v1": 1}}
+        "cache_hits": 1, "fallbacks": 1, "blocked": 1, "redacted": 1,
+        "backends": {"http://h:1/v1": 2, "http://h:2/v1": 1}}
     assert usage["models"]["code"]["errors"] == 1
     assert usage["total"]["requests"] == 4
     assert (usage["first_at"], usage["last_at"]) == (1.0, 3.0)

@@ -176,13 +176,13 @@ def gateway_usage(name: str, as_json: bool) -> None:
             emit_json(report)
             return
         table = Table("model", "requests", "errors", "prompt tok", "completion tok", "cost",
-                      "cache hits", "fallbacks", "backends")
+                      "cache hits", "fallbacks", "blocked", "redacted", "backends")
         for model, m in report.get("models", {}).items():
             backends = ", ".join(f"{b} ×{n}" for b, n in m["backends"].items())
             table.add_row(esc(model), str(m["requests"]), str(m["errors"]),
                           str(m["prompt_tokens"]), str(m["completion_tokens"]),
                           f"{m['cost']:.6f}", str(m["cache_hits"]), str(m["fallbacks"]),
-                          esc(backends))
+                          str(m["blocked"]), str(m["redacted"]), esc(backends))
         out.print(table)
 
 

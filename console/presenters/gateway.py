@@ -53,6 +53,9 @@ def usage_text(report: dict[str, Any] | None) -> Text | None:
         text.append(f" {m['requests']} req · {m['errors']} err · "
                     f"{m['prompt_tokens']}+{m['completion_tokens']} tok · cost {m['cost']:.6f}"
                     f" · cache {m['cache_hits']} · fallbacks {m['fallbacks']}")
+        if m.get("blocked") or m.get("redacted"):
+            text.append(f" · blocked {m.get('blocked', 0)} · redacted {m.get('redacted', 0)}",
+                        style="bold yellow")
         backends = ", ".join(f"{b} ×{n}" for b, n in m.get("backends", {}).items())
         if backends:
             text.append(f"  ({backends})", style="grey50")
@@ -113,6 +116,8 @@ class GatewayPresenter(Presenter):
                      style="grey50")
         title.append(f"\nkey        ${spec.master_key_env} · LiteLLM {spec.litellm_version}",
                      style="grey50")
+        guarded = ", ".join(spec.guardrails) or "none"
+        title.append(f"\nguardrails {guarded}", style="grey50")
         return title
 
     def report_text(self, report: dict[str, Any] | None) -> Text | None:

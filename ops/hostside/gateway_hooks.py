@@ -1,21 +1,39 @@
 """LiteLLM callbacks shipped with llmops, copied next to a gateway's config on its host and
-named there as `gateway_hooks.usage_log` (LiteLLM imports it from the config's folder).
+named there as `gateway_hooks.usage_log` and `gateway_hooks.SafetyGuard` (LiteLLM imports
+them from the config's folder).
 
 `usage_log` appends one JSON line per request to the file named by LLMOPS_GATEWAY_USAGE:
 when, the model asked for, the backend that answered, tokens, cost, whether the cache
 answered, fallbacks tried and the outcome. Token and cost tracking without a database: the
-console reads the lines (ops/kinds/gateway/usage.py). Stdlib and litellm only (it runs in the
-gateway's venv). A failure to log never fails the request."""
+console reads the lines (ops/kinds/gateway/usage.py). A failure to log never fails a request.
+
+`SafetyGuard` is the guardrail of the models a gateway's spec names in `guardrails`: prompts
+matching a rule of INJECTION_RULES are refused (HTTP 400 naming the rule), and secrets and
+PII matching SECRET_RULES are redacted from answers, streamed ones too (LiteLLM's
+`incremental_diff` mode: the trailing word is held back until it is complete, so a secret is
+never half sent). Each block and each redacted answer is a usage line (`event: guardrail`).
+The rules are plain data, tested without LiteLLM (tests/test_gateway_guard.py).
+
+Stdlib, plus litellm and fastapi where they run (the gateway's venv): the rules import
+without them."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
-from litellm.integrations.custom_logger import CustomLogger
+try:
+    from fastapi import HTTPException
+    from litellm.integrations.custom_guardrail import CustomGuardrail
+    from litellm.integrations.custom_logger import CustomLogger
+except ImportError:  # the rules alone (tests, the console): no LiteLLM here
+    CustomGuardrail = CustomLogger = object  # type: ignore[assignment,misc]
+    HTTPException = None  # type: ignore[assignment,misc]
 
 USAGE_ENV = "LLMOPS_GATEWAY_USAGE"
 _lock = threading.Lock()
@@ -78,3 +96,152 @@ class UsageLog(CustomLogger):
 
 
 usage_log = UsageLog()
+
+
+# -- the guardrail's rules: plain data ------------------------------------------------------
+INJECTION_RULES: tuple[tuple[str, str], ...] = (
+    ("ignore-instructions",
+     r"\b(ignore|disregard|forget|skip|override)\b[^.\n]{0,40}\b(previous|prior|above|earlier|"
+     r"all|any|your|the)\b[^.\n]{0,40}\b(instructions?|prompts?|rules?|directions?|guidelines?)\b"),
+    ("reveal-system-prompt",
+     r"\b(reveal|print|show|repeat|output|leak|tell me|what (is|are))\b[^.\n]{0,40}\b(your |the )?"
+     r"(system|hidden|secret|initial|original)\s+(prompt|instructions?|message)\b"),
+    ("new-instructions", r"\b(new|updated|real|true)\s+(system\s+)?instructions?\s*:"),
+    ("role-override",
+     r"\byou are (now|no longer)\b[^.\n]{0,60}\b(dan|jailbroken|unrestricted|unfiltered|"
+     r"uncensored|evil|without (any )?(rules|limits|restrictions))\b"),
+    ("jailbreak-mode", r"\b(developer|god|jailbreak|dan|sudo|admin)\s+mode\b"),
+    ("act-unrestricted",
+     r"\b(act|behave|respond|pretend)\b[^.\n]{0,30}\b(as if you have no|without any|with no)\b"
+     r"[^.\n]{0,20}\b(rules|restrictions|limits|filters|guidelines)\b"),
+    ("bypass-safety",
+     r"\b(bypass|disable|turn off|switch off|deactivate|circumvent)\b[^.\n]{0,30}\b(safety|"
+     r"content|guard ?rails?|filters?|moderation|policies|restrictions)\b"),
+    ("chat-template-token", r"(<\|im_start\|>|<\|im_end\|>|<\|system\|>|\[/?INST\]|<<SYS>>|"
+     r"<\|start_header_id\|>)"),
+)
+"""(rule id, pattern), matched case-insensitively against every text of a request."""
+
+SECRET_RULES: tuple[tuple[str, str], ...] = (
+    ("private-key",
+     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"),
+    ("api-key", r"\bsk-(proj-|ant-)?[A-Za-z0-9_-]{16,}"),
+    ("hf-token", r"\bhf_[A-Za-z0-9]{30,}"),
+    ("github-token", r"\bgh[pousr]_[A-Za-z0-9]{30,}"),
+    ("aws-access-key", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("slack-token", r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    ("password-in-url", r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),
+    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+    ("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b"),
+    ("card-number", r"\b\d(?:[ -]?\d){12,18}\b"),
+    ("phone", r"(?<![\w+])\+\d{1,3}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}\b"),
+)
+"""(rule id, pattern) of what is redacted from answers, replaced by [REDACTED:<rule id>]."""
+
+_INJECTION = [(rule, re.compile(p, re.IGNORECASE)) for rule, p in INJECTION_RULES]
+_SECRETS = [(rule, re.compile(p)) for rule, p in SECRET_RULES]
+HOLD_BACK = re.compile(r"(?:\d[\d -]*)?\S*\Z")
+"""The trailing word of a streamed text (and a run of digit groups before it): what may be
+the start of a secret, held back until the next chunk shows where it ends."""
+MAX_HOLD = 256
+
+
+def injection(text: str) -> str | None:
+    """The first injection rule the text matches (None: clean)."""
+    for rule, pattern in _INJECTION:
+        if pattern.search(text):
+            return rule
+    return None
+
+
+def luhn(number: str) -> bool:
+    digits = [int(c) for c in number if c.isdigit()]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def redact(text: str) -> tuple[str, list[str]]:
+    """The text with every secret and PII match replaced, and the rules that matched (a
+    card number only when its check digit holds)."""
+    hits: list[str] = []
+    for rule, pattern in _SECRETS:
+        def swap(m: re.Match[str], rule: str = rule) -> str:
+            if rule == "card-number" and not luhn(m.group(0)):
+                return m.group(0)
+            hits.append(rule)
+            return f"[REDACTED:{rule}]"
+        text = pattern.sub(swap, text)
+    return text, hits
+
+
+def hold_back(text: str) -> int:
+    """How many trailing characters of a streamed text to withhold for now."""
+    found = HOLD_BACK.search(text)
+    return min(len(found.group(0)), MAX_HOLD) if found else 0
+
+
+class SafetyGuard(CustomGuardrail):
+    """Blocks prompt injection before the call, redacts secrets and PII after it (streams
+    included), for the models in `llmops_models` (every model when empty)."""
+
+    streaming_transform_mode = "incremental_diff"
+    streaming_sampling_rate = 1
+
+    def __init__(self, llmops_models: list[str] | None = None, **kwargs: Any) -> None:
+        self.llmops_models = set(llmops_models or ())
+        self._counted: OrderedDict[str, None] = OrderedDict()
+        super().__init__(**kwargs)
+
+    def _model(self, request_data: dict[str, Any]) -> str:
+        meta = request_data.get("metadata") or {}
+        return str(meta.get("model_group") or request_data.get("model") or "")
+
+    def _once(self, key: str) -> bool:
+        """True the first time a request is seen (a streamed answer is checked many times)."""
+        if key in self._counted:
+            return False
+        self._counted[key] = None
+        while len(self._counted) > 1000:
+            self._counted.popitem(last=False)
+        return True
+
+    async def apply_guardrail(self, inputs, request_data, input_type, logging_obj=None):  # type: ignore[no-untyped-def]  # noqa: ANN001
+        model = self._model(request_data)
+        if self.llmops_models and model not in self.llmops_models:
+            return inputs
+        texts = list(inputs.get("texts") or [])
+        if input_type == "request":
+            for text in texts:
+                rule = injection(text)
+                if rule:
+                    _event(model, "blocked", [rule])
+                    raise HTTPException(status_code=400, detail={
+                        "error": f"llmops guardrail: prompt injection refused (rule {rule})",
+                        "guardrail": "llmops-safety", "rule": rule})
+            return inputs
+        found: list[str] = []
+        out = []
+        for text in texts:
+            clean, hits = redact(text)
+            out.append(clean)
+            found += hits
+        inputs["texts"] = out
+        if request_data.get("stream"):
+            inputs["stream_holdback_chars"] = [hold_back(t) for t in out]
+        call = str(request_data.get("litellm_call_id") or id(request_data))
+        if found and self._once(call):
+            _event(model, "redacted", sorted(set(found)))
+        return inputs
+
+
+def _event(model: str, action: str, rules: list[str]) -> None:
+    try:
+        append({"at": round(time.time(), 3), "event": "guardrail", "model": model,
+                "action": action, "rules": rules})
+    except Exception:  # noqa: BLE001, S110 - counting never fails a request
+        pass

@@ -21,6 +21,8 @@ from llmops.ops.kinds.server.spec import ServerSpec
 HOOKS_MODULE = "gateway_hooks"
 """The callbacks module llmops ships (ops/hostside/gateway_hooks.py), beside the config."""
 USAGE_CALLBACK = f"{HOOKS_MODULE}.usage_log"
+GUARD_CLASS = f"{HOOKS_MODULE}.SafetyGuard"
+GUARD_NAME = "llmops-safety"
 LOOPBACKS = ("127.0.0.1", "::1", "localhost")
 
 
@@ -90,12 +92,17 @@ def config_dict(spec: GatewaySpec, backends: dict[str, Backend]) -> dict[str, An
     settings: dict[str, Any] = {"callbacks": [USAGE_CALLBACK], "drop_params": True}
     if spec.cache:
         settings |= {"cache": True, "cache_params": {"type": "local", "ttl": spec.cache_ttl_s}}
-    return {
+    config = {
         "model_list": model_list,
         "router_settings": router,
         "litellm_settings": settings,
         "general_settings": {"master_key": f"os.environ/{spec.master_key_env}"},
     }
+    if spec.guardrails:  # on by default, and the guard itself skips the other models
+        config["guardrails"] = [{"guardrail_name": GUARD_NAME, "litellm_params": {
+            "guardrail": GUARD_CLASS, "mode": ["pre_call", "post_call"], "default_on": True,
+            "llmops_models": list(spec.guardrails)}}]
+    return config
 
 
 def config_text(spec: GatewaySpec, backends: dict[str, Backend], hooks_source: str) -> str:

@@ -182,4 +182,6 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
             "errors": values.get("errors"),
             "cache_hit_pct": values.get("cache_hit_pct"),
             "fallbacks_used": values.get("fallbacks"),
+            "guardrails": list(spec.guardrails),
+            "blocked": values.get("blocked"),
         }

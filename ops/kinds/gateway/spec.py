@@ -82,6 +82,10 @@ class GatewaySpec(Spec):
     cache_ttl_s: int = Field(
         default=300, ge=1, le=86_400, description="Seconds a cached answer is kept.",
     )
+    guardrails: list[str] = Field(
+        default_factory=list,
+        description="Model names whose prompts are screened and answers redacted.",
+    )
     prices: dict[str, TokenPrice] = Field(
         default_factory=dict,
         description="Server name -> cost per 1M input/output tokens (default: its bench).",
@@ -162,6 +166,12 @@ class GatewaySpec(Spec):
                                      f"the models ({', '.join(self.models)})")
                 if other == model:
                     raise ValueError(f"fallbacks: {model} falls back to itself")
+        for model in self.guardrails:
+            if model not in self.models:
+                raise ValueError(f"guardrails: {model!r} is not one of the models "
+                                 f"({', '.join(self.models)})")
+        if len(set(self.guardrails)) != len(self.guardrails):
+            raise ValueError("guardrails: a model is named twice")
         served = set(self.servers())
         for server in self.prices:
             if server not in served:

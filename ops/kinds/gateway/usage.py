@@ -46,6 +46,7 @@ METRICS = (
     Metric("errors", "errors", "{:.0f}"),
     Metric("cache_hit_pct", "cache %", "{:.0f}"),
     Metric("fallbacks", "fallbacks", "{:.0f}"),
+    Metric("blocked", "blocked", "{:.0f}"),
 )
 
 
@@ -60,6 +61,10 @@ class ModelUsage:
     cost: float = 0.0
     cache_hits: int = 0
     fallbacks: int = 0
+    blocked: int = 0
+    """Requests the guardrail refused (prompt injection)."""
+    redacted: int = 0
+    """Answers the guardrail redacted secrets or PII from."""
     backends: dict[str, int] = field(default_factory=dict)
 
 
@@ -73,6 +78,10 @@ class Usage:
 
     def add(self, record: dict[str, Any]) -> None:
         m = self.models.setdefault(str(record.get("model") or "?"), ModelUsage())
+        if record.get("event") == "guardrail":  # the guard's own line, beside the request's
+            m.blocked += record.get("action") == "blocked"
+            m.redacted += record.get("action") == "redacted"
+            return
         m.requests += 1
         if not record.get("ok"):
             m.errors += 1
@@ -94,7 +103,7 @@ class Usage:
         out = ModelUsage()
         for m in self.models.values():
             for key in ("requests", "errors", "prompt_tokens", "completion_tokens",
-                        "cache_hits", "fallbacks"):
+                        "cache_hits", "fallbacks", "blocked", "redacted"):
                 setattr(out, key, getattr(out, key) + getattr(m, key))
             out.cost += m.cost
         return out
@@ -180,7 +189,8 @@ class UsageSampler:
                 "cost": round(total.cost, 8), "errors": float(total.errors),
                 "cache_hit_pct": (100.0 * total.cache_hits / total.requests
                                   if total.requests else None),
-                "fallbacks": float(total.fallbacks), "requests": float(total.requests)}
+                "fallbacks": float(total.fallbacks), "requests": float(total.requests),
+                "blocked": float(total.blocked)}
 
     def close(self) -> None:
         """Nothing to release."""
