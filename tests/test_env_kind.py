@@ -129,8 +129,10 @@ def test_wheelhouse_upgrade_rollback_and_failures(envlab: EnvLab) -> None:
     assert not shown["extra"] and not shown["missing"] and not shown["pin_drift"]
 
 
-def test_drift_is_seen(envlab: EnvLab) -> None:
-    """A hand `pip install` into the venv shows as drift (exit 1), and the list says so."""
+def test_drift_is_seen_and_repaired(envlab: EnvLab) -> None:
+    """A hand `pip uninstall` in the venv shows as drift (exit 1), the list says so, and
+    `rollback --last-good` (a reconcile to the last state whose checks all passed) puts the
+    venv back in place to its manifest."""
     venv = envlab.venv("e1")
     if not venv.exists():
         pytest.skip("needs the env of the test before")
@@ -143,6 +145,11 @@ def test_drift_is_seen(envlab: EnvLab) -> None:
     row = next(r for r in rows if r["name"] == "e1")
     assert row["state"] == "drifted" and row["versions"] == {}
     assert any(DEP in d for d in row["drift"])
+    target = os.readlink(venv)
+    good = envlab.run("rollback", "--last-good", "env/e1")
+    assert steps(good) == ["snapshot", "fetch", "repair"]
+    checks_ok(good)
+    assert freeze_of(venv) == FREEZE2 and os.readlink(venv) == target
 
 
 @pytest.mark.parametrize(("args", "field"), [

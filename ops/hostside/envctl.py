@@ -215,8 +215,8 @@ def op_snapshot(req):
     sha = store_manifest(root, lines)
     path = os.path.join(root, "sets", f"{current}.json")
     record = read_json(path, {})
-    drifted = record.get("manifest") not in (None, sha)
-    record.update(manifest=sha, snapshot_at=time.time())
+    drifted = record.get("manifest") not in (None, sha)  # the set's manifest stays the built
+    record.update(snapshot=sha, snapshot_at=time.time())  # one: what its pins resolved to
     write_json(path, record)
     return {"ok": True, "set": current, "manifest": sha, "lines": lines, "drifted": drifted}
 
@@ -450,8 +450,44 @@ def sources(job):
     return args
 
 
+def repair(job):
+    """Bring the live venv of a set back to its recorded manifest, in place (it drifted: a
+    hand `pip install` or uninstall): install the manifest's exact versions, uninstall what
+    is not in it, verify. Never removes the venv, whatever happens."""
+    root, target = expand(job["root"]), job["set"]
+    folder = os.path.join(root, "venvs", target)
+    began, tail = time.monotonic(), []
+    manifest = read_manifest(root, job["manifest"])
+    path = os.path.join(root, "manifests", f"{job['manifest']}.txt")
+    rc = run_pip(["install", "--progress-bar", "off", *sources(job), "--no-deps", "-r", path],
+                 folder, tail)
+    if rc != 0:
+        raise RuntimeError(pip_error(tail))
+    lines = uninstall_extra(folder, manifest, tail)
+    if lines != manifest:
+        raise RuntimeError(f"the repaired venv's freeze differs from manifest "
+                           f"{job['manifest'][:12]}: {sorted(set(lines) ^ set(manifest))}")
+    print(f"repaired venvs/{target} to manifest {job['manifest'][:12]}", flush=True)
+    return {"ok": True, "set": target, "manifest": job["manifest"], "lines": lines,
+            "seconds": round(time.monotonic() - began, 3), "restored": True}
+
+
+def uninstall_extra(folder, manifest, tail):
+    """Uninstall what the venv holds beyond the manifest; its freeze after."""
+    lines = freeze(folder)
+    want = as_pins(manifest)
+    extra = [line.split("==")[0] for line in lines if canon(line.split("==")[0]) not in want]
+    if extra:
+        if run_pip(["uninstall", "-y", *extra], folder, tail) != 0:
+            raise RuntimeError(pip_error(tail))
+        lines = freeze(folder)
+    return lines
+
+
 def build(job):
     """Make venvs/<set> for the pins (or, restoring, for a recorded manifest, exactly)."""
+    if job.get("repair"):
+        return repair(job)
     root, target = expand(job["root"]), job["set"]
     folder = os.path.join(root, "venvs", target)
     if os.path.exists(folder):
@@ -470,20 +506,13 @@ def build(job):
         rc = run_pip([*common, *job["pins"]], folder, tail)
     if rc != 0:
         raise RuntimeError(pip_error(tail))
-    lines = freeze(folder)
     if manifest is not None:
-        want = as_pins(manifest)
-        extra = [line.split("==")[0] for line in lines
-                 if canon(line.split("==")[0]) not in want]
-        if extra:
-            rc = run_pip(["uninstall", "-y", *extra], folder, tail)
-            if rc != 0:
-                raise RuntimeError(pip_error(tail))
-            lines = freeze(folder)
+        lines = uninstall_extra(folder, manifest, tail)
         if lines != manifest:
             raise RuntimeError(f"the restored venv's freeze differs from manifest "
                                f"{job['manifest'][:12]}: {sorted(set(lines) ^ set(manifest))}")
     else:
+        lines = freeze(folder)
         have = as_pins(lines)
         for pin in job["pins"]:
             name, version = pin.split("==")
@@ -509,8 +538,9 @@ def op_build(path):
     try:
         result = build(job)
     except Exception as exc:  # noqa: BLE001 - reported to whoever follows the build
-        folder = os.path.join(expand(job["root"]), "venvs", job["set"])
-        shutil.rmtree(folder, ignore_errors=True)
+        if not job.get("repair"):  # a failed build's folder goes; a repaired venv stays
+            shutil.rmtree(os.path.join(expand(job["root"]), "venvs", job["set"]),
+                          ignore_errors=True)
         result = {"ok": False, "error": str(exc)}
         print(f"build failed: {exc}", flush=True)
     write_json(result_path, result)

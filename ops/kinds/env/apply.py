@@ -125,7 +125,8 @@ def _build(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> di
         job = {"root": where.root, "set": data.set, "python": spec.python or t.python,
                "mode": spec.mode, "pins": list(data.pins), "manifest": data.manifest,
                "index_url": spec.index_url, "no_index": spec.no_index,
-               "find_links": list(spec.find_links), "wheelhouse": where.wheelhouse}
+               "find_links": list(spec.find_links), "wheelhouse": where.wheelhouse,
+               "repair": step.verb == "repair"}
         install_script(t, where)
         t.write_text(where.job(data.set), json.dumps(job, indent=1), mode=0o600)
         t.run(["rm", "-f", where.result(data.set)], timeout=30)
@@ -192,6 +193,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "fetch": _fetch,
     "build": _build,
     "restore": _build,
+    "repair": _build,
     "switch": _switch,
     "prune": _prune,
     "unlink": _unlink,

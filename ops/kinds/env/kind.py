@@ -48,7 +48,7 @@ class EnvKind(Kind[EnvSpec, EnvObserved]):
         env_apply.preflight(spec, hosts)
 
     def observe(self, spec: EnvSpec, hosts: HostPool) -> EnvObserved:
-        return env_apply.observe(spec, hosts)
+        return env_apply.observe(spec, hosts, freeze=True)  # a drifted venv is repaired
 
     def plan(self, desired: EnvSpec | None, current: EnvSpec | None, observed: EnvObserved
              ) -> list[Step]:

@@ -3,6 +3,7 @@ the pure plan and the thin apply agree on names (the plan cases build both from 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from pydantic import Field
@@ -33,7 +34,23 @@ class EnvObserved(Observed):
     freeze: list[str] | None = None
     """What the current venv holds (status polls only; the plan does not read it)."""
     manifest_lines: list[str] | None = None
-    """The manifest recorded for the current venv's set (status polls only)."""
+    """The manifest recorded for the current venv's set (what its pins resolved to)."""
+
+    def drifted(self) -> bool:
+        """The current venv holds other packages than its manifest (a hand pip install)."""
+        if self.freeze is None or self.manifest_lines is None:
+            return False
+        return canonical(self.freeze) != canonical(self.manifest_lines)
+
+
+def canonical(lines: list[str]) -> set[tuple[str, str]]:
+    """Freeze lines as (canonical name, version): metadata and pip spell names alike, but
+    case and `_`/`-` are not worth a repair."""
+    found = set()
+    for line in lines:
+        name, _sep, version = line.partition("==")
+        found.add((re.sub(r"[-_.]+", "-", name).lower(), version))
+    return found
 
 
 @dataclass(frozen=True)

@@ -48,12 +48,28 @@ def plan_env(
                                   f"pip install {' '.join(pins)}{what}", (), data))
         steps.append(Step("switch", f"point {desired.venv or 'the venv path'} at venv "
                           f"{target}{what if target in observed.kept else ''}", (), at))
+    elif observed.drifted() and observed.manifests.get(target):
+        steps += _repair(desired, observed, observed.manifests[target])
     if not desired.keep_previous:
         others = sorted({*observed.kept, *observed.incomplete} - {target})
         if others:
             steps.append(Step("prune", f"delete the other venvs {', '.join(others)} "
                               "(keep_previous is off; their manifests stay)", (),
                               EnvStep(set=target, keep=(target,))))
+    return steps
+
+
+def _repair(desired: EnvSpec, observed: EnvObserved, manifest: str) -> list[Step]:
+    """The live venv drifted from its manifest: record it as it is, then put it back in place
+    (the manifest's exact versions installed, the rest uninstalled, the freeze verified)."""
+    target = desired.set_sha()
+    data = EnvStep(set=target, pins=tuple(desired.packages), manifest=manifest)
+    steps = [Step("snapshot", f"record the freeze of venv {target} as it drifted", (), data)]
+    if desired.mode == "wheelhouse":
+        steps.append(Step("fetch", f"download wheels for manifest {manifest[:12]} here and "
+                          f"push the missing ones to {desired.host}", (), data))
+    steps.append(Step("repair", f"put venv {target} back to manifest {manifest[:12]} in place "
+                      "(a hand change drifted it)", (), data))
     return steps
 
 

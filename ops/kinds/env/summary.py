@@ -39,9 +39,8 @@ def env_state(spec: EnvSpec, observed: EnvObserved, manifest: list[str] | None) 
         return "absent"
     if observed.link != spec.set_sha():
         return "stale"
-    if drift(spec, observed.freeze) or (
-            manifest is not None and observed.freeze is not None
-            and sorted(map(str.lower, observed.freeze)) != sorted(map(str.lower, manifest))):
+    if drift(spec, observed.freeze) or observed.model_copy(
+            update={"manifest_lines": manifest}).drifted():
         return "drifted"
     return "ready"
 
