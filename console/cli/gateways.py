@@ -201,7 +201,7 @@ def gateway_try(name: str, prompt: str, model_: str | None, max_tokens: int,
         assert isinstance(spec, GatewaySpec)
         model = model_ or next(iter(spec.models))
         try:
-            answer = try_prompt(engine, spec, model, prompt, max_tokens)
+            answer = engine.gateway_try(spec, model, prompt, max_tokens)
         except SpecError as exc:
             fail(str(exc), as_json=as_json)
         if as_json:
@@ -218,16 +218,3 @@ def gateway_try(name: str, prompt: str, model_: str | None, max_tokens: int,
                   f"{answer['completion_tokens']} tokens · cost {cost} · "
                   f"{'cache hit · ' if answer['cache_hit'] else ''}fallbacks "
                   f"{answer['fallbacks']} · {answer['seconds']:.2f}s[/]")
-
-
-def try_prompt(engine: Engine, spec: GatewaySpec, model: str, prompt: str,
-               max_tokens: int) -> dict[str, Any]:
-    """The Engine's door when it has one (requests-gateway.md asks for `gateway_try`); until
-    then the registered kind's method, called through the rollback layer's registry."""
-    door = getattr(engine, "gateway_try", None)
-    if door is not None:
-        return dict(door(spec, model, prompt, max_tokens))
-    from llmops.rollback.kinds import KINDS
-
-    kind: Any = KINDS["gateway"]
-    return dict(kind.try_prompt(spec, engine.hosts, model, prompt, max_tokens))
