@@ -92,7 +92,7 @@ def host_blockers(spec: Spec, hosts: HostPool) -> list[str]:
             if is_path_model(spec.model):
                 if t.run(["test", "-f", f"{spec.model}/config.json"], timeout=30).returncode:
                     return [f"{spec.model} is no longer a model folder on {spec.host}"]
-            elif not model_config(t, spec.model):
+            elif not model_config(t, spec.model, spec.args.get("revision")):
                 return [f"the weights of {spec.model} are not in {spec.host}'s HF cache: going "
                         "back would download them"]
         if isinstance(spec, AdapterSpec) and spec.server:  # served: its store copy

@@ -56,6 +56,10 @@ BASE: dict[str, dict[str, Any]] = {
     "adapter": {"server": "s", "run": "r", "sha256": "0" * 64},
     "index": {"host": HOST, "collection": "Docs", "embed_server": "e", "launch": "binary",
               "binary": "/opt/w/weaviate", "data_dir": "/srv/w", "backup_dir": "/srv/b"},
+    "env": {"host": HOST, "packages": ["tinypkg==1.0"], "mode": "wheelhouse",
+            "find_links": ["/srv/wheels"]},
+    "gateway": {"host": HOST, "models": {"chat": ["s"], "chat2": ["t"]},
+                "fallbacks": {"chat": ["chat2"]}},
 }
 """One valid spec per kind (without its name): the field under test is replaced in it."""
 LOCAL_ONLY = {("host", "key"), ("host", "address")}

@@ -365,6 +365,10 @@ def test_cli_registry_policy_serves_a_pinned_id_and_refuses_a_hub_id(
         assert argv["argv"][argv["argv"].index("--revision") + 1] == "1.0", argv
         listed = {s["name"]: s for s in llmops_json(lab, "server", "list")}
         assert listed["reg"]["state"] == "up" and listed["reg"]["model"] == "custom/tiny", listed
+        # readiness looks the weights up at the pinned revision (the cache has only refs/1.0)
+        drill = json.loads(llmops(lab, "drill", "server/reg", "--check", "--json",
+                                  env=env).stdout)
+        assert drill["ok"] and drill["readiness"]["blockers"] == [], drill
     finally:
         llmops(lab, "server", "down", "reg", check=None, env=env, timeout=300)
         policy.unlink(missing_ok=True)
