@@ -31,6 +31,8 @@ from llmops.ops.transport import Transport, TransportError
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
+FOLLOW_PAUSE = 0.5
+"""Between two looks at a running build (each is two host-side pythons: pip needs the CPU)."""
 BUILD_TIMEOUT = 6 * 3600.0
 """A vLLM install on a slow link takes a while; the build goes on past this, apply gives up."""
 
@@ -151,7 +153,7 @@ def follow(t: Transport, where: Layout, name: str, target: str, progress: Progre
         if time.monotonic() - began > BUILD_TIMEOUT:
             raise EnvError(f"the build of venv {target} on {t.host} ran past "
                            f"{BUILD_TIMEOUT:.0f} s; it goes on (llmops env show)")
-        time.sleep(0.2)
+        time.sleep(FOLLOW_PAUSE)
     try:
         result = dict(json.loads(t.read_text(where.result(target))))
     except (TransportError, ValueError):
