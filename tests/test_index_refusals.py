@@ -94,3 +94,7 @@ def test_docker_mounts_refuse_a_colon_or_a_tilde(lab: Path) -> None:
     assert "backup_dir" in error and "without ':'" in error
     error = refused(lab, *base, "--data-dir", "~/wv", "--backup-dir", "/srv/bk")["error"]
     assert "data_dir" in error and "does not expand '~'" in error
+    binary = ("index", "create", "docs", "--host", "local", "--embed-server", "emb",
+              "--collection", "Docs", "--launch", "binary", "--binary", "/opt/w/weaviate")
+    error = refused(lab, *binary, "--data-dir", "/srv/wv", "--backup-dir", "~/bk")["error"]
+    assert "backup_dir" in error and "does not expand '~'" in error

@@ -171,6 +171,11 @@ class IndexSpec(Spec):
         if v is not None and info.field_name in DOCKER_MOUNTS and \
                 info.data.get("launch") == "docker":
             _docker_mount(v)
+        if v is not None and info.field_name in DOCKER_MOUNTS and v.startswith("~") and \
+                info.data.get("launch") == "binary":
+            raise ValueError(
+                f"{v!r}: Weaviate reads its folders from the environment as given and does not "
+                f"expand '~'; give the absolute path (e.g. /home/USER{v[1:]})")
         return v
 
     @field_validator("image")
