@@ -290,5 +290,9 @@ class Journal:
         return [a for a in records if wanted & set(a.refs)]
 
     def close(self) -> None:
-        self.closed = True
-        self.db.conn.close()
+        """Under the lock: a console's worker thread may be reading at that moment, and
+        closing a connection in the middle of another thread's statement crashes the
+        process (a segfault in SQLite); after it, a read raises sqlite3.ProgrammingError."""
+        with self.lock:
+            self.closed = True
+            self.db.conn.close()
