@@ -39,6 +39,7 @@ from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.changes import who
 from llmops.rollback.lab import Lab
 from llmops.rollback.lock import LabBusy, current_command
+from llmops.rollback.telemetry import ref_of
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
@@ -168,13 +169,25 @@ class Alerts:
         last_states: dict[str, str] = self.__dict__.setdefault("_last_states", {})
         if state:
             last_states[ref] = state
-        found = readings(spec, sample.up, sample.values, state=last_states.get(ref),
+        planned = not sample.up and self.changing(ref)
+        found = readings(spec, sample.up, sample.values,
+                         state=None if planned else last_states.get(ref),
                          gpu_total_bytes=self._gpu_total(spec), ups=self._ups(ref),
                          now=sample.at, config=config)
         events = self._step_all(ref, found, config, act)
         if act:
             self._deliver(events, config)
         return events
+
+    def changing(self, ref: str) -> bool:
+        """Whether an action on this resource is in flight now: unfinished in the journal while
+        the lab lock is held. A server it stops or restarts is a planned stop, never a crash
+        (an unfinished action left by a dead console holds no lock, so it hides nothing)."""
+        if self.lab.lock.holder() is None:
+            return False
+        with self.lab.journal.lock:
+            unfinished = self.lab.journal.unfinished()
+        return any(ref_of(kind, name) == ref for action in unfinished for kind, name in action.refs)
 
     def _ups(self, ref: str) -> list[tuple[float, bool]]:
         with self.lab.journal.lock:

@@ -52,8 +52,16 @@ VENV = Path(os.environ.get("LLMOPS_TEST_CACHE", Path.home() / ".cache" / "llmops
 
 
 def cli(lab: Path, *args: str, check: int | None = 0, timeout: float = SLOW) -> Any:
-    done = llmops(lab, *args, "--json", check=check, timeout=timeout, env={KEY_ENV: KEY})
-    return json.loads(done.stdout)
+    """The CLI's JSON. A failed action's checks that failed are printed first: CI shows only
+    the end of a long assertion message."""
+    done = llmops(lab, *args, "--json", check=None, timeout=timeout, env={KEY_ENV: KEY})
+    found = json.loads(done.stdout) if done.stdout.strip().startswith("{") else None
+    if check is not None and done.returncode != check:
+        failed = [c for c in ((found or {}).get("action") or {}).get("checks") or []
+                  if not c.get("ok")]
+        raise AssertionError(f"exit {done.returncode} != {check}; failed checks: {failed}\n"
+                             f"stderr: {done.stderr[-2000:]}\nstdout: {done.stdout[-3000:]}")
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +81,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         VENV.parent.mkdir(parents=True, exist_ok=True)
         done = cli(path, "gateway", "up", "gw", "--host", "local", "--port", str(GATEWAY_PORT),
                    "--model", "chat=ga", "--model", "code=gb", "--fallback", "chat=code",
-                   "--price", "ga=1000/2000", "--cooldown-s", "60", "--venv", str(VENV),
+                   "--price", "ga=1000/2000", "--cooldown-s", "60", "--timeout-s", "300",
+                   "--venv", str(VENV),
                    "--master-key-env", KEY_ENV)
         assert done["ok"], done
         UP.update(done)
