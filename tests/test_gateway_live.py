@@ -16,6 +16,7 @@ run installs it through the gateway's own install step: ~75-160 s, ~755 MB)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import secrets
@@ -36,12 +37,14 @@ from llmops.ops import procs
 from llmops.ops.kinds.gateway.spec import LITELLM_VERSION
 from llmops.ops.kinds.host import HostSpec
 from llmops.ops.transport import LocalTransport
+from llmops.rollback.engine import Engine
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
 
 require_vllm()
 
 PORT_A, PORT_B, GATEWAY_PORT = 18601, 18611, 18621
+PORT_A_MOVED = 18603
 SLOW = 900  # a CLI call that installs LiteLLM or starts vLLM, on a busy shared box
 KEY_ENV = "LLMOPS_TEST_GATEWAY_KEY"
 KEY = "sk-gwtest-" + secrets.token_hex(12)
@@ -225,6 +228,39 @@ def test_routing_change_and_rollback_drop_nothing(lab: Path) -> None:
     for action in (back["action"], again["action"], last["action"]):
         assert all(c["ok"] for c in action["checks"]), action["checks"]
         assert action["seconds"] is not None  # timed (journalled with the action)
+
+
+def test_server_port_change_moves_the_gateway_in_one_action(lab: Path) -> None:
+    """ga moves to another port: the gateway follows in the same action (write-config + HUP
+    after ga's restart), its checklist proves chat answers from ga's new port; the loop's
+    requests while ga restarts fall back to code (gb); the rollback moves both back."""
+    if "with_followers" not in inspect.getsource(Engine.act):
+        pytest.skip("Engine.act does not reconcile followers yet (requests-gateway2.md)")
+    pid = master_pid(lab)
+    loop = ClientLoop()
+    loop.start()
+    try:
+        moved = cli(lab, "server", "up", "ga", "--port", str(PORT_A_MOVED))
+        assert moved["ok"], moved
+        after = tried(lab, "chat", "Where is ga now?")
+        back = cli(lab, "rollback", str(moved["action"]["id"]))
+        assert back["ok"], back
+        again = tried(lab, "chat", "And ga now?")
+    finally:
+        loop.stop()
+    assert loop.failures == [], (loop.failures[:5], loop.answered, loop.retried)
+    assert (after["server"], after["api_base"]) == ("ga", f"http://127.0.0.1:{PORT_A_MOVED}/v1")
+    assert (again["server"], again["api_base"]) == ("ga", f"http://127.0.0.1:{PORT_A}/v1")
+    for action in (moved["action"], back["action"]):
+        assert ["gateway", "gw"] in action["refs"], action["refs"]  # one action, one rollback
+        gw_verbs = [s["verb"] for s in action["steps"] if s["ref"] == "gateway/gw"]
+        assert gw_verbs == ["write-config", "reload", "wait-ready"], gw_verbs
+        assert [s["ref"] for s in action["steps"]][-1] == "gateway/gw"  # after ga's restart
+        gw_checks = {c["name"]: c["ok"] for c in action["checks"] if c["ref"] == "gateway/gw"}
+        assert gw_checks.get("model chat") and all(gw_checks.values()), action["checks"]
+    assert master_pid(lab) == pid  # HUPs to the same master
+    print(f"port move + rollback: {loop.answered} answered ({loop.backends}), "
+          f"{loop.retried} resent, 0 failed")
 
 
 SECRET_OUTPUT = {"regex": "my key is sk-[a-z]{20}"}

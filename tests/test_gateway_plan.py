@@ -223,3 +223,27 @@ def test_usage_lines_sum_per_model() -> None:
     assert usage["models"]["code"]["errors"] == 1
     assert usage["total"]["requests"] == 4
     assert (usage["first_at"], usage["last_at"]) == (1.0, 3.0)
+
+
+def test_a_gateway_follows_a_server_that_moves() -> None:
+    """A server a gateway routes to changes port (or listen, host, served name): the gateway
+    joins the action, spec unchanged; other server changes, and other gateways, stay out."""
+    from llmops.rollback.changes import Change
+    from llmops.rollback.gateways import followers
+
+    servers = servers_of({})
+    gw = GatewaySpec.model_validate({"name": "gw", **BASE})
+    other = GatewaySpec.model_validate({"name": "gx", "host": "local", "port": 4001,
+                                        "models": {"code": ["b"]}})
+    specs: dict[Any, Any] = {("server", n): s for n, s in servers.items()}
+    specs |= {("gateway", "gw"): gw, ("gateway", "gx"): other}
+    before = {("server", "a"): servers["a"]}
+    for moved in ({"port": 8011}, {"listen": "0.0.0.0"}, {"served_model_name": "tiny"}):
+        after = servers["a"].model_copy(update=moved)
+        found = followers(specs, [Change("server", "a", after)], before)
+        assert found == [Change("gateway", "gw", gw)], moved
+    calmer = servers["a"].model_copy(update={"max_model_len": 512, "dtype": "float32"})
+    assert followers(specs, [Change("server", "a", calmer)], before) == []
+    # a gateway changed in the same action is reconciled anyway: not added twice
+    moved_a = Change("server", "a", servers["a"].model_copy(update={"port": 8011}))
+    assert followers(specs, [moved_a, Change("gateway", "gw", gw)], before) == []

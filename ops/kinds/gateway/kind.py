@@ -52,6 +52,13 @@ def gateway_state(running: bool, crashed: bool, installing: bool, alive: bool | 
     return "crashed" if crashed else "stopped"
 
 
+def reach_of(server: Spec | None) -> tuple[str, str, int, str] | None:
+    """What of a server the gateway's config holds (pure; None: not a server)."""
+    if not isinstance(server, ServerSpec):
+        return None
+    return (server.host, server.listen, server.port, server.api_model())
+
+
 class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
     """LiteLLM gateways: config generated from the lab, HUP reloads, usage lines per request."""
 
@@ -68,6 +75,12 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
             for i, server in enumerate(servers):
                 found[f"models.{model}[{i}]"] = ("server", server)
         return found
+
+    def follows(self, spec: GatewaySpec, dep: Ref, before: Spec | None,
+                after: Spec | None) -> bool:
+        """A server it routes to moves (host, listen address, port or served model name): the
+        config must follow in the same action (rollback/gateways.py `followers`)."""
+        return dep[0] == "server" and reach_of(before) != reach_of(after)
 
     def owns_process(self, spec: GatewaySpec, proc_name: str) -> bool:
         return proc_name in (spec.proc_name(), spec.install_proc())
