@@ -10,6 +10,7 @@ action, a rollback or `llmops plan` reaches the host and reconciles it to what g
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -37,6 +38,8 @@ class PendingRevert:
     action_id: int
     error: str
     at: str
+    where: str | None = None
+    """The host the revert must reach (`revert_host`); None: the kind's own `host_of`."""
 
     @property
     def ref(self) -> Ref:
@@ -44,7 +47,8 @@ class PendingRevert:
 
     @property
     def host(self) -> str | None:
-        return KINDS[self.kind].host_of(self.spec)
+        """Where the revert is finished: what is tried only once this host answers."""
+        return self.where or KINDS[self.kind].host_of(self.spec)
 
     def describe(self) -> str:
         """The line an operator reads beside the resource."""
@@ -55,12 +59,32 @@ class PendingRevert:
         )
 
 
+Desired = Callable[[str, str], Spec | None]
+"""The lab's desired spec of a resource (`Lab.read_spec`), or None."""
+
+
+def revert_host(spec: Spec, kind: str, desired: Desired | None) -> str | None:
+    """The host a revert of this resource must reach. A resource that stands on a server (an
+    adapter: its store and its loaded copy are on the server's host) is reverted there, not on
+    its own `host_of` (an adapter's source path's host, which a revert never needs); the
+    server's desired spec says where it runs. Else, and without a lab, the kind's host_of."""
+    server = KINDS[kind].depends_on(spec).get("server")
+    if server is not None and desired is not None:
+        found = desired(*server)
+        if found is not None:
+            host = KINDS[server[0]].host_of(found)
+            if host:
+                return host
+    return KINDS[kind].host_of(spec)
+
+
 class PendingReverts:
     """The `pending_reverts` table of lab.db (not part of the hash chain: the `failed` row of
-    the action names the same resources under `pending`)."""
+    the action names the same resources under `pending`). `desired` (the lab's `read_spec`)
+    tells where a resource standing on a server must be reverted (`revert_host`)."""
 
-    def __init__(self, journal: Journal) -> None:
-        self.db, self.lock = journal.db, journal.lock
+    def __init__(self, journal: Journal, desired: Desired | None = None) -> None:
+        self.db, self.lock, self.desired = journal.db, journal.lock, desired
         with self.lock, self.db.conn:
             self.db.conn.execute(SCHEMA)
 
@@ -95,5 +119,6 @@ class PendingReverts:
                 spec = KINDS[kind].Spec.model_validate({**json.loads(spec_json), "name": name})
             except (ValidationError, ValueError):
                 continue
-            found.append(PendingRevert(kind, name, spec, int(action_id), error, at))
+            found.append(PendingRevert(kind, name, spec, int(action_id), error, at,
+                                       revert_host(spec, kind, self.desired)))
         return found

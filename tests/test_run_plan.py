@@ -163,3 +163,23 @@ def test_cfg_hash_ignores_name_state_and_host() -> None:
 
 def test_every_case_is_read() -> None:
     assert len(CASES) >= 20
+
+
+def test_a_pinned_base_reaches_the_trainer_config_and_the_cfg() -> None:
+    """`org/name:TAG` and base + revision are one spec; the trainer's config and the dataset
+    inspection name the revision; it shapes the training (its own cfg folder), and a spec
+    without one keeps its cfg hash (no retrain of existing runs)."""
+    from llmops.ops.kinds.run.layout import inspect_request, trainer_config
+
+    pinned = RunSpec(name="demo", **{**BASE, "base": "org/model:1.2"})
+    assert (pinned.base, pinned.revision, pinned.model_id()) == ("org/model", "1.2",
+                                                                  "org/model:1.2")
+    assert pinned == RunSpec(name="demo", **{**BASE, "base": "org/model", "revision": "1.2"})
+    plain = RunSpec(name="demo", **{**BASE, "base": "org/model"})
+    assert pinned.cfg_hash() != plain.cfg_hash()
+    assert plain.cfg_hash() == RunSpec(name="demo", **{**BASE, "base": "org/model",
+                                                       "revision": None}).cfg_hash()
+    config = trainer_config(pinned, PRESETS["cpu2"])
+    assert (config["base"], config["revision"]) == ("org/model", "1.2")
+    assert "revision" not in trainer_config(plain, PRESETS["cpu2"])
+    assert inspect_request(pinned, pinned.dataset, [])["revision"] == "1.2"

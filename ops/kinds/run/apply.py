@@ -75,7 +75,7 @@ def preflight(spec: RunSpec, hosts: HostPool) -> None:
         answer = inspect(t, spec, path, dirs)
         if not answer.get("ok"):
             raise refused_data(field, answer, spec.host, dirs)
-    refuse_if_too_big(spec, facts, weights.model_config(t, spec.base))
+    refuse_if_too_big(spec, facts, weights.model_config(t, spec.base, spec.revision))
 
 
 def _proc(info: procs.ProcInfo | None) -> ProcObserved:
@@ -151,9 +151,10 @@ def _check_base(
 def _fetch(
     step: Step, spec: RunSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
-    found = weights.fetch_weights(t, spec.base, None, host=spec.host, progress=progress)
+    found = weights.fetch_weights(t, spec.base, spec.revision, host=spec.host,
+                                  progress=progress)
     refuse_if_too_big(spec, facts, dict(found.get("config") or {}))
-    progress(f"weights of {spec.base} ready at {found.get('path')}")
+    progress(f"weights of {spec.model_id()} ready at {found.get('path')}")
     return {"weights_path": found.get("path"), "weights_cached": found.get("cached")}
 
 

@@ -146,3 +146,8 @@ class RunKind(Kind[RunSpec, RunObserved]):
 
     def summary(self, spec: RunSpec, status: str, latest: Sample | None) -> dict[str, Any]:
         return run_summary.summary(spec, status, latest)
+
+    def state_facts(self, spec: RunSpec, status: str) -> dict[str, Any] | None:
+        """What a status observed, for the journal's facts cache: the policy's GPU quota lets a
+        run go whose trainer ended (done, failed, stopped) for this very config."""
+        return run_summary.state_facts(spec, status)

@@ -51,6 +51,7 @@ def trainer_config(spec: RunSpec, facts: dict[str, Any]) -> dict[str, Any]:
     out = cfg_dir(facts, spec.name, cfg)
     return {
         "base": spec.base,
+        **({"revision": spec.revision} if spec.revision else {}),
         "train_file": f"{out}/data/train.jsonl",
         "eval_file": f"{out}/data/eval.jsonl" if has_eval(spec) else None,
         "format": spec.data_format(),
@@ -119,6 +120,7 @@ def inspect_request(spec: RunSpec, path: str, data_dirs: list[str]) -> dict[str,
         "completion_field": spec.completion_field,
         "messages_field": spec.messages_field,
         "base": spec.base,
+        **({"revision": spec.revision} if spec.revision else {}),
     }
 
 

@@ -118,8 +118,8 @@ def _prepare(spec: RunSpec, observed: RunObserved) -> list[Step]:
 def _base_step(spec: RunSpec) -> Step:
     if is_path_model(spec.base):
         return Step("check-base", f"{spec.base} exists on {spec.host}", (), RunStep())
-    return Step("fetch-weights", f"weights of {spec.base} into the HF cache of {spec.host}", (),
-                RunStep())
+    return Step("fetch-weights",
+                f"weights of {spec.model_id()} into the HF cache of {spec.host}", (), RunStep())
 
 
 def _inspect_detail(spec: RunSpec) -> str:

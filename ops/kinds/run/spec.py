@@ -7,12 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
-from llmops.ops.kinds.server.spec import model_ref
+from llmops.ops.kinds.server.spec import model_id, model_ref, pinned, split_revision
 
 DATA_SUFFIXES = (".jsonl", ".parquet", ".csv")
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
@@ -49,6 +49,10 @@ class RunSpec(Spec):
 
     host: str = Field(pattern=NAME_PATTERN, description="Host to train on.")
     base: str = Field(description="Base model: hub id org/name or an absolute path on the host.")
+    revision: str | None = Field(
+        default=None,
+        description="Hub revision of the base (tag, branch or commit); base org/name:TAG sets it.",
+    )
     dataset: str = Field(
         description="Training data on the host (.jsonl, .parquet, .csv) under its data dirs."
     )
@@ -106,10 +110,36 @@ class RunSpec(Spec):
         default="running", description="Whether it should be training."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pinned_base(cls, data: Any) -> Any:
+        """`base = "org/name:TAG"` is the hub model at revision TAG, as a server's model is:
+        kept as base = org/name and revision = TAG; the TAG replaces any other revision, so the
+        id given is the version trained on."""
+        if not isinstance(data, dict) or not isinstance(data.get("base"), str):
+            return data
+        repo, tag = split_revision(data["base"])
+        return data if tag is None else {**data, "base": repo, "revision": tag}
+
     @field_validator("base")
     @classmethod
     def _base(cls, v: str) -> str:
         return model_ref(v)
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        if not pinned(v):
+            raise ValueError(
+                f"{v!r} is not a hub revision: a tag, branch or commit of letters, digits and"
+                " . _ - (e.g. 1.2, main, a commit sha)")
+        if str(info.data.get("base", "")).startswith("/"):
+            raise ValueError(
+                "a revision goes with a hub id base (org/name), not a path: drop revision, or "
+                "give the base as org/name")
+        return v
 
     @field_validator("dataset")
     @classmethod
@@ -170,6 +200,11 @@ class RunSpec(Spec):
         if self.prompt_field:
             return "prompt-completion"
         return "text"
+
+    def model_id(self) -> str:
+        """The base as a registry names it: org/name:TAG when pinned (what the policy's
+        `models.allowed` matches)."""
+        return model_id(self.base, self.revision)
 
     def proc_name(self) -> str:
         """The trainer's detached process on the host (servers use bare names)."""

@@ -46,6 +46,14 @@ def status(spec: RunSpec, hosts: HostPool, answering: bool | None = None) -> str
     return run_state(spec, observe(spec, hosts, hash_data=False))
 
 
+def state_facts(spec: RunSpec, state: str) -> dict[str, Any] | None:
+    """`{"state", "cfg"}` for a word observed on the host; None for anything else (not
+    polled, unreachable, a pending revert): those say nothing of the trainer."""
+    if state not in STATES:
+        return None
+    return {"state": state, "cfg": spec.cfg_hash()}
+
+
 def sha_of_sample(value: float | None) -> str | None:
     """The adapter sha's first 12 hex digits, as the sampler carries them (a number)."""
     return None if value is None else f"{int(value):012x}"
