@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmops.ops.kinds.adapter import AdapterKind
 from llmops.ops.kinds.base import Context, Kind, Ref, Spec, SpecError
+from llmops.ops.kinds.cluster import ClusterKind
 from llmops.ops.kinds.env import EnvKind
 from llmops.ops.kinds.gateway import GatewayKind
 from llmops.ops.kinds.host import HostKind
@@ -14,7 +15,7 @@ from llmops.ops.kinds.server import ServerKind
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (HostKind(), ServerKind(), RunKind(), AdapterKind(), IndexKind(), EnvKind(),
-              GatewayKind())
+              GatewayKind(), ClusterKind())
 }
 """Every kind the lab knows; adding a kind is one line here."""
 
