@@ -61,13 +61,14 @@ def observe(spec: ClusterSpec, hosts: HostPool) -> ClusterObserved:
 
 
 def preflight(spec: ClusterSpec, hosts: HostPool) -> None:
-    """Read-only, before anything is written: every node has an address the others reach,
-    the interface is up there, and the same Ray (the spec's) and vLLM/torch everywhere."""
+    """Read-only, before anything is written: every node has an address the others reach (a
+    local host only as a cluster of one), the interface is up there, and the same Ray (the
+    spec's) and vLLM/torch everywhere."""
     seen: dict[str, dict[str, Any]] = {}
     for i, host in enumerate(spec.nodes()):
         field = "head" if i == 0 else f"workers[{i - 1}]"
         spec_of = hosts.lookup(host)
-        if spec_of is not None and getattr(spec_of, "local", False):
+        if spec.workers and spec_of is not None and getattr(spec_of, "local", False):
             raise SpecError(field, f"{host} is this machine (a local host): Ray nodes need an "
                             "address the other nodes reach", "add the host by its address")
         try:

@@ -92,9 +92,10 @@ class ClusterKind(Kind[ClusterSpec, ClusterObserved]):
     def commands(self, spec: ClusterSpec, hosts: HostPool) -> list[LaunchCommand]:
         """Each node's `ray start`, as reconcile runs it."""
         observed = cluster_apply.observe(spec, hosts)
+        addresses = {h: observed.addresses.get(h, f"<address of {h}>") for h in spec.nodes()}
         return [LaunchCommand(f"{h}:{spec.proc_name(h)}",
-                              ray_argv(spec, h, observed.python[h], observed.addresses),
-                              ray_env(spec, h, observed.addresses)) for h in spec.nodes()]
+                              ray_argv(spec, h, observed.python.get(h, "python3"), addresses),
+                              ray_env(spec, h, addresses)) for h in spec.nodes()]
 
     def logs(self, spec: ClusterSpec, hosts: HostPool, lines: int = 100) -> list[str]:
         found = []

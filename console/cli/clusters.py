@@ -1,0 +1,133 @@
+"""`llmops cluster ...`: Ray clusters over lab hosts, for servers sharded across them. `up`
+creates or changes one (head first, then the workers, until the GCS shows every node), `down`
+stops the nodes in reverse and takes it out of the lab, `list`/`show`/`status` read the GCS.
+Rollback goes through `llmops rollback` like every action: the whole cluster reverts as one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from llmops.console.cli.common import (
+    emit_json,
+    engine_for_cli,
+    esc,
+    existing_spec,
+    json_option,
+    out,
+    put_spec,
+    refuse_if_read_only,
+    remove_resource,
+)
+from llmops.console.cli.completion import names_of
+from llmops.console.cli.runs import options_given
+from llmops.console.cli.spec_options import spec_options
+from llmops.ops.kinds.cluster.spec import ClusterSpec
+from llmops.rollback.lab import require_name
+from llmops.rollback.summaries import summaries
+
+REFS = {"head": "host"}
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """Ray clusters: a head host and worker hosts that a server shards one model across
+    (vLLM's Ray backend, pipeline_parallel_size spanning the nodes)."""
+
+
+@cluster_group.command("up")
+@click.argument("name", shell_complete=names_of("cluster"))
+@spec_options(ClusterSpec, refs=REFS)
+@json_option
+def cluster_up(name: str, as_json: bool, **given: Any) -> None:
+    """Create or change a cluster: `ray start --head` on --head, `ray start --address` on each
+    of --workers, detached, until the GCS shows every node; one action."""
+    refuse_if_read_only("cluster up")
+    values = options_given(ClusterSpec, given, as_json)
+    with engine_for_cli(as_json) as engine:
+        require_name(name)
+        current = engine.lab.read_spec("cluster", name)
+        fields: dict[str, Any] = current.model_dump() if current else {"name": name}
+        fields.update(values)
+        spec = ClusterSpec.model_validate(fields)
+        put_spec(engine, "cluster", spec, "added", as_json)
+
+
+@cluster_group.command("down")
+@click.argument("name", shell_complete=names_of("cluster"))
+@json_option
+def cluster_down(name: str, as_json: bool) -> None:
+    """Stop every node (workers first, the head last) and take the cluster out of the lab
+    (refused while a server names it; roll back to bring it back)."""
+    remove_resource("cluster down", "cluster", name, f"cluster {name} down", as_json)
+
+
+@cluster_group.command("list")
+@json_option
+def cluster_list(as_json: bool) -> None:
+    """Clusters: head, workers, state (up, degraded, down, stopped), Ray, interface."""
+    with engine_for_cli(as_json) as engine:
+        rows = summaries(engine, "cluster")
+        if as_json:
+            emit_json(rows)
+            return
+        table = Table("name", "head", "workers", "state", "ray", "interface", "port")
+        for r in rows:
+            cells = (r["name"], r.get("head", "?"), ", ".join(r.get("workers", [])) or "-",
+                     r["state"], r.get("ray", "?"), r.get("interface", "?"), r.get("port", "?"))
+            table.add_row(*(esc(str(c)) for c in cells))
+        out.print(table)
+
+
+@cluster_group.command("status")
+@click.argument("name", shell_complete=names_of("cluster"))
+@json_option
+def cluster_status(name: str, as_json: bool) -> None:
+    """The GCS's view now: each node (process, address, alive, resources) and where every
+    placement group's bundles run (vLLM's workers); exit 1 unless every node is alive."""
+    with engine_for_cli(as_json) as engine:
+        spec = existing_spec(engine, "cluster", name, as_json)
+        report = engine.report(spec) or {}
+        if as_json:
+            emit_json(report)
+        else:
+            _print_report(report)
+    raise SystemExit(0 if report.get("state") == "up" else 1)
+
+
+@cluster_group.command("show")
+@click.argument("name", shell_complete=names_of("cluster"))
+@json_option
+def cluster_show(name: str, as_json: bool) -> None:
+    """The cluster's spec and the GCS's view (as `status`, always exit 0)."""
+    with engine_for_cli(as_json) as engine:
+        spec = existing_spec(engine, "cluster", name, as_json)
+        report = engine.report(spec) or {}
+        if as_json:
+            emit_json({"spec": spec.model_dump(mode="json"), **report})
+            return
+        for key, value in spec.model_dump().items():
+            out.print(Text(f"{key:>16}: {value}"))
+        _print_report(report)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    out.print(Text(f"state: {report.get('state')} ({report.get('alive')}/"
+                   f"{report.get('expected')} nodes alive)", style="bold"))
+    table = Table("host", "role", "process", "address", "alive", "resources")
+    for n in report.get("nodes", []):
+        res = ", ".join(f"{k}={v:g}" for k, v in sorted((n.get("resources") or {}).items())
+                        if k != "memory")
+        table.add_row(*(esc(str(c)) for c in (n["host"], n["role"], n.get("process"),
+                                              n.get("address", "-"), n.get("alive", "?"),
+                                              res or "-")))
+    out.print(table)
+    for pg in report.get("placement", []):
+        where = ", ".join(f"#{b['index']}@{b['host']}" for b in pg["bundles"])
+        out.print(Text(f"placement group {pg['id'][:12]} {pg['state']}: {where}"))
+
+
+COMMANDS = [cluster_group]
