@@ -8,6 +8,7 @@ import click
 
 from llmops.console.cli import alerts, audit, drill, policy, quality, status
 from llmops.console.cli.adapters import adapter_group
+from llmops.console.cli.clusters import cluster_group
 from llmops.console.cli.common import (
     EXIT_BAD_INPUT,
     Settings,
@@ -88,7 +89,7 @@ def init(settings: Settings, lab_path: Path | None, as_json: bool) -> None:
 
 
 for command in (init, host_group, server_group, run_group, adapter_group, index_group, history,
-                rollback, plan, apply, demo, env_group, gateway_group):
+                rollback, plan, apply, demo, env_group, gateway_group, cluster_group):
     cli.add_command(command)
 for module in (alerts, audit, drill, policy, quality, status):
     for command in module.COMMANDS:
