@@ -6,8 +6,11 @@ running: `stopped`), reads the usage lines through the kind's report, and shows 
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 
+import pytest
 from test_console_support import (
     SIZE,
     close_app_lab,
@@ -18,8 +21,10 @@ from test_console_support import (
     shown_text,
     wait_for,
 )
+from textual.widgets import Input
 
 from llmops.console.app import LlmopsApp
+from llmops.console.screens.gateway_try import GatewayTryScreen
 from llmops.console.screens.resource_verbs import ResourceVerbs
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops.kinds.gateway.spec import GatewaySpec
@@ -105,3 +110,75 @@ async def test_read_only_offers_no_change(tmp_path: Path) -> None:
         keys = footer_keys(app)
         assert "logs" in keys and not {"remove", "cache-on", "cache-off", "rollback"} & keys, keys
     close_app_lab(app)
+
+
+async def test_usage_per_minute_and_try_box(tmp_path: Path) -> None:
+    """The usage lines of the last minutes are tailed into lab.db (`gateway_usage`) and shown
+    per model per minute (a sparkline, blocks per minute); `i` opens the try box, whose
+    worker reports a gateway that does not answer (here: stopped) without blocking the app."""
+    path = lab_with_gateway(tmp_path)
+    now = time.time()
+    fresh = [{"model": "chat", "ok": True, "prompt_tokens": 5, "completion_tokens": 3,
+              "cost": 0.5, "at": now - 70 + i} for i in range(2)]
+    fresh += [{"model": "chat", "ok": True, "prompt_tokens": 5, "completion_tokens": 3,
+               "cost": 0.5, "at": now - 1 + i / 10} for i in range(3)]
+    fresh += [{"event": "guardrail", "model": "chat", "action": "blocked",
+               "rules": ["ignore-instructions"], "at": now}]
+    usage = Path(local_host(tmp_path).workdir) / "gateways" / "gw" / "usage.jsonl"
+    with usage.open("a") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in fresh))
+    app = LlmopsApp(path)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await gateways_of(pilot, app)
+        await wait_for(pilot, lambda: observed(view, "gw") and view.rows["gw"].notes, 60,
+                       "gw's per-minute usage")
+        notes = view.rows["gw"].notes
+        assert notes is not None
+        text = notes.plain
+        assert "per minute" in text and "chat" in text, text
+        assert "(5 req, 1 blocked = 0.03/min over 30 min)" in text, text
+        assert "code" not in text  # its only line is from 1970: older than a day
+        table = view.query_one(ResourceTable)
+        table.move_cursor(row=table.get_row_index("gw"))
+        await pilot.pause()
+        assert "try" in footer_keys(app)
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, GatewayTryScreen), 10, "try box")
+        screen = app.screen
+        assert isinstance(screen, GatewayTryScreen)
+        screen.query_one("#try-prompt", Input).value = "Hello there"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.answered is not None, 60, "the try's answer")
+        assert screen.answered is not None and screen.answered.answer is None
+        assert "the gateway did not answer" in shown_text(screen.query_one("#try-status"))
+        await pilot.press("escape")
+    close_app_lab(app)
+    with sqlite3.connect(path / "lab.db") as db:
+        rows = db.execute("select model, sum(requests), sum(blocked), sum(cost) from "
+                          "gateway_usage where ref = 'gateway/gw' group by model").fetchall()
+    assert rows == [("chat", 5.0, 1.0, 2.5)], rows
+
+
+def test_try_answer_words_and_sparkline() -> None:
+    """What the try box says of a blocked, a redacted and a plain answer (pure), and the
+    per-minute sparkline's scaling."""
+    from llmops.console.presenters.gateway import sparkline
+    from llmops.console.screens.gateway_try import answer_text, guardrail_of, max_tokens_of
+
+    blocked = {"ok": False, "status": 400, "error": '{"error": {"message": "llmops guardrail: '
+               'prompt injection refused (rule ignore-instructions)"}}'}
+    assert guardrail_of(blocked) == "blocked: prompt injection refused (rule ignore-instructions)"
+    redacted = {"ok": True, "text": "my key is [REDACTED:api-key] [REDACTED:email]",
+                "server": "ga", "api_base": "http://127.0.0.1:1/v1", "prompt_tokens": 3,
+                "completion_tokens": 9, "cost": 0.0012, "fallbacks": 0, "seconds": 0.2,
+                "overhead_ms": 8.5}
+    assert guardrail_of(redacted) == "redacted: api-key, email"
+    plain = answer_text("chat", {**redacted, "text": "hello"}).plain
+    assert "chat answered by ga (http://127.0.0.1:1/v1) · 3+9 tokens · cost 0.00120000" in plain
+    assert "gateway overhead 8.5 ms" in plain and plain.endswith("guardrail none fired")
+    assert "HTTP 400" in answer_text("chat", blocked).plain
+    assert max_tokens_of("16") == 16
+    for bad in ("0", "x", "5000"):
+        with pytest.raises(ValueError, match="max tokens"):
+            max_tokens_of(bad)
+    assert sparkline([0, 0]) == "▁▁" and sparkline([0, 4, 8]) == "▁▅█"

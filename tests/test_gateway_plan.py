@@ -247,3 +247,43 @@ def test_a_gateway_follows_a_server_that_moves() -> None:
     # a gateway changed in the same action is reconciled anyway: not added twice
     moved_a = Change("server", "a", servers["a"].model_copy(update={"port": 8011}))
     assert followers(specs, [moved_a, Change("gateway", "gw", gw)], before) == []
+
+
+def test_usage_per_minute_in_lab_db(tmp_path: Path) -> None:
+    """The usage lines summed per model per minute into lab.db's `gateway_usage`; a second
+    reader that read from the same offset adds nothing (no line counted twice); the series
+    fills quiet minutes with zeros, oldest first."""
+    import threading
+    import time
+
+    import sqlite_utils
+
+    from llmops.ops.kinds.gateway.usage import per_minute
+    from llmops.rollback.gateways import UsageMinutes, minute_series
+
+    t0 = int(time.time() // 60) * 60 - 600  # minutes of today: older ones are dropped
+    records = [
+        {"at": t0 + 0.5, "model": "chat", "ok": True, "prompt_tokens": 3, "completion_tokens": 2,
+         "cost": 0.25, "cache_hit": True},
+        {"at": t0 + 30, "model": "chat", "ok": False},
+        {"at": t0 + 65, "model": "chat", "ok": True, "fallbacks": 1, "cost": 0.5},
+        {"at": t0 + 66, "event": "guardrail", "model": "chat", "action": "blocked"},
+        {"at": t0 + 67, "event": "guardrail", "model": "chat", "action": "redacted"},
+        {"model": "code", "ok": True},  # no time: left out
+    ]
+    minutes = per_minute(records)
+    assert set(minutes) == {("chat", t0), ("chat", t0 + 60)}
+    assert minutes[("chat", t0)] == {
+        "requests": 2, "errors": 1, "prompt_tokens": 3, "completion_tokens": 2, "cost": 0.25,
+        "cache_hits": 1, "fallbacks": 0, "blocked": 0, "redacted": 0}
+    later = minutes[("chat", t0 + 60)]
+    assert (later["blocked"], later["fallbacks"]) == (1, 1)
+    store = UsageMinutes(sqlite_utils.Database(tmp_path / "lab.db"), threading.RLock())
+    assert store.add("gateway/gw", "/u.jsonl", 0, 500, minutes)
+    assert not store.add("gateway/gw", "/u.jsonl", 0, 500, minutes)  # another reader was first
+    assert store.add("gateway/gw", "/u.jsonl", 500, 600, per_minute(records[:1]))
+    assert store.offset("gateway/gw", "/u.jsonl") == 600
+    series = minute_series(store.recent("gateway/gw", t0 - 60), t0 + 120, 4)["chat"]
+    assert [p["minute"] for p in series] == [t0 - 60, t0, t0 + 60, t0 + 120]
+    assert [p["requests"] for p in series] == [0, 3, 1, 0]
+    assert series[1]["cost"] == 0.5 and series[2]["blocked"] == 1

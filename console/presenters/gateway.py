@@ -2,23 +2,31 @@
 state, and the usage its callback records (requests per second, cost, errors, cache hits).
 The detail pane has the routes, sparklines of requests and tokens per second, and the usage
 per model (requests, tokens, cost, cache hits, fallbacks, which backends answered) from the
-gateway's usage lines (`Engine.report`). `c` turns the cache on or off (an action: a config
-reload, no request dropped; ctrl+z undoes it).
+gateway's usage lines (`Engine.report`), and per model per minute (`Engine.gateway_minutes`:
+the lines tailed into lab.db's `gateway_usage`): requests, tokens and cost in the last minute,
+guardrail blocks per minute, and a sparkline of requests per minute over the last half hour.
+`c` turns the cache on or off (an action: a config reload, no request dropped; ctrl+z undoes
+it); `i` opens the "try it" box (a prompt through the gateway; changes nothing).
 
 Gateways are made and re-routed with `llmops gateway up` (a routing table is more than a
 one-line form field holds): the view offers no `n`/`e`, and says so when it is empty."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 
-from llmops.console.screens.presenter import Key, Presenter, Spark, Toggle
+from llmops.console.screens.presenter import Key, Opens, Presenter, Spark, Toggle
 from llmops.console.screens.resource_poll import RowState
 from llmops.console.widgets.render import num
 from llmops.ops.kinds.base import Spec
 from llmops.ops.kinds.gateway.spec import GatewaySpec
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    from llmops.console.screens.base import ViewContext
 
 GATEWAY_STATES = {"serving": ("●", "green"), "starting": ("◐", "bold yellow"),
                   "installing": ("◐", "bold yellow"), "stopped": ("○", "grey50"),
@@ -63,6 +71,43 @@ def usage_text(report: dict[str, Any] | None) -> Text | None:
     return text
 
 
+BLOCKS = "▁▂▃▄▅▆▇█"
+MINUTES = 30
+"""The window of the per-minute figures (the sparkline's width)."""
+
+
+def sparkline(values: list[float]) -> str:
+    """Pure: one block character per value, scaled to the largest (all quiet: the lowest)."""
+    top = max(values, default=0.0)
+    if top <= 0:
+        return BLOCKS[0] * len(values)
+    return "".join(BLOCKS[min(len(BLOCKS) - 1, int(v / top * (len(BLOCKS) - 1) + 0.5))]
+                   for v in values)
+
+
+def minutes_text(series: dict[str, list[dict[str, float]]]) -> Text | None:
+    """Per model: the last minute's requests, tokens, cost and guardrail blocks (rates per
+    minute), the window's totals, and a sparkline of requests per minute."""
+    if not series:
+        return None
+    text = Text("per minute", style="bold")
+    text.append(f" (last {MINUTES} min from lab.db; the current minute last)\n", style="grey50")
+    for model, points in series.items():
+        now = points[-1] if points else {}
+        requests = [p["requests"] for p in points]
+        blocked = sum(p["blocked"] for p in points)
+        text.append(f"  {model:<12}", style="bold")
+        text.append(f" {sparkline(requests)} ", style="cyan")
+        text.append(f"{now.get('requests', 0):.0f} req/min · "
+                    f"{now.get('prompt_tokens', 0) + now.get('completion_tokens', 0):.0f} tok/min"
+                    f" · cost/min {now.get('cost', 0.0):.6f} · ")
+        text.append(f"blocked {now.get('blocked', 0):.0f}/min",
+                    style="bold yellow" if now.get("blocked") else "")
+        text.append(f"  ({sum(requests):.0f} req, {blocked:.0f} blocked "
+                    f"= {blocked / MINUTES:.2f}/min over {MINUTES} min)\n", style="grey50")
+    return text
+
+
 class GatewayPresenter(Presenter):
     kind = "gateway"
     columns = ("name", "host", "port", "state", "routes", "req/s", "cost", "errors", "cache %")
@@ -79,6 +124,9 @@ class GatewayPresenter(Presenter):
                                 "reload; ctrl+z undoes it)"),
                "cache", False, "reloading", "cache off"),
     )
+    opens = (Opens("try", Key("i", "Try it", "Send a prompt through the selected gateway: the "
+                              "answer, which server answered, tokens, cost, and whether a "
+                              "guardrail fired (changes nothing)")),)
     sparks = (Spark("rps", "req/s", "req_per_s"), Spark("tps", "tok/s", "tokens_per_s"))
     what = ("LiteLLM gateways appear here: one OpenAI endpoint routing model names to the "
             "lab's servers, with fallbacks, a cache, and the tokens and cost of every request.")
@@ -122,3 +170,12 @@ class GatewayPresenter(Presenter):
 
     def report_text(self, report: dict[str, Any] | None) -> Text | None:
         return usage_text(report)
+
+    def open_screen(self, verb: str, context: ViewContext, row: RowState) -> Screen[None]:
+        from llmops.console.screens.gateway_try import GatewayTryScreen
+
+        return GatewayTryScreen(context, gateway_spec(row.spec))
+
+    def notes(self, context: ViewContext, spec: Spec, state: str) -> Text | None:
+        """Worker side: the usage lines read on into lab.db, then the per-minute figures."""
+        return minutes_text(context.engine.gateway_minutes(gateway_spec(spec), MINUTES))

@@ -194,3 +194,44 @@ class UsageSampler:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+MINUTE_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost",
+                 "cache_hits", "fallbacks", "blocked", "redacted")
+"""What a minute of one model holds (lab.db's `gateway_usage`, rollback/gateways.py)."""
+
+
+def per_minute(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, float]]:
+    """(pure) The records summed per (model, minute start in epoch seconds); a record without
+    its time is left out (every line the callback writes has one)."""
+    found: dict[tuple[str, int], dict[str, float]] = {}
+    for r in records:
+        at = r.get("at")
+        if not isinstance(at, int | float):
+            continue
+        key = (str(r.get("model") or "?"), int(at // 60) * 60)
+        m = found.setdefault(key, dict.fromkeys(MINUTE_FIELDS, 0.0))
+        if r.get("event") == "guardrail":
+            m["blocked"] += r.get("action") == "blocked"
+            m["redacted"] += r.get("action") == "redacted"
+            continue
+        m["requests"] += 1
+        m["errors"] += not r.get("ok")
+        m["prompt_tokens"] += int(r.get("prompt_tokens") or 0)
+        m["completion_tokens"] += int(r.get("completion_tokens") or 0)
+        m["cost"] += float(r.get("cost") or 0.0)
+        m["cache_hits"] += bool(r.get("cache_hit"))
+        m["fallbacks"] += (r.get("fallbacks") or 0) > 0
+    return found
+
+
+def usage_file(spec: GatewaySpec, hosts: HostPool) -> str:
+    """Where the gateway's callback appends its usage lines on its host."""
+    return usage_path(spec, host_facts(hosts, spec.host))
+
+
+def read_new(spec: GatewaySpec, hosts: HostPool, path: str, offset: int
+             ) -> tuple[list[str], int]:
+    """The whole lines of `path` after `offset` and the offset after them: one host-side
+    read of at most READ_LIMIT bytes (a file shorter than `offset` is read from 0)."""
+    return read_lines(hosts.transport(spec.host), path, offset)
