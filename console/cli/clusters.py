@@ -40,13 +40,17 @@ def cluster_group() -> None:
 
 @cluster_group.command("up")
 @click.argument("name", shell_complete=names_of("cluster"))
-@spec_options(ClusterSpec, refs=REFS)
+@spec_options(ClusterSpec, refs=REFS, skip=("resources",))
+@click.option("--resources", "resources", metavar="K=V,K=V", default=None,
+              help="Custom Ray resources per node, NAME=AMOUNT (e.g. accel_slot=1).")
 @json_option
-def cluster_up(name: str, as_json: bool, **given: Any) -> None:
+def cluster_up(name: str, resources: str | None, as_json: bool, **given: Any) -> None:
     """Create or change a cluster: `ray start --head` on --head, `ray start --address` on each
     of --workers, detached, until the GCS shows every node; one action."""
     refuse_if_read_only("cluster up")
     values = options_given(ClusterSpec, given, as_json)
+    if resources is not None:
+        values["resources"] = parse_resources(resources)
     with engine_for_cli(as_json) as engine:
         require_name(name)
         current = engine.lab.read_spec("cluster", name)
@@ -54,6 +58,20 @@ def cluster_up(name: str, as_json: bool, **given: Any) -> None:
         fields.update(values)
         spec = ClusterSpec.model_validate(fields)
         put_spec(engine, "cluster", spec, "added", as_json)
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """`a=1,b=0.5` -> {"a": 1.0, "b": 0.5}; a pair that does not read is refused (exit 2)."""
+    found: dict[str, float] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, amount = pair.partition("=")
+        try:
+            found[key.strip()] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: give NAME=AMOUNT", param_hint="--resources")
+    return found
 
 
 @cluster_group.command("down")

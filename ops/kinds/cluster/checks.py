@@ -45,6 +45,7 @@ def checklist(spec: ClusterSpec, hosts: HostPool) -> list[Check]:
         checks.append(_timed(began, Check("nodes joined", False, str(exc))))
         return checks
     alive = {n["address"]: n for n in view["nodes"] if n["alive"]}
+    addresses = as_ray_sees(addresses, alive)
     missing = [h for h in spec.nodes() if addresses[h] not in alive]
     extra = sorted(set(alive) - set(addresses.values()))
     checks.append(_timed(began, Check(
@@ -71,6 +72,15 @@ def checklist(spec: ClusterSpec, hosts: HostPool) -> list[Check]:
                                      f"{', '.join(off)}" if off else
                                      f"Ray {spec.ray_version} everywhere")))
     return checks
+
+
+def as_ray_sees(addresses: dict[str, str], alive: dict[str, Any]) -> dict[str, str]:
+    """Pure: Ray replaces a loopback node address by the machine's own; a cluster of one on
+    loopback (a local host) is matched with the one node alive."""
+    if len(addresses) == 1 and next(iter(addresses.values())).startswith("127.") and \
+            len(alive) == 1:
+        return dict.fromkeys(addresses, next(iter(alive)))
+    return addresses
 
 
 def resource_mismatch(spec: ClusterSpec, found: dict[str, float]) -> list[str]:

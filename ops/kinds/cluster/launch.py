@@ -10,6 +10,9 @@ from llmops.ops.kinds.cluster.spec import ClusterSpec
 
 RAY_CLI = "ray.scripts.scripts"
 """Ray's CLI module (what the `ray` script runs), started with the host's python."""
+DRAIN_S = 3
+"""Ray drains a node for up to 30 s on SIGTERM (for Serve); nothing of llmops's needs it, and
+a stop (or a rollback) should not wait out that half-minute."""
 STARTED = "Ray runtime started"
 """What `ray start` prints once its node is up (head and worker alike)."""
 
@@ -39,11 +42,12 @@ def ray_argv(spec: ClusterSpec, host: str, python: str, addresses: dict[str, str
 
 def ray_env(spec: ClusterSpec, host: str, addresses: dict[str, str]) -> dict[str, str]:
     """Auth mode explicit (a stray ~/.ray/auth_token would turn token auth on and workers
-    fail with InvalidAuthToken); gloo/NCCL on the cluster's interface (else gloo advertises
-    127.0.0.1); vLLM's own address for the workers Ray starts on this node."""
+    fail with InvalidAuthToken); a short drain on stop; gloo/NCCL on the cluster's interface
+    (else gloo advertises 127.0.0.1); vLLM's own address for the workers Ray starts here."""
     return {
         "RAY_AUTH_MODE": "disabled",
         "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(DRAIN_S),
         "GLOO_SOCKET_IFNAME": spec.interface,
         "NCCL_SOCKET_IFNAME": spec.interface,
         "VLLM_HOST_IP": addresses[host],

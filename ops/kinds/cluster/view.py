@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops import procs
 from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.cluster.apply import address_of, version_mismatch
+from llmops.ops.kinds.cluster.checks import as_ray_sees
 from llmops.ops.kinds.cluster.hostcalls import gcs_view, node_facts
 from llmops.ops.kinds.cluster.spec import ClusterSpec
 from llmops.ops.transport import TransportError
@@ -51,6 +52,10 @@ def report(spec: ClusterSpec, hosts: HostPool) -> dict[str, Any]:
             view = {"reachable": False, "nodes": [], "placement": []}
         if view["reachable"]:
             by_address = {n["address"]: n for n in view["nodes"]}
+            alive_now = {a: n for a, n in by_address.items() if n["alive"]}
+            addresses = as_ray_sees(addresses, alive_now)
+            for row in nodes:
+                row["address"] = addresses.get(row["host"], row.get("address"))
             alive = 0
             for row in nodes:
                 found = by_address.get(row.get("address", ""))
