@@ -79,10 +79,11 @@ def _plan_recreate(spec: ServerSpec, facts: dict[str, Any], observed: ServerObse
         p for p in (f"{name}-live", *(f"{name}-{c}" for c in COLOURS)) if observed.proc(p).running
     ]
     stops = [_stop(p, "strategy is now recreate") for p in leftovers]
-    if proc.running and proc.hash == want:
+    moved = proc.port is not None and proc.port != spec.port  # the hash leaves the port out
+    if proc.running and proc.hash == want and not moved:
         return stops
     if proc.running:
-        why = "spec changed"
+        why = f"port {proc.port} -> {spec.port}" if proc.hash == want else "spec changed"
         stops.append(_stop(name, why))
     elif proc.hash:
         why = "it had exited" if proc.exit_code == 0 else "it had crashed"
