@@ -166,6 +166,16 @@ def follow(t: Transport, where: Layout, name: str, target: str, progress: Progre
             "build_seconds": result["seconds"], "restored": bool(result.get("restored"))}
 
 
+def _stop(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
+    t, _where = at_host(spec, hosts)
+    name = proc_name(spec.name)
+    info = procs.status(t, name)
+    if info.running and _job_set(info.argv) == payload(step).set:
+        procs.stop(t, name)
+        progress(f"stopped the build of venv {payload(step).set} (pid {info.pid})")
+    return {"stopped_build": payload(step).set}
+
+
 def _switch(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
     data = payload(step)
     t, where = at_host(spec, hosts)
@@ -196,6 +206,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "build": _build,
     "restore": _build,
     "repair": _build,
+    "stop": _stop,
     "switch": _switch,
     "prune": _prune,
     "unlink": _unlink,

@@ -23,10 +23,10 @@ def plan_env(
     if spec is None:
         return []
     if desired is None:
-        return _removal(spec, observed)
+        return _stop_build(observed, None) + _removal(spec, observed)
     target = desired.set_sha()
     pins = tuple(desired.packages)
-    steps: list[Step] = []
+    steps: list[Step] = _stop_build(observed, target)
     at = EnvStep(set=target, pins=pins)
     if not (observed.link == target and target in observed.kept):
         what = _what(desired, current)
@@ -57,6 +57,16 @@ def plan_env(
                               "(keep_previous is off; their manifests stay)", (),
                               EnvStep(set=target, keep=(target,))))
     return steps
+
+
+def _stop_build(observed: EnvObserved, target: str | None) -> list[Step]:
+    """A build still running for another set (its action failed when the host went away, or
+    its console died) is stopped first: the revert converges to a host where nothing of the
+    undone change runs; its unfinished venv stays incomplete, never linked."""
+    if observed.building is None or observed.building == target:
+        return []
+    return [Step("stop", f"stop the build of venv {observed.building} (not the set wanted "
+                 "now)", (), EnvStep(set=observed.building))]
 
 
 def _repair(desired: EnvSpec, observed: EnvObserved, manifest: str) -> list[Step]:
