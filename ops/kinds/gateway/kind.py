@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmops.ops import procs
+from llmops.ops.kinds import base
 from llmops.ops.kinds.base import (
     Check,
     Context,
@@ -76,8 +77,8 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
                 found[f"models.{model}[{i}]"] = ("server", server)
         return found
 
-    def follows(self, spec: GatewaySpec, dep: Ref, before: Spec | None,
-                after: Spec | None) -> bool:
+    def follows(self, spec: GatewaySpec, dep: Ref, before: base.Spec | None,
+                after: base.Spec | None) -> bool:
         """A server it routes to moves (host, listen address, port or served model name): the
         config must follow in the same action (rollback/gateways.py `followers`)."""
         return dep[0] == "server" and reach_of(before) != reach_of(after)
