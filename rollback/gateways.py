@@ -16,6 +16,7 @@ import sqlite_utils
 
 from llmops.ops.kinds.base import Ref, Spec
 from llmops.ops.kinds.gateway import usage as gateway_usage
+from llmops.ops.kinds.gateway.drill import fallback_drill
 from llmops.ops.kinds.gateway.kind import GatewayKind
 from llmops.ops.kinds.gateway.spec import GatewaySpec
 from llmops.rollback.changes import Change
@@ -156,6 +157,11 @@ class Gateways:
             pass
         until = int(time.time() // 60) * 60
         return minute_series(store.recent(ref, until - 60 * (window - 1)), until, window)
+
+    def gateway_drill(self, spec: GatewaySpec, port: int) -> dict[str, Any]:
+        """The fallback drill: each model with fallbacks, its servers dead on a drill proxy
+        (ops/kinds/gateway/drill.py); production and the lab untouched."""
+        return fallback_drill(spec, self.hosts, port)
 
     def with_followers(self, changes: list[Change]) -> list[Change]:
         """`changes` and the resources that follow them (see `followers`), read from the lab

@@ -287,3 +287,23 @@ def test_usage_per_minute_in_lab_db(tmp_path: Path) -> None:
     assert [p["minute"] for p in series] == [t0 - 60, t0, t0 + 60, t0 + 120]
     assert [p["requests"] for p in series] == [0, 3, 1, 0]
     assert series[1]["cost"] == 0.5 and series[2]["blocked"] == 1
+
+
+def test_fallback_drill_config_kills_only_the_drilled_model() -> None:
+    """The drill proxy's config: the drilled model's servers at a closed port, the fallback's
+    untouched, no cache, its own name and port; a server shared with the fallback refused."""
+    from llmops.ops.kinds.gateway.drill import DEAD_BASE, drill_spec, drilled_backends
+
+    spec = GatewaySpec.model_validate({"name": "gw", "host": "local", "port": 4000,
+                                       "cache": True, "models": {"chat": ["a"], "code": ["b"]},
+                                       "fallbacks": {"chat": ["code"]}})
+    backends = {"a": Backend("a", "http://127.0.0.1:8001/v1", "/m/a"),
+                "b": Backend("b", "http://127.0.0.1:8002/v1", "/m/b")}
+    drill = drill_spec(spec, 4001)
+    assert (drill.name, drill.port, drill.cache, drill.proc_name()) == \
+        ("gw-drill", 4001, False, "gateway.gw-drill")
+    found = drilled_backends(spec, backends, "chat")
+    assert found["a"].api_base == DEAD_BASE and found["b"] == backends["b"]
+    shared = spec.model_copy(update={"models": {"chat": ["a", "b"], "code": ["b"]}})
+    with pytest.raises(SpecError, match="serves chat and its fallback"):
+        drilled_backends(shared, backends, "chat")

@@ -218,3 +218,35 @@ def gateway_try(name: str, prompt: str, model_: str | None, max_tokens: int,
                   f"{answer['completion_tokens']} tokens · cost {cost} · "
                   f"{'cache hit · ' if answer['cache_hit'] else ''}fallbacks "
                   f"{answer['fallbacks']} · {answer['seconds']:.2f}s[/]")
+
+
+@gateway_group.command("drill")
+@click.argument("name", shell_complete=names_of("gateway"))
+@click.option("--port", "port", type=click.IntRange(1024, 65535), default=None,
+              help="The drill proxy's port [default: the gateway's + 1].")
+@json_option
+def gateway_drill(name: str, port: int | None, as_json: bool) -> None:
+    """The fallback drill: for each model with fallbacks, a drill proxy (another port, never
+    the production one) whose config has that model's servers dead; one prompt must be
+    answered by a fallback's server. Nothing in the lab or on production changes."""
+    refuse_if_read_only("gateway drill")  # it starts and stops a process on the host
+    with engine_for_cli(as_json) as engine:
+        spec = existing_spec(engine, "gateway", name, as_json)
+        assert isinstance(spec, GatewaySpec)
+        try:
+            found = engine.gateway_drill(spec, port or spec.port + 1)
+        except SpecError as exc:
+            fail(str(exc), as_json=as_json)
+        ok = all(r["ok"] for r in found.values())
+        if as_json:
+            emit_json({"ok": ok, "models": found})
+        else:
+            for model, r in found.items():
+                mark = "[green]✓[/]" if r["ok"] else "[red]✗[/]"
+                said = (f"answered by {r['server']} ({r['api_base']}), fallbacks "
+                        f"{r['fallbacks']}" if r["status"] == 200 else
+                        f"HTTP {r['status']}: {r['error'][:200]}")
+                out.print(f"{mark} {esc(model)} with its servers dead: {esc(said)} "
+                          f"(expects one of {esc(', '.join(r['expected']))}; {r['seconds']}s)")
+        if not ok:
+            raise SystemExit(1)
