@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops import procs
 from llmops.ops.kinds import hoststate
 from llmops.ops.kinds.base import Progress, Step
+from llmops.ops.kinds.cluster import serving
 from llmops.ops.kinds.hoststate import host_facts, port_answers
 from llmops.ops.kinds.server.client import VllmClient
 from llmops.ops.kinds.server.flags import serves_embeddings
@@ -61,6 +62,8 @@ def observe(spec: ServerSpec, hosts: HostPool) -> ServerObserved:
     """Which of the server's processes run, with what launch hash, and which colour is live."""
     t = hosts.transport(spec.host)
     facts = host_facts(hosts, spec.host)
+    if spec.cluster:  # the launch reads the GCS address and this node's address
+        facts["cluster"] = serving.launch_facts(spec.cluster, spec.host, hosts)
     state = read_state(t, facts, spec.name)
     mine = set(proc_names(spec.name))
     found: dict[str, ProcObserved] = {}
@@ -133,6 +136,9 @@ def preflight(spec: ServerSpec, hosts: HostPool) -> None:
     t = hosts.transport(spec.host)
     check_model(spec, t)
     refuse_if_too_big(spec, host_facts(hosts, spec.host), model_config(spec, t))
+    cluster = hosts.desired("cluster", spec.cluster) if spec.cluster else None
+    if cluster is not None:  # every node: address, interface, versions, alive, room
+        serving.preflight_server(cluster, spec.tp * spec.pp, hosts)
 
 
 # -- apply --------------------------------------------------------------------------------

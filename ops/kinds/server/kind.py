@@ -24,6 +24,7 @@ from llmops.ops.kinds.base import (
     SpecError,
     Step,
 )
+from llmops.ops.kinds.cluster.serving import admit_server
 from llmops.ops.kinds.hoststate import has_gpus, host_facts
 from llmops.ops.kinds.server import apply as server_apply
 from llmops.ops.kinds.server import checks as server_checks
@@ -50,7 +51,10 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
 
     # -- admission -------------------------------------------------------------------
     def depends_on(self, spec: ServerSpec) -> dict[str, Ref]:
-        return {"host": ("host", spec.host)}
+        found: dict[str, Ref] = {"host": ("host", spec.host)}
+        if spec.cluster:
+            found["cluster"] = ("cluster", spec.cluster)
+        return found
 
     def owns_process(self, spec: ServerSpec, proc_name: str) -> bool:
         return proc_name in server_apply.proc_names(spec.name)
@@ -87,6 +91,8 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
                 "keep listen = '127.0.0.1' (clients reach it through an SSH tunnel) "
                 "or set runtime_lora = false",
             )
+        if spec.cluster:
+            admit_server(spec.name, spec.host, spec.cluster, world_size(spec), context)
         facts = context.facts("host", spec.host)
         if facts:
             admit_on_facts(spec, facts)
@@ -192,7 +198,7 @@ def admit_on_facts(spec: ServerSpec, facts: dict[str, Any]) -> None:
             "use strategy = 'blue-green' or 'recreate'",
         )
     cores = int(facts.get("cpu_count") or 0)
-    if cores and ranks > cores:
+    if cores and ranks > cores and not spec.cluster:  # a cluster's ranks span its nodes
         raise SpecError(
             "tp",
             f"tp x pp = {ranks} is more than the {cores} cores of {spec.host}",

@@ -99,7 +99,9 @@ def vllm_argv(spec: ServerSpec, facts: dict[str, Any], port: int | None = None) 
         argv += ["--tensor-parallel-size", str(spec.tp)]
     if spec.pp > 1:
         argv += ["--pipeline-parallel-size", str(spec.pp)]
-    if world_size(spec) > 1 and not gpu and "distributed-executor-backend" not in extra:
+    if facts.get("cluster") and "distributed-executor-backend" not in extra:
+        argv += ["--distributed-executor-backend", "ray"]
+    elif world_size(spec) > 1 and not gpu and "distributed-executor-backend" not in extra:
         argv += ["--distributed-executor-backend", "mp"]
     if spec.dtype != "auto":
         argv += ["--dtype", spec.dtype]
@@ -149,6 +151,12 @@ def vllm_env(
         if bind is not None:
             env["VLLM_CPU_OMP_THREADS_BIND"] = bind
         env["VLLM_HOST_IP"] = "127.0.0.1"
+    cluster = facts.get("cluster")
+    if cluster:  # the ranks run on the cluster's nodes: the GCS, this node's address, gloo's
+        env.update({"RAY_ADDRESS": str(cluster["address"]), "RAY_AUTH_MODE": "disabled",
+                    "VLLM_HOST_IP": str(cluster["node_ip"]),
+                    "GLOO_SOCKET_IFNAME": str(cluster["interface"]),
+                    "NCCL_SOCKET_IFNAME": str(cluster["interface"])})
     return env
 
 

@@ -75,6 +75,12 @@ class ServerSpec(Spec):
     gpus: list[int] | None = Field(
         default=None, max_length=MAX_GPUS, description="GPU ids, e.g. 0,1 (CUDA_VISIBLE_DEVICES)."
     )
+    cluster: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="Ray cluster whose nodes the ranks span (vLLM's Ray backend).",
+    )
+    """tp x pp ranks placed on the cluster's nodes (one per device); the host is the node the
+    API server runs on (see ops/kinds/cluster/serving.py)."""
     port: int = Field(default=8000, ge=1024, le=65535, description="Port clients use.")
     listen: str = Field(
         default="127.0.0.1",
@@ -207,6 +213,16 @@ class ServerSpec(Spec):
     def _runtime_lora(cls, v: bool, info: ValidationInfo) -> bool:
         if v and not info.data.get("enable_lora"):
             raise ValueError("runtime_lora needs enable_lora = true")
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _sharded(cls, v: str, info: ValidationInfo) -> str:
+        if v != "recreate" and info.data.get("cluster"):
+            raise ValueError(
+                f"{v} runs two copies; a server sharded over a cluster is recreated "
+                "(strategy = 'recreate')"
+            )
         return v
 
     @field_validator("colour_ports")

@@ -1,0 +1,47 @@
+"""What a server naming a cluster needs from it (the server kind calls these): admission
+(its host is a node, tp x pp fits the nodes), the facts its launch reads (the GCS address,
+its own address on the interface, the interface), and the preflight before vLLM starts
+across the nodes (view.preflight_server)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llmops.ops.kinds.base import Context, SpecError
+from llmops.ops.kinds.cluster.apply import address_of
+from llmops.ops.kinds.cluster.hostcalls import node_facts
+from llmops.ops.kinds.cluster.spec import ClusterSpec
+from llmops.ops.kinds.cluster.view import preflight_server
+
+if TYPE_CHECKING:
+    from llmops.ops.hostpool import HostPool
+
+__all__ = ["admit_server", "launch_facts", "preflight_server"]
+
+
+def admit_server(name: str, host: str, cluster: str, ranks: int, context: Context) -> None:
+    """The server's host is a node of the cluster, and tp x pp ranks fit its nodes."""
+    spec = context.spec("cluster", cluster)
+    if not isinstance(spec, ClusterSpec):
+        return  # the dependency check names the missing cluster
+    if host not in spec.nodes():
+        raise SpecError("host", f"{host} is not a node of cluster {cluster} "
+                        f"({', '.join(spec.nodes())})",
+                        f"run server {name} on the head ({spec.head}) or a worker")
+    if ranks > spec.capacity():
+        raise SpecError("pp", f"tp x pp = {ranks} is more than cluster {cluster} holds: "
+                        f"{len(spec.nodes())} nodes x {spec.devices_per_node()} device",
+                        "lower tp/pp, or add workers to the cluster")
+
+
+def launch_facts(cluster_name: str, host: str, hosts: HostPool) -> dict[str, Any]:
+    """What the server's launch reads of its cluster: RAY_ADDRESS, VLLM_HOST_IP, the
+    interface for gloo/NCCL (empty when the lab has no such cluster)."""
+    spec = hosts.desired("cluster", cluster_name)
+    if not isinstance(spec, ClusterSpec):
+        return {}
+    head = address_of(hosts, spec.head, node_facts(hosts, spec.head, spec.interface))
+    mine = head if host == spec.head else address_of(
+        hosts, host, node_facts(hosts, host, spec.interface))
+    return {"name": spec.name, "address": f"{head}:{spec.port}", "node_ip": mine,
+            "interface": spec.interface}

