@@ -60,6 +60,8 @@ BASE: dict[str, dict[str, Any]] = {
             "find_links": ["/srv/wheels"]},
     "gateway": {"host": HOST, "models": {"chat": ["s"], "chat2": ["t"]},
                 "fallbacks": {"chat": ["chat2"]}},
+    "cluster": {"head": HOST, "interface": "eth0", "resources": {"accel": 1},
+                "temp_dir": "/tmp/ray-x"},
 }
 """One valid spec per kind (without its name): the field under test is replaced in it."""
 LOCAL_ONLY = {("host", "key"), ("host", "address")}
