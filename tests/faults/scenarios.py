@@ -205,6 +205,16 @@ def gateway_setup(root: Path, request: pytest.FixtureRequest) -> Action:
                         "--master-key-env", key_env], env={key_env: "sk-fault-test-key-value"})
 
 
+# -- cluster: a Ray cluster of one on host local (loopback); only the cheap points: a Ray start
+# per point would be ~20 s each (the namespace tests start the real two-node one) ------------
+def cluster_setup(root: Path, request: pytest.FixtureRequest) -> Action:
+    lab = new_lab(root)
+    local_host(root, lab)
+    return Action(lab, ["cluster", "up", "fc", "--head", "local", "--interface", "lo",
+                        "--port", str(free_port()), "--num-cpus", "1", "--object-store-mb",
+                        "80", "--temp-dir", f"/tmp/ray-fc-{root.name[-12:]}"])
+
+
 SCENARIOS: dict[str, Scenario] = {
     "host": Scenario(
         "host", host_setup, mid=("after-write", "after-committed", "step:1"),
@@ -218,4 +228,5 @@ SCENARIOS: dict[str, Scenario] = {
     "index": Scenario("index", index_setup, mid=("step:1",), needs=("vllm",)),
     "env": Scenario("env", env_setup, mid=("step:1",), revert_points=("revert-after-commit",)),
     "gateway": Scenario("gateway", gateway_setup, mid=("step:1",)),
+    "cluster": Scenario("cluster", cluster_setup, mid=()),
 }
