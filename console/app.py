@@ -81,6 +81,7 @@ class LlmopsApp(App[None]):
         try:
             lab = Lab(self.lab_path, create=not self.read_only)
             engine = Engine(lab)
+            engine.records = not self.read_only
             interrupted = [] if self.read_only else engine.recover()
             actions = (lab.journal.actions(from_id=min(interrupted)) if interrupted
                        else lab.journal.actions(limit=1))  # only what is needed here

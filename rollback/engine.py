@@ -47,7 +47,9 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
             facts=lambda name: lab.journal.observed("host", name),
             desired=lambda kind, name: lab.read_spec(kind, name),
         )
-        self.pending = PendingReverts(lab.journal)
+        self.pending = PendingReverts(lab.journal, desired=lab.read_spec)
+        self.records = True
+        """Whether observations are written to the facts cache (off: a read-only console/CLI)."""
 
     def close(self) -> None:
         self.hosts.close()
@@ -135,6 +137,7 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
                 + " already as asked"
             )
         with self.lab.lock.hold(current_command(), wait=self.lock_wait):
+            changes = self.with_followers(changes)  # e.g. a gateway routing to a moved server
             self.admit(changes, is_rollback=is_rollback)  # again: another actor may have acted
             for host, fingerprint in (trust or {}).items():
                 self.hosts.trust(host, fingerprint)

@@ -73,6 +73,7 @@ class Operate:
     lab: Lab
     hosts: HostPool
     lock_wait: float
+    records: bool
     progress_listeners: list[Callable[[int, str, str], None]]
     _validate_all: Callable[..., list[Check]]
 
@@ -168,8 +169,12 @@ class Operate:
         return found.plan(desired, current, found.observe(where, self.hosts))
 
     def status(self, spec: Spec, answering: bool | None = None) -> str:
-        """The resource observed now, in one word (see rollback/summaries.py)."""
-        return summaries.status(self.hosts, spec, answering)
+        """The resource observed now, in one word (see rollback/summaries.py); what the kind
+        keeps of it (a run's ended state) is recorded."""
+        state = summaries.status(self.hosts, spec, answering)
+        if self.records:
+            summaries.record_state(self.lab.journal, spec, state)
+        return state
 
     def logs(self, spec: Spec, lines: int = 100) -> list[str]:
         kind = kind_of(spec)

@@ -26,7 +26,7 @@ from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.run.spec import RunSpec
 from llmops.ops.kinds.server.launch import cpu_kvcache_gib
-from llmops.ops.kinds.server.spec import ServerSpec, model_id
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.ops.validate import walk
 from llmops.rollback.kinds import KINDS, kind_of
 from llmops.rollback.lab import LabFileError
@@ -320,8 +320,8 @@ def _models(spec: Spec, rules: Policy) -> list[Refusal]:
     fields: dict[str, str] = {}
     if isinstance(spec, ServerSpec):
         fields["model"] = spec.model_id()  # org/name:TAG when pinned to a revision
-    elif isinstance(spec, RunSpec):  # a run's base takes no revision yet (requests-gaps.md)
-        fields["base"] = model_id(spec.base, getattr(spec, "revision", None))
+    elif isinstance(spec, RunSpec):
+        fields["base"] = spec.model_id()  # org/name:TAG when pinned to a revision
     return [Refusal(f, f"models.allowed = {pattern!r}", f"{v!r} is not an allowed model id",
                     "use an id the rule allows")
             for f, v in fields.items() if not re.fullmatch(pattern, v)]

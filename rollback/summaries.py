@@ -15,6 +15,7 @@ from llmops.rollback.telemetry import TelemetryStore, ref_of
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
     from llmops.rollback.engine import Engine
+    from llmops.rollback.journal import Journal
 
 
 def summarizer(kind: str) -> Summarizes:
@@ -27,6 +28,21 @@ def summarizer(kind: str) -> Summarizes:
 def status(hosts: HostPool, spec: Spec, answering: bool | None = None) -> str:
     """The resource observed now, in a word (`answering`: did it answer its last poll)."""
     return summarizer(kind_of(spec).name).status(spec, hosts, answering)
+
+
+def record_state(journal: Journal, spec: Spec, state: str) -> None:
+    """What a status observed, kept in the journal's facts cache where the kind says so (a
+    run's state and config: the GPU quota lets a run go whose trainer ended). Written only
+    when it changed; a read-only console or CLI does not call it (`Engine.records`)."""
+    said = getattr(kind_of(spec), "state_facts", None)
+    found = said(spec, state) if callable(said) else None
+    if not found:
+        return
+    kind = kind_of(spec).name
+    old = {k: v for k, v in (journal.observed(kind, spec.name) or {}).items()
+           if k != "observed_at"}
+    if any(old.get(k) != v for k, v in found.items()):
+        journal.record_observed(kind, spec.name, {**old, **found})
 
 
 def summaries(engine: Engine, kind: str, *, observe: bool = True) -> list[dict[str, Any]]:
@@ -46,6 +62,8 @@ def summaries(engine: Engine, kind: str, *, observe: bool = True) -> list[dict[s
         elif observe:
             try:
                 state = summary.status(spec, engine.hosts)
+                if engine.records:
+                    record_state(engine.lab.journal, spec, state)
             except TransportError as exc:
                 state = f"unreachable: {exc}"[:80]
         row = summary.summary(spec, state, store.latest(ref_of(kind, name)))

@@ -207,9 +207,13 @@ def test_a_bad_revision_is_refused_naming_the_field(bad: str) -> None:
     assert [e["loc"] for e in caught.value.errors()] == [("model",)], caught.value
 
 
-def test_a_run_base_takes_no_revision_yet() -> None:
-    with pytest.raises(ValueError, match="taken by a server's model only"):
-        run("r", base="custom/m:1.2")
+def test_a_run_base_takes_a_revision() -> None:
+    """A run's base may be pinned like a server's model; the registry rule matches it."""
+    pinned = run("r", base="custom/m:1.2")
+    assert (pinned.base, pinned.revision, pinned.model_id()) == ("custom/m", "1.2", "custom/m:1.2")
+    rules = {"models": {"allowed": r"^(openai|anthropic|huggingface|custom)/[\w\-\.]+:\d+\.\d+$"}}
+    assert check(rules, pinned) == []
+    assert check(rules, run("r", base="custom/m"))[0].startswith("base | models.allowed")
 
 
 def test_removals_are_never_refused() -> None:

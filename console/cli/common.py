@@ -202,6 +202,7 @@ def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[E
     try:
         lab = settings().lab(create)
         engine = Engine(lab, lock_wait=settings().lock_wait)
+        engine.records = not settings().read_only
         for notice in lab.notices:  # what opening the lab had to repair (a lost lab.db)
             err.print(f"[yellow]warning:[/] {esc(notice)}")
         if not settings().read_only:

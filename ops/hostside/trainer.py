@@ -215,7 +215,7 @@ def on_cuda(cfg: dict[str, Any]) -> bool:
 def load_tokenizer(cfg: dict[str, Any]) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(cfg["base"])
+    tok = AutoTokenizer.from_pretrained(cfg["base"], revision=cfg.get("revision"))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -243,13 +243,15 @@ def load_model(cfg: dict[str, Any]) -> Any:
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                    bnb_4bit_compute_dtype=torch.bfloat16)
         model = AutoModelForCausalLM.from_pretrained(
-            cfg["base"], quantization_config=quant, dtype=torch.bfloat16,
+            cfg["base"], revision=cfg.get("revision"), quantization_config=quant,
+            dtype=torch.bfloat16,
             device_map={"": torch.cuda.current_device()})
         model = prepare_model_for_kbit_training(model)
     else:
         bf16 = cuda and torch.cuda.is_bf16_supported()
         model = AutoModelForCausalLM.from_pretrained(
-            cfg["base"], dtype=torch.bfloat16 if bf16 else torch.float32)
+            cfg["base"], revision=cfg.get("revision"),
+            dtype=torch.bfloat16 if bf16 else torch.float32)
     model.config.use_cache = False
     set_seed(int(cfg["seed"]))
     lora = LoraConfig(r=int(cfg["r"]), lora_alpha=int(cfg["alpha"]),
