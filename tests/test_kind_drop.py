@@ -33,6 +33,7 @@ from test_server_drop import PENDING, orphans, words
 from llmops.ops.kinds.adapter import AdapterSpec
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import Lab
+from llmops.rollback.pending import PendingReverts
 
 pytestmark = [pytest.mark.ssh, pytest.mark.timeout(600)]
 
@@ -168,9 +169,11 @@ SERVER_PORT = 18421
 def test_ssh_drop_mid_adapter_deploy(ssh_host_factory: SshHostFactory, tmp_path: Path) -> None:
     """An adapter on this machine (`local`) deployed to server `lora` on host `ad`: sshd dies
     after the first file reached the host's store, mid-copy. The action fails naming the host
-    (its revert cannot reach it either); `plan` finishes the revert once sshd is back; nothing
-    is left running but the server the lab still holds, and the adapter is not served; a new
-    deploy of the same adapter then succeeds over the half-copied folder."""
+    (its revert cannot reach it either); while `ad` is down nothing is tried (the revert is
+    finished on the server's host, not the adapter's source host); `plan` finishes it once
+    sshd is back; nothing is left running but the server the lab still holds, and the adapter
+    is not served; a new deploy of the same adapter then succeeds over the half-copied
+    folder."""
     require_vllm()
     g = ssh_host_factory("ad")
     lab = tmp_path / "lab"
@@ -222,11 +225,17 @@ def test_ssh_drop_mid_adapter_deploy(ssh_host_factory: SshHostFactory, tmp_path:
         rows = {r["resource"]: r for r in llmops_json(lab, "plan")}  # the host is still down
         assert rows["adapter/chat"]["state"] == PENDING, rows
         assert rows["server/lora"]["state"] == "unreachable", rows
-        # The adapter's host is its path's (`local`, which answers), so `plan` tries to finish
-        # the revert while `ad` is down (requests-gaps.md): each try fails and stays pending.
+        # The revert is finished on the server's host (`ad`, down), not on the adapter's
+        # source host (`local`, which answers): `plan` tries nothing, it stays pending.
+        llmops_json(lab, "plan")
         tried = [a for a in llmops_json(lab, "history") if a["id"] > record.id]
-        assert all(a["summary"].startswith("finish the revert of action") and
-                   a["status"] != "succeeded" for a in tried), tried
+        assert tried == [], tried
+        again = Lab(lab)
+        try:
+            left = PendingReverts(again.journal, desired=again.read_spec).all()
+        finally:
+            again.close()
+        assert [(p.ref, p.host) for p in left] == [(("adapter", "chat"), g.name)]
         g.start()
         plan = words(llmops(lab, "plan", timeout=120).stdout)
         done = re.search(r"adapter/chat revert finished — action (\d+)", plan)
@@ -250,4 +259,73 @@ def test_ssh_drop_mid_adapter_deploy(ssh_host_factory: SshHostFactory, tmp_path:
             g.start()
         llmops(lab, "adapter", "undeploy", "chat", check=None, timeout=300)
         llmops(lab, "server", "down", "lora", check=None, timeout=300)
+        kill_sessions(g)
+
+
+def test_ssh_drop_mid_env_build(ssh_host_factory: SshHostFactory, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An env upgrade (wheelhouse mode, no index on the host) whose sshd dies right after the
+    new set's build started there, detached. The action fails naming the host and its revert
+    stays pending; the venv path never moved (the old set's packages are what it holds, read
+    with pip itself); once sshd is back `plan` finishes the revert (a build still running is
+    stopped), nothing is left running, and the same upgrade then succeeds."""
+    from test_env_kind import FREEZE1, FREEZE2, PIN1, PIN2, freeze_of
+    from test_env_wheels import make_wheels
+
+    from llmops.ops.kinds.env import EnvSpec
+
+    monkeypatch.setenv("LLMOPS_WHEEL_CACHE", str(tmp_path / "cache"))
+    g = ssh_host_factory("eb")
+    lab = tmp_path / "lab"
+    wheels = make_wheels(tmp_path / "wheels")
+    add_host(lab, g)
+    llmops(lab, "env", "add", "e1", "--host", g.name, "--mode", "wheelhouse", "--no-index",
+           "--find-links", str(wheels), "--packages", PIN1, timeout=600)
+    venv = g.workdir / "envs" / "e1" / "venv"
+    old = os.readlink(venv)
+    engine = Engine(Lab(lab), lock_wait=2.0)
+    try:
+        spec = engine.lab.read_spec("env", "e1")
+        assert isinstance(spec, EnvSpec)
+        up = EnvSpec.model_validate({**spec.model_dump(), "packages": [PIN2]})
+        started: list[str] = []
+
+        def drop_once_building(_action: int, ref: str, line: str) -> None:
+            if ref == "env/e1" and line.startswith("build of venv") and not started:
+                started.append(line)
+                g.kill()  # the build runs on, detached; apply's next look finds no host
+
+        engine.progress_listeners.append(drop_once_building)
+        record = engine.act([Change("env", "e1", up)], "env e1 up")
+        assert started, "the build never started"
+        assert record.status == "failed", record
+        said = words(record.error or "")
+        assert re.search(rf"(lost the connection to|cannot reach) {g.name}\b", said), said
+        assert f"cannot reach {g.name}" in words(record.revert_error or ""), record.revert_error
+        assert [p.ref for p in engine.pending.all()] == [("env", "e1")]
+    finally:
+        engine.close()
+        engine.lab.close()
+    try:
+        assert os.readlink(venv) == old and freeze_of(venv) == FREEZE1  # nothing half-switched
+        rows = {r["resource"]: r for r in llmops_json(lab, "plan")}  # the host is still down
+        assert rows["env/e1"]["state"] == PENDING, rows
+        g.start()
+        plan = words(llmops(lab, "plan", timeout=300).stdout)
+        done = re.search(r"env/e1 revert finished — action (\d+)", plan)
+        assert done, plan
+        finished = llmops_json(lab, "history", done.group(1))
+        assert finished["status"] == "succeeded", finished
+        assert {s["verb"] for s in finished["steps"]} <= {"stop"}, finished["steps"]
+        assert finished["checks"] and all(c["ok"] for c in finished["checks"]), finished
+        assert os.readlink(venv) == old and freeze_of(venv) == FREEZE1
+        assert orphans(g) == {}, orphans(g)
+
+        again = json.loads(llmops(lab, "env", "up", "e1", "--packages", PIN2, "--json",
+                                  timeout=600).stdout)
+        assert again["ok"] and again["action"]["status"] == "succeeded", again["action"]
+        assert freeze_of(venv) == FREEZE2
+    finally:
+        if g.sshd_pid is None:
+            g.start()
         kill_sessions(g)
