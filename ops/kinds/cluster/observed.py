@@ -42,5 +42,5 @@ class ClusterStep(StepData):
     role: str = ""
     env: dict[str, str] = field(default_factory=dict)
     hash: str = ""
-    nodes: tuple[str, ...] = ()
+    nodes: list[str] = field(default_factory=list)
     """wait-nodes: the hosts that must show in the GCS."""

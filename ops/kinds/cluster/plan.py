@@ -25,7 +25,7 @@ def plan_cluster(
         steps = [_stop(spec, h, "cluster removed") for h in reversed(known)
                  if _alive(observed, h)]
         return [*steps, Step("forget", f"remove the records of cluster {spec.name} on "
-                             f"{', '.join(spec.nodes())}", (), ClusterStep(nodes=tuple(known)))]
+                             f"{', '.join(spec.nodes())}", (), ClusterStep(nodes=list(known)))]
     nodes = desired.nodes()
     want = {h: launch_hash(desired, h, _python(observed, h), observed.addresses)
             for h in nodes}
@@ -45,7 +45,7 @@ def plan_cluster(
     for h in redo:
         steps.append(_start(desired, h, observed, want[h]))
     steps.append(Step("wait-nodes", f"wait for the GCS of {desired.head} to show all "
-                      f"{len(nodes)} nodes alive", (), ClusterStep(nodes=tuple(nodes))))
+                      f"{len(nodes)} nodes alive", (), ClusterStep(nodes=list(nodes))))
     return steps
 
 

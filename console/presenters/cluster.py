@@ -1,0 +1,109 @@
+"""Ray clusters: the head and worker hosts, the state (up, degraded: a node dropped, down,
+stopped), the Ray release and interface. The detail pane has each node (process, address,
+alive in the GCS, its CPUs/GPUs/custom resources) and where every placement group's bundles
+run: the placement of a sharded server's vLLM workers across the nodes (`Engine.report`).
+A change (a form) or removal is one action for the whole cluster; ctrl+z reverts it as one."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+
+from llmops.console.screens.presenter import Key, Presenter
+from llmops.console.screens.resource_poll import RowState
+from llmops.console.screens.spec_form import FormLayout
+from llmops.ops.kinds.base import Spec
+from llmops.ops.kinds.cluster.spec import ClusterSpec
+
+CLUSTER_STATES = {"up": ("●", "green"), "degraded": ("◐", "bold yellow"),
+                  "down": ("✗", "bold red"), "stopped": ("○", "grey50")}
+
+
+def cluster_spec(spec: Spec) -> ClusterSpec:
+    assert isinstance(spec, ClusterSpec)
+    return spec
+
+
+def resources_text(resources: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items())
+                     if k not in ("memory", "object_store_memory")) or "-"
+
+
+class ClusterPresenter(Presenter):
+    kind = "cluster"
+    view_id = "clusters"
+    title = "Clusters"
+    columns = ("name", "head", "workers", "state", "ray", "interface", "port")
+    keys: ClassVar[dict[str, Key]] = {
+        "new": Key("n", "New", "Start a Ray cluster over lab hosts (a form)"),
+        "edit": Key("e", "Edit", "Change the selected cluster: the nodes whose start changed "
+                    "restart (the head takes every worker with it); one action"),
+        "remove": Key("x", "Down", "Stop every node (workers first) and remove the cluster "
+                      "from the lab (an action; ctrl+z brings it back)"),
+    }
+    form = FormLayout(
+        fields=("name", "head", "workers", "interface", "port", "num_cpus", "num_gpus",
+                "object_store_mb", "ray_version", "temp_dir", "start_timeout_s"),
+        labels={"num_cpus": "CPUs per node", "num_gpus": "GPUs per node",
+                "object_store_mb": "Object store MB", "ray_version": "Ray",
+                "temp_dir": "Temp dir", "start_timeout_s": "Start timeout s"},
+        help={"name": "e.g. shard (lowercase letters, digits, '-')",
+              "head": "the host that runs the Ray head (see Hosts)",
+              "workers": "hosts that join it, comma-separated",
+              "interface": "the interface the nodes share (GLOO/NCCL_SOCKET_IFNAME)"},
+        refs={"head": "host"},
+        advanced=("num_cpus", "num_gpus", "object_store_mb", "ray_version", "temp_dir",
+                  "start_timeout_s"),
+        title="New cluster", submit="Start", edit_focus="workers")
+    what = ("Ray clusters over your hosts appear here: a server naming one shards its model "
+            "across the nodes (pipeline_parallel_size spanning them); a node that drops "
+            "marks the cluster degraded.")
+    cli = "llmops cluster up NAME --head H1 --workers H2 --interface eth0"
+    created = "started"
+    removed = "down"
+    leaves = "has every node stopped (workers first) and leaves the lab's desired state"
+    serving = ("up",)
+    observe_interval = 20.0
+    poll_interval = 10.0
+    pane = True
+    tail_lines = 6
+
+    def state_cell(self, row: RowState) -> Text:
+        look = CLUSTER_STATES.get(row.state)
+        if row.busy or look is None:
+            return super().state_cell(row)
+        mark, style = look
+        return Text(f"{mark} {row.state}", style=style)
+
+    def cells(self, row: RowState) -> list[str | Text]:
+        spec = cluster_spec(row.spec)
+        return [spec.name, spec.head, ", ".join(spec.workers) or "-", self.state_cell(row),
+                spec.ray_version, spec.interface, str(spec.port)]
+
+    def detail_title(self, row: RowState) -> Text:
+        spec = cluster_spec(row.spec)
+        title = Text.assemble((spec.name, "bold"), f" · Ray {spec.ray_version} · ",
+                              (row.busy or row.state, "bold"))
+        title.append(f"\nnodes      {', '.join(spec.nodes())} over {spec.interface} · GCS "
+                     f"port {spec.port} · room for tp x pp = {spec.capacity()}",
+                     style="grey50")
+        return title
+
+    def report_text(self, report: dict[str, Any] | None) -> Text | None:
+        """Each node as the GCS sees it, then where each placement group's bundles run."""
+        if not report:
+            return None
+        text = Text(f"{report.get('alive')}/{report.get('expected')} nodes alive\n",
+                    style="bold")
+        for node in report.get("nodes", []):
+            alive = node.get("alive")
+            style = "green" if alive else "bold red"
+            text.append(f"  {node['host']:<12} {node['role']:<6} ", style=style)
+            text.append(f"{node.get('process', '?'):<9} {node.get('address', '-'):<15} "
+                        f"{'alive' if alive else 'DOWN'}  "
+                        f"{resources_text(node.get('resources') or {})}\n")
+        for pg in report.get("placement", []):
+            where = ", ".join(f"rank slot {b['index']} on {b['host']}" for b in pg["bundles"])
+            text.append(f"placement {pg['id'][:8]} {pg['state']}: {where}\n", style="grey50")
+        return text
