@@ -105,7 +105,7 @@ class Leftovers:
         claims: list[tuple[str, str, Spec]] = [
             (kind, f"{kind}/{name}", spec)
             for (kind, name), spec in self.lab.specs().items()
-            if KINDS[kind].host_of(spec) == host
+            if host in KINDS[kind].hosts_of(spec)
         ]
         claims += [
             (p.kind, f"{p.kind}/{p.name} ({PENDING_STATE})", p.spec)
@@ -149,8 +149,8 @@ class Leftovers:
             }
             for p in pending
         ]
-        hosts = {KINDS[k].host_of(spec) for (k, _n), spec in self.lab.specs().items()}
-        hosts |= {p.host for p in pending}
+        hosts = {h for (k, _n), spec in self.lab.specs().items() for h in KINDS[k].hosts_of(spec)}
+        hosts |= {p.host for p in pending if p.host}
         for host in sorted(h for h in hosts if h):
             try:
                 procs = self.unclaimed(host)

@@ -127,6 +127,12 @@ class Kind(Generic[SpecT, ObservedT]):
         dependency = self.depends_on(spec).get("host")
         return dependency[1] if dependency else None
 
+    def hosts_of(self, spec: SpecT) -> list[str]:
+        """Every host the resource's processes run on (a cluster spans several): those whose
+        processes it claims. One host, `host_of`, by default."""
+        host = self.host_of(spec)
+        return [host] if host else []
+
     def owns_process(self, spec: SpecT, proc_name: str) -> bool:
         """Whether the detached process of this name on the resource's host is the resource's
         own; a process llmops started that no desired spec claims is shown as unclaimed."""
