@@ -4,6 +4,7 @@ kind's view is the generic ResourceView, configured by the kind's presenter."""
 from __future__ import annotations
 
 from llmops.console.presenters.adapter import AdapterPresenter
+from llmops.console.presenters.cluster import ClusterPresenter
 from llmops.console.presenters.env import EnvPresenter
 from llmops.console.presenters.gateway import GatewayPresenter
 from llmops.console.presenters.host import HostPresenter
@@ -23,6 +24,7 @@ VIEWS: list[type[View]] = [
     HistoryView,
     resource_view(EnvPresenter()),  # after History: its key (6) stays
     resource_view(GatewayPresenter()),
+    resource_view(ClusterPresenter()),
 ]
 
 
