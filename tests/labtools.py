@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from llmops.ops.kinds.host import HostSpec
 from llmops.rollback.lab import Lab, is_lab
 
 LLMOPS = [sys.executable, "-m", "llmops.console.cli"]
+CALL_LOG = os.environ.get("LLMOPS_TEST_CLI_LOG")
+"""A file to append each CLI call's seconds and words to: how much of the suite's time the CLI
+subprocesses take (set it for a profiling run; off by default)."""
 
 
 def llmops(
@@ -28,6 +32,7 @@ def llmops(
     `create` is off."""
     if create and not is_lab(lab):
         Lab(lab).close()
+    began = time.monotonic()
     done = subprocess.run(
         [*LLMOPS, "--lab", str(lab), *args],
         capture_output=True,
@@ -35,6 +40,9 @@ def llmops(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+    if CALL_LOG:
+        with open(CALL_LOG, "a") as log:
+            log.write(f"{time.monotonic() - began:.2f} {' '.join(args[:2])}\n")
     if check is not None:
         assert done.returncode == check, (
             f"exit {done.returncode} != {check}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
