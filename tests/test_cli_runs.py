@@ -78,6 +78,13 @@ def test_refusals_exit_2_and_write_nothing(lab: Path, tmp_path: Path) -> None:
     error = refused(lab, "run", "start", "r1", "--host", "local", "--base",
                     str(tiny_model_dir()), "--dataset", str(outside))
     assert "dataset" in error and "data dir" in error, error
+    error = refused(lab, *start(tmp_path, "--revision", "1.2;id"))  # a path base, a bad TAG
+    assert "revision" in error and "not a hub revision" in error, error
+    error = refused(lab, *start(tmp_path, "--revision", "1.2"))
+    assert "revision" in error and "goes with a hub id base" in error, error
+    error = refused(lab, "run", "start", "r1", "--host", "local", "--base", "org/m:$(id)",
+                    "--dataset", str(tmp_path / "data" / "train.jsonl"))
+    assert "base" in error and "the revision after ':' must be" in error, error
     assert "already" in refused(lab, "run", "stop", "r0")
     assert "no run named nope" in refused(lab, "run", "resume", "nope")
     plain = llmops(lab, "run", "start", "r1", "--screening", "secret", check=2)
