@@ -1,13 +1,13 @@
 """The cluster kind end to end on two network-namespace sshd hosts that reach each other
 (root namespace ip_forward=1 and a default route in each, restored/removed afterwards; each
 namespace's interface renamed eth0, as a real host's): bad specs refused with nothing started,
-a Ray cluster up (head + worker, GCS-checked), idempotent, a server sharded over both nodes
-with pipeline_parallel_size=2 answering, a killed worker shown degraded and reconciled back,
-and the cluster down with nothing left. ONE cluster for the module.
+a Ray cluster up (head + worker, GCS-checked), idempotent, a server larger than the cluster
+(or naming none) refused, a killed worker shown degraded, an action restarting it alone and
+its rollback, and the cluster down with nothing left. ONE cluster for the module.
 
-The CPU build of vLLM refuses Ray; the hosts' python is a venv whose .pth puts the TEST-ONLY
-shim tests/rayshim/ on the path (see its docstring): set only through the test hosts' python,
-never through product code."""
+The hosts' python is a venv whose .pth puts the TEST-ONLY shim tests/rayshim/ on the path
+(see its docstring; for a PP launch of the CPU build on Ray, phase 2): set only through the
+test hosts' python, never through product code."""
 
 from __future__ import annotations
 
@@ -156,6 +156,47 @@ def test_cluster_up_is_checked_and_idempotent(cluster: ClusterLab) -> None:
     assert where == {h.name: h.address for h in cluster.hosts}
     for node in report["nodes"]:
         assert node["resources"][DEVICE_KEY] == 1 and node["resources"]["CPU"] == 1
-    plan = cluster.run("plan")
-    print(json.dumps(plan)[:600])
+    plan = {row["resource"]: row for row in cluster.run("plan")}
+    assert plan["cluster/rc"]["steps"] == []  # a second reconcile would do nothing
     print(f"cluster up (2 nodes) {took:.1f} s")
+
+
+def test_server_larger_than_the_cluster_is_refused(cluster: ClusterLab) -> None:
+    """A server naming the cluster with pipeline_parallel_size 3 over its 2 nodes: exit 2
+    naming pp, nothing written. (The PP=2 launch on this CPU build is phase 2: see DESIGN.)"""
+    args = ["server", "up", "sh", "--host", "ca", "--cluster", "rc", "--model", "/models/none",
+            "--port", "18951", "--pp", "3"]
+    before = git_log(cluster.lab)
+    done = llmops(cluster.lab, *args, check=2, timeout=120)
+    assert "pp" in done.stdout + done.stderr and "cluster rc" in done.stdout + done.stderr
+    done = llmops(cluster.lab, "server", "up", "sh", "--host", "ca", "--cluster", "nope",
+                  "--model", "/models/none", check=2, timeout=120)
+    assert "cluster" in done.stdout + done.stderr
+    assert git_log(cluster.lab) == before
+
+
+def test_killed_worker_is_degraded_and_an_action_brings_it_back(cluster: ClusterLab) -> None:
+    """The worker's Ray killed (every process of its node): status says degraded (exit 1);
+    a change reconciles the dead worker alone (the head stays); its rollback reverts the
+    spec and leaves every node up, all checks green."""
+    node_dir = f"{cluster.temp_dir}/n1"
+    for pid in ray_pids(node_dir):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    done = llmops(cluster.lab, "cluster", "status", "rc", "--json", check=1, timeout=120)
+    report = json.loads(done.stdout)
+    assert report["state"] == "degraded"
+    assert {n["host"]: n["process"] for n in report["nodes"]}["cb"] != "running"
+    answer = cluster.run(*cluster.up_args("rc", "--start-timeout-s", "150"))
+    assert "start-head" not in steps(answer) and "start-worker" in steps(answer)
+    checks_ok(answer)
+    back = cluster.run("rollback", "--last", "cluster/rc")
+    checks_ok(back)
+    report = cluster.run("cluster", "status", "rc")
+    assert report["state"] == "up" and report["alive"] == 2
+    gone = cluster.run("cluster", "down", "rc", timeout=180)
+    assert steps(gone) == ["stop", "stop", "forget"]
+    checks_ok(gone)
+    assert not ray_pids(cluster.temp_dir)

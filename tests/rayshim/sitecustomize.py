@@ -19,9 +19,6 @@ from types import ModuleType
 from typing import Any
 
 DEVICE_KEY = os.environ.get("LLMOPS_RAYSHIM_KEY", "llmops_cpu")
-os.environ.setdefault("VLLM_USE_RAY_V2_EXECUTOR_BACKEND", "0")
-"""vLLM's first Ray executor: with the V2 one (vLLM's default) the CPU build's PP=2 engine
-died on its first request here (KeyError in the scheduler's update_from_output)."""
 
 
 def _node_and_device(self: Any) -> tuple[str, list[int]]:

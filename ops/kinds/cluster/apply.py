@@ -123,8 +123,12 @@ def _start(step: Step, spec: ClusterSpec, hosts: HostPool, progress: Progress
     write_record(hosts, data.host, spec.name, {"hash": data.hash, "role": data.role,
                                                "nodes": spec.nodes()})
     facts = host_facts(hosts, data.host)
+    try:  # follow this start's lines only: the log keeps the earlier starts' "started" too
+        offset = procs.read_log(t, proc, 0)[1]
+    except TransportError:
+        offset = 0
     info = procs.start(t, proc, list(step.argv), env=data.env, cwd=str(facts["workdir"]))
-    began, offset = time.monotonic(), 0
+    began = time.monotonic()
     while time.monotonic() - began < spec.start_timeout_s:
         lines, offset = procs.read_log(t, proc, offset)
         for line in lines:
