@@ -54,6 +54,10 @@ class ClusterKind(Kind[ClusterSpec, ClusterObserved]):
     def host_of(self, spec: ClusterSpec) -> str | None:
         return spec.head
 
+    def hosts_of(self, spec: ClusterSpec) -> list[str]:
+        """Every node: a worker's `ray start` is the cluster's own on its host too."""
+        return spec.nodes()
+
     def owns_process(self, spec: ClusterSpec, proc_name: str) -> bool:
         return proc_name in {spec.proc_name(h) for h in spec.nodes()}
 

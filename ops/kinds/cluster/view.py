@@ -51,7 +51,9 @@ def report(spec: ClusterSpec, hosts: HostPool) -> dict[str, Any]:
         except TransportError:
             view = {"reachable": False, "nodes": [], "placement": []}
         if view["reachable"]:
-            by_address = {n["address"]: n for n in view["nodes"]}
+            # a restarted node is a new entry at the same address; the dead one stays listed
+            by_address = {n["address"]: n for n in sorted(view["nodes"],
+                                                          key=lambda n: bool(n["alive"]))}
             alive_now = {a: n for a, n in by_address.items() if n["alive"]}
             addresses = as_ray_sees(addresses, alive_now)
             for row in nodes:
