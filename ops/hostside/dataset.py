@@ -253,8 +253,9 @@ def learned_text(row: dict[str, Any], req: dict[str, Any], render: Callable[[Any
     return " ".join(str(row[f]) for f in fields)
 
 
-def tokenizer_json(base: str) -> str | None:
-    """The base's tokenizer.json on this host (its folder or the HF cache), if there is one."""
+def tokenizer_json(base: str, revision: str | None = None) -> str | None:
+    """The base's tokenizer.json on this host (its folder, or the HF cache at the revision the
+    run pins), if there is one."""
     if base.startswith(("/", "~")):
         found: Any = os.path.join(os.path.expanduser(base), "tokenizer.json")
     else:
@@ -262,7 +263,7 @@ def tokenizer_json(base: str) -> str | None:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
             return None
-        found = try_to_load_from_cache(base, "tokenizer.json")
+        found = try_to_load_from_cache(base, "tokenizer.json", revision=revision)
     return found if isinstance(found, str) and os.path.isfile(found) else None
 
 
@@ -274,7 +275,8 @@ def count_tokens(rows: list[dict[str, Any]], req: dict[str, Any]) -> tuple[int, 
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
-            path = tokenizer_json(str(base))
+            revision = req.get("revision")
+            path = tokenizer_json(str(base), revision)
             if path and (req.get("format") or "text") != "chat":
                 from tokenizers import Tokenizer
 
@@ -283,7 +285,7 @@ def count_tokens(rows: list[dict[str, Any]], req: dict[str, Any]) -> tuple[int, 
                     texts)), "tokenizer"
             from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
+            tok = AutoTokenizer.from_pretrained(base, revision=revision, local_files_only=True)
             texts = [learned_text(r, req, lambda m: str(tok.apply_chat_template(
                 m, tokenize=False))) for r in rows]
             ids = tok(texts, add_special_tokens=True)["input_ids"]
