@@ -159,8 +159,12 @@ class ClientLoop(threading.Thread):
     race, RFC 9112 9.3.1) is sent again once, as the OpenAI SDK does by default, and counted
     in `retried`; every other failure, or a second one, is kept (the finding)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pause: float = 0.0) -> None:
         super().__init__(daemon=True)
+        self.pause = pause
+        """Seconds between requests: a loop that runs through a server's restart must leave
+        the 2-core box's CPU to the restarting vLLM (back to back, its fallback traffic to
+        the other server starved ga's start for minutes)."""
         self.done = threading.Event()
         self.answered = 0
         self.retried = 0
@@ -180,7 +184,7 @@ class ClientLoop(threading.Thread):
 
     def run(self) -> None:
         with httpx.Client(timeout=120) as c:
-            while not self.done.is_set():
+            while not self.done.wait(self.pause):
                 try:
                     r = self.send(c)
                     if r.status_code != 200:
@@ -237,7 +241,7 @@ def test_server_port_change_moves_the_gateway_in_one_action(lab: Path) -> None:
     port; the loop's requests while ga restarts fall back to code (gb); the rollback moves
     both back. (The served name changes too: the gateway's config holds it as well.)"""
     pid = master_pid(lab)
-    loop = ClientLoop()
+    loop = ClientLoop(pause=0.25)
     loop.start()
     try:
         moved = cli(lab, "server", "up", "ga", "--port", str(PORT_A_MOVED),
