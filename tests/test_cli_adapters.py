@@ -14,7 +14,7 @@ import pytest
 from labtools import git_log, llmops, llmops_json
 from test_cli_spec import complete
 
-from llmops.console.presenters.adapter import adapter_versions, versions_text
+from llmops.console.presenters.adapter_words import adapter_versions, versions_text
 from llmops.ops.kinds.adapter.spec import AdapterSpec
 from llmops.rollback.lab import Lab
 

@@ -29,7 +29,8 @@ from textual.widgets import Input, Label, ProgressBar, Select, Static, Switch
 
 from llmops.console.app import LlmopsApp
 from llmops.console.messages import ActionDone
-from llmops.console.presenters.run import RunPresenter, eta_text, run_now, screening_text
+from llmops.console.presenters.run import RunPresenter
+from llmops.console.presenters.run_words import eta_text, run_now, screening_text
 from llmops.console.screens import registry
 from llmops.console.screens.dialogs import ConfirmScreen
 from llmops.console.screens.main import MainScreen

@@ -26,7 +26,7 @@ from llmops.console.cli.common import (
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.runs import observed_state, options_given
 from llmops.console.cli.spec_options import spec_options
-from llmops.console.presenters.adapter import (
+from llmops.console.presenters.adapter_words import (
     STAND_IN_SHA,
     adapter_versions,
     source_host,

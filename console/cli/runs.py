@@ -27,7 +27,7 @@ from llmops.console.cli.common import (
 )
 from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
-from llmops.console.presenters.run import eta_text, run_now, screening_text
+from llmops.console.presenters.run_words import eta_text, run_now, screening_text
 from llmops.console.widgets.render import num
 from llmops.ops.kinds.base import Spec
 from llmops.ops.kinds.run.spec import RunSpec
