@@ -70,17 +70,21 @@ def cli(lab: Path, *args: str, check: int | None = 0, timeout: float = SLOW) -> 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Host `local`, servers ga and gb (eager tiny model), gateway gw in front of both."""
+    """Host `local`, servers ga and gb (eager tiny model), gateway gw in front of both. Each
+    server has its own core: vLLM's auto binding pins every single-rank CPU server to core 0,
+    and on this kernel a worker spawned pinned to core 0 beside a busy one pinned there was
+    seen never scheduled (0 ms of CPU in 5 minutes: ga's restart behind gb's fallback load)."""
     root = tmp_path_factory.mktemp("gateway")
     path = root / "lab"
     llmops(path, "host", "add", "local", "--local", "--python", sys.executable,
            "--workdir", str(root / "work"))
     model = make_tiny_model(root / "tiny")
     try:
-        for name, port in (("ga", PORT_A), ("gb", PORT_B)):
+        for name, port, core in (("ga", PORT_A, "0"), ("gb", PORT_B, "1")):
             done = cli(path, "server", "up", name, "--host", "local", "--model", str(model),
                        "--port", str(port), "--dtype", "float32", "--max-model-len", "256",
-                       "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS)
+                       "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
+                       "--cpu-omp-threads-bind", core, *LOOSE_TARGETS)
             assert done["ok"], done
         VENV.parent.mkdir(parents=True, exist_ok=True)
         done = cli(path, "gateway", "up", "gw", "--host", "local", "--port", str(GATEWAY_PORT),
