@@ -319,9 +319,10 @@ async def test_sigkill_is_a_crash_within_a_poll_then_restart(
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         await wait_for(pilot, lambda: row_state(view).startswith("crashed"), 60, "crashed")
-        seen = time.monotonic() - killed  # one poll, plus the observe it triggers: a figure to
-        print(f"crash seen {seen:.1f} s after the kill (poll {POLL_INTERVAL} s)")  # read, not
-        # a timed assertion (a loaded CI box stretches a poll: see benchmarks/poll_cost.py)
+        # One poll plus the observe it triggers: a figure to read, not a timed assertion (a
+        # loaded CI box stretches a poll; its cost is measured in benchmarks/poll_cost.py).
+        seen = time.monotonic() - killed
+        print(f"crash seen {seen:.1f} s after the kill (poll every {POLL_INTERVAL} s)")
         crash = view.query_one("#detail-crash", Static)
         await wait_for(pilot, lambda: crash.display, 10, "the crash box")
         text = shown_text(crash)
