@@ -10,10 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clifork import run_cli
+
 from llmops.ops.kinds.host import HostSpec
 from llmops.rollback.lab import Lab, is_lab
 
 LLMOPS = [sys.executable, "-m", "llmops.console.cli"]
+FORK = os.environ.get("LLMOPS_TEST_CLI_FORK", "1") != "0"
+"""Calls go through the fork server (clifork.py: the same CLI code in a fresh process, its
+imports done once); LLMOPS_TEST_CLI_FORK=0 runs `python -m llmops.console.cli` each time."""
 CALL_LOG = os.environ.get("LLMOPS_TEST_CLI_LOG")
 """A file to append each CLI call's seconds and words to: how much of the suite's time the CLI
 subprocesses take (set it for a profiling run; off by default)."""
@@ -33,13 +38,12 @@ def llmops(
     if create and not is_lab(lab):
         Lab(lab).close()
     began = time.monotonic()
-    done = subprocess.run(
-        [*LLMOPS, "--lab", str(lab), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    argv, environ = ["--lab", str(lab), *args], {**os.environ, **(env or {})}
+    if FORK:
+        done = run_cli(argv, environ, timeout)
+    else:
+        done = subprocess.run([*LLMOPS, *argv], capture_output=True, text=True,
+                              timeout=timeout, env=environ)
     if CALL_LOG:
         with open(CALL_LOG, "a") as log:
             log.write(f"{time.monotonic() - began:.2f} {' '.join(args[:2])}\n")

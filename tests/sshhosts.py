@@ -31,6 +31,23 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=check, capture_output=True, text=True)
 
 
+def quiet_shell_rc(root: Path) -> list[str]:
+    """argv prefix: sshd in a private mount namespace where root's ~/.bashrc is empty.
+
+    bash sources ~/.bashrc for every SSH command. This machine's runs pyenv's rehash, which
+    takes a lock file; a session the tests SIGKILL mid-rehash (a host "going away") leaves
+    the lock behind and every later SSH command then stalls 60 s on it. A test host is a
+    clean server: its root has no shell rc, and nothing the tests kill touches this one.
+    """
+    rc = Path.home() / ".bashrc"
+    if not rc.exists():
+        return []
+    empty = root / "empty_bashrc"
+    empty.write_text("")
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec",
+            'mount --bind "$1" "$2"; shift 2; exec "$@"', "sh", str(empty), str(rc)]
+
+
 def fingerprint_file(path: Path) -> str:
     """The fingerprint `ssh-keygen -lf` prints, e.g. SHA256:abc..."""
     return sh("ssh-keygen", "-lf", str(path)).stdout.split()[1]
@@ -121,7 +138,8 @@ class SshHost:
             "UsePAM no", "StrictModes no", "AllowTcpForwarding yes", "MaxSessions 100",
             "Subsystem sftp internal-sftp" if self.sftp else "", "LogLevel ERROR", ""]))
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.sshd = self.netns(SSHD, "-D", "-f", str(config), "-E", str(self.root / "sshd.log"),
+        self.sshd = self.netns(*quiet_shell_rc(self.root), SSHD, "-D", "-f", str(config),
+                               "-E", str(self.root / "sshd.log"),
                                stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
