@@ -163,12 +163,12 @@ class ClientLoop(threading.Thread):
     race, RFC 9112 9.3.1) is sent again once, as the OpenAI SDK does by default, and counted
     in `retried`; every other failure, or a second one, is kept (the finding)."""
 
-    def __init__(self, pause: float = 0.0) -> None:
+    def __init__(self, pause: float) -> None:
         super().__init__(daemon=True)
         self.pause = pause
-        """Seconds between requests: a loop that runs through a server's restart must leave
-        the 2-core box's CPU to the restarting vLLM (back to back, its fallback traffic to
-        the other server starved ga's start for minutes)."""
+        """Seconds between requests: the loop must leave the 2-core box's CPU to the CLI and
+        to a restarting vLLM. Back to back (~20 a second through LiteLLM into vLLM) it starved
+        ga's restart for minutes, and in CI the CLI calls between two rollbacks took 110 s."""
         self.done = threading.Event()
         self.answered = 0
         self.retried = 0
@@ -207,7 +207,7 @@ class ClientLoop(threading.Thread):
 
 def test_routing_change_and_rollback_drop_nothing(lab: Path) -> None:
     pid = master_pid(lab)
-    loop = ClientLoop()
+    loop = ClientLoop(pause=0.1)  # ~10 a second: each HUP still lands among requests in flight
     loop.start()
     try:
         changed = cli(lab, "gateway", "up", "gw", "--model", "chat=gb", "--model", "code=gb")
