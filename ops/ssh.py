@@ -25,6 +25,7 @@ import paramiko
 
 from llmops.ops.forward import Forward
 from llmops.ops.transport import (
+    SLOW_START_S,
     CommandTimeout,
     Completed,
     HostAddress,
@@ -223,19 +224,46 @@ class SSHTransport(Transport):
         line = " ".join(words)
         return f"cd {word(cwd)} && exec {line}" if cwd else line
 
+    def ready(self) -> None:
+        """Connected now (a command start's measurement leaves the login out)."""
+        self.connect()
+
+    def timed_out(self, argv: Sequence[str], timeout: float, heard: bool) -> CommandTimeout:
+        """One line that says what to check. A command that printed nothing at all may never
+        have started: the login shell sources ~/.bashrc first (conda, pyenv, nvm init, a
+        network mount), and a stalled one stalls every command; the last measured start says
+        how slow it was."""
+        head = (f"`{shown_command(argv)}` on {self.host} timed out after {timeout:g}s"
+                f"{'' if heard else ' without printing anything'}; its channel was closed")
+        if heard:
+            return CommandTimeout(f"{head}. It had started: check what it waits on (the "
+                                  "host's load, its disk or network, a lock)")
+        known = self.start_seconds
+        measured = (f" (each took {known:.1f}s to start when last measured)"
+                    if known is not None and known > SLOW_START_S else "")
+        key = ["-i", self.spec.key] if self.spec.key else []
+        login = shlex.join(["ssh", *key, "-p", str(self.port), f"{self.user}@{self.address}",
+                            "true"])
+        return CommandTimeout(
+            f"{head}. It may never have started: time `{login}`, which should come back at "
+            f"once; if it does not, the shell startup of {self.user} (~/.bashrc, ~/.profile: "
+            f"conda, pyenv or nvm init, a network mount) stalls every command on {self.host}"
+            f"{measured}. Else check the host's load")
+
     def _exchange(self, argv: Sequence[str], chan: paramiko.Channel, timeout: float,
                   data: bytes, out: Callable[[bytes], None], err: Callable[[bytes], None]) -> int:
         deadline, pending, exited_at = time.monotonic() + timeout, memoryview(data), 0.0
+        heard = False  # any output at all: the command got past the shell's startup
         if not pending:
             chan.shutdown_write()
         while True:
             busy = False
             while chan.recv_ready():
                 out(chan.recv(65536))
-                busy = True
+                busy = heard = True
             while chan.recv_stderr_ready():
                 err(chan.recv_stderr(65536))
-                busy = True
+                busy = heard = True
             if pending and chan.exit_status_ready():
                 pending = memoryview(b"")  # it ended without reading all its input
             if pending and chan.send_ready():
@@ -255,8 +283,7 @@ class SSHTransport(Transport):
                                               f"running `{shown_command(argv)}`")
                     return code  # -1 also when a signal killed it (paramiko drops exit-signal)
             if (remaining := deadline - time.monotonic()) <= 0:
-                raise CommandTimeout(f"`{shown_command(argv)}` on {self.host} timed out "
-                                     f"after {timeout:g}s; its channel was closed")
+                raise self.timed_out(argv, timeout, heard)
             if not busy:
                 select.select([chan], [], [], min(remaining, 0.2))
 

@@ -51,6 +51,10 @@ class HostAddress(Protocol):
 
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SLOW_START_S = 2.0
+"""A trivial command taking longer than this to come back is slow enough to tell the operator:
+over SSH it is the login shell's startup (~/.bashrc: conda, pyenv, nvm init) that every command
+pays."""
 
 
 class TransportError(Exception):
@@ -151,6 +155,27 @@ class Transport(ABC):
     host: str
     python: str
     workdir: str
+    start_seconds: float | None = None
+    """What a trivial command cost here when last measured (`measure_start`), or None."""
+    _start_measured_at = 0.0
+
+    def ready(self) -> None:  # noqa: B027 - a hook: most transports have nothing to open
+        """Make whatever connection commands need now, so a measurement leaves it out."""
+
+    def measure_start(self, *, timeout: float = 60.0, max_age: float = 0.0) -> float:
+        """Seconds for `true` to run here and come back: what every command pays before it does
+        anything (over SSH: a session channel and the login shell's startup). A measurement
+        younger than `max_age` seconds is reused (a probe and its checklist's probe)."""
+        if self.start_seconds is not None and \
+                time.monotonic() - self._start_measured_at < max_age:
+            return self.start_seconds
+        self.ready()
+        return self.noted_start(self.run(["true"], timeout=timeout).check().seconds)
+
+    def noted_start(self, seconds: float) -> float:
+        """Remember a command start's cost (a timeout's message cites it); returns it."""
+        self.start_seconds, self._start_measured_at = seconds, time.monotonic()
+        return seconds
 
     @abstractmethod
     def run(self, argv: Sequence[str], *, timeout: float = 60.0, input: str | None = None,  # noqa: A002

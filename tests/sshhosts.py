@@ -31,21 +31,26 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=check, capture_output=True, text=True)
 
 
-def quiet_shell_rc(root: Path) -> list[str]:
-    """argv prefix: sshd in a private mount namespace where root's ~/.bashrc is empty.
+def quiet_shell_rc(root: Path, content: str = "") -> list[str]:
+    """argv prefix: sshd in a private mount namespace where root's ~/.bashrc is `content`
+    (empty by default).
 
     bash sources ~/.bashrc for every SSH command. This machine's runs pyenv's rehash, which
     takes a lock file; a session the tests SIGKILL mid-rehash (a host "going away") leaves
     the lock behind and every later SSH command then stalls 60 s on it. A test host is a
-    clean server: its root has no shell rc, and nothing the tests kill touches this one.
+    clean server: its root has no shell rc, and nothing the tests kill touches this one. A
+    host made to have a slow rc (`sleep 3`) gets it the same way; where this machine has no
+    ~/.bashrc to bind over, an empty one is made (bash reads an empty rc as none).
     """
     rc = Path.home() / ".bashrc"
     if not rc.exists():
-        return []
-    empty = root / "empty_bashrc"
-    empty.write_text("")
+        if not content:
+            return []
+        rc.touch()
+    bound = root / "shell_rc"
+    bound.write_text(content)
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec",
-            'mount --bind "$1" "$2"; shift 2; exec "$@"', "sh", str(empty), str(rc)]
+            'mount --bind "$1" "$2"; shift 2; exec "$@"', "sh", str(bound), str(rc)]
 
 
 def fingerprint_file(path: Path) -> str:
@@ -86,6 +91,8 @@ class SshHost:
     user: str = "root"
     sftp: bool = True
     """False: sshd_config has no `Subsystem sftp` line (as some locked-down hosts)."""
+    shell_rc: str = ""
+    """The login user's ~/.bashrc as every SSH command sees it (e.g. `sleep 3`: a slow one)."""
     sshd: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -138,8 +145,8 @@ class SshHost:
             "UsePAM no", "StrictModes no", "AllowTcpForwarding yes", "MaxSessions 100",
             "Subsystem sftp internal-sftp" if self.sftp else "", "LogLevel ERROR", ""]))
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.sshd = self.netns(*quiet_shell_rc(self.root), SSHD, "-D", "-f", str(config),
-                               "-E", str(self.root / "sshd.log"),
+        self.sshd = self.netns(*quiet_shell_rc(self.root, self.shell_rc), SSHD, "-D",
+                               "-f", str(config), "-E", str(self.root / "sshd.log"),
                                stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -204,7 +211,8 @@ class SshHostFactory:
     def __init__(self, base: Path) -> None:
         self.base, self.hosts, self.run_id = base, [], os.getpid()
 
-    def __call__(self, name: str | None = None, port: int = 22, *, sftp: bool = True) -> SshHost:
+    def __call__(self, name: str | None = None, port: int = 22, *, sftp: bool = True,
+                 shell_rc: str = "") -> SshHost:
         n = len(self.hosts) + 1
         name = name or f"h{n}"
         namespace, veth = f"llmops-{self.run_id}-{n}", f"llm{self.run_id % 100000}h{n}"
@@ -224,7 +232,8 @@ class SshHostFactory:
             sh("ip", "link", "set", veth + "p", "netns", namespace)
             sh("ip", "addr", "add", f"{gateway}/30", "dev", veth)
             sh("ip", "link", "set", veth, "up")
-        host = SshHost(name, namespace, veth, address, gateway, root, port, sftp=sftp)
+        host = SshHost(name, namespace, veth, address, gateway, root, port, sftp=sftp,
+                       shell_rc=shell_rc)
         self.hosts.append(host)
         ns = ("ip", "netns", "exec", namespace, "ip")
         sh(*ns, "addr", "add", f"{address}/30", "dev", veth + "p")
