@@ -41,7 +41,7 @@ def test_drill_of_a_host(local_lab: Path) -> None:
     assert report["rollback_seconds"] > 0 and report["total_seconds"] >= report[
         "rollback_seconds"]
     assert {c["name"]: c["ok"] for c in report["checks"]} == {
-        "reachable": True, "probe matches": True}
+        "reachable": True, "command start": True, "probe matches": True}
     print(f"host drill: rollback {report['rollback_seconds']} s, "
           f"{report['total_seconds']} s in all")
     # two journalled actions: the change and its rollback, and the spec is as before

@@ -69,7 +69,7 @@ def test_add_remove_rollback_over_ssh(ssh_host: SshHost, tmp_path: Path) -> None
     back = llmops_json(lab, "rollback", str(removed["action"]["id"]))
     assert back["ok"] and back["action"]["seconds"] < 60
     checks = {c["name"]: c["ok"] for c in back["action"]["checks"]}
-    assert checks == {"reachable": True, "probe matches": True}
+    assert checks == {"reachable": True, "command start": True, "probe matches": True}
     assert llmops_json(lab, "host", "show", ssh_host.name)["spec"]["address"] == ssh_host.address
     again = llmops_json(lab, "rollback", str(back["action"]["id"]))  # rollback of the rollback
     assert again["ok"]

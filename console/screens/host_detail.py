@@ -21,7 +21,8 @@ from llmops.ops.kinds.host.spec import HostSpec
 from llmops.rollback.operate import ProcInfo
 
 SHOWN = ("hostname", "os", "kernel", "arch", "cpu_model", "cpu_count", "python",
-         "python_version", "workdir", "gpu_driver", "gpu_note", "observed_at")
+         "python_version", "workdir", "gpu_driver", "gpu_note", "command_start_s",
+         "command_start_note", "observed_at")
 
 
 def facts_table(facts: dict[str, Any]) -> Table:

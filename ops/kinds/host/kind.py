@@ -107,6 +107,9 @@ class HostKind(Kind[HostSpec, HostObserved]):
                 time.monotonic() - started,
             )
         ]
+        note = facts.get("command_start_note")  # slow is not a failure: it is named
+        checks.append(Check("command start", True,
+                            note or f"{facts.get('command_start_s', 0):.2f}s per command"))
         known = hosts.facts(spec.name)
         if known:
             same = {k: (known.get(k), facts.get(k)) for k in STABLE_FACTS}
