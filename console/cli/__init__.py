@@ -147,12 +147,12 @@ def cli(ctx: click.Context, lab_path: Path | None, read_only: bool, lock_wait: f
     Exit codes: 0 done, 1 the action failed (and was reverted), 2 bad input (nothing
     written), 3 the lab is busy with another action."""
     from llmops.console.cli.common import EXIT_BAD_INPUT, Settings, fail, log_to_file
-    from llmops.rollback.lab import LabMissing
 
     log_to_file()
     ctx.obj = Settings(lab_path, read_only, lock_wait)
     if ctx.invoked_subcommand is None:
         from llmops.console.app import run_console
+        from llmops.rollback.lab import LabMissing
 
         try:
             path = ctx.obj.checked_path(create=True)

@@ -5,7 +5,7 @@ so the lab pins the exact content and a rollback reloads the earlier version by 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -26,17 +26,10 @@ from llmops.console.cli.common import (
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.runs import observed_state, options_given
 from llmops.console.cli.spec_options import spec_options
-from llmops.console.presenters.adapter_words import (
-    STAND_IN_SHA,
-    adapter_versions,
-    source_host,
-    versions_text,
-)
-from llmops.console.widgets.render import num
 from llmops.ops.kinds.adapter.spec import AdapterSpec
-from llmops.rollback.engine import Engine
-from llmops.rollback.lab import require_name
-from llmops.rollback.summaries import summaries
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
 
 SOURCES = ("run", "path", "host")
 
@@ -44,6 +37,8 @@ SOURCES = ("run", "path", "host")
 def with_sha(engine: Engine, fields: dict[str, Any]) -> AdapterSpec:
     """The spec with the sha256 its host reports for its source; the spec's shape (a source,
     not two) is checked first, so bad input is refused before any host is asked."""
+    from llmops.console.presenters.adapter_words import STAND_IN_SHA, source_host
+
     shaped = AdapterSpec.model_validate({**fields, "sha256": STAND_IN_SHA})
     sha = engine.adapter_sha(shaped.run, shaped.path, source_host(engine.lab, shaped))
     return AdapterSpec.model_validate({**fields, "sha256": sha})
@@ -63,6 +58,8 @@ def adapter_deploy(name: str, as_json: bool, **given: Any) -> None:
     """Deploy an adapter from a run's output (--run) or a folder (--path, on --host or the
     server's host) to a server; again, to deploy a new version or move it. Its sha256 is read
     from the host first."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("adapter deploy")
     values = options_given(AdapterSpec, given, as_json)
     with engine_for_cli(as_json) as engine:
@@ -109,6 +106,9 @@ def adapter_merge(name: str, into: str, as_json: bool) -> None:
 @json_option
 def adapter_list(as_json: bool) -> None:
     """Adapters with their server, source, version (short sha), state and load time."""
+    from llmops.console.widgets.render import num
+    from llmops.rollback.summaries import summaries
+
     with engine_for_cli(as_json) as engine:
         rows = summaries(engine, "adapter")
         if as_json:
@@ -129,6 +129,8 @@ def adapter_list(as_json: bool) -> None:
 def adapter_show(name: str, as_json: bool) -> None:
     """An adapter's spec, its state now, and every version it has had (newest first) with the
     servers each went to and the actions that put it there."""
+    from llmops.console.presenters.adapter_words import adapter_versions, versions_text
+
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "adapter", name, as_json)
         assert isinstance(spec, AdapterSpec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -25,9 +25,11 @@ from llmops.console.cli.common import (
     settings,
 )
 from llmops.ops.kinds.server.spec import ServerSpec
-from llmops.rollback.alerts import AlertEvent
-from llmops.rollback.engine import Engine
-from llmops.rollback.telemetry import TelemetryPoller
+
+if TYPE_CHECKING:
+    from llmops.rollback.alerts import AlertEvent
+    from llmops.rollback.engine import Engine
+    from llmops.rollback.telemetry import TelemetryPoller
 
 COMMANDS: list[click.Command] = []
 """Top-level commands this module adds to `llmops`."""
@@ -91,6 +93,8 @@ def show(events: list[AlertEvent], as_json: bool) -> None:
 def alert_watch(names: tuple[str, ...], interval: float, once: bool, rounds: int | None,
                 as_json: bool) -> None:
     """Watch servers and raise alerts without the console (JSON lines with --json)."""
+    from llmops.rollback.telemetry import TelemetryPoller
+
     act = not settings().read_only
     with engine_for_cli(as_json) as engine:
         engine.alert_config()  # a bad alerts.toml is refused before anything is sampled

@@ -6,7 +6,7 @@ The rows come from the hash-chained journal, so `llmops history --verify` vouche
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -14,7 +14,9 @@ from rich.text import Text
 
 from llmops.console.cli.common import emit_json, engine_for_cli, json_option, out
 from llmops.console.cli.history import since_bound, warn_gap
-from llmops.rollback.records import ActionRecord
+
+if TYPE_CHECKING:
+    from llmops.rollback.records import ActionRecord
 
 COMMANDS: list[click.Command] = []
 """Top-level commands this module adds to `llmops`."""

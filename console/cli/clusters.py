@@ -26,8 +26,6 @@ from llmops.console.cli.completion import names_of
 from llmops.console.cli.runs import options_given
 from llmops.console.cli.spec_options import spec_options
 from llmops.ops.kinds.cluster.spec import ClusterSpec
-from llmops.rollback.lab import require_name
-from llmops.rollback.summaries import summaries
 
 REFS = {"head": "host"}
 
@@ -47,6 +45,8 @@ def cluster_group() -> None:
 def cluster_up(name: str, resources: str | None, as_json: bool, **given: Any) -> None:
     """Create or change a cluster: `ray start --head` on --head, `ray start --address` on each
     of --workers, detached, until the GCS shows every node; one action."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("cluster up")
     values = options_given(ClusterSpec, given, as_json)
     if resources is not None:
@@ -87,6 +87,8 @@ def cluster_down(name: str, as_json: bool) -> None:
 @json_option
 def cluster_list(as_json: bool) -> None:
     """Clusters: head, workers, state (up, degraded, down, stopped), Ray, interface."""
+    from llmops.rollback.summaries import summaries
+
     with engine_for_cli(as_json) as engine:
         rows = summaries(engine, "cluster")
         if as_json:

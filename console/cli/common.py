@@ -13,23 +13,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-import platformdirs
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from llmops.console.specs import problems_text
-from llmops.ops.kinds.base import Spec, SpecError
-from llmops.rollback.drill import Readiness
-from llmops.rollback.engine import ActionRefused, Change, Engine
-from llmops.rollback.lab import Lab, LabFileError, LabMissing, default_lab_path, is_lab
-from llmops.rollback.lock import LabBusy
-from llmops.rollback.operate import HostKeyError, TransportError
-from llmops.rollback.records import ActionRecord
+if TYPE_CHECKING:  # the lab, the engine and the kinds load when a command uses them
+    from llmops.ops.kinds.base import Spec
+    from llmops.rollback.drill import Readiness
+    from llmops.rollback.engine import Engine
+    from llmops.rollback.lab import Lab
+    from llmops.rollback.records import ActionRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +53,8 @@ def esc(value: object) -> str:
 def log_to_file() -> None:
     """Library log lines (paramiko's "Secsh channel N open FAILED" while vLLM loads) go to
     a log file instead of Python's last-resort handler, which writes them over the screen."""
+    import platformdirs
+
     root = logging.getLogger()
     if any(h.get_name() == "llmops" for h in root.handlers):
         return
@@ -84,11 +82,15 @@ class Settings:
     lock_wait: float = 5.0
 
     def lab(self, create: bool = False) -> Lab:
+        from llmops.rollback.lab import Lab
+
         return Lab(self.checked_path(create))
 
     def checked_path(self, create: bool = False) -> Path:
         """The lab's path; a missing lab is refused (exit 2) unless this command may create it:
         only on the default path, never read-only, so a mistyped --lab makes nothing."""
+        from llmops.rollback.lab import LabMissing, default_lab_path, is_lab
+
         path = self.lab_path or default_lab_path()
         if is_lab(path):
             return path
@@ -147,6 +149,8 @@ def put_spec(
 ) -> None:
     """One action putting a spec into the lab (created, or changed when it exists). A change
     first says whether what runs now could be put back, and how long that took before."""
+    from llmops.rollback.engine import Change
+
     stream_progress(engine, as_json)
     verb = "changed" if engine.lab.read_spec(kind, spec.name) else new_verb
     change = Change(kind, spec.name, spec)
@@ -171,6 +175,8 @@ def show_readiness(ready: Readiness) -> None:
 
 def remove_resource(command: str, kind: str, name: str, summary: str, as_json: bool) -> None:
     """One action taking a resource out of the lab (`server down`, `host remove`)."""
+    from llmops.rollback.engine import Change
+
     refuse_if_read_only(command)
     with engine_for_cli(as_json) as engine:
         stream_progress(engine, as_json)
@@ -180,6 +186,8 @@ def remove_resource(command: str, kind: str, name: str, summary: str, as_json: b
 def recover(engine: Engine) -> None:
     """Mark actions a killed llmops left `running` as interrupted, as the console does at
     start-up, so they can be rolled back; says so on stderr."""
+    from llmops.rollback.lock import LabBusy
+
     try:
         found = engine.recover()
     except LabBusy:
@@ -197,6 +205,15 @@ def recover(engine: Engine) -> None:
 def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[Engine]:
     """An engine on the lab (recovered first unless read-only), with every expected failure
     turned into a clear exit. `create`: this command may make the default lab."""
+    from pydantic import ValidationError
+
+    from llmops.console.specs import problems_text
+    from llmops.ops.kinds.base import SpecError
+    from llmops.rollback.engine import ActionRefused, Engine
+    from llmops.rollback.lab import LabFileError, LabMissing
+    from llmops.rollback.lock import LabBusy
+    from llmops.rollback.operate import HostKeyError, TransportError
+
     lab = None
     engine = None
     try:

@@ -12,14 +12,13 @@ from pathlib import Path
 import click
 from click.shell_completion import CompletionItem
 
-from llmops.rollback.kinds import KINDS
-from llmops.rollback.lab import default_lab_path, is_lab, names_in
-
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
 def lab_path_of(ctx: click.Context) -> Path:
     """The lab the command line names (--lab or LLMOPS_LAB), else the default one."""
+    from llmops.rollback.lab import default_lab_path
+
     given = ctx.find_root().params.get("lab_path")
     return Path(given) if given else default_lab_path()
 
@@ -30,6 +29,8 @@ def names_of(kind: str) -> Completer:
     def complete(
         ctx: click.Context, _param: click.Parameter, incomplete: str
     ) -> list[CompletionItem]:
+        from llmops.rollback.lab import is_lab, names_in
+
         path = lab_path_of(ctx)
         if not is_lab(path):
             return []
@@ -42,6 +43,9 @@ def complete_refs(
     ctx: click.Context, _param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """Complete KIND/NAME for --last and --last-good."""
+    from llmops.rollback.kinds import KINDS
+    from llmops.rollback.lab import is_lab, names_in
+
     path = lab_path_of(ctx)
     if not is_lab(path):
         return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,7 +24,9 @@ from llmops.console.cli.common import (
 )
 from llmops.ops.kinds.host.spec import HostSpec
 from llmops.ops.kinds.server.spec import ServerSpec
-from llmops.rollback.engine import Change, Engine
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
 
 SCRIPT = """\
 1. Watch the telemetry: Servers (key 2) shows demo's tokens/s, p95 latency and KV cache.
@@ -34,6 +37,8 @@ SCRIPT = """\
 
 def ensure_local_host(engine: Engine) -> None:
     """Host `local` (this machine, this python) unless the lab has one already."""
+    from llmops.rollback.engine import Change
+
     if engine.lab.read_spec("host", "local") is not None:
         return
     spec = HostSpec(name="local", local=True, python=sys.executable)
@@ -67,6 +72,8 @@ def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
     The demo server runs eager (`--enforce-eager`): compiling a 6 MB model gains nothing
     and costs ~10 s of its start on a CPU. Its targets are a CPU's (first token 2 s, 10
     tokens/s), so a busy laptop doesn't fail the checklist and revert the tour."""
+    from llmops.rollback.engine import Change
+
     refuse_if_read_only("demo")
     with engine_for_cli(create=True) as engine:
         lab_path = engine.lab.path

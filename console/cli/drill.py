@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,8 +21,9 @@ from llmops.console.cli.common import (
     stream_progress,
 )
 from llmops.console.cli.completion import complete_refs
-from llmops.rollback.drill import Readiness
-from llmops.rollback.kinds import KINDS
+
+if TYPE_CHECKING:
+    from llmops.rollback.drill import Readiness
 
 
 def print_readiness(ready: Readiness) -> None:
@@ -47,6 +49,8 @@ def drill(ref: str, check_only: bool, as_json: bool) -> None:
     First checks that the resource could go back as it is now (the old model's weights on
     the host, the adapter version in the store, the index's backup) and shows the rollback
     time expected from the journal (p50 of past rollbacks of its kind)."""
+    from llmops.rollback.kinds import KINDS
+
     kind, _, name = ref.partition("/")
     if kind not in KINDS or not name:
         fail(f"KIND/NAME: {ref!r} is not KIND/NAME (kinds: {', '.join(KINDS)})",

@@ -30,8 +30,6 @@ from llmops.console.cli.runs import options_given
 from llmops.console.cli.spec_options import spec_options
 from llmops.ops.kinds.env.spec import EnvSpec, changes_text, pin_changes, propose_packages
 from llmops.ops.kinds.host.spec import HostSpec
-from llmops.rollback.lab import require_name
-from llmops.rollback.summaries import summaries
 
 REFS = {"host": "host"}
 
@@ -50,6 +48,8 @@ def env_add(name: str, as_json: bool, **given: Any) -> None:
     """Create an environment on a host: a venv with exactly --packages (name==version,
     comma-separated), installed by the host's pip (index) or from wheels pushed by this
     machine (--mode wheelhouse)."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("env add")
     values = options_given(EnvSpec, given, as_json)
     with engine_for_cli(as_json) as engine:
@@ -69,6 +69,8 @@ def env_up(name: str, as_json: bool, **given: Any) -> None:
     """Change an environment (or create it): new pins build a new venv beside the current one
     and switch to it; the current venv's freeze is recorded first, so `llmops rollback`
     restores it exactly."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("env up")
     values = options_given(EnvSpec, given, as_json)
     with engine_for_cli(as_json) as engine:
@@ -96,6 +98,8 @@ def env_remove(name: str, as_json: bool) -> None:
 @json_option
 def env_list(as_json: bool) -> None:
     """Environments: host, state, the versions that matter, drift from the pins."""
+    from llmops.rollback.summaries import summaries
+
     with engine_for_cli(as_json) as engine:
         rows = summaries(engine, "env")
         if as_json:

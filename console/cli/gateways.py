@@ -6,7 +6,7 @@ which server answered, the cost). The master key is only ever named (`--master-k
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -27,9 +27,9 @@ from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.gateway.spec import GatewaySpec
-from llmops.rollback.engine import Engine
-from llmops.rollback.lab import require_name
-from llmops.rollback.summaries import summaries
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
 
 
 def routes(given: tuple[str, ...], flag: str, as_json: bool) -> dict[str, list[str]] | None:
@@ -97,6 +97,8 @@ def gateway_up(name: str, model_: tuple[str, ...], fallback: tuple[str, ...],
                price: tuple[str, ...], use_bench: bool, as_json: bool, **given: Any) -> None:
     """Start a gateway, or change it: options not given keep their current value (--model
     replaces the whole routing table when given)."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("gateway up")
     try:
         values = given_fields(GatewaySpec, given)
@@ -141,6 +143,8 @@ def gateway_down(name: str, as_json: bool) -> None:
 @json_option
 def gateway_list(as_json: bool) -> None:
     """Gateways with their state, routes and usage so far."""
+    from llmops.rollback.summaries import summaries
+
     with engine_for_cli(as_json) as engine:
         rows = summaries(engine, "gateway")
         if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.syntax import Syntax
@@ -27,10 +27,10 @@ from llmops.console.cli.common import (
     stream_progress,
 )
 from llmops.console.cli.completion import complete_refs
-from llmops.rollback.engine import Change, Engine
-from llmops.rollback.kinds import KINDS
-from llmops.rollback.lab import Lab, spec_path
-from llmops.rollback.operate import TransportError
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
+    from llmops.rollback.lab import Lab
 
 DEFAULT_LIMIT = 50
 SHOWN_PROBLEMS = 20
@@ -163,6 +163,8 @@ def history(
 
 def kind_and_name(option: str, text: str, as_json: bool) -> tuple[str, str]:
     """KIND/NAME as an option gives it, or exit 2 naming the kinds."""
+    from llmops.rollback.kinds import KINDS
+
     kind, _, name = text.partition("/")
     if kind not in KINDS or not name:
         fail(f"{option}: {text!r} is not KIND/NAME (kinds: {', '.join(KINDS)})", as_json=as_json)
@@ -229,6 +231,8 @@ def rollback(
 @json_option
 def plan(as_json: bool) -> None:
     """Desired (the lab's files, hand edits included) against what the hosts run."""
+    from llmops.rollback.operate import TransportError
+
     with engine_for_cli(as_json) as engine:
         finished = [] if settings().read_only else engine.settle()  # reverts left pending
         edits = engine.lab.hand_edits()
@@ -267,6 +271,9 @@ def plan(as_json: bool) -> None:
 @json_option
 def apply(as_json: bool) -> None:
     """Make the hand edits of the lab's TOML files one action."""
+    from llmops.rollback.engine import Change
+    from llmops.rollback.lab import spec_path
+
     refuse_if_read_only("apply")
     with engine_for_cli(as_json) as engine:
         edits = engine.lab.hand_edits()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -23,9 +23,9 @@ from llmops.console.cli.common import (
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.host.spec import HostSpec
-from llmops.rollback.engine import Engine
-from llmops.rollback.lab import require_name
-from llmops.rollback.operate import TransportError
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
 
 
 def gib(n: int | None) -> str:
@@ -53,6 +53,8 @@ def host_group() -> None:
 @json_option
 def host_add(name: str, trust: str | None, as_json: bool, **given: Any) -> None:
     """Add a host (or change an existing one): connect, probe, journal."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("host add")
     with engine_for_cli(as_json, create=True) as engine:
         require_name(name)
@@ -123,6 +125,8 @@ def host_show(name: str, as_json: bool) -> None:
 
 def process_rows(engine: Engine, name: str) -> list[dict[str, Any]] | str:
     """llmops's processes on the host with what claims each (asked now), or why not."""
+    from llmops.rollback.operate import TransportError
+
     try:
         found = engine.host_processes(name)
     except TransportError as exc:

@@ -28,8 +28,6 @@ from llmops.console.cli.common import (
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.index.spec import IndexSpec
-from llmops.rollback.lab import require_name
-from llmops.rollback.summaries import summaries
 
 
 def properties_given(given: tuple[str, ...], as_json: bool) -> list[dict[str, str]] | None:
@@ -67,6 +65,8 @@ def index_group() -> None:
 def index_create(name: str, property_: tuple[str, ...], as_json: bool, **given: Any) -> None:
     """Create an index (or change one: again with new options). A change of properties,
     distance, chunking, embedding model or source takes a backup first."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("index create")
     try:
         values = given_fields(IndexSpec, given)
@@ -171,6 +171,8 @@ def index_eval(name: str, queries: str, k: int | None, as_json: bool) -> None:
 @json_option
 def index_list(as_json: bool) -> None:
     """Indexes with their instance, collection, state, embedding source and last backup."""
+    from llmops.rollback.summaries import summaries
+
     with engine_for_cli(as_json) as engine:
         rows = summaries(engine, "index")
         if as_json:

@@ -9,7 +9,6 @@ import click
 from rich.table import Table
 
 from llmops.console.cli.common import emit_json, engine_for_cli, esc, json_option, out
-from llmops.rollback.policy import host_use, load_policy, policy_path
 
 
 @click.group("policy")
@@ -22,6 +21,8 @@ def policy_group() -> None:
 def show(as_json: bool) -> None:
     """Every rule with its value (defaults where the file says nothing), and per host what
     its jobs ask for."""
+    from llmops.rollback.policy import host_use, load_policy, policy_path
+
     with engine_for_cli(as_json) as engine:
         path = policy_path(engine.lab.path)
         rules = load_policy(engine.lab.path)

@@ -22,7 +22,6 @@ from llmops.console.cli.common import (
     settings,
 )
 from llmops.console.cli.completion import names_of
-from llmops.rollback.evals import EvalError
 
 COMMANDS: list[click.Command] = []
 """Top-level commands this module adds to `llmops`."""
@@ -48,6 +47,8 @@ def _num(value: Any, fmt: str = "{:.3f}") -> str:
 def server_eval(name: str, dataset: Path, as_json: bool) -> None:
     """Score a server on a dataset; stored by its spec commit and compared with the eval of
     the commit before (accuracy, perplexity, and cost and speed where benches exist)."""
+    from llmops.rollback.evals import EvalError
+
     try:
         text = dataset.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -5,7 +5,7 @@ logs, their dataset screening report and their progress. Stop and resume are spe
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -27,14 +27,11 @@ from llmops.console.cli.common import (
 )
 from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
-from llmops.console.presenters.run_words import eta_text, run_now, screening_text
-from llmops.console.widgets.render import num
 from llmops.ops.kinds.base import Spec
 from llmops.ops.kinds.run.spec import RunSpec
-from llmops.rollback.engine import Change, Engine
-from llmops.rollback.lab import require_name
-from llmops.rollback.operate import TransportError
-from llmops.rollback.summaries import summaries
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
 
 NEEDED = ("host", "base", "dataset")
 """What a new run must be given."""
@@ -56,6 +53,8 @@ def run_spec(spec: Spec) -> RunSpec:
 
 def observed_state(engine: Engine, spec: Spec) -> str:
     """The state in a word, or why it cannot be had (the rest of the answer still prints)."""
+    from llmops.rollback.operate import TransportError
+
     try:
         return engine.status(spec)
     except TransportError as exc:
@@ -65,6 +64,9 @@ def observed_state(engine: Engine, spec: Spec) -> str:
 def with_progress(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
     """A list row whose numbers the telemetry store lacks (no console polled it lately) gets
     them from the run's progress records on its host."""
+    from llmops.console.presenters.run_words import run_now
+    from llmops.rollback.operate import TransportError
+
     if row.get("step") is not None or str(row.get("state", "")).startswith("unreachable"):
         return row
     spec = engine.lab.read_spec("run", row["name"])
@@ -91,6 +93,8 @@ def run_group() -> None:
 def run_start(name: str, as_json: bool, **given: Any) -> None:
     """Start a run, or change one (options not given keep their value; a stopped run starts
     again): the dataset is screened on the host, then the trainer runs there."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("run start")
     values = options_given(RunSpec, given, as_json)
     with engine_for_cli(as_json) as engine:
@@ -108,6 +112,8 @@ def run_start(name: str, as_json: bool, **given: Any) -> None:
 
 def set_state(name: str, state: str, verb: str, as_json: bool) -> None:
     """One action changing only the run's `state`."""
+    from llmops.rollback.engine import Change
+
     refuse_if_read_only(f"run {'stop' if state == 'stopped' else 'resume'}")
     with engine_for_cli(as_json) as engine:
         spec = run_spec(existing_spec(engine, "run", name, as_json))
@@ -147,6 +153,10 @@ def run_remove(name: str, as_json: bool) -> None:
 @json_option
 def run_list(as_json: bool) -> None:
     """Runs with their state, step, loss, eval loss, tokens/s and ETA."""
+    from llmops.console.presenters.run_words import eta_text
+    from llmops.console.widgets.render import num
+    from llmops.rollback.summaries import summaries
+
     with engine_for_cli(as_json) as engine:
         rows = [with_progress(engine, row) for row in summaries(engine, "run")]
         if as_json:
@@ -176,6 +186,8 @@ run_group.add_command(
 def run_report(name: str, as_json: bool) -> None:
     """The dataset screening report of the run's current config: rows in and out, and per
     rule the rows found, what was done with them and up to three redacted examples."""
+    from llmops.console.presenters.run_words import screening_text
+
     with engine_for_cli(as_json) as engine:
         report = engine.report(existing_spec(engine, "run", name, as_json))
         if as_json:
@@ -199,6 +211,10 @@ def run_report(name: str, as_json: bool) -> None:
 @json_option
 def run_show(name: str, as_json: bool) -> None:
     """A run's spec, its state now and its progress (step, loss, eval loss, ETA)."""
+    from llmops.console.presenters.run_words import eta_text, run_now
+    from llmops.console.widgets.render import num
+    from llmops.rollback.operate import TransportError
+
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "run", name, as_json)
         state = observed_state(engine, spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 import tomllib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -29,10 +29,9 @@ from llmops.console.cli.common import (
 from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.server.spec import ServerSpec
-from llmops.rollback.benches import BenchParams
-from llmops.rollback.engine import Engine
-from llmops.rollback.lab import require_name
-from llmops.rollback.summaries import bench_side_by_side, summaries
+
+if TYPE_CHECKING:
+    from llmops.rollback.engine import Engine
 
 
 def parse_arg(pair: str) -> tuple[str, Any]:
@@ -64,6 +63,8 @@ def server_group() -> None:
 @json_option
 def server_up(name: str, as_json: bool, args: tuple[str, ...], **given: Any) -> None:
     """Start a server, or change it: options not given keep their current value."""
+    from llmops.rollback.lab import require_name
+
     refuse_if_read_only("server up")
     with engine_for_cli(as_json) as engine:
         require_name(name)
@@ -101,6 +102,8 @@ def server_restart(name: str, as_json: bool) -> None:
 @json_option
 def server_list(as_json: bool) -> None:
     """Servers with their state and latest telemetry."""
+    from llmops.rollback.summaries import summaries
+
     with engine_for_cli(as_json) as engine:
         rows = summaries(engine, "server")
         if as_json:
@@ -151,6 +154,8 @@ def server_command(name: str, as_json: bool) -> None:
 
 def bench_options(f: Any) -> Any:
     """One option per BenchParams field (its description as help; unset: the default)."""
+    from llmops.rollback.benches import BenchParams
+
     for fname, info in reversed(list(BenchParams.model_fields.items())):
         dash = fname.replace("_", "-")
         kinds = [a for a in getattr(info.annotation, "__args__", (info.annotation,))
@@ -173,6 +178,8 @@ def server_bench(name: str, compare: bool, as_json: bool, **given: Any) -> None:
     """A load test through the tunnel, as `vllm bench serve` measures one: requests/s, input
     and output tok/s, TTFT / TPOT / ITL / e2e mean, median, p95, p99, goodput, each target
     passed or failed, cost per 1M tokens; stored per server and spec commit."""
+    from llmops.rollback.benches import BenchParams
+
     with engine_for_cli(as_json) as engine:
         existing_spec(engine, "server", name, as_json)
         params = BenchParams(**{k: v for k, v in given.items() if v is not None})
@@ -227,6 +234,8 @@ def server_benches(name: str, compare: bool, limit: int, as_json: bool) -> None:
 
 def show_bench(row: dict[str, Any], before: dict[str, Any] | None, *, compared: bool) -> None:
     """One bench's figures (and the one before it, side by side), verdicts, errors."""
+    from llmops.rollback.summaries import bench_side_by_side
+
     title = f"bench of {row['server']} at spec {row['spec_commit'][:8]}"
     if compared:
         cols = ["figure", f"before ({before['spec_commit'][:8]})" if before else "before",

@@ -10,12 +10,14 @@ q_proj,v_proj`), a dict of choices as KEY=VALUE pairs (`--screening secret=drop,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from llmops.console.cli.completion import Completer, names_of
-from llmops.console.specs import SpecField, field_text, parse_field, spec_fields
+
+if TYPE_CHECKING:
+    from llmops.console.specs import SpecField
 from llmops.ops.kinds.base import Spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,6 +28,8 @@ def flag_of(name: str) -> str:
 
 
 def _help(field: SpecField) -> str:
+    from llmops.console.specs import field_text
+
     shown = field.default not in (None, False, [], {})
     return field.description + (f" [default: {field_text(field.default)}]" if shown else "")
 
@@ -55,6 +59,8 @@ def spec_options(spec: type[Spec], *, skip: Iterable[str] = (),
                  refs: Mapping[str, str] | None = None) -> Callable[[F], F]:
     """Decorate a command with an option per field of `spec` (name and `skip` left out);
     `refs`: field -> the kind whose names it completes ({"host": "host"})."""
+    from llmops.console.specs import spec_fields
+
     left_out = {"name", *skip}
     fields = [f for f in spec_fields(spec) if f.name not in left_out]
     completers = {field: names_of(kind) for field, kind in (refs or {}).items()}
@@ -71,6 +77,8 @@ def spec_options(spec: type[Spec], *, skip: Iterable[str] = (),
 def given_fields(spec: type[Spec], given: Mapping[str, Any]) -> dict[str, Any]:
     """The options given on the command line, as spec values (lists split, pairs read); a
     list or pair that does not read is refused naming the option (exit 2, nothing written)."""
+    from llmops.console.specs import parse_field, spec_fields
+
     fields = {f.name: f for f in spec_fields(spec)}
     values: dict[str, Any] = {}
     for name, value in given.items():

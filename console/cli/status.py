@@ -11,7 +11,6 @@ import click
 from rich.table import Table
 
 from llmops.console.cli.common import emit_json, engine_for_cli, esc, json_option, out
-from llmops.rollback.summaries import fmt, server_status
 
 
 @click.command("status")
@@ -20,6 +19,8 @@ from llmops.rollback.summaries import fmt, server_status
 def status_command(no_observe: bool, as_json: bool) -> None:
     """Every server at a glance: latency p95, throughput, cost per 1M tokens, last eval
     accuracy and target verdicts (from its last bench)."""
+    from llmops.rollback.summaries import fmt, server_status
+
     with engine_for_cli(as_json) as engine:
         rows = server_status(engine, observe=not no_observe)
         if as_json:
