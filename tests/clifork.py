@@ -124,8 +124,11 @@ def run_cli(argv: list[str], env: dict[str, str], timeout: float
 
 
 def preload() -> None:
-    """Import what the CLI imports, then forget llmops.console (each child imports it anew)."""
-    import llmops.console.cli  # noqa: F401
+    """Import what the CLI's commands import (they load lazily: `load_all`), then forget
+    llmops.console (each child imports it anew)."""
+    import llmops.console.cli as cli
+
+    cli.load_all()
 
     for name in [n for n in sys.modules if n == "llmops.console" or
                  n.startswith("llmops.console.")]:
