@@ -1,7 +1,11 @@
 """What every CLI command shares: opening the lab, exit codes, JSON or rich output.
 
 Text that comes from specs, hosts or errors is never read as rich markup: it is escaped
-(`esc`) or printed as `Text`, so a `[/x]` in a model path prints as itself."""
+(`esc`) or printed as `Text`, so a `[/x]` in a model path prints as itself.
+
+The CLI starts fast (`llmops --help`, shell completion): modules here import llmops.rollback
+and the kinds' machinery inside the functions that use them (types under TYPE_CHECKING); at
+module level only click, rich and the kinds' `spec` modules (the options come from them)."""
 
 from __future__ import annotations
 
