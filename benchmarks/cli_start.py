@@ -5,10 +5,11 @@
 An operator scripting the CLI pays its start on every call, and shell completion runs the CLI
 on every TAB. One run times, side by side in rounds (the order rotating each round, so a
 burst of load elsewhere hits each the same): `python -c pass` (the baseline: the interpreter
-and site-packages), `llmops --help` (click and the command table only), `llmops host list
---json` on an empty lab (a real command: the lab, the engine and every kind imported) and,
-for scale, `python -c "import llmops.console.cli; load_all()"` (every command imported, what
-each call cost before the commands loaded lazily). Each is a fresh process, as a shell
+and site-packages), `llmops --help` (click and the command table only), `llmops host --help`
+(a group: its module, rich and its kind's spec), `llmops host list --json` on an empty lab (a
+real command: the lab, the engine and every kind imported) and, for scale, `python -c
+"import llmops.console.cli; load_all()"` (every command imported, what each call cost before
+the commands loaded lazily). Each is a fresh process, as a shell
 starts it. Prints each one's wall seconds (median, min, max) and per round the CLI's seconds
 above that round's baseline. Target: `--help` at most 0.5 s above the baseline (median);
 exit 1 when missed. On a shared box the spread is wide: read it before the verdict.
@@ -60,6 +61,7 @@ def main() -> int:
     cases = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "llmops --help": [*cli, "--help"],
+        "llmops host --help": [*cli, "host", "--help"],
         "llmops host list --json": [*cli, "host", "list", "--json"],
         "every command imported": [
             sys.executable, "-c", "import llmops.console.cli as c; c.load_all()"],
