@@ -7,6 +7,17 @@ The CPU platform has no Ray device key (vLLM then refuses: "current platform cpu
 support ray"). This sets it to a custom Ray resource the test cluster's nodes offer (one per
 node, so one rank per node), and makes vLLM's Ray workers report device id 0 for themselves
 (Ray has no accelerator ids for custom resources). Patched as the modules load, nothing else.
+
+And one CPU-build bug that PP meets on any executor: a later pipeline rank copies the tensors it
+receives into `GPUModelRunner.intermediate_tensors` (v1/worker/gpu_model_runner.py,
+sync_and_gather_intermediate_tensors: `assert self.intermediate_tensors is not None`), a buffer
+only `_dummy_run` allocates. The GPU worker always runs it (profile_run in
+determine_available_memory); the CPU worker runs it only to warm up compiled graphs
+(cpu_model_runner.warming_up_model returns at once under enforce-eager). So rank 1 failed its
+first forward: with the compiled-graph Ray executor as that AssertionError; with the default
+(V2) one as a `KeyError` in `scheduler.update_from_output`, since the engine reads only the
+sample_tokens reply, and a rank whose execute_model failed answers it with an empty output.
+The patch allocates the buffer, as _dummy_run does, on first use.
 """
 
 from __future__ import annotations
@@ -41,8 +52,22 @@ def _v2(module: ModuleType) -> None:
     module.RayWorkerProc.get_node_and_physical_gpu_ids = _node_and_device
 
 
+def _runner(module: ModuleType) -> None:
+    runner = module.CPUModelRunner
+    gather = runner.sync_and_gather_intermediate_tensors
+
+    def sync_and_gather(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.intermediate_tensors is None:  # what _dummy_run allocates
+            self.intermediate_tensors = self.model.make_empty_intermediate_tensors(
+                batch_size=self.max_num_tokens, dtype=self.model_config.dtype,
+                device=self.device)
+        return gather(self, *args, **kwargs)
+
+    runner.sync_and_gather_intermediate_tensors = sync_and_gather
+
+
 PATCHES = {"vllm.platforms.cpu": _cpu, "vllm.v1.executor.ray_utils": _utils,
-           "vllm.v1.executor.ray_executor_v2": _v2}
+           "vllm.v1.executor.ray_executor_v2": _v2, "vllm.v1.worker.cpu_model_runner": _runner}
 
 
 class _Loader(importlib.abc.Loader):
