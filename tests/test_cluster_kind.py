@@ -2,17 +2,20 @@
 (root namespace ip_forward=1 and a default route in each, restored/removed afterwards; each
 namespace's interface renamed eth0, as a real host's): bad specs refused with nothing started,
 a Ray cluster up (head + worker, GCS-checked), idempotent, a server larger than the cluster
-(or naming none) refused, a killed worker shown degraded, an action restarting it alone and
+(or naming none) refused, a PP=2 vLLM server across the two hosts answering (rank 0 on the
+head's namespace, rank 1 on the worker's, the text of a single-process run) and its down
+leaving nothing, a killed worker shown degraded, an action restarting it alone and
 its rollback, and the cluster down with nothing left. ONE cluster for the module.
 
 The hosts' python is a venv whose .pth puts the TEST-ONLY shim tests/rayshim/ on the path
-(see its docstring; for a PP launch of the CPU build on Ray, phase 2): set only through the
-test hosts' python, never through product code."""
+(see its docstring: what the CPU build of vLLM needs to run on Ray, and to run PP under
+enforce-eager): set only through the test hosts' python, never through product code."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,13 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from labtools import git_log, llmops
+from sharedserver import LOOSE_TARGETS, SLOW, SharedServer
 from sshhosts import SshHost, SshHostFactory, sh
 
 HERE = Path(__file__).resolve().parent
 SHIM = HERE / "rayshim"
 PORT = 26380
+SERVER_PORT = 26391
+PROMPT = "The operator rolled the server back in one"
 DEVICE_KEY = "llmops_cpu"
 FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
@@ -164,7 +171,7 @@ def test_cluster_up_is_checked_and_idempotent(cluster: ClusterLab) -> None:
 
 def test_server_larger_than_the_cluster_is_refused(cluster: ClusterLab) -> None:
     """A server naming the cluster with pipeline_parallel_size 3 over its 2 nodes: exit 2
-    naming pp, nothing written. (The PP=2 launch on this CPU build is phase 2: see DESIGN.)"""
+    naming pp, nothing written."""
     args = ["server", "up", "sh", "--host", "ca", "--cluster", "rc", "--model", "/models/none",
             "--port", "18951", "--pp", "3"]
     before = git_log(cluster.lab)
@@ -174,6 +181,109 @@ def test_server_larger_than_the_cluster_is_refused(cluster: ClusterLab) -> None:
                   "--model", "/models/none", check=2, timeout=120)
     assert "cluster" in done.stdout + done.stderr
     assert git_log(cluster.lab) == before
+
+
+def netns_of(pid: int) -> str:
+    done = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
+                          text=True, timeout=30, check=False)
+    return done.stdout.strip()
+
+
+def titles(*marks: bytes) -> dict[int, str]:
+    """Processes whose title (Ray and vLLM set it) has one of the marks: pid -> title."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if any(mark in title for mark in marks):
+                found[int(entry.name)] = title.decode(errors="replace")
+    return found
+
+
+RANK_MARKS = (b"RayWorkerProc", b"Worker_PP")  # vLLM's Ray actors (V2 executor), its ranks
+
+
+def rank_addresses(lines: list[str]) -> dict[int, str]:
+    """Each pipeline rank's node address, from Ray's prefix on the lines it forwards to the
+    driver: `(RayWorkerProc pid=N, ip=A) ... Worker_PP<i> ...`."""
+    found: dict[int, str] = {}
+    for line in lines:
+        match = re.search(r"ip=([0-9.]+)\).*?Worker_PP(\d)", line)
+        if match:
+            found.setdefault(int(match.group(2)), match.group(1))
+    return found
+
+
+def complete(port: int, model: str, namespace: str | None = None) -> dict[str, Any]:
+    """A temperature-0 completion from the server on 127.0.0.1:port (vLLM binds loopback;
+    a namespace host's loopback is reached from inside its namespace)."""
+    body = {"model": model, "prompt": PROMPT, "max_tokens": 16, "temperature": 0.0,
+            "ignore_eos": True, "return_token_ids": True}  # the tiny model stops at once
+    url = f"http://127.0.0.1:{port}/v1/completions"
+    if namespace is None:
+        resp = httpx.post(url, json=body, timeout=120)
+        resp.raise_for_status()
+        return dict(resp.json()["choices"][0])
+    done = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-sSf", "-m", "120",
+                           "-H", "Content-Type: application/json", "-d", json.dumps(body),
+                           url], capture_output=True, text=True, timeout=150, check=True)
+    return dict(json.loads(done.stdout)["choices"][0])
+
+
+def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
+                                                shared_server: SharedServer) -> None:
+    """The tiny model with pipeline_parallel_size 2 on the cluster (vLLM's Ray backend):
+    rank 0 in the head's namespace, rank 1 in the worker's, one placement group bundle per
+    node; a temperature-0 completion gives the text the single-process shared server gives;
+    `server down` leaves no vLLM process and no live placement group."""
+    head, worker = cluster.hosts
+    model = str(shared_server.model)
+    began = time.monotonic()
+    answer = cluster.run("server", "up", "pp", "--host", "ca", "--cluster", "rc", "--model",
+                         model, "--port", str(SERVER_PORT), "--pp", "2", "--dtype", "float32",
+                         "--max-model-len", "256", "--cpu-kvcache-gib", "1",
+                         "--arg", "enforce-eager=true", *LOOSE_TARGETS, timeout=SLOW)
+    took = time.monotonic() - began
+    checks_ok(answer)
+    began = time.monotonic()
+    sharded = complete(SERVER_PORT, model, head.namespace)
+    first = time.monotonic() - began
+    began = time.monotonic()
+    again = complete(SERVER_PORT, model, head.namespace)
+    second = time.monotonic() - began
+    single = complete(shared_server.port, model)
+    assert len(sharded["token_ids"]) == 16, sharded
+    for key in ("token_ids", "text"):  # the same tokens as one process computes
+        assert sharded[key] == again[key] == single[key], (sharded, single)
+    ours = {head.namespace, worker.namespace}
+    actors = {pid: (title, netns_of(pid)) for pid, title in titles(*RANK_MARKS).items()}
+    actors = {pid: seen for pid, seen in actors.items() if seen[1] in ours}
+    assert sorted(ns for _, ns in actors.values()) == sorted(ours), actors
+    logs = cluster.run("server", "logs", "pp", "-n", "3000")
+    ranks = rank_addresses(logs)
+    assert ranks.get(1) == worker.address and ranks.get(0, head.address) == head.address, (
+        ranks, actors)  # rank 1's lines come from the worker; the other actor is the head's
+    report = cluster.run("cluster", "status", "rc")
+    live = [pg for pg in report["placement"] if pg["state"] == "CREATED"]
+    assert len(live) == 1, report["placement"]
+    assert sorted(b["host"] for b in live[0]["bundles"]) == ["ca", "cb"], live
+    began = time.monotonic()
+    gone = cluster.run("server", "down", "pp", timeout=180)
+    down = time.monotonic() - began
+    checks_ok(gone)
+    deadline = time.monotonic() + 60  # Ray ends the actors and the group after the driver
+    while True:
+        left = [pid for pid in titles(b"VLLM::", *RANK_MARKS) if netns_of(pid) in ours]
+        report = cluster.run("cluster", "status", "rc")
+        live = [pg for pg in report["placement"] if pg["state"] == "CREATED"]
+        if not (left or live) or time.monotonic() > deadline:
+            break
+    assert not left and not live, (left, live)
+    print(f"PP=2 server up {took:.1f} s, first 16-token completion {first:.2f} s, "
+          f"second {second:.2f} s, down {down:.1f} s: {sharded['token_ids']}")
 
 
 def test_killed_worker_is_degraded_and_an_action_brings_it_back(cluster: ClusterLab) -> None:
