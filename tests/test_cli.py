@@ -137,3 +137,22 @@ def test_cli_never_imports_heavy_libraries(tmp_path: Path) -> None:
         [PY, "-c", code, str(tmp_path / "lab")], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "heavy=", done.stdout
+
+
+def test_help_table_matches_the_commands() -> None:
+    """`llmops --help` reads each command's first help paragraph from a table (so it imports
+    no command); the table must say what the commands' docstrings say."""
+    from llmops.console.cli import table_drift
+
+    assert table_drift() == []
+
+
+def test_help_imports_no_command() -> None:
+    """`llmops --help` (and TAB completion, which runs the CLI) imports click and the table
+    only: no lab, engine, kind or their libraries."""
+    code = ("import sys\nfrom llmops.console.cli import cli\n"
+            "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('llmops.rollback', "
+            "'llmops.ops', 'pydantic', 'paramiko', 'sqlite_utils', 'httpx', 'git'))))\n")
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

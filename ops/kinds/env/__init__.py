@@ -3,8 +3,9 @@ says what each module holds."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from llmops.ops.kinds.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from llmops.ops.kinds.env.kind import EnvKind
@@ -13,14 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EnvKind", "EnvSpec", "plan_env"]
 
-_WHERE = {"EnvKind": "kind", "plan_env": "plan", "EnvSpec": "spec"}
-
-
-def __getattr__(name: str) -> Any:
-    """The package's names, imported on first use: importing its `spec` (the CLI's options,
-    the console's forms) does not import the kind's apply and its SSH and HTTP libraries."""
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {  # name: the module defining it
+    "EnvKind": "kind",
+    "plan_env": "plan",
+    "EnvSpec": "spec",
+})

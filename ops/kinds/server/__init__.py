@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from llmops.ops.kinds.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from llmops.ops.kinds.server.kind import ServerKind
@@ -12,14 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COLOURS", "ServerKind", "ServerSpec", "plan_server"]
 
-_WHERE = {"ServerKind": "kind", "plan_server": "plan", "COLOURS": "spec", "ServerSpec": "spec"}
-
-
-def __getattr__(name: str) -> Any:
-    """The package's names, imported on first use: importing its `spec` (the CLI's options,
-    the console's forms) does not import the kind's apply and its SSH and HTTP libraries."""
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {  # name: the module defining it
+    "ServerKind": "kind",
+    "plan_server": "plan",
+    "COLOURS": "spec",
+    "ServerSpec": "spec",
+})
