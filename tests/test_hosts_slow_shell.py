@@ -79,9 +79,10 @@ def test_a_timeout_after_output_says_the_command_had_started(ssh_host: SshHost,
     pool = pool_for(ssh_host, tmp_path)
     try:
         with pytest.raises(CommandTimeout) as timed_out:
-            pool.transport(ssh_host.name).run(["sh", "-c", "echo begun; sleep 5"], timeout=1.0)
+            # 4 s: the echo must come out before the timeout even on a loaded CI box
+            pool.transport(ssh_host.name).run(["sh", "-c", "echo begun; sleep 30"], timeout=4.0)
     finally:
         pool.close()
     said = str(timed_out.value)
-    assert "timed out after 1s; its channel was closed. It had started" in said
+    assert "timed out after 4s; its channel was closed. It had started" in said
     assert "shell startup" not in said
