@@ -54,7 +54,10 @@ def test_an_ended_run_lets_the_quota_admit_the_next(engine: Engine, rows: Path) 
         assert time.monotonic() < deadline, "run a never finished"
         time.sleep(0.5)
     lab = engine.lab.path
-    rows_now = {r["name"]: r for r in llmops_json(lab, "run", "list")}
+    deadline = time.monotonic() + 120  # the trainer exits a moment after its last write
+    while (rows_now := {r["name"]: r for r in llmops_json(lab, "run", "list")})["a"][
+            "state"] in ("training", "screening") and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert rows_now["a"]["state"] == "done", rows_now
     recorded = engine.lab.journal.observed("run", "a") or {}
     assert (recorded.get("state"), recorded.get("cfg")) == ("done", first.cfg_hash()), recorded
