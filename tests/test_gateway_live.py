@@ -245,7 +245,7 @@ def test_server_port_change_moves_the_gateway_in_one_action(lab: Path) -> None:
     port; the loop's requests while ga restarts fall back to code (gb); the rollback moves
     both back. (The served name changes too: the gateway's config holds it as well.)"""
     pid = master_pid(lab)
-    loop = ClientLoop(pause=0.25)
+    loop = ClientLoop(pause=1.0)  # 0.25 s: ga's restarts took 3 and 6 minutes in a CI dry run
     loop.start()
     try:
         moved = cli(lab, "server", "up", "ga", "--port", str(PORT_A_MOVED),
