@@ -116,11 +116,20 @@ def host_show(name: str, as_json: bool) -> None:
         for key, value in spec.model_dump().items():
             field(key, value)
         field("last probe", facts.get("observed_at", "never"))
+        command_start(facts)
         if isinstance(processes, str):
             field("processes", processes)
         for p in processes if isinstance(processes, list) else []:
             owner = p["claimed_by"] or ("claimed by no spec" if p["state"] == "running" else "-")
             field(f"process {p['name']}", f"{p['state']}, pid {p['pid']}, {owner}")
+
+
+def command_start(facts: dict[str, Any]) -> None:
+    """What a command costs to start there, and the slow-shell note when it is slow."""
+    if facts.get("command_start_s") is not None:
+        field("command start", f"{facts['command_start_s']:.2f}s")
+    if facts.get("command_start_note"):
+        field("slow start", facts["command_start_note"])
 
 
 def process_rows(engine: Engine, name: str) -> list[dict[str, Any]] | str:
@@ -161,3 +170,4 @@ def host_probe(name: str, as_json: bool) -> None:
             )
         if facts.get("gpu_note"):
             field("gpus", facts["gpu_note"])
+        command_start(facts)
