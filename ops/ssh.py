@@ -24,8 +24,8 @@ from pathlib import Path
 import paramiko
 
 from llmops.ops.forward import Forward
+from llmops.ops.sshtimeout import timeout_error
 from llmops.ops.transport import (
-    SLOW_START_S,
     CommandTimeout,
     Completed,
     HostAddress,
@@ -229,26 +229,11 @@ class SSHTransport(Transport):
         self.connect()
 
     def timed_out(self, argv: Sequence[str], timeout: float, heard: bool) -> CommandTimeout:
-        """One line that says what to check. A command that printed nothing at all may never
-        have started: the login shell sources ~/.bashrc first (conda, pyenv, nvm init, a
-        network mount), and a stalled one stalls every command; the last measured start says
-        how slow it was."""
-        head = (f"`{shown_command(argv)}` on {self.host} timed out after {timeout:g}s"
-                f"{'' if heard else ' without printing anything'}; its channel was closed")
-        if heard:
-            return CommandTimeout(f"{head}. It had started: check what it waits on (the "
-                                  "host's load, its disk or network, a lock)")
-        known = self.start_seconds
-        measured = (f" (each took {known:.1f}s to start when last measured)"
-                    if known is not None and known > SLOW_START_S else "")
+        """One line that says what to check (ops/sshtimeout.py)."""
         key = ["-i", self.spec.key] if self.spec.key else []
-        login = shlex.join(["ssh", *key, "-p", str(self.port), f"{self.user}@{self.address}",
-                            "true"])
-        return CommandTimeout(
-            f"{head}. It may never have started: time `{login}`, which should come back at "
-            f"once; if it does not, the shell startup of {self.user} (~/.bashrc, ~/.profile: "
-            f"conda, pyenv or nvm init, a network mount) stalls every command on {self.host}"
-            f"{measured}. Else check the host's load")
+        login = ["ssh", *key, "-p", str(self.port), f"{self.user}@{self.address}"]
+        return timeout_error(argv, self.host, timeout, heard, login=login, user=self.user,
+                             start_seconds=self.start_seconds)
 
     def _exchange(self, argv: Sequence[str], chan: paramiko.Channel, timeout: float,
                   data: bytes, out: Callable[[bytes], None], err: Callable[[bytes], None]) -> int:

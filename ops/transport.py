@@ -55,6 +55,8 @@ SLOW_START_S = 2.0
 """A trivial command taking longer than this to come back is slow enough to tell the operator:
 over SSH it is the login shell's startup (~/.bashrc: conda, pyenv, nvm init) that every command
 pays."""
+SHELL_STARTUP = "(~/.bashrc, ~/.profile: conda, pyenv or nvm init, a network mount)"
+"""What a login shell runs before every SSH command, as the operator's messages name it."""
 
 
 class TransportError(Exception):

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.base import Progress
-from llmops.ops.transport import SLOW_START_S, HostAddress, TransportError
+from llmops.ops.transport import SHELL_STARTUP, SLOW_START_S, HostAddress, TransportError
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
@@ -35,7 +35,7 @@ def probe(spec: HostAddress, hosts: HostPool, progress: Progress) -> dict[str, A
         start = transport.noted_start(done.seconds)
     facts: dict[str, Any] = json.loads(done.stdout)
     facts["gpu_names"] = [g["name"] for g in facts.get("gpus", [])]
-    facts["command_start_s"] = round(start, 3)
+    start = facts["command_start_s"] = round(start, 3)  # the note says the figure shown
     if start > SLOW_START_S:
         facts["command_start_note"] = slow_start_note(spec, start)
         progress(facts["command_start_note"])
@@ -48,5 +48,5 @@ def slow_start_note(spec: HostAddress, seconds: float) -> str:
     if spec.local:  # no shell runs there: the machine itself is slow to start a process
         return f"{head}: this machine is loaded (CPU, memory); every action on it pays this"
     who = spec.user or "the login user"
-    return (f"{head}: the shell startup of {who} there (~/.bashrc, ~/.profile: conda, pyenv or "
-            "nvm init, a network mount) is slow; every action on it pays this")
+    return (f"{head}: the shell startup of {who} there {SHELL_STARTUP} is slow; every action "
+            "on it pays this")
