@@ -14,28 +14,22 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import sqlite_utils
+
 from llmops.ops.kinds.server.benchparams import BenchParams
+from llmops.ops.kinds.server.loadtest import BenchRefused, BenchReport, run_bench
+from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.rollback.changes import ActionRefused
+from llmops.rollback.lab import spec_path
 
-if TYPE_CHECKING:  # imported where used: the CLI builds its bench options from BenchParams
-    import sqlite_utils
-
+if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
     from llmops.ops.kinds.server.bench import Progress
-    from llmops.ops.kinds.server.loadtest import BenchReport
     from llmops.rollback.lab import Lab
 
 __all__ = ["BenchParams", "BenchReport", "BenchStore", "Benches"]
 
 JSON_FIELDS = ("params", "figures", "verdicts", "cost", "errors")
-
-
-def __getattr__(name: str) -> Any:
-    """`BenchReport`, re-exported (`__all__`), imported on first use."""
-    if name == "BenchReport":
-        from llmops.ops.kinds.server.loadtest import BenchReport
-
-        return BenchReport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BenchStore:
@@ -103,10 +97,6 @@ class Benches:
                   progress: Progress | None = None) -> dict[str, Any]:
         """Load-test server `name` as committed; stored unless `store` is off (read-only).
         ActionRefused: no such server, it does not answer, or the lengths do not fit."""
-        from llmops.ops.kinds.server.loadtest import BenchRefused, run_bench
-        from llmops.ops.kinds.server.spec import ServerSpec
-        from llmops.rollback.changes import ActionRefused
-
         spec = self.lab.read_spec("server", name)
         if not isinstance(spec, ServerSpec):
             raise ActionRefused(f"name: there is no server named {name} (see `llmops server "
@@ -125,8 +115,6 @@ class Benches:
 
     def spec_version(self, name: str) -> tuple[str, str]:
         """(the last commit that changed the server's spec file, the sha256 of its text)."""
-        from llmops.rollback.lab import spec_path
-
         rel = spec_path("server", name)
         found = next(iter(self.lab.repo.iter_commits(paths=rel, max_count=1)), None)
         commit = found.hexsha if found else self.lab.head()

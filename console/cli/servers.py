@@ -28,6 +28,7 @@ from llmops.console.cli.common import (
 )
 from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
+from llmops.ops.kinds.server.benchparams import BenchParams
 from llmops.ops.kinds.server.spec import ServerSpec
 
 if TYPE_CHECKING:
@@ -154,8 +155,6 @@ def server_command(name: str, as_json: bool) -> None:
 
 def bench_options(f: Any) -> Any:
     """One option per BenchParams field (its description as help; unset: the default)."""
-    from llmops.rollback.benches import BenchParams
-
     for fname, info in reversed(list(BenchParams.model_fields.items())):
         dash = fname.replace("_", "-")
         kinds = [a for a in getattr(info.annotation, "__args__", (info.annotation,))
@@ -178,8 +177,6 @@ def server_bench(name: str, compare: bool, as_json: bool, **given: Any) -> None:
     """A load test through the tunnel, as `vllm bench serve` measures one: requests/s, input
     and output tok/s, TTFT / TPOT / ITL / e2e mean, median, p95, p99, goodput, each target
     passed or failed, cost per 1M tokens; stored per server and spec commit."""
-    from llmops.rollback.benches import BenchParams
-
     with engine_for_cli(as_json) as engine:
         existing_spec(engine, "server", name, as_json)
         params = BenchParams(**{k: v for k, v in given.items() if v is not None})
