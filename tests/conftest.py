@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,15 @@ from sshhosts import SshHost, SshHostFactory
 from llmops.ops.hostpool import HostPool
 
 # --- SSH test hosts (network namespaces with a real sshd; see tests/sshhosts.py) -------------
+
+
+@pytest.fixture(autouse=True)
+def close_console_labs() -> Iterator[None]:
+    """After each test: the labs of the consoles it ran (test_console_support.close_app_lab)."""
+    yield
+    support = sys.modules.get("test_console_support")
+    if support is not None:
+        support.close_apps_labs()
 
 
 @pytest.fixture(scope="session")

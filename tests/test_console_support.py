@@ -96,10 +96,23 @@ def footer_keys(app: LlmopsApp) -> set[str]:
     return {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
 
 
+APPS_TO_CLOSE: list[LlmopsApp] = []
+"""Apps whose lab and engine conftest's `close_console_labs` closes once the test is over."""
+
+
 def close_app_lab(app: LlmopsApp) -> None:
-    if app.context is not None:
-        app.context.engine.close()
-        app.context.lab.close()
+    """The app's lab and engine are closed after the test, once the app has exited (as
+    `run_console` does after `app.run()`): closed inside `run_test`, a handler still running
+    at shutdown read a closed lab and failed a test in CI."""
+    APPS_TO_CLOSE.append(app)
+
+
+def close_apps_labs() -> None:
+    while APPS_TO_CLOSE:
+        app = APPS_TO_CLOSE.pop()
+        if app.context is not None:
+            app.context.engine.close()
+            app.context.lab.close()
 
 
 def shown_text(widget: Any, width: int = 200) -> str:
