@@ -206,6 +206,15 @@ def titles(*marks: bytes) -> dict[int, str]:
 RANK_MARKS = (b"RayWorkerProc", b"Worker_PP")  # vLLM's Ray actors (V2 executor), its ranks
 
 
+def kill_node(cluster: ClusterLab, node_dir: str) -> None:
+    """Every process of one node's Ray (n0 the head, n1 the worker), as a host going away."""
+    for pid in ray_pids(f"{cluster.temp_dir}/{node_dir}"):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
 def rank_addresses(lines: list[str]) -> dict[int, str]:
     """Each pipeline rank's node address, from Ray's prefix on the lines it forwards to the
     driver: `(RayWorkerProc pid=N, ip=A) ... Worker_PP<i> ...`."""
@@ -282,6 +291,10 @@ def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
         live = [pg for pg in report["placement"] if pg["state"] == "CREATED"]
         assert len(live) == 1, report["placement"]
         assert sorted(b["host"] for b in live[0]["bundles"]) == ["ca", "cb"], live
+        kill_node(cluster, "n1")  # the worker node drops: the server says which node
+        row = {r["name"]: r for r in cluster.run("server", "list")}["pp"]
+        assert row["state"].startswith(("degraded", "crashed")), row
+        assert "node cb down" in row["state"], row
         began = time.monotonic()
         gone = cluster.run("server", "down", "pp", timeout=180)
         down = time.monotonic() - began
@@ -301,16 +314,32 @@ def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
           f"second {second:.2f} s, down {down:.1f} s: {sharded['token_ids']}")
 
 
+def test_a_launch_that_fails_puts_the_cluster_in_the_journal(cluster: ClusterLab,
+                                                             shared_server: SharedServer
+                                                             ) -> None:
+    """A PP=2 server not healthy in its start timeout: the action fails and reverts, and its
+    error (the journal's) carries the cluster's diagnostics: the GCS's nodes, its placement
+    groups, each node's last Ray lines."""
+    failed = cluster.run("server", "up", "late", "--host", "ca", "--cluster", "rc", "--model",
+                         str(shared_server.model), "--port", str(SERVER_PORT + 1), "--pp", "2",
+                         "--dtype", "float32", "--max-model-len", "256", "--cpu-kvcache-gib",
+                         "1", "--arg", "enforce-eager=true", "--start-timeout-s", "5",
+                         *LOOSE_TARGETS, check=1, timeout=SLOW)
+    action = failed["action"]
+    error = action["error"]
+    assert action["status"] == "failed, reverted", action
+    assert "not healthy after 5s" in error and "; cluster rc: GCS: " in error, error
+    assert all(f"{host.name}: " in error for host in cluster.hosts), error
+    journalled = {a["id"]: a for a in cluster.run("history")}[action["id"]]
+    assert "; cluster rc: GCS: " in (journalled.get("error") or ""), journalled
+    assert "late" not in {r["name"] for r in cluster.run("server", "list")}
+
+
 def test_killed_worker_is_degraded_and_an_action_brings_it_back(cluster: ClusterLab) -> None:
     """The worker's Ray killed (every process of its node): status says degraded (exit 1);
     a change reconciles the dead worker alone (the head stays); its rollback reverts the
     spec and leaves every node up, all checks green."""
-    node_dir = f"{cluster.temp_dir}/n1"
-    for pid in ray_pids(node_dir):
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+    kill_node(cluster, "n1")  # (the PP=2 test dropped it already when run before)
     done = llmops(cluster.lab, "cluster", "status", "rc", "--json", check=1, timeout=120)
     report = json.loads(done.stdout)
     assert report["state"] == "degraded"

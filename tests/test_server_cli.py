@@ -183,12 +183,15 @@ def test_demo_serves_blue_green(lab: Path, model: Path, demo_run: Any) -> None:
 
 
 class StreamLoop(threading.Thread):
-    """A client of the live port: streamed completions back to back on one keep-alive
-    connection, as an application would send them; every failure is kept."""
+    """A client of the live port: streamed completions on one keep-alive connection, as an
+    application would send them, `pause` seconds apart; every failure is kept. Back to back
+    (pause 0) the loop and the serving colour took both cores of a 2-core CI box, and the new
+    colour's vLLM took up to 5 minutes to start beside them: paced, the test still switches
+    under a steady stream (several requests a second) without starving the start."""
 
-    def __init__(self, port: int, model: str) -> None:
+    def __init__(self, port: int, model: str, pause: float = 0.1) -> None:
         super().__init__(daemon=True)
-        self.port, self.model = port, model
+        self.port, self.model, self.pause = port, model, pause
         self.done = threading.Event()
         self.answered = 0
         self.failures: list[str] = []
@@ -202,6 +205,7 @@ class StreamLoop(threading.Thread):
                     self.answered += 1
                 except Exception as exc:  # noqa: BLE001 - each failure is the finding
                     self.failures.append(f"{type(exc).__name__}: {exc}")
+                self.done.wait(self.pause)
 
     def stop(self) -> None:
         self.done.set()
@@ -223,7 +227,7 @@ def serialised(lab: Path) -> None:
 
 
 async def test_blue_green_change_and_rollback_under_load(lab: Path, model: Path) -> None:
-    """Issue 13 item 9: streamed completions run back to back through demo's port while a CLI
+    """Issue 13 item 9: streamed completions run steadily through demo's port while a CLI
     changes it (green starts, the port switches) and the console, in this process, rolls it
     back (a switch). Meanwhile a second CLI and the console each try to act and are refused,
     told who holds the lab: one holder at a time, no request fails."""

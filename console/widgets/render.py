@@ -61,13 +61,16 @@ def package_cell(facts: dict[str, Any] | None, name: str) -> str:
 def state_cell(state: str, reason: str | None = None, retry_in: float | None = None,
                busy: str | None = None) -> Text:
     """A resource's state in a word, coloured: `● up`, `◌ starting`, `○ stopped`, `✗ crashed`,
-    or `✗ unreachable · retry in 4s · reason`; what this console is doing to it comes first."""
+    `◐ degraded (node cb down)`, or `✗ unreachable · retry in 4s · reason`; what this console
+    is doing to it comes first."""
     if busy:
         return Text(f"◌ {busy}", style="yellow")
     if state == "up":
         return Text("● up", style="green")
     if state == "sleeping":
         return Text("◐ sleeping", style="cyan")
+    if state.startswith("degraded"):
+        return Text(f"◐ {state}", style="bold yellow")
     if state == "stopped":
         return Text("○ stopped", style=GREY)
     if state.startswith("crashed"):

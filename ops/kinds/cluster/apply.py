@@ -9,6 +9,7 @@ they land in the action's journal."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
@@ -165,12 +166,17 @@ def observe_head(spec: ClusterSpec, hosts: HostPool) -> str:
 
 
 def diagnostics(spec: ClusterSpec, hosts: HostPool, lines: int = 5) -> str:
-    """What a failed start leaves for the journal: the GCS's view, each node's last lines."""
+    """What a failed start leaves for the journal: the GCS's view (nodes, placement groups),
+    each node's last lines."""
     parts = []
     try:
         view = gcs_view(hosts, spec.head, observe_head(spec, hosts), spec.port)
         parts.append("GCS: " + ", ".join(f"{n['address']} {'alive' if n['alive'] else 'dead'}"
                                          for n in view["nodes"]))
+        if view.get("placement"):  # a PENDING group is one the nodes cannot hold
+            states = Counter(str(pg["state"]) for pg in view["placement"])
+            parts.append("placement groups: " + ", ".join(f"{n} {state}"
+                                                          for state, n in sorted(states.items())))
     except TransportError as exc:
         parts.append(f"GCS: {exc}")
     for host in spec.nodes():

@@ -1,22 +1,26 @@
 """What a server naming a cluster needs from it (the server kind calls these): admission
 (its host is a node, tp x pp fits the nodes), the facts its launch reads (the GCS address,
-its own address on the interface, the interface), and the preflight before vLLM starts
-across the nodes (view.preflight_server)."""
+its own address on the interface, the interface), the preflight before vLLM starts across
+the nodes (view.preflight_server), the nodes that dropped (the server is then degraded), and
+the diagnostics a failed launch puts in the journal."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from llmops.ops import procs
 from llmops.ops.kinds.base import Context, SpecError
-from llmops.ops.kinds.cluster.apply import address_of
+from llmops.ops.kinds.cluster.apply import address_of, diagnostics
 from llmops.ops.kinds.cluster.hostcalls import node_facts
 from llmops.ops.kinds.cluster.spec import ClusterSpec
 from llmops.ops.kinds.cluster.view import preflight_server
+from llmops.ops.transport import TransportError
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
-__all__ = ["admit_server", "launch_facts", "preflight_server"]
+__all__ = ["admit_server", "dropped_nodes", "launch_diagnostics", "launch_facts",
+           "preflight_server"]
 
 
 def admit_server(name: str, host: str, cluster: str, ranks: int, context: Context) -> None:
@@ -45,3 +49,27 @@ def launch_facts(cluster_name: str, host: str, hosts: HostPool) -> dict[str, Any
         hosts, host, node_facts(hosts, host, spec.interface))
     return {"name": spec.name, "address": f"{head}:{spec.port}", "node_ip": mine,
             "interface": spec.interface}
+
+
+def dropped_nodes(cluster_name: str, hosts: HostPool) -> list[str]:
+    """The cluster's nodes whose Ray process does not run or whose host does not answer:
+    one look at each node's process, no Ray driver (the Servers view asks on every look)."""
+    spec = hosts.desired("cluster", cluster_name)
+    if not isinstance(spec, ClusterSpec):
+        return []
+    dropped = []
+    for host in spec.nodes():
+        try:
+            running = procs.status(hosts.transport(host), spec.proc_name(host)).running
+        except TransportError:
+            running = False
+        if not running:
+            dropped.append(host)
+    return dropped
+
+
+def launch_diagnostics(cluster_name: str, hosts: HostPool) -> str:
+    """What a server that failed to start across the nodes leaves in the journal: the GCS's
+    nodes and placement groups, each node's last Ray lines."""
+    spec = hosts.desired("cluster", cluster_name)
+    return diagnostics(spec, hosts) if isinstance(spec, ClusterSpec) else ""

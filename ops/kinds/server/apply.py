@@ -146,7 +146,13 @@ def apply(step: Step, spec: ServerSpec, hosts: HostPool, progress: Progress) -> 
     t = hosts.transport(spec.host)
     facts = host_facts(hosts, spec.host)
     handler = HANDLERS[step.verb]
-    return handler(step, spec, t, facts, progress) or {}
+    try:
+        return handler(step, spec, t, facts, progress) or {}
+    except ServerStartError as exc:
+        if not spec.cluster:
+            raise
+        raise ServerStartError(f"{exc}; cluster {spec.cluster}: "
+                               f"{serving.launch_diagnostics(spec.cluster, hosts)}") from exc
 
 
 def _check(

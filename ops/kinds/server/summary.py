@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.base import Sample
+from llmops.ops.kinds.cluster import serving
 from llmops.ops.kinds.server.apply import client_at, observe
 from llmops.ops.kinds.server.launch import reach_address
 from llmops.ops.kinds.server.observed import ServerObserved
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def server_state(observed: ServerObserved, answering: bool | None = None) -> str:
-    """One word an operator reads at a glance: up, starting, crashed (rc), stopped, sleeping.
+    """One word an operator reads at a glance: up, starting, crashed (rc), stopped, sleeping
+    (`status` adds degraded for a server across a cluster).
     `answering`: whether its port answered just now; a running vLLM that does not is still
     loading (None: not asked)."""
     procs = observed.procs
@@ -45,11 +47,19 @@ def healthy(spec: ServerSpec, hosts: HostPool) -> bool:
 
 
 def status(spec: ServerSpec, hosts: HostPool, answering: bool | None = None) -> str:
-    """Observed now; a server that runs is asked for /health unless `answering` says."""
+    """Observed now; a server that runs is asked for /health unless `answering` says. A
+    server across a cluster whose node dropped is `degraded (node ... down)`: its ranks there
+    are gone even while the head still answers (a crashed one says which node too)."""
     observed = observe(spec, hosts)
     if answering is None and server_state(observed) == "up":
         answering = healthy(spec, hosts)
-    return server_state(observed, answering)
+    state = server_state(observed, answering)
+    if spec.cluster and state != "stopped":
+        dropped = serving.dropped_nodes(spec.cluster, hosts)
+        if dropped:
+            nodes = f"node {', '.join(dropped)} down"
+            return f"degraded ({nodes})" if state in ("up", "starting") else f"{state} · {nodes}"
+    return state
 
 
 def summary(spec: ServerSpec, state: str, latest: Sample | None) -> dict[str, Any]:
