@@ -323,12 +323,12 @@ def test_a_launch_that_fails_puts_the_cluster_in_the_journal(cluster: ClusterLab
     failed = cluster.run("server", "up", "late", "--host", "ca", "--cluster", "rc", "--model",
                          str(shared_server.model), "--port", str(SERVER_PORT + 1), "--pp", "2",
                          "--dtype", "float32", "--max-model-len", "256", "--cpu-kvcache-gib",
-                         "1", "--arg", "enforce-eager=true", "--start-timeout-s", "5",
+                         "1", "--arg", "enforce-eager=true", "--start-timeout-s", "10",
                          *LOOSE_TARGETS, check=1, timeout=SLOW)
     action = failed["action"]
     error = action["error"]
     assert action["status"] == "failed, reverted", action
-    assert "not healthy after 5s" in error and "; cluster rc: GCS: " in error, error
+    assert "not healthy after 10s" in error and "; cluster rc: GCS: " in error, error
     assert all(f"{host.name}: " in error for host in cluster.hosts), error
     journalled = {a["id"]: a for a in cluster.run("history")}[action["id"]]
     assert "; cluster rc: GCS: " in (journalled.get("error") or ""), journalled
