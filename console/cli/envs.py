@@ -23,7 +23,10 @@ from llmops.console.cli.common import (
     put_spec,
     refuse_if_read_only,
     remove_resource,
+    report_action,
     settings,
+    show_readiness,
+    stream_progress,
 )
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.runs import options_given
@@ -68,7 +71,11 @@ def env_add(name: str, as_json: bool, **given: Any) -> None:
 def env_up(name: str, as_json: bool, **given: Any) -> None:
     """Change an environment (or create it): new pins build a new venv beside the current one
     and switch to it; the current venv's freeze is recorded first, so `llmops rollback`
-    restores it exactly."""
+    restores it exactly. Servers on the env follow in the same action: restarted on the new
+    venv and checked; one failing reverts the env too."""
+    from dataclasses import asdict
+
+    from llmops.rollback.engine import Change
     from llmops.rollback.lab import require_name
 
     refuse_if_read_only("env up")
@@ -79,10 +86,25 @@ def env_up(name: str, as_json: bool, **given: Any) -> None:
         fields: dict[str, Any] = current.model_dump() if current else {"name": name}
         fields.update(values)
         spec = EnvSpec.model_validate(fields)
+        change = Change("env", name, spec)
+        stream_progress(engine, as_json)
+        ready = engine.readiness_for([change]) if current else []
         if isinstance(current, EnvSpec) and not as_json:
             for line in changes_text(pin_changes(current.packages, spec.packages)):
                 out.print(Text(f"  {line}"))
-        put_spec(engine, "env", spec, "added", as_json)
+            for r in ready:
+                show_readiness(r)
+            for c in engine.with_followers([change])[1:]:
+                out.print(Text(f"  {c.kind} {c.name} follows (restarted on the new venv, "
+                               "checked; a failure reverts the env too)"))
+        record = engine.act([change], f"env {name} {'changed' if current else 'added'}")
+        followed = [f"{k}/{n}" for k, n in record.refs if (k, n) != ("env", name)]
+        if followed and not as_json:
+            out.print(Text(f"followed: {', '.join(followed)}", style="bold"))
+        extra: dict[str, Any] = {"followers": followed}
+        if ready:
+            extra["readiness"] = [asdict(r) for r in ready]
+        report_action(record, as_json, extra)
 
 
 @env_group.command("remove")

@@ -59,7 +59,7 @@ def server_group() -> None:
 
 @server_group.command("up")
 @click.argument("name", shell_complete=names_of("server"))
-@spec_options(ServerSpec, skip={"args"})
+@spec_options(ServerSpec, skip={"args"}, refs={"env": "env"})
 @click.option("--arg", "args", multiple=True, metavar="K=V", help="Extra allowed vLLM flag.")
 @json_option
 def server_up(name: str, as_json: bool, args: tuple[str, ...], **given: Any) -> None:

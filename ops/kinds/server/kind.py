@@ -25,6 +25,8 @@ from llmops.ops.kinds.base import (
     Step,
 )
 from llmops.ops.kinds.cluster.serving import admit_server
+from llmops.ops.kinds.env import serving as env_serving
+from llmops.ops.kinds.env.spec import EnvSpec
 from llmops.ops.kinds.hoststate import has_gpus, host_facts
 from llmops.ops.kinds.server import apply as server_apply
 from llmops.ops.kinds.server import checks as server_checks
@@ -54,7 +56,16 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
         found: dict[str, Ref] = {"host": ("host", spec.host)}
         if spec.cluster:
             found["cluster"] = ("cluster", spec.cluster)
+        if spec.env:
+            found["env"] = ("env", spec.env)
         return found
+
+    def follows(self, spec: ServerSpec, dep: Ref, before: Spec | None, after: Spec | None
+                ) -> bool:
+        """Its env's venv changes (upgrade, rollback) or is repaired: the server is restarted
+        on the new venv (its launch hash names the set) and checked in the same action, so a
+        failing server reverts the env too (rollback/gateways.py `followers`)."""
+        return dep == ("env", spec.env) and env_serving.servers_follow(before, after)
 
     def owns_process(self, spec: ServerSpec, proc_name: str) -> bool:
         return proc_name in server_apply.proc_names(spec.name)
@@ -93,6 +104,14 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
             )
         if spec.cluster:
             admit_server(spec.name, spec.host, spec.cluster, world_size(spec), context)
+        env = context.spec("env", spec.env) if spec.env else None
+        if isinstance(env, EnvSpec) and env.host != spec.host:
+            raise SpecError(
+                "env",
+                f"env {env.name} is on host {env.host}; server {spec.name} runs on {spec.host}",
+                f"give an env on {spec.host} (llmops env add NAME --host {spec.host} "
+                "--packages ...) or drop env",
+            )
         facts = context.facts("host", spec.host)
         if facts:
             admit_on_facts(spec, facts)
@@ -104,7 +123,10 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
 
     # -- observe / plan --------------------------------------------------------------
     def observe(self, spec: ServerSpec, hosts: HostPool) -> ServerObserved:
-        return server_apply.observe(spec, hosts)
+        observed = server_apply.observe(spec, hosts)
+        if spec.env:  # the env's venv as its host holds it now (reconciled before: order 20)
+            observed.facts["env"] = env_serving.launch_facts(spec.env, hosts)
+        return observed
 
     def plan(
         self, desired: ServerSpec | None, current: ServerSpec | None, observed: ServerObserved
@@ -126,7 +148,10 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
     def commands(self, spec: ServerSpec, hosts: HostPool) -> list[LaunchCommand]:
         """What a start runs, from the pure plan against a host where nothing runs yet (for
         blue-green and standby: the first colour; the other differs only in its port)."""
-        observed = ServerObserved(facts=host_facts(hosts, spec.host))
+        facts = host_facts(hosts, spec.host)
+        if spec.env:
+            facts["env"] = env_serving.launch_facts(spec.env, hosts)
+        observed = ServerObserved(facts=facts)
         return [
             LaunchCommand(
                 str(getattr(s.data, "proc", "")), list(s.argv), dict(getattr(s.data, "env", {}))
@@ -162,7 +187,7 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
 def admit_on_facts(spec: ServerSpec, facts: dict[str, Any]) -> None:
     """Refusals that need the host's last probe: sizes, GPU ids, the vLLM build."""
     packages = facts.get("packages") or {}
-    if "vllm" in packages and not packages.get("vllm"):
+    if "vllm" in packages and not packages.get("vllm") and not spec.env:  # env: its own
         raise SpecError(
             "host",
             f"vLLM is not installed on {spec.host}",

@@ -79,9 +79,31 @@ def reach_for(spec: ServerSpec, proc: str) -> str:
     return LOOPBACK if proc in colours else reach_address(spec)
 
 
+class EnvNotReady(RuntimeError):
+    """The server names an env whose venv is not on the host (not built, or not readable)."""
+
+
+def launch_python(spec: ServerSpec, facts: dict[str, Any]) -> str:
+    """The python vLLM runs with: the env's venv as the set it points at now
+    (`<env root>/venvs/<set>/bin/python`, facts["env"] from the kind's observe), else the
+    host's. The set's own path, not the env's symlink: a process started through the symlink
+    would import from whatever set the symlink points at later (a kept colour after an
+    upgrade), and the set in argv puts the env's identity into the launch hash."""
+    if spec.env is None:
+        return str(facts.get("python") or "python3")
+    env = facts.get("env") or {}
+    if not env.get("python"):
+        raise EnvNotReady(
+            f"env {spec.env} has no venv on {spec.host}"
+            + (f" ({env['error']})" if env.get("error") else "")
+            + f": reconcile it first (llmops env up {spec.env})")
+    return str(env["python"])
+
+
 def vllm_argv(spec: ServerSpec, facts: dict[str, Any], port: int | None = None) -> list[str]:
-    """The command that starts the server: the host's python, the OpenAI API server module."""
-    python = str(facts.get("python") or "python3")
+    """The command that starts the server: the env's or the host's python, the OpenAI API
+    server module."""
+    python = launch_python(spec, facts)
     argv = [
         python,
         "-m",
@@ -161,7 +183,11 @@ def vllm_env(
 
 
 def launch_hash(spec: ServerSpec, facts: dict[str, Any]) -> str:
-    """What the running process must match: argv (port left out, colours differ) + env."""
+    """What the running process must match: argv (port left out, colours differ) + env, and
+    for a server on an env the manifest of the env's set."""
     argv = vllm_argv(spec, facts, port=0)
-    blob = json.dumps({"argv": argv, "env": vllm_env(spec, facts)}, sort_keys=True)
+    found: dict[str, Any] = {"argv": argv, "env": vllm_env(spec, facts)}
+    if spec.env is not None:  # the manifest the set was built to (its python is in argv)
+        found["venv_manifest"] = (facts.get("env") or {}).get("manifest")
+    blob = json.dumps(found, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

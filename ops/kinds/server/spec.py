@@ -81,6 +81,12 @@ class ServerSpec(Spec):
     )
     """tp x pp ranks placed on the cluster's nodes (one per device); the host is the node the
     API server runs on (see ops/kinds/cluster/serving.py)."""
+    env: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="Env (llmops env) whose venv runs vLLM (default: the host's python).",
+    )
+    """An `env` on the same host: vLLM starts from that env's venv (the set it points at), and
+    an upgrade or rollback of the env restarts the server in the same action."""
     port: int = Field(default=8000, ge=1024, le=65535, description="Port clients use.")
     listen: str = Field(
         default="127.0.0.1",
@@ -222,6 +228,16 @@ class ServerSpec(Spec):
             raise ValueError(
                 f"{v} runs two copies; a server sharded over a cluster is recreated "
                 "(strategy = 'recreate')"
+            )
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env_not_clustered(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("cluster"):
+            raise ValueError(
+                "a server sharded over a cluster runs its ranks with the nodes' python; "
+                "drop env (give the cluster's hosts the packages instead)"
             )
         return v
 
