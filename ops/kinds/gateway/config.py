@@ -108,7 +108,11 @@ def config_dict(spec: GatewaySpec, backends: dict[str, Backend]) -> dict[str, An
 def config_text(spec: GatewaySpec, backends: dict[str, Backend], hooks_source: str) -> str:
     """The file LiteLLM reads, with its hash in every deployment's model_info (so a check can
     ask the running proxy which config it loaded: /model/info)."""
-    config = config_dict(spec, backends)
+    return text_of(config_dict(spec, backends), hooks_source)
+
+
+def text_of(config: dict[str, Any], hooks_source: str) -> str:
+    """A config as the file holds it, its hash stamped into every deployment."""
     marker = content_hash(json.dumps(config, sort_keys=True), hooks_source)
     for deployment in config["model_list"]:
         deployment["model_info"]["llmops_config"] = marker

@@ -28,6 +28,7 @@ from llmops.ops.kinds.base import (
     Step,
 )
 from llmops.ops.kinds.gateway import apply as gateway_apply
+from llmops.ops.kinds.gateway import canaryrun
 from llmops.ops.kinds.gateway import checks as gateway_checks
 from llmops.ops.kinds.gateway import usage as gateway_usage
 from llmops.ops.kinds.gateway.client import gateway_client
@@ -80,8 +81,14 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
     def follows(self, spec: GatewaySpec, dep: Ref, before: base.Spec | None,
                 after: base.Spec | None) -> bool:
         """A server it routes to moves (host, listen address, port or served model name): the
-        config must follow in the same action (rollback/gateways.py `followers`)."""
-        return dep[0] == "server" and reach_of(before) != reach_of(after)
+        config must follow in the same action (rollback/gateways.py `followers`). A canary
+        server on its host changes: the gateway runs its canary in the same action
+        (canaryrun.py), after the server started the new colour."""
+        if dep[0] != "server":
+            return False
+        canary = (isinstance(after, ServerSpec) and after.strategy == "canary"
+                  and after.host == spec.host and before != after)
+        return canary or reach_of(before) != reach_of(after)
 
     def owns_process(self, spec: GatewaySpec, proc_name: str) -> bool:
         return proc_name in (spec.proc_name(), spec.install_proc())
@@ -115,7 +122,7 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
 
     # -- observe / plan / apply --------------------------------------------------------
     def observe(self, spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
-        return gateway_apply.observe(spec, hosts)
+        return canaryrun.observe(gateway_apply.observe(spec, hosts), spec, hosts)
 
     def plan(self, desired: GatewaySpec | None, current: GatewaySpec | None,
              observed: GatewayObserved) -> list[Step]:
@@ -124,6 +131,8 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
     def apply(self, step: Step, spec: GatewaySpec | None, hosts: HostPool,
               progress: Progress) -> dict[str, Any]:
         assert spec is not None
+        if step.verb in canaryrun.HANDLERS:
+            return canaryrun.apply(step, spec, hosts, progress)
         return gateway_apply.apply(step, spec, hosts, progress)
 
     def validate(self, spec: GatewaySpec, hosts: HostPool) -> list[Check]:

@@ -10,6 +10,7 @@ Removal stops it and leaves the venv and the usage lines. Tested from data files
 from __future__ import annotations
 
 from llmops.ops.kinds.base import Step
+from llmops.ops.kinds.gateway.canary import canary_steps
 from llmops.ops.kinds.gateway.config import Backend, config_text, marker_of
 from llmops.ops.kinds.gateway.launch import launch_hash, litellm_argv, litellm_env, venv_of
 from llmops.ops.kinds.gateway.observed import GatewayObserved, GatewayStep
@@ -62,7 +63,9 @@ def plan_gateway(
             f"(it holds {had})", (),
             GatewayStep(proc=desired.install_proc(), venv=venv,
                         version=desired.litellm_version)))
-    text = config_text(desired, backends_of(desired, observed), observed.hooks_source)
+    backends = backends_of(desired, observed)
+    text = config_text(desired, backends, observed.hooks_source)
+    canaries = canary_steps(desired, backends, observed, text)  # a server's canary: last
     want = marker_of(text)
     if observed.config_hash != want:
         routes = ", ".join(f"{m} -> {'/'.join(s)}" for m, s in desired.models.items())
@@ -75,7 +78,7 @@ def plan_gateway(
             steps.append(Step("reload", f"reload {proc} on the new config (HUP: no request "
                               "dropped)", (), GatewayStep(proc=proc, hash=want)))
             steps.append(_wait(proc, want))
-        return steps
+        return [*steps, *canaries]
     if running:
         steps.append(Step("stop", f"stop {proc} (its command changed)", (),
                           GatewayStep(proc=proc)))
@@ -87,7 +90,7 @@ def plan_gateway(
         tuple(litellm_argv(desired, facts)),
         GatewayStep(proc=proc, hash=want, launch=launch, env=litellm_env(desired, facts))))
     steps.append(_wait(proc, want))
-    return steps
+    return [*steps, *canaries]
 
 
 def _wait(proc: str, want: str | None) -> Step:

@@ -343,6 +343,15 @@ def _wake(
     progress(f"{proc_of(step)} is awake")
 
 
+def _canary_hold(
+    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    """Nothing to do on the host: the new colour runs; its gateways' canary decides."""
+    progress(f"{proc_of(step)} started; the live port stays on the old colour until its "
+             "canary passes (the gateways' steps next)")
+    return {"canary": payload(step).colour}
+
+
 def _forget(
     step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
 ) -> None:
@@ -364,6 +373,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "sleep": _sleep,
     "wake": _wake,
     "forget": _forget,
+    "canary-hold": _canary_hold,
 }
 
 

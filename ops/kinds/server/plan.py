@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmops.ops.kinds.base import Step
+from llmops.ops.kinds.server.canary import gates_of, newer
 from llmops.ops.kinds.server.launch import is_path_model, launch_hash, vllm_argv, vllm_env
 from llmops.ops.kinds.server.observed import ProcObserved, ServerObserved, ServerStep
 from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
@@ -107,6 +108,9 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: ServerObser
     plain = [_stop(name, "replaced by the live forwarder")] if observed.proc(name).running else []
     refwd = _forwarder_moved(spec, fwd) if fwd_running else []
     fwd_running = fwd_running and not refwd
+    # a canary needs a live colour serving behind a forwarder that stays; else as blue-green
+    canary = (spec.strategy == "canary" and fwd_running and live is not None
+              and state[live].running)
 
     if good:
         target = good[0]
@@ -119,6 +123,8 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: ServerObser
                 *refwd,
                 *([] if fwd_running else [_start_forwarder(spec)]),
             ]
+        if canary and live and newer(state[target], state[live]):
+            return [*plain, _hold(spec, target)]
         if standby and live and _awake(state[live]):
             steps.append(_sleep(spec, live, "to free its GPU memory for the other colour"))
         if standby and _maybe_asleep(state[target]):
@@ -134,7 +140,23 @@ def _plan_colours(spec: ServerSpec, facts: dict[str, Any], observed: ServerObser
     steps += _start_steps(
         spec, facts, f"{name}-{new}", spec.colour_port(new), f"{new}, not live yet"
     )
+    if canary:
+        return [*steps, *plain, _hold(spec, new)]
     return [*steps, *plain, *refwd, *_switch(spec, new, live, fwd_running)]
+
+
+def _hold(spec: ServerSpec, colour: str) -> Step:
+    """A canary's new colour is not switched to here: the gateways on the host that route to
+    the server run its canary in the same action (ops/kinds/gateway/canaryrun.py) and switch
+    the live port when its gate passes."""
+    gates = gates_of(spec)
+    return Step(
+        "canary-hold",
+        f"{spec.name}-{colour} waits for its canary: {gates.share:.0%} of its gateways' "
+        f"traffic for {gates.window_s:g}s, then promoted or stopped",
+        (),
+        ServerStep(proc=f"{spec.name}-{colour}", colour=colour, port=spec.colour_port(colour)),
+    )
 
 
 def _settle_live(

@@ -120,7 +120,7 @@ class ServerSpec(Spec):
         default=None, pattern=r"^[\w./:-]{1,128}$", description="The name requests use."
     )
     args: dict[str, Any] = Field(default_factory=dict, description="Extra allowed vLLM flags.")
-    strategy: Literal["recreate", "blue-green", "standby"] = Field(
+    strategy: Literal["recreate", "blue-green", "standby", "canary"] = Field(
         default="recreate", description="How a change goes live."
     )
     grace_minutes: float = Field(
@@ -160,6 +160,29 @@ class ServerSpec(Spec):
     )
     alert_gpu_memory_pct: float = Field(
         default=97.0, gt=0, le=100, description="Alert: GPU memory use above this (%)."
+    )
+    canary_share: float | None = Field(
+        default=None, gt=0, lt=1, description="Canary: share of the gateways' traffic (0.1)."
+    )
+    """Canary fields: None = the default in ops/kinds/server/canary.py `Gates` (so a server
+    that is no canary carries none of them in its TOML)."""
+    canary_window_s: float | None = Field(
+        default=None, ge=5, le=3600, description="Canary: seconds watched (60)."
+    )
+    canary_min_requests: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="Canary: requests it must get (10)."
+    )
+    canary_max_ttft_ratio: float | None = Field(
+        default=None, ge=1, le=100, description="Canary: most TTFT p95 vs live (1.2x)."
+    )
+    canary_max_itl_ratio: float | None = Field(
+        default=None, ge=1, le=100, description="Canary: most ITL p95 vs live (1.2x)."
+    )
+    canary_floor_ms: float | None = Field(
+        default=None, ge=0, le=600_000, description="Canary: ms slower a breach needs (50)."
+    )
+    canary_max_error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Canary: most error rate (0.01)."
     )
 
     @model_validator(mode="before")
