@@ -22,7 +22,7 @@ from pathlib import Path
 PATH_PKG = "llmops-test-vllm-path"
 MODULE = "llmops_test_vllm_path"
 GOOD, GOOD2, BROKEN = "1.0", "2.0", "3.0"
-BROKEN_WORDS = "vllm shadowed on purpose by llmops-test-vllm-path 3.0"
+BROKEN_WORDS = "broken by test-vllm-path 3.0"
 
 
 def pth_line(site: str) -> str:

