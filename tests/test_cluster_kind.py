@@ -305,7 +305,7 @@ def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
     deadline = time.monotonic() + 60  # Ray ends the actors and the group after the driver
     while True:
         left = [pid for pid in titles(b"VLLM::", *RANK_MARKS) if netns_of(pid) in ours]
-        report = cluster.run("cluster", "status", "rc")
+        report = cluster.run("cluster", "status", "rc", check=None)  # degraded: cb dropped
         live = [pg for pg in report["placement"] if pg["state"] == "CREATED"]
         if not (left or live) or time.monotonic() > deadline:
             break
