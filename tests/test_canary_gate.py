@@ -188,7 +188,7 @@ def test_canary_config_weighs_the_servers_deployments() -> None:
     found = canary_config(config_dict(GW, BACKENDS), "s", TARGET)
     chat = [d for d in found["model_list"] if d["model_name"] == "chat"]
     assert [(d["litellm_params"]["api_base"], d["litellm_params"]["weight"]) for d in chat] \
-        == [("http://127.0.0.1:18000/v1", 0.75), ("http://127.0.0.1:38000/v1", 0.25)]
+        == [("http://127.0.0.1:18000/v1", 750), ("http://127.0.0.1:38000/v1", 250)]
     assert chat[1]["model_info"]["id"] == "chat.s.canary"
     assert chat[1]["litellm_params"]["input_cost_per_token"] == 1e-6  # priced as the server
     code = [d for d in found["model_list"] if d["model_name"] == "code"]

@@ -26,6 +26,8 @@ from llmops.ops.kinds.gateway.observed import GatewayObserved
 from llmops.ops.kinds.gateway.spec import GatewaySpec
 
 CANARY_SUFFIX = ".canary"
+WEIGHTS = 1000
+"""Weights are integers per mille (LiteLLM's documented `weight: 9`; its type says int)."""
 
 
 class CanaryTarget(BaseModel):
@@ -67,18 +69,19 @@ class CanaryStep(StepData):
 
 def canary_config(config: dict[str, Any], server: str, target: CanaryTarget) -> dict[str, Any]:
     """The gateway's config with `share` of each of the server's deployments' traffic sent to
-    the new colour (same model group, same prices and timeout; its own deployment id)."""
+    the new colour (same model group, same prices and timeout; its own deployment id). The
+    spec keeps the share within 0.001..0.999, so neither weight is 0."""
     found = copy.deepcopy(config)
     added = []
     for deployment in found["model_list"]:
         if deployment["model_info"].get("llmops_server") != server:
             continue
-        deployment["litellm_params"]["weight"] = round(1 - target.share, 6)
+        deployment["litellm_params"]["weight"] = WEIGHTS - round(target.share * WEIGHTS)
         canary = copy.deepcopy(deployment)
         canary["litellm_params"].update({
             "model": f"hosted_vllm/{target.new_model}",
             "api_base": f"http://127.0.0.1:{target.new_port}/v1",
-            "weight": round(target.share, 6),
+            "weight": round(target.share * WEIGHTS),
         })
         canary["model_info"]["id"] += CANARY_SUFFIX
         canary["model_info"]["llmops_colour"] = target.new

@@ -343,12 +343,8 @@ def _wake(
     progress(f"{proc_of(step)} is awake")
 
 
-def _canary_hold(
-    step: Step, spec: ServerSpec, t: Transport, facts: dict[str, Any], progress: Progress
-) -> dict[str, Any]:
+def _canary_hold(step: Step, *_: Any) -> dict[str, Any]:
     """Nothing to do on the host: the new colour runs; its gateways' canary decides."""
-    progress(f"{proc_of(step)} started; the live port stays on the old colour until its "
-             "canary passes (the gateways' steps next)")
     return {"canary": payload(step).colour}
 
 

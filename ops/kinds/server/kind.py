@@ -34,6 +34,7 @@ from llmops.ops.kinds.server import checks as server_checks
 from llmops.ops.kinds.server import loadtest
 from llmops.ops.kinds.server import summary as server_summary
 from llmops.ops.kinds.server import telemetry as server_telemetry
+from llmops.ops.kinds.server.canary import admit_canary
 from llmops.ops.kinds.server.launch import is_loopback, world_size
 from llmops.ops.kinds.server.observed import ServerObserved
 from llmops.ops.kinds.server.plan import plan_server
@@ -113,6 +114,7 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
                 f"give an env on {spec.host} (llmops env add NAME --host {spec.host} "
                 "--packages ...) or drop env",
             )
+        admit_canary(spec, context)
         facts = context.facts("host", spec.host)
         if facts:
             admit_on_facts(spec, facts)

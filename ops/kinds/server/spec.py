@@ -162,7 +162,8 @@ class ServerSpec(Spec):
         default=97.0, gt=0, le=100, description="Alert: GPU memory use above this (%)."
     )
     canary_share: float | None = Field(
-        default=None, gt=0, lt=1, description="Canary: share of the gateways' traffic (0.1)."
+        default=None, ge=0.001, le=0.999,
+        description="Canary: share of the gateways' traffic (0.1).",
     )
     """Canary fields: None = the default in ops/kinds/server/canary.py `Gates` (so a server
     that is no canary carries none of them in its TOML)."""
