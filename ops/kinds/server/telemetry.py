@@ -97,16 +97,19 @@ class ServerSampler:
     def __init__(self, spec: ServerSpec, hosts: HostPool) -> None:
         self.spec, self.hosts = spec, hosts
         self.tunnel: Forward | None = None
+        self.client: VllmClient | None = None
+        """Kept with the tunnel: one keep-alive connection for every sample."""
         self.window = RateWindow()
 
     def sample(self) -> Values | None:
         try:
-            if self.tunnel is None:
+            if self.tunnel is None or self.client is None:
+                self.close()
                 transport = self.hosts.transport(self.spec.host)
                 self.tunnel = transport.open_forward(self.spec.port, reach_address(self.spec))
-            url = f"http://127.0.0.1:{self.tunnel.local_port}"
-            with VllmClient(url, self.spec.api_model(), timeout=5.0) as client:
-                snap = client.metrics(POLLED)
+                self.client = VllmClient(f"http://127.0.0.1:{self.tunnel.local_port}",
+                                         self.spec.api_model(), timeout=5.0)
+            snap = self.client.metrics(POLLED)
         except (TransportError, httpx.HTTPError, OSError, ValueError):
             self.close()
             self.window = RateWindow()
@@ -134,6 +137,9 @@ class ServerSampler:
         }
 
     def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None
