@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from labtools import git_log, llmops
+from labtools import git_log, llmops, llmops_json
 from sharedserver import LOOSE_TARGETS, SLOW, SharedServer
 from sshhosts import SshHost, SshHostFactory, sh
 
@@ -333,6 +333,58 @@ def test_a_launch_that_fails_puts_the_cluster_in_the_journal(cluster: ClusterLab
     journalled = {a["id"]: a for a in cluster.run("history")}[action["id"]]
     assert "; cluster rc: GCS: " in (journalled.get("error") or ""), journalled
     assert "late" not in {r["name"] for r in cluster.run("server", "list")}
+
+
+def test_ssh_drop_mid_worker_start(cluster: ClusterLab) -> None:
+    """The worker's Ray gone, and its repair under way when the worker's sshd dies with every
+    connection it serves (the host went away): the action fails naming cb and its revert stays
+    pending (`plan` says so while cb is down); once sshd is back `plan` finishes the revert: the
+    cluster is up with both nodes, and the only process running under cb's run folder is the
+    node the lab's spec claims (nothing orphaned)."""
+    from test_server_drop import PENDING, orphans, words
+
+    from llmops.ops.kinds.cluster.spec import ClusterSpec
+    from llmops.rollback.engine import Change, Engine
+    from llmops.rollback.lab import Lab
+
+    worker = cluster.hosts[1]
+    kill_node(cluster, "n1")
+    engine = Engine(Lab(cluster.lab), lock_wait=2.0)
+    try:
+        spec = engine.lab.read_spec("cluster", "rc")
+        assert isinstance(spec, ClusterSpec)
+        changed = ClusterSpec.model_validate(
+            {**spec.model_dump(), "start_timeout_s": spec.start_timeout_s + 1})
+        dropped: list[str] = []
+
+        def drop_once_starting(_action: int, ref: str, line: str) -> None:
+            if ref == "cluster/rc" and not dropped:  # the worker's `ray start` is printing
+                dropped.append(line)
+                worker.kill()
+
+        engine.progress_listeners.append(drop_once_starting)
+        record = engine.act([Change("cluster", "rc", changed)], "cluster rc up")
+        assert dropped, "the worker's start never printed"
+        assert record.status == "failed", record
+        said = words(record.error or "")
+        assert re.search(rf"(lost the connection to|cannot reach) {worker.name}\b", said), said
+        assert [p.ref for p in engine.pending.all()] == [("cluster", "rc")]
+    finally:
+        engine.close()
+        engine.lab.close()
+    try:
+        rows = {r["resource"]: r for r in llmops_json(cluster.lab, "plan")}  # cb is down
+        assert rows["cluster/rc"]["state"] == PENDING, rows
+        worker.start()
+        plan = words(llmops(cluster.lab, "plan", timeout=300).stdout)
+        assert re.search(r"cluster/rc revert finished — action \d+", plan), plan
+        report = cluster.run("cluster", "status", "rc")
+        assert report["state"] == "up" and report["alive"] == 2, report
+        node = ClusterSpec.model_validate(spec.model_dump()).proc_name(worker.name)
+        assert set(orphans(worker)) == {node}, orphans(worker)
+    finally:
+        if worker.sshd_pid is None:
+            worker.start()
 
 
 def test_killed_worker_is_degraded_and_an_action_brings_it_back(cluster: ClusterLab) -> None:
