@@ -329,3 +329,78 @@ def test_ssh_drop_mid_env_build(ssh_host_factory: SshHostFactory, tmp_path: Path
         if g.sshd_pid is None:
             g.start()
         kill_sessions(g)
+
+
+def litellm_venv() -> Path:
+    """The tests' LiteLLM venv (test_gateway_live builds it first in a whole run), built here
+    with the gateway kind's own install script when missing: a namespace host reaches no
+    package index, so its gateway must find the venv ready on the shared filesystem."""
+    from test_gateway_live import VENV
+
+    from llmops.ops.kinds.gateway.apply import INSTALL_SCRIPT, MARKER
+    from llmops.ops.kinds.gateway.spec import LITELLM_VERSION
+
+    if not (VENV / MARKER).exists():
+        VENV.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([PY, "-c", INSTALL_SCRIPT, str(VENV), LITELLM_VERSION], check=True,
+                       timeout=1800, env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    return VENV
+
+
+def test_ssh_drop_mid_gateway_start(ssh_host_factory: SshHostFactory, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway on host `gd` (LiteLLM under gunicorn, routing to a server of the lab that is
+    not running: the proxy starts without its backends) whose sshd dies right after gunicorn
+    was started, detached. The action fails naming the host, its revert stays pending, the
+    proxy keeps running in the namespace; once sshd is back `plan` finishes the revert (the
+    proxy stopped, its record gone) and nothing is left running."""
+    from llmops.ops.kinds.gateway.spec import GatewaySpec
+
+    key_env = "LLMOPS_TEST_DROP_GATEWAY_KEY"
+    monkeypatch.setenv(key_env, "sk-drop-test-key")
+    venv = litellm_venv()
+    g = ssh_host_factory("gd")
+    lab = tmp_path / "lab"
+    add_host(lab, g)
+    engine = Engine(Lab(lab), lock_wait=2.0)
+    try:
+        (lab / "servers").mkdir(exist_ok=True)
+        (lab / "servers" / "plain.toml").write_text(
+            f'host = "{g.name}"\nmodel = "/models/t"\nport = 18671\n')
+        engine.lab.commit("hand edit: server plain (never started)", ["servers/plain.toml"])
+        spec = GatewaySpec.model_validate({
+            "name": "gw", "host": g.name, "port": 18681, "models": {"chat": ["plain"]},
+            "master_key_env": key_env, "venv": str(venv)})
+        started: list[str] = []
+
+        def drop_once_started(_action: int, ref: str, line: str) -> None:
+            if ref == "gateway/gw" and "started (pid" in line and not started:
+                started.append(line)
+                g.kill()  # gunicorn runs on, detached; wait-ready's next look finds no host
+
+        engine.progress_listeners.append(drop_once_started)
+        record = engine.act([Change("gateway", "gw", spec)], "gateway gw up")
+        assert started, "the proxy never started"
+        assert record.status == "failed", record
+        said = words(record.error or "")
+        assert re.search(rf"(lost the connection to|cannot reach) {g.name}\b", said), said
+        assert [p.ref for p in engine.pending.all()] == [("gateway", "gw")]
+    finally:
+        engine.close()
+        engine.lab.close()
+    try:
+        assert "gateway.gw" in orphans(g), orphans(g)  # the proxy runs on while sshd is down
+        rows = {r["resource"]: r for r in llmops_json(lab, "plan")}
+        assert rows["gateway/gw"]["state"] == PENDING, rows
+        g.start()
+        plan = words(llmops(lab, "plan", timeout=300).stdout)
+        done = re.search(r"gateway/gw revert finished — action (\d+)", plan)
+        assert done, plan
+        finished = llmops_json(lab, "history", done.group(1))
+        assert finished["status"] == "succeeded", finished
+        assert finished["checks"] and all(c["ok"] for c in finished["checks"]), finished
+        assert orphans(g) == {}, orphans(g)
+    finally:
+        if g.sshd_pid is None:
+            g.start()
+        kill_sessions(g)
