@@ -65,6 +65,9 @@ def usage_record(kwargs: dict[str, Any], ok: bool) -> dict[str, Any]:
         "stream": bool(payload.get("stream")),
         "seconds": round(float(payload.get("response_time") or 0.0), 4),
     }
+    overhead = (payload.get("hidden_params") or {}).get("litellm_overhead_time_ms")
+    if isinstance(overhead, int | float):  # LiteLLM's own time in the request (the canary shows it)
+        record["overhead_ms"] = round(float(overhead), 2)
     if not ok:
         record["error"] = str(payload.get("error_str") or kwargs.get("exception") or "")[:300]
     return record
