@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from droptools import PENDING, act_dropping, finish_revert, words
 from finetune_fixtures import tiny_model_dir
 from labtools import LLMOPS, llmops, llmops_json
 from realparts import require_vllm
@@ -28,7 +29,7 @@ from sharedserver import LOOSE_TARGETS
 from sshhosts import SshHost, SshHostFactory
 from test_engine_revert import detached
 from test_procs import alive, wait_for
-from test_server_drop import PENDING, orphans, words
+from test_server_drop import orphans
 
 from llmops.ops.kinds.adapter import AdapterSpec
 from llmops.rollback.engine import Change, Engine
@@ -283,41 +284,20 @@ def test_ssh_drop_mid_env_build(ssh_host_factory: SshHostFactory, tmp_path: Path
            "--find-links", str(wheels), "--packages", PIN1, timeout=600)
     venv = g.workdir / "envs" / "e1" / "venv"
     old = os.readlink(venv)
-    engine = Engine(Lab(lab), lock_wait=2.0)
+    hand = Lab(lab)
     try:
-        spec = engine.lab.read_spec("env", "e1")
-        assert isinstance(spec, EnvSpec)
-        up = EnvSpec.model_validate({**spec.model_dump(), "packages": [PIN2]})
-        started: list[str] = []
-
-        def drop_once_building(_action: int, ref: str, line: str) -> None:
-            if ref == "env/e1" and line.startswith("build of venv") and not started:
-                started.append(line)
-                g.kill()  # the build runs on, detached; apply's next look finds no host
-
-        engine.progress_listeners.append(drop_once_building)
-        record = engine.act([Change("env", "e1", up)], "env e1 up")
-        assert started, "the build never started"
-        assert record.status == "failed", record
-        said = words(record.error or "")
-        assert re.search(rf"(lost the connection to|cannot reach) {g.name}\b", said), said
-        assert f"cannot reach {g.name}" in words(record.revert_error or ""), record.revert_error
-        assert [p.ref for p in engine.pending.all()] == [("env", "e1")]
+        now = hand.read_spec("env", "e1")
     finally:
-        engine.close()
-        engine.lab.close()
+        hand.close()
+    assert isinstance(now, EnvSpec)
+    spec = EnvSpec.model_validate({**now.model_dump(), "packages": [PIN2]})
     try:
+        record = act_dropping(lab, Change("env", "e1", spec), "env e1 up", g,
+                              lambda line: line.startswith("build of venv"))
+        assert f"cannot reach {g.name}" in words(record.revert_error or ""), record.revert_error
         assert os.readlink(venv) == old and freeze_of(venv) == FREEZE1  # nothing half-switched
-        rows = {r["resource"]: r for r in llmops_json(lab, "plan")}  # the host is still down
-        assert rows["env/e1"]["state"] == PENDING, rows
-        g.start()
-        plan = words(llmops(lab, "plan", timeout=300).stdout)
-        done = re.search(r"env/e1 revert finished — action (\d+)", plan)
-        assert done, plan
-        finished = llmops_json(lab, "history", done.group(1))
-        assert finished["status"] == "succeeded", finished
+        finished = finish_revert(lab, "env/e1", g)
         assert {s["verb"] for s in finished["steps"]} <= {"stop"}, finished["steps"]
-        assert finished["checks"] and all(c["ok"] for c in finished["checks"]), finished
         assert os.readlink(venv) == old and freeze_of(venv) == FREEZE1
         assert orphans(g) == {}, orphans(g)
 
@@ -362,43 +342,22 @@ def test_ssh_drop_mid_gateway_start(ssh_host_factory: SshHostFactory, tmp_path: 
     g = ssh_host_factory("gd")
     lab = tmp_path / "lab"
     add_host(lab, g)
-    engine = Engine(Lab(lab), lock_wait=2.0)
+    (lab / "servers").mkdir(exist_ok=True)
+    (lab / "servers" / "plain.toml").write_text(
+        f'host = "{g.name}"\nmodel = "/models/t"\nport = 18671\n')
+    hand = Lab(lab)
     try:
-        (lab / "servers").mkdir(exist_ok=True)
-        (lab / "servers" / "plain.toml").write_text(
-            f'host = "{g.name}"\nmodel = "/models/t"\nport = 18671\n')
-        engine.lab.commit("hand edit: server plain (never started)", ["servers/plain.toml"])
-        spec = GatewaySpec.model_validate({
-            "name": "gw", "host": g.name, "port": 18681, "models": {"chat": ["plain"]},
-            "master_key_env": key_env, "venv": str(venv)})
-        started: list[str] = []
-
-        def drop_once_started(_action: int, ref: str, line: str) -> None:
-            if ref == "gateway/gw" and "started (pid" in line and not started:
-                started.append(line)
-                g.kill()  # gunicorn runs on, detached; wait-ready's next look finds no host
-
-        engine.progress_listeners.append(drop_once_started)
-        record = engine.act([Change("gateway", "gw", spec)], "gateway gw up")
-        assert started, "the proxy never started"
-        assert record.status == "failed", record
-        said = words(record.error or "")
-        assert re.search(rf"(lost the connection to|cannot reach) {g.name}\b", said), said
-        assert [p.ref for p in engine.pending.all()] == [("gateway", "gw")]
+        hand.commit("hand edit: server plain (never started)", ["servers/plain.toml"])
     finally:
-        engine.close()
-        engine.lab.close()
+        hand.close()
+    spec = GatewaySpec.model_validate({
+        "name": "gw", "host": g.name, "port": 18681, "models": {"chat": ["plain"]},
+        "master_key_env": key_env, "venv": str(venv)})
     try:
+        act_dropping(lab, Change("gateway", "gw", spec), "gateway gw up", g,
+                     lambda line: "started (pid" in line)
         assert "gateway.gw" in orphans(g), orphans(g)  # the proxy runs on while sshd is down
-        rows = {r["resource"]: r for r in llmops_json(lab, "plan")}
-        assert rows["gateway/gw"]["state"] == PENDING, rows
-        g.start()
-        plan = words(llmops(lab, "plan", timeout=300).stdout)
-        done = re.search(r"gateway/gw revert finished — action (\d+)", plan)
-        assert done, plan
-        finished = llmops_json(lab, "history", done.group(1))
-        assert finished["status"] == "succeeded", finished
-        assert finished["checks"] and all(c["ok"] for c in finished["checks"]), finished
+        finish_revert(lab, "gateway/gw", g)
         assert orphans(g) == {}, orphans(g)
     finally:
         if g.sshd_pid is None:

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from droptools import PENDING, words
 from finetune_fixtures import text_rows, tiny_model_dir, write_rows
 from labtools import LLMOPS, llmops, llmops_json
 from realparts import require_vllm
@@ -42,11 +43,6 @@ require_vllm()  # a reported skip without vLLM, a failure in CI or with a broken
 
 __all__ = ["tiny_model"]  # the fixture, used by name
 PORT = 18411
-PENDING = "unknown — revert pending"
-
-
-def words(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_ssh_drop_mid_server_up(
