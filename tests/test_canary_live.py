@@ -1,0 +1,257 @@
+"""A server change out as a canary, end to end: the real `llmops` CLI, a real LiteLLM proxy
+(pinned, its own venv, under gunicorn) in front of ONE real CPU vLLM server of the tiny model,
+run as two colours behind its live forwarder.
+
+One lab for the module: server `cy` (blue-green at first: a canary needs a gateway routing to
+it, and the gateway needs the server), gateway `gy` exposing `chat` (cy), then cy switched to
+`strategy = "canary"`. In file order:
+- a healthy canary is promoted: under a client loop through the gateway, the change starts
+  the new colour and holds; the gateway (following the change in the same action) sends half
+  of chat's traffic to it, watches both colours, promotes it (live port switched, one route
+  again); zero failed requests, the new colour live after; its rollback is one switch;
+- a bad canary is rolled back by its gate: the same change again (the rolled-back colour is
+  still warm: a canary at once), its colour stopped mid-window; the gate says roll back,
+  the gateway routes back, the action fails and reverts, and the old colour serves
+  throughout (zero failed requests: LiteLLM does not cool down a deployment for a refused
+  connection, so its retries (5, each picking a deployment by weight: 0.2 for the canary)
+  are what keeps a client from seeing the dead canary).
+
+The gates are loose on latency (a 2-core box shared with other runs: latency noise is not
+what these tests are about; the gate's numbers are the data cases of test_canary_gate.py).
+The venv is the one test_gateway_live.py builds (~/.cache/llmops-tests/litellm-<version>)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from labtools import llmops
+from realparts import require_vllm
+from sharedserver import LOOSE_TARGETS, make_tiny_model
+
+from llmops.ops import procs
+from llmops.ops.kinds.gateway.spec import LITELLM_VERSION
+from llmops.ops.kinds.host import HostSpec
+from llmops.ops.transport import LocalTransport
+
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
+
+require_vllm()
+
+PORT, GATEWAY_PORT = 18701, 18721
+BLUE, GREEN = PORT + 10000, PORT + 20000
+SLOW = 900
+KEY_ENV = "LLMOPS_TEST_CANARY_KEY"
+KEY = "sk-cytest-" + secrets.token_hex(12)
+VENV = Path(os.environ.get("LLMOPS_TEST_CACHE", Path.home() / ".cache" / "llmops-tests")) \
+    / f"litellm-{LITELLM_VERSION}"
+CANARY = ("--canary-share", "0.5", "--canary-min-requests", "3", "--canary-floor-ms", "5000",
+          "--canary-max-ttft-ratio", "10", "--canary-max-itl-ratio", "10")
+"""Half of the traffic to the canary, and latency gates a loaded box always meets."""
+
+
+def cli(lab: Path, *args: str, check: int | None = 0, timeout: float = SLOW) -> Any:
+    done = llmops(lab, *args, "--json", check=None, timeout=timeout, env={KEY_ENV: KEY})
+    found = json.loads(done.stdout) if done.stdout.strip()[:1] in ("{", "[") else None
+    if check is not None and done.returncode != check:
+        raise AssertionError(f"exit {done.returncode} != {check}\nstderr: "
+                             f"{done.stderr[-2000:]}\nstdout: {done.stdout[-4000:]}")
+    return found
+
+
+def work(lab: Path) -> Path:
+    return lab.parent / "work"
+
+
+def transport(lab: Path) -> LocalTransport:
+    return LocalTransport(HostSpec(name="local", local=True, workdir=str(work(lab))))
+
+
+def live_port(lab: Path) -> int:
+    return int((work(lab) / "servers" / "cy.live-port").read_text().strip())
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("canary")
+    path = root / "lab"
+    llmops(path, "host", "add", "local", "--local", "--python", sys.executable,
+           "--workdir", str(root / "work"))
+    model = make_tiny_model(root / "tiny")
+    try:
+        done = cli(path, "server", "up", "cy", "--host", "local", "--model", str(model),
+                   "--port", str(PORT), "--strategy", "blue-green", "--dtype", "float32",
+                   "--max-model-len", "256", "--cpu-kvcache-gib", "1",
+                   "--arg", "enforce-eager=true", *LOOSE_TARGETS)
+        assert done["ok"], done
+        refused = cli(path, "server", "up", "cy", "--strategy", "canary", check=2)
+        assert "no gateway routes to server cy" in json.dumps(refused), refused
+        VENV.parent.mkdir(parents=True, exist_ok=True)
+        done = cli(path, "gateway", "up", "gy", "--host", "local", "--port", str(GATEWAY_PORT),
+                   "--model", "chat=cy", "--num-retries", "5", "--allowed-fails", "0",
+                   "--cooldown-s", "60", "--timeout-s", "300", "--venv", str(VENV),
+                   "--master-key-env", KEY_ENV)
+        assert done["ok"], done
+        done = cli(path, "server", "up", "cy", "--strategy", "canary")
+        assert done["ok"], done
+        yield path
+    finally:
+        cli(path, "gateway", "down", "gy", check=None)
+        cli(path, "server", "down", "cy", check=None)
+
+
+class ClientLoop(threading.Thread):
+    """Chat completions through the gateway, one every `pause` seconds, on one keep-alive
+    connection; a reset of the idle kept-alive connection before any answer (a HUP retiring
+    the old worker: HTTP/1.1's race) is sent again once, as the OpenAI SDK does, and counted;
+    any other failure is kept. Counts answers per backend (LiteLLM's api-base header)."""
+
+    def __init__(self, pause: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pause, self.done = pause, threading.Event()
+        self.answered = self.retried = 0
+        self.backends: dict[str, int] = {}
+        self.failures: list[str] = []
+
+    def send(self, c: httpx.Client) -> httpx.Response:
+        body = {"model": "chat", "max_tokens": 4,
+                "messages": [{"role": "user", "content": f"canary {self.answered}"}]}
+        url, headers = f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions", {
+            "Authorization": f"Bearer {KEY}"}
+        try:
+            return c.post(url, headers=headers, json=body)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            self.retried += 1
+            return c.post(url, headers=headers, json=body)
+
+    def run(self) -> None:
+        with httpx.Client(timeout=120) as c:
+            while not self.done.wait(self.pause):
+                try:
+                    r = self.send(c)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                if r.status_code != 200:
+                    self.failures.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                    continue
+                base = r.headers.get("x-litellm-model-api-base", "?")
+                self.backends[base] = self.backends.get(base, 0) + 1
+                self.answered += 1
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(120)
+
+
+def steps_of(action: dict[str, Any], ref: str) -> list[dict[str, Any]]:
+    return [s for s in action["steps"] if s["ref"] == ref and s["phase"] == "apply"]
+
+
+def test_a_healthy_canary_is_promoted_and_its_rollback_is_a_switch(lab: Path) -> None:
+    assert live_port(lab) == BLUE
+    loop = ClientLoop()
+    loop.start()
+    try:
+        done = cli(lab, "server", "up", "cy", "--max-model-len", "320", "--canary-window-s",
+                   "15", *CANARY)
+    finally:
+        loop.stop()
+    assert done["ok"], done
+    action = done["action"]
+    assert [s["verb"] for s in steps_of(action, "server/cy")][-1] == "canary-hold"
+    gy = steps_of(action, "gateway/gy")
+    assert [s["verb"] for s in gy] == ["canary-route", "canary-watch", "canary-promote"], gy
+    watch = gy[1]["facts"]
+    print(f"canary verdict: {watch['verdict']}\n  canary: {watch['canary']}\n"
+          f"  live: {watch['live']}\n  watch {gy[1]['seconds']}s, action {action['seconds']}s")
+    assert "PROMOTE" in watch["verdict"], watch
+    assert watch["canary"]["gateway_requests"] >= 3 and watch["canary"]["gateway_errors"] == 0
+    assert watch["canary"]["requests"] >= 3 and watch["canary"]["ttft_p95_ms"] is not None
+    assert live_port(lab) == GREEN  # promoted: the live port serves the new colour
+    assert all(c["ok"] for c in action["checks"]), action["checks"]
+    assert loop.failures == [], (loop.failures[:5], loop.answered, loop.retried)
+    assert loop.backends.get(f"http://127.0.0.1:{GREEN}/v1", 0) > 0, loop.backends  # the share
+    print(f"client loop: {loop.answered} answered {loop.backends}, {loop.retried} resent, "
+          "0 failed")
+    config = json.loads((work(lab) / "gateways" / "gy" / "config.yaml").read_text())
+    assert [d["litellm_params"]["api_base"] for d in config["model_list"]] \
+        == [f"http://127.0.0.1:{PORT}/v1"]  # one route again
+    back = cli(lab, "rollback", str(action["id"]))
+    assert back["ok"], back
+    assert [s["verb"] for s in steps_of(back["action"], "server/cy")] == ["switch"]
+    assert steps_of(back["action"], "gateway/gy") == []
+    assert live_port(lab) == BLUE
+
+
+class StopMidWindow(threading.Thread):
+    """Stops the canary's colour a few seconds into the window: once the gateway answers on
+    the weighted config (its record's `loaded` is the marker of the config that holds the
+    canary deployment; the watch starts right after)."""
+
+    def __init__(self, lab: Path, proc: str) -> None:
+        super().__init__(daemon=True)
+        self.lab, self.proc, self.done = lab, proc, threading.Event()
+        self.stopped = False
+
+    def routed(self) -> bool:
+        try:
+            config = json.loads((work(self.lab) / "gateways" / "gy" / "config.yaml").read_text())
+            record = json.loads((work(self.lab) / "gateways" / "gy.json").read_text())
+        except (OSError, ValueError):
+            return False
+        ids = [d["model_info"]["id"] for d in config["model_list"]]
+        marker = config["model_list"][0]["model_info"]["llmops_config"]
+        return any(i.endswith(".canary") for i in ids) and record.get("loaded") == marker
+
+    def run(self) -> None:
+        while not self.done.wait(0.25):
+            if self.routed():
+                time.sleep(4)
+                procs.stop(transport(self.lab), self.proc)
+                self.stopped = True
+                return
+
+
+def test_a_canary_that_fails_is_rolled_back_by_its_gate(lab: Path) -> None:
+    """The change of the first test again (max_model_len 320), with a 60 s window and a 0.2
+    share: green, rolled back from but still warm, runs it and started after blue, so it is
+    a canary again at once (no vLLM start); it is stopped a few seconds into the window."""
+    assert live_port(lab) == BLUE  # after the rollback above: green is the idle colour
+    loop, stopper = ClientLoop(), StopMidWindow(lab, "cy-green")
+    loop.start()
+    stopper.start()
+    try:
+        done = cli(lab, "server", "up", "cy", "--max-model-len", "320", "--canary-window-s",
+                   "60", *CANARY, "--canary-share", "0.2", check=1)
+    finally:
+        stopper.done.set()
+        loop.stop()
+    action = done["action"]
+    assert stopper.stopped, action["steps"]
+    assert action["status"] == "failed, reverted", action
+    assert [s["verb"] for s in steps_of(action, "server/cy")] == ["canary-hold"]
+    # the gate saw it stop: its /metrics gone (two scrapes) or the gateway's errors to it
+    assert "canary gate: ROLL BACK" in action["error"], action["error"]
+    assert "does not answer" in action["error"] or "error rate" in action["error"], action
+    gy = steps_of(action, "gateway/gy")
+    assert [(s["verb"], s["ok"]) for s in gy] == [("canary-route", True),
+                                                  ("canary-watch", False)], gy
+    assert all(c["ok"] for c in action["checks"] if c["phase"] == "revert"), action["checks"]
+    assert live_port(lab) == BLUE
+    assert not procs.status(transport(lab), "cy-green").running
+    config = json.loads((work(lab) / "gateways" / "gy" / "config.yaml").read_text())
+    assert len(config["model_list"]) == 1  # routed back
+    assert loop.failures == [], (loop.failures[:5], loop.answered, loop.retried)
+    assert loop.backends.get(f"http://127.0.0.1:{PORT}/v1", 0) > 0, loop.backends
+    print(f"bad canary: {action['error']}\n  client loop: {loop.answered} answered "
+          f"{loop.backends}, {loop.retried} resent, 0 failed; action {action['seconds']}s")
