@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.text import Text
 
 from llmops.console.messages import ResourcePolled
-from llmops.console.screens.presenter import Key, Opens, Presenter, Spark
+from llmops.console.screens.presenter import Confirm, Key, Opens, Presenter, Spark
 from llmops.console.screens.resource_poll import RowState
 from llmops.console.screens.spec_form import FormLayout
 from llmops.console.widgets.render import num
 from llmops.ops.kinds.base import Sample, Spec
 from llmops.ops.kinds.server.spec import ServerSpec
+from llmops.rollback.engine import Change
 from llmops.rollback.summaries import bench_fields
 
 if TYPE_CHECKING:
@@ -32,6 +33,34 @@ POLL_INTERVAL = 2.0
 def server_spec(spec: Spec) -> ServerSpec:
     assert isinstance(spec, ServerSpec)
     return spec
+
+
+def reach(spec: ServerSpec) -> tuple[str, str, int, str]:
+    """What of a server its gateways' configs hold (as the gateway kind's `reach_of`)."""
+    return (spec.host, spec.listen, spec.port, spec.api_model())
+
+
+def follower_text(spec: ServerSpec, followers: list[str]) -> Text:
+    """The confirm's body: what else the action changes, in the same action (pure)."""
+    text = Text()
+    if spec.strategy == "canary":
+        text.append(f"Server {spec.name} goes out as a canary: the new version starts beside "
+                    "the live one and a gateway sends it a share of the traffic, then promotes "
+                    "or rolls it back by its gates.\n\n")
+    else:
+        text.append(f"Server {spec.name} moves (host, listen address, port or served model "
+                    "name): the gateways routing to it must follow.\n\n")
+    if followers:
+        text.append("In the same action (rolled back with it):\n", style="bold")
+        for name in followers:
+            text.append(f"  • {name}: its routes rewritten and reloaded (HUP)"
+                        f"{', then the canary' if spec.strategy == 'canary' else ''}\n")
+    elif spec.strategy == "canary":
+        text.append("No gateway on its host routes to it: the change is refused (a canary "
+                    "needs one).", style="bold red")
+    else:
+        text.append("No gateway routes to it: nothing else changes.", style="grey50")
+    return text
 
 
 def model_cell(model: str, limit: int = 28) -> str:
@@ -109,6 +138,22 @@ class ServerPresenter(Presenter):
             except Exception:  # noqa: BLE001 - the row goes without them
                 pass
         return polled
+
+    # -- a change that takes gateways along says so first ---------------------------------
+    def needs_confirm(self, spec: Spec, before: Spec | None) -> bool:
+        """An edit that moves the server (host, listen, port, served name) or goes out as a
+        canary: the gateways routing to it follow in the same action (rollback/gateways.py)."""
+        if not isinstance(before, ServerSpec):
+            return False
+        after = server_spec(spec)
+        return after.strategy == "canary" or reach(before) != reach(after)
+
+    def confirm(self, context: ViewContext, spec: Spec) -> Confirm:
+        after = server_spec(spec)
+        followers = context.engine.with_followers([Change("server", after.name, after)])[1:]
+        return Confirm(f"Change server {after.name}?",
+                       follower_text(after, [f"{c.kind} {c.name}" for c in followers]),
+                       "Change", spec=after)
 
     def open_screen(self, verb: str, context: ViewContext, row: RowState) -> Screen[None]:
         from llmops.console.screens.bench import BenchScreen
