@@ -67,6 +67,7 @@ async def test_a_port_change_lists_the_gateway_that_follows(tmp_path: Path) -> N
 
         await pilot.press("e")
         form = await on_screen(pilot, SpecFormScreen)
+        assert form.query_one("#field-env", Input).value == ""  # the host's python
         form.query_one("#field-port", Input).value = "18742"
         await wait_for(pilot, lambda: form.spec is not None and form.spec.port == 18742,
                        what=f"a spec {form.problems}")

@@ -87,14 +87,16 @@ class ServerPresenter(Presenter):
     form = FormLayout(
         fields=("name", "host", "model", "tp", "pp", "gpus", "port", "max_model_len",
                 "gpu_memory_utilization", "quantization", "served_model_name", "cpu_kvcache_gib",
-                "dtype", "strategy"),
+                "dtype", "strategy", "env"),
         labels={"tp": "TP", "pp": "PP", "gpus": "GPUs", "max_model_len": "Max len",
                 "gpu_memory_utilization": "GPU mem", "quantization": "Quant",
                 "served_model_name": "Served as", "cpu_kvcache_gib": "CPU KV GiB"},
         help={"name": "e.g. qwen-7b (lowercase letters, digits, '-')",
               "host": "a host of the lab (see Hosts)",
-              "max_model_len": "context length (default: the model's)"},
-        refs={"host": "host"}, title="New server", submit="Start", edit_focus="max_model_len")
+              "max_model_len": "context length (default: the model's)",
+              "env": "an env on the server's host (see Envs); empty: the host's python"},
+        refs={"host": "host", "env": "env"}, title="New server", submit="Start",
+        edit_focus="max_model_len")
     leave_out = frozenset({"open", "poll", "bench"})
     """The bench is a screen of its own (parameters, progress, the one before), not a dialog."""
     opens = (Opens("bench", Key("b", "Bench", "Load-test the selected server: parameters, live "
