@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from labtools import git_log, llmops, llmops_json
+from labtools import git_log, llmops
 from sharedserver import LOOSE_TARGETS, SLOW, SharedServer
 from sshhosts import SshHost, SshHostFactory, sh
 
@@ -254,6 +254,37 @@ def forwarded_ranks(cluster: ClusterLab, wanted: int, seconds: float = 90) -> di
         time.sleep(2)
 
 
+def test_a_launch_that_fails_puts_the_cluster_in_the_journal(cluster: ClusterLab,
+                                                             shared_server: SharedServer
+                                                             ) -> None:
+    """A PP=2 server not healthy in its start timeout: the action fails and reverts, and its
+    error (the journal's) carries the cluster's diagnostics: the GCS's nodes, its placement
+    groups, each node's last Ray lines. Before the PP=2 test, which leaves the worker dropped
+    (a preflight then refuses any server on the cluster: every node must be alive)."""
+    failed = cluster.run("server", "up", "late", "--host", "ca", "--cluster", "rc", "--model",
+                         str(shared_server.model), "--port", str(SERVER_PORT + 1), "--pp", "2",
+                         "--dtype", "float32", "--max-model-len", "256", "--cpu-kvcache-gib",
+                         "1", "--arg", "enforce-eager=true", "--start-timeout-s", "10",
+                         *LOOSE_TARGETS, check=1, timeout=SLOW)
+    action = failed["action"]
+    error = action["error"]
+    assert action["status"] == "failed, reverted", action
+    assert "not healthy after 10s" in error and "; cluster rc: GCS: " in error, error
+    assert all(f"{host.name}: " in error for host in cluster.hosts), error
+    journalled = {a["id"]: a for a in cluster.run("history")}[action["id"]]
+    assert "; cluster rc: GCS: " in (journalled.get("error") or ""), journalled
+    assert "late" not in {r["name"] for r in cluster.run("server", "list")}
+    ours = {host.namespace for host in cluster.hosts}
+    deadline = time.monotonic() + 60  # Ray ends the failed start's actors after its driver
+
+    def left() -> list[int]:
+        return [pid for pid in titles(b"VLLM::", *RANK_MARKS) if netns_of(pid) in ours]
+
+    while left() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not left(), left()  # the PP=2 test counts the actors in each namespace
+
+
 def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
                                                 shared_server: SharedServer) -> None:
     """The tiny model with pipeline_parallel_size 2 on the cluster (vLLM's Ray backend):
@@ -314,74 +345,29 @@ def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
           f"second {second:.2f} s, down {down:.1f} s: {sharded['token_ids']}")
 
 
-def test_a_launch_that_fails_puts_the_cluster_in_the_journal(cluster: ClusterLab,
-                                                             shared_server: SharedServer
-                                                             ) -> None:
-    """A PP=2 server not healthy in its start timeout: the action fails and reverts, and its
-    error (the journal's) carries the cluster's diagnostics: the GCS's nodes, its placement
-    groups, each node's last Ray lines."""
-    failed = cluster.run("server", "up", "late", "--host", "ca", "--cluster", "rc", "--model",
-                         str(shared_server.model), "--port", str(SERVER_PORT + 1), "--pp", "2",
-                         "--dtype", "float32", "--max-model-len", "256", "--cpu-kvcache-gib",
-                         "1", "--arg", "enforce-eager=true", "--start-timeout-s", "10",
-                         *LOOSE_TARGETS, check=1, timeout=SLOW)
-    action = failed["action"]
-    error = action["error"]
-    assert action["status"] == "failed, reverted", action
-    assert "not healthy after 10s" in error and "; cluster rc: GCS: " in error, error
-    assert all(f"{host.name}: " in error for host in cluster.hosts), error
-    journalled = {a["id"]: a for a in cluster.run("history")}[action["id"]]
-    assert "; cluster rc: GCS: " in (journalled.get("error") or ""), journalled
-    assert "late" not in {r["name"] for r in cluster.run("server", "list")}
-
-
 def test_ssh_drop_mid_worker_start(cluster: ClusterLab) -> None:
     """The worker's Ray gone, and its repair under way when the worker's sshd dies with every
     connection it serves (the host went away): the action fails naming cb and its revert stays
     pending (`plan` says so while cb is down); once sshd is back `plan` finishes the revert: the
     cluster is up with both nodes, and the only process running under cb's run folder is the
     node the lab's spec claims (nothing orphaned)."""
-    from test_server_drop import PENDING, orphans, words
+    from droptools import act_dropping, finish_revert
+    from test_server_drop import orphans
 
     from llmops.ops.kinds.cluster.spec import ClusterSpec
-    from llmops.rollback.engine import Change, Engine
-    from llmops.rollback.lab import Lab
+    from llmops.rollback.engine import Change
 
     worker = cluster.hosts[1]
     kill_node(cluster, "n1")
-    engine = Engine(Lab(cluster.lab), lock_wait=2.0)
-    try:
-        spec = engine.lab.read_spec("cluster", "rc")
-        assert isinstance(spec, ClusterSpec)
-        changed = ClusterSpec.model_validate(
-            {**spec.model_dump(), "start_timeout_s": spec.start_timeout_s + 1})
-        dropped: list[str] = []
-
-        def drop_once_starting(_action: int, ref: str, line: str) -> None:
-            if ref == "cluster/rc" and not dropped:  # the worker's `ray start` is printing
-                dropped.append(line)
-                worker.kill()
-
-        engine.progress_listeners.append(drop_once_starting)
-        record = engine.act([Change("cluster", "rc", changed)], "cluster rc up")
-        assert dropped, "the worker's start never printed"
-        assert record.status == "failed", record
-        said = words(record.error or "")
-        assert re.search(rf"(lost the connection to|cannot reach) {worker.name}\b", said), said
-        assert [p.ref for p in engine.pending.all()] == [("cluster", "rc")]
-    finally:
-        engine.close()
-        engine.lab.close()
-    try:
-        rows = {r["resource"]: r for r in llmops_json(cluster.lab, "plan")}  # cb is down
-        assert rows["cluster/rc"]["state"] == PENDING, rows
-        worker.start()
-        plan = words(llmops(cluster.lab, "plan", timeout=300).stdout)
-        assert re.search(r"cluster/rc revert finished — action \d+", plan), plan
+    spec = ClusterSpec.model_validate(cluster.run("cluster", "show", "rc")["spec"])
+    changed = spec.model_copy(update={"start_timeout_s": spec.start_timeout_s + 1})
+    try:  # any line of the cluster's: only the worker's `ray start` prints in this action
+        act_dropping(cluster.lab, Change("cluster", "rc", changed), "cluster rc up", worker,
+                     lambda line: True)
+        finish_revert(cluster.lab, "cluster/rc", worker)
         report = cluster.run("cluster", "status", "rc")
         assert report["state"] == "up" and report["alive"] == 2, report
-        node = ClusterSpec.model_validate(spec.model_dump()).proc_name(worker.name)
-        assert set(orphans(worker)) == {node}, orphans(worker)
+        assert set(orphans(worker)) == {spec.proc_name(worker.name)}, orphans(worker)
     finally:
         if worker.sshd_pid is None:
             worker.start()
