@@ -406,7 +406,7 @@ def test_usage_lines_count_tokens_cost_cache_and_fallbacks(lab: Path) -> None:
     work = Path(str(lab).removesuffix("/lab")) / "work"
     lines = [json.loads(line) for f in (work / "gateways").rglob("usage.jsonl")
              for line in f.read_text().splitlines() if line.strip()]
-    overheads = [r["overhead_ms"] for r in lines if r["ok"] and "overhead_ms" in r]
+    overheads = [r["overhead_ms"] for r in lines if r.get("ok") and "overhead_ms" in r]
     assert overheads and all(ms >= 0 for ms in overheads), lines[-3:]  # LiteLLM's own time
     rows = cli(lab, "gateway", "list", timeout=120)
     assert rows[0]["name"] == "gw" and rows[0]["state"] == "serving", rows
