@@ -32,8 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from gatewayloop import ClientLoop
 from labtools import llmops
 from realparts import require_vllm
 from sharedserver import LOOSE_TARGETS, make_tiny_model
@@ -109,57 +109,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         cli(path, "server", "down", "cy", check=None)
 
 
-class ClientLoop(threading.Thread):
-    """Chat completions through the gateway, one every `pause` seconds, on one keep-alive
-    connection; a reset of the idle kept-alive connection before any answer (a HUP retiring
-    the old worker: HTTP/1.1's race) is sent again once, as the OpenAI SDK does, and counted;
-    any other failure is kept. Counts answers per backend (LiteLLM's api-base header)."""
-
-    def __init__(self, pause: float = 0.5) -> None:
-        super().__init__(daemon=True)
-        self.pause, self.done = pause, threading.Event()
-        self.answered = self.retried = 0
-        self.backends: dict[str, int] = {}
-        self.failures: list[str] = []
-
-    def send(self, c: httpx.Client) -> httpx.Response:
-        body = {"model": "chat", "max_tokens": 4,
-                "messages": [{"role": "user", "content": f"canary {self.answered}"}]}
-        url, headers = f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions", {
-            "Authorization": f"Bearer {KEY}"}
-        try:
-            return c.post(url, headers=headers, json=body)
-        except (httpx.ReadError, httpx.RemoteProtocolError):
-            self.retried += 1
-            return c.post(url, headers=headers, json=body)
-
-    def run(self) -> None:
-        with httpx.Client(timeout=120) as c:
-            while not self.done.wait(self.pause):
-                try:
-                    r = self.send(c)
-                except httpx.HTTPError as exc:
-                    self.failures.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                if r.status_code != 200:
-                    self.failures.append(f"HTTP {r.status_code}: {r.text[:200]}")
-                    continue
-                base = r.headers.get("x-litellm-model-api-base", "?")
-                self.backends[base] = self.backends.get(base, 0) + 1
-                self.answered += 1
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join(120)
-
-
 def steps_of(action: dict[str, Any], ref: str) -> list[dict[str, Any]]:
     return [s for s in action["steps"] if s["ref"] == ref and s["phase"] == "apply"]
 
 
 def test_a_healthy_canary_is_promoted_and_its_rollback_is_a_switch(lab: Path) -> None:
     assert live_port(lab) == BLUE
-    loop = ClientLoop()
+    loop = ClientLoop(GATEWAY_PORT, KEY, 0.5, 4, "canary")
     loop.start()
     try:
         done = cli(lab, "server", "up", "cy", "--max-model-len", "320", "--canary-window-s",
@@ -227,7 +183,7 @@ def test_a_canary_that_fails_is_rolled_back_by_its_gate(lab: Path) -> None:
     share: green, rolled back from but still warm, runs it and started after blue, so it is
     a canary again at once (no vLLM start); it is stopped a few seconds into the window."""
     assert live_port(lab) == BLUE  # after the rollback above: green is the idle colour
-    loop, stopper = ClientLoop(), StopMidWindow(lab, "cy-green")
+    loop, stopper = ClientLoop(GATEWAY_PORT, KEY, 0.5, 4, "canary"), StopMidWindow(lab, "cy-green")
     loop.start()
     stopper.start()
     try:

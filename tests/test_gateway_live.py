@@ -22,13 +22,13 @@ import re
 import secrets
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from gatewayloop import ClientLoop
 from labtools import git_log, llmops
 from realparts import require_vllm
 from sharedserver import LOOSE_TARGETS, make_tiny_model
@@ -156,58 +156,10 @@ def test_cache_on_is_a_reload_and_a_repeat_hits(lab: Path) -> None:
     assert again["text"] == first["text"]
 
 
-class ClientLoop(threading.Thread):
-    """Completions through the gateway back to back on one keep-alive connection, as an
-    application sends them. A request that meets a reset on its idle kept-alive connection
-    before any answer (the old worker closing it just as the request goes out: HTTP/1.1's
-    race, RFC 9112 9.3.1) is sent again once, as the OpenAI SDK does by default, and counted
-    in `retried`; every other failure, or a second one, is kept (the finding)."""
-
-    def __init__(self, pause: float) -> None:
-        super().__init__(daemon=True)
-        self.pause = pause
-        """Seconds between requests: the loop must leave the 2-core box's CPU to the CLI and
-        to a restarting vLLM. Back to back (~20 a second through LiteLLM into vLLM) it starved
-        ga's restart for minutes, and in CI the CLI calls between two rollbacks took 110 s."""
-        self.done = threading.Event()
-        self.answered = 0
-        self.retried = 0
-        self.backends: dict[str, int] = {}
-        self.failures: list[str] = []
-
-    def send(self, c: httpx.Client) -> httpx.Response:
-        body = {"model": "chat", "max_tokens": 2,
-                "messages": [{"role": "user", "content": f"loop {self.answered}"}]}
-        headers = {"Authorization": f"Bearer {KEY}"}
-        url = f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions"
-        try:
-            return c.post(url, headers=headers, json=body)
-        except (httpx.ReadError, httpx.RemoteProtocolError):
-            self.retried += 1  # reset before any answer: the idle connection was closing
-            return c.post(url, headers=headers, json=body)
-
-    def run(self) -> None:
-        with httpx.Client(timeout=120) as c:
-            while not self.done.wait(self.pause):
-                try:
-                    r = self.send(c)
-                    if r.status_code != 200:
-                        self.failures.append(f"HTTP {r.status_code}: {r.text[:200]}")
-                        continue
-                    base = r.headers.get("x-litellm-model-api-base", "?")
-                    self.backends[base] = self.backends.get(base, 0) + 1
-                    self.answered += 1
-                except httpx.HTTPError as exc:
-                    self.failures.append(f"{type(exc).__name__}: {exc}")
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join(120)
-
-
 def test_routing_change_and_rollback_drop_nothing(lab: Path) -> None:
     pid = master_pid(lab)
-    loop = ClientLoop(pause=0.1)  # ~10 a second: each HUP still lands among requests in flight
+    # ~10 a second: each HUP still lands among requests in flight
+    loop = ClientLoop(GATEWAY_PORT, KEY, pause=0.1)
     loop.start()
     try:
         changed = cli(lab, "gateway", "up", "gw", "--model", "chat=gb", "--model", "code=gb")
@@ -245,7 +197,8 @@ def test_server_port_change_moves_the_gateway_in_one_action(lab: Path) -> None:
     port; the loop's requests while ga restarts fall back to code (gb); the rollback moves
     both back. (The served name changes too: the gateway's config holds it as well.)"""
     pid = master_pid(lab)
-    loop = ClientLoop(pause=1.0)  # 0.25 s: ga's restarts took 3 and 6 minutes in a CI dry run
+    # at 0.25 s ga's restarts took 3 and 6 minutes in a CI dry run
+    loop = ClientLoop(GATEWAY_PORT, KEY, pause=1.0)
     loop.start()
     try:
         moved = cli(lab, "server", "up", "ga", "--port", str(PORT_A_MOVED),
