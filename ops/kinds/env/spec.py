@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 from pydantic import Field, field_validator, model_validator
 
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
+from llmops.ops.kinds.env.cleanup import VLLM_CPU_CLEANUP
 
 PIN_RE = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?"  # the project name
@@ -191,16 +192,11 @@ def changes_text(changes: list[dict[str, Any]]) -> list[str]:
             for c in changes]
 
 
-VLLM_CPU_CLEANUP = ("torchvision", "torchaudio", "torchcodec", "triton")
-"""What vllm-cpu pulls in that breaks the CPU torch (see the vllm-cpu notes): uninstalled as
-the last step of a vllm-cpu environment (phase 2: not done by the build yet)."""
-
-
 def propose_packages(facts: dict[str, Any], vllm_version: str | None = None,
                      extra: list[str] | None = None) -> dict[str, Any]:
     """Pure: the vLLM distribution a host should get, from its probe: a CUDA driver -> `vllm`,
-    none -> `vllm-cpu` (with the clean-up the CPU build needs). Versions are the host's own
-    where it has them, else the one asked, else left for the operator to fill in."""
+    none -> `vllm-cpu` (whose build then runs the clean-up the CPU torch needs, cleanup.py).
+    Versions are the host's own where it has them, else the one asked, else left to fill in."""
     gpu = bool(facts.get("gpus")) or bool(facts.get("gpu_driver"))
     dist = "vllm" if gpu else "vllm-cpu"
     have = dict(facts.get("packages") or {})

