@@ -137,6 +137,51 @@ def fmt(value: float | None, unit: str = "") -> str:
 server_group.add_command(logs_command("server", "The last lines of the server's log on its host."))
 
 
+@server_group.command("show")
+@click.argument("name", shell_complete=names_of("server"))
+@json_option
+def server_show(name: str, as_json: bool) -> None:
+    """The server's spec and state; one sharded over a cluster adds the cluster's nodes: host,
+    address, Ray alive, its vLLM workers placed there, each node's GPUs (or why none)."""
+    from llmops.console.presenters.cluster import gpu_text, sharded_nodes
+    from llmops.rollback.operate import TransportError
+    from llmops.rollback.summaries import status
+
+    with engine_for_cli(as_json) as engine:
+        spec = existing_spec(engine, "server", name, as_json)
+        assert isinstance(spec, ServerSpec)
+        try:
+            state = status(engine.hosts, spec)
+        except TransportError as exc:
+            state = f"unreachable: {exc}"[:80]
+        found: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "state": state}
+        if spec.cluster:
+            cluster = engine.lab.read_spec("cluster", spec.cluster)
+            report = (engine.report(cluster) or {}) if cluster is not None else {}
+            found["cluster"] = {"name": spec.cluster, "state": report.get("state", "missing"),
+                                "alive": report.get("alive"), "expected": report.get("expected"),
+                                "device": report.get("device")}
+            found["nodes"] = sharded_nodes(report, name)
+        if as_json:
+            emit_json(found)
+            return
+        for key, value in spec.model_dump().items():
+            out.print(esc(f"{key:>24}: {value}"))
+        out.print(esc(f"{'state':>24}: {state}"))
+        if spec.cluster:
+            c = found["cluster"]
+            out.print(esc(f"cluster {spec.cluster}: {c['state']} ({c['alive']}/{c['expected']} "
+                          "nodes alive)"))
+            table = Table("host", "role", "address", "Ray", "vLLM workers", "others", "GPUs")
+            for n in found["nodes"]:
+                table.add_row(*(esc(str(v)) for v in (
+                    n["host"], n["role"], n["address"] or "-",
+                    "alive" if n["ray_alive"] else "DOWN",
+                    ", ".join(f"pid {w['pid']}" for w in n["workers"]) or "-",
+                    ", ".join(n["others"]) or "-", gpu_text(n))))
+            out.print(table)
+
+
 @server_group.command("command")
 @click.argument("name", shell_complete=names_of("server"))
 @json_option

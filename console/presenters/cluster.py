@@ -102,8 +102,71 @@ class ClusterPresenter(Presenter):
             text.append(f"  {node['host']:<12} {node['role']:<6} ", style=style)
             text.append(f"{node.get('process', '?'):<9} {node.get('address', '-'):<15} "
                         f"{'alive' if alive else 'DOWN'}  "
-                        f"{resources_text(node.get('resources') or {})}\n")
+                        f"{resources_text(node.get('resources') or {})}"
+                        f" · free {resources_text(node.get('free') or {})}\n")
+            text.append(f"  {'':<12} {'':<6} {workers_text(node.get('workers') or [])} · "
+                        f"{gpu_text(node)}\n", style="grey50")
         for pg in report.get("placement", []):
             where = ", ".join(f"rank slot {b['index']} on {b['host']}" for b in pg["bundles"])
             text.append(f"placement {pg['id'][:8]} {pg['state']}: {where}\n", style="grey50")
         return text
+
+
+def gpu_text(node: dict[str, Any]) -> str:
+    """A node's GPUs as its host's NVML reports them, or why it has none (the probe's note)."""
+    gpus = node.get("gpus") or []
+    if not gpus:
+        return str(node.get("gpu_note") or "GPUs not read")
+    return ", ".join(
+        f"GPU {g['index']} {g.get('utilization_percent', 0)}% "
+        f"{g.get('memory_used_bytes', 0) / 2**30:.1f}/{g.get('memory_total_bytes', 0) / 2**30:.1f}"
+        " GiB" for g in gpus)
+
+
+def workers_text(workers: list[dict[str, Any]]) -> str:
+    """The actors on a node, by the server whose engine placed them."""
+    if not workers:
+        return "no vLLM workers"
+    by: dict[str, list[str]] = {}
+    for w in workers:
+        who = f"server {w['owner']}" if w.get("owner") else f"job {str(w.get('job'))[:8]}"
+        by.setdefault(who, []).append(f"{w.get('class', 'actor')} pid {w.get('pid')}")
+    return "; ".join(f"{who}: {', '.join(found)}" for who, found in by.items())
+
+
+def sharded_nodes(report: dict[str, Any], server: str) -> list[dict[str, Any]]:
+    """Pure: the cluster's nodes as a sharded server's detail and `server show` list them:
+    host, role, address, Ray alive, the server's own vLLM workers placed there (pid and
+    class), who else holds the node, its GPUs (or why none)."""
+    rows = []
+    for node in report.get("nodes", []):
+        workers = node.get("workers") or []
+        mine = [w for w in workers if w.get("owner") == server]
+        rows.append({
+            "host": node["host"], "role": node.get("role"), "address": node.get("address"),
+            "process": node.get("process"), "ray_alive": bool(node.get("alive")),
+            "workers": [{"pid": w.get("pid"), "class": w.get("class")} for w in mine],
+            "others": sorted({str(w.get("owner") or w.get("job")) for w in workers
+                              if w.get("owner") != server}),
+            "gpus": node.get("gpus") or [], "gpu_note": node.get("gpu_note")})
+    return rows
+
+
+def sharded_text(cluster: str, report: dict[str, Any], server: str) -> Text:
+    """The sharded server's nodes in its detail pane: one line per node; a node that dropped
+    in red."""
+    text = Text(f"nodes of cluster {cluster} ({report.get('alive') or 0}/"
+                f"{report.get('expected', '?')} alive in Ray, {report.get('state', '?')})\n",
+                style="bold")
+    for row in sharded_nodes(report, server):
+        alive = row["ray_alive"]
+        text.append(f"  {row['host']:<12} {row.get('role') or '?':<6} "
+                    f"{row.get('address') or '-':<15} ",
+                    style="green" if alive else "bold red")
+        text.append("Ray alive  " if alive else "Ray DOWN  ", style="" if alive else "bold red")
+        ranks = ", ".join(f"pid {w['pid']}" for w in row["workers"])
+        text.append(f"vLLM workers: {ranks or 'none'}")
+        if row["others"]:
+            text.append(f" (also: {', '.join(row['others'])})", style="grey50")
+        text.append(f" · {gpu_text(row)}\n", style="grey50")
+    return text

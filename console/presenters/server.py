@@ -1,5 +1,7 @@
 """vLLM servers: state, tokens/s, p95 and KV cache in the row; the selected one's telemetry
-as sparklines below, and when it is not serving, why (its log) and the way back.
+as sparklines below, and when it is not serving, why (its log) and the way back. A server
+sharded over a cluster lists the cluster's nodes in its detail (Ray alive, its vLLM workers on
+each, each node's GPUs).
 
 Telemetry is scraped every POLL_INTERVAL; the processes are observed less often (an SSH
 round trip per server), and at once when the server stops answering, so a crash shows
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.text import Text
 
 from llmops.console.messages import ResourcePolled
+from llmops.console.presenters.cluster import sharded_text
 from llmops.console.screens.presenter import Confirm, Key, Opens, Presenter, Spark
 from llmops.console.screens.resource_poll import RowState
 from llmops.console.screens.spec_form import FormLayout
@@ -156,6 +159,17 @@ class ServerPresenter(Presenter):
         return Confirm(f"Change server {after.name}?",
                        follower_text(after, [f"{c.kind} {c.name}" for c in followers]),
                        "Change", spec=after)
+
+    def notes(self, context: ViewContext, spec: Spec, state: str) -> Text | None:
+        """Worker side: a server sharded over a cluster lists the cluster's nodes (Ray alive,
+        its vLLM workers placed on each, each node's GPUs), from the cluster's report."""
+        server = server_spec(spec)
+        if not server.cluster:
+            return None
+        cluster = context.lab.read_spec("cluster", server.cluster)
+        if cluster is None:
+            return Text(f"cluster {server.cluster} is not in the lab", style="bold red")
+        return sharded_text(server.cluster, context.engine.report(cluster) or {}, server.name)
 
     def open_screen(self, verb: str, context: ViewContext, row: RowState) -> Screen[None]:
         from llmops.console.screens.bench import BenchScreen

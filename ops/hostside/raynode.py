@@ -1,7 +1,8 @@
 """Host side of the cluster kind (stdlib only, sent as `python -c`; request JSON on stdin,
 one JSON line back): a node's facts before a launch (Ray/vLLM/torch versions, the chosen
 interface: present, up, its IPv4 address), and the cluster as its GCS sees it (nodes, their
-addresses and resources, placement groups: where vLLM's workers were placed)."""
+addresses and resources, placement groups, each node's free resources, the live actors and
+the jobs whose drivers placed them: where vLLM's workers run, and for which server)."""
 
 from __future__ import annotations
 
@@ -82,9 +83,29 @@ def status(request: dict) -> dict:
                              "resources": pg.get("bundles", {}).get(i, {})}
                             for i, node in sorted(pg.get("bundles_to_node_id", {}).items())],
             })
-        return {"reachable": True, "nodes": nodes, "placement": placement}
+        return {"reachable": True, "nodes": nodes, "placement": placement,
+                **held(ray, where)}
     finally:
         ray.shutdown()
+
+
+def held(ray: object, where: dict) -> dict:
+    """What runs on the nodes now: each node's free resources, the live actors (vLLM's
+    workers) with their node and job, and the live jobs' drivers (which process placed them).
+    Ray's developer API (`ray._private.state`), the one vLLM itself reads free resources by."""
+    from ray._private import state
+
+    me = ray.get_runtime_context().get_job_id()  # this short-lived driver: not a user's job
+    free = {where.get(node, node): {k: v for k, v in res.items()
+                                    if not k.startswith(("node:", "bundle_group_"))}
+            for node, res in state.available_resources_per_node().items()}
+    actors = [{"class": a["ActorClassName"], "pid": a["Pid"], "job": a["JobID"],
+               "node": where.get(a["Address"]["NodeID"], a["Address"]["IPAddress"])}
+              for a in state.actors(actor_state_name="ALIVE").values()]
+    jobs = [{"id": j["JobID"], "driver_address": j["DriverIPAddress"],
+             "driver_pid": j["DriverPid"]}
+            for j in state.jobs() if not j["IsDead"] and j["JobID"] != me]
+    return {"free": free, "actors": actors, "jobs": jobs}
 
 
 def main() -> None:

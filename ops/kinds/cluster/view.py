@@ -1,5 +1,6 @@
 """What lists, views and servers read of a cluster: its state in a word (up, degraded, down,
-stopped), a row, the GCS's report, and the preflight a server naming it runs before vLLM
+stopped), a row, the GCS's report (each node: alive, resources, free, the vLLM workers there
+and the server they serve, its GPUs), and the preflight a server naming it runs before vLLM
 starts across its nodes."""
 
 from __future__ import annotations
@@ -11,6 +12,14 @@ from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.cluster.apply import address_of, version_mismatch
 from llmops.ops.kinds.cluster.checks import as_ray_sees
 from llmops.ops.kinds.cluster.hostcalls import gcs_view, node_facts
+from llmops.ops.kinds.cluster.placement import (
+    device_key,
+    holders,
+    node_gpus,
+    owners,
+    refusal,
+    workers_by_node,
+)
 from llmops.ops.kinds.cluster.spec import ClusterSpec
 from llmops.ops.transport import TransportError
 
@@ -68,9 +77,19 @@ def report(spec: ClusterSpec, hosts: HostPool) -> dict[str, Any]:
             placement = [{**pg, "bundles": [{**b, "host": host_at.get(b["node"], b["node"])}
                                             for b in pg["bundles"]]}
                          for pg in view["placement"]]
+            workers = workers_by_node(view, owners(hosts, view, host_at))
+            for row in nodes:
+                row["free"] = (view.get("free") or {}).get(row.get("address", ""), {})
+                row["workers"] = workers.get(row.get("address", ""), [])
+    for row in nodes:
+        if row["process"] != "unreachable":
+            try:
+                row.update(node_gpus(hosts, row["host"]))
+            except TransportError as exc:
+                row.update({"gpus": [], "gpu_note": f"GPUs not read: {exc}"})
     state = cluster_state(len(spec.nodes()), running, alive)
     return {"name": spec.name, "state": state, "alive": alive, "expected": len(spec.nodes()),
-            "nodes": nodes, "placement": placement}
+            "device": device_key(spec), "nodes": nodes, "placement": placement}
 
 
 def summary(spec: ClusterSpec, status: str) -> dict[str, Any]:
@@ -80,11 +99,14 @@ def summary(spec: ClusterSpec, status: str) -> dict[str, Any]:
             "capacity": spec.capacity()}
 
 
-def preflight_server(cluster: ClusterSpec, ranks: int, hosts: HostPool) -> dict[str, str]:
+def preflight_server(cluster: ClusterSpec, ranks: int, hosts: HostPool, *,
+                     server: str | None = None, host: str | None = None) -> dict[str, str]:
     """Before vLLM starts across the nodes: every node answers with its address on the
     interface (what VLLM_HOST_IP will be), the interface up, the same vLLM/torch/Ray, every
-    node alive in the GCS, and enough of them for tp x pp (the placement group). Refuses
-    naming the node and the fix; returns host -> address."""
+    node alive in the GCS, enough of them for tp x pp, and the tp x pp bundles placeable on
+    the devices free now (`placement.refusal`; what `server` itself holds counts as free: a
+    recreate stops it first; `host`, where its engine runs, must have one). Refuses naming
+    the node and the fix; returns host -> address."""
     seen: dict[str, dict[str, Any]] = {}
     for host in cluster.nodes():
         try:
@@ -111,4 +133,14 @@ def preflight_server(cluster: ClusterSpec, ranks: int, hosts: HostPool) -> dict[
         raise SpecError("pp", f"tp x pp = {ranks} cannot be placed: cluster {cluster.name} "
                         f"has {len(alive)} nodes x {cluster.devices_per_node()} device",
                         "lower tp/pp or add workers to the cluster")
+    host_at = {a: h for h, a in addresses.items()}
+    key = device_key(cluster)
+    free = {h: float((view.get("free") or {}).get(a, {}).get(key, 0))
+            for h, a in addresses.items()}
+    workers = workers_by_node(view, owners(hosts, view, host_at))
+    held, own = holders(workers, host_at, server)
+    refused = refusal(key, ranks, host or cluster.head, free, held, own)
+    if refused:
+        what, fix = refused
+        raise SpecError("cluster", f"cluster {cluster.name}: {what}", fix)
     return addresses
