@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from llmops.ops.hostside.gateway_hooks import (
     INJECTION_RULES,
     SECRET_RULES,
+    guard_flags,
+    guard_verdicts,
     hold_back,
     injection,
     luhn,
@@ -97,3 +99,28 @@ def test_redaction_is_stable(text: str) -> None:
     at every chunk: it must only ever grow at its end)."""
     once, _ = redact(text)
     assert redact(once)[0] == once
+
+
+CLASSIFY = {"data": [{"index": 0, "label": "safe", "probs": [0.98, 0.02], "num_classes": 2},
+                     {"index": 1, "label": "unsafe", "probs": [0.3, 0.7], "num_classes": 2}]}
+"""vLLM's /classify answer for two texts (its shape in vLLM 0.32)."""
+
+
+def test_guard_verdicts_read_the_top_label_of_each_text() -> None:
+    assert guard_verdicts(CLASSIFY) == [("safe", 0.98), ("unsafe", 0.7)]
+    for bad in ({"data": []}, {}, {"data": [{"label": "x", "probs": []}]}):
+        with pytest.raises(ValueError, match="/classify"):
+            guard_verdicts(bad)
+
+
+@pytest.mark.parametrize(("label", "threshold", "flagged"), [
+    ("unsafe", 0.5, ("unsafe", 0.7)),   # the second text's top label, above the threshold
+    ("unsafe", 0.7, ("unsafe", 0.7)),   # at the threshold blocks
+    ("unsafe", 0.71, None),             # below it passes
+    ("toxic", 0.1, None),               # a label the classifier never put on top
+    ("safe", 0.9, ("safe", 0.98)),      # any label can be the blocking one
+])
+def test_guard_flags_the_label_at_its_threshold(label: str, threshold: float,
+                                                flagged: tuple[str, float] | None) -> None:
+    guard = {"label": label, "threshold": threshold}
+    assert guard_flags(guard, guard_verdicts(CLASSIFY)) == flagged

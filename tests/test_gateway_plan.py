@@ -65,7 +65,7 @@ def spec_of(case: dict[str, Any], key: str) -> GatewaySpec | None:
 
 def resolved(spec: GatewaySpec, servers: dict[str, ServerSpec]) -> dict[str, BackendSeen]:
     found = {}
-    for name in spec.servers():
+    for name in spec.all_servers():
         server = servers.get(name)
         if server is None:
             found[name] = BackendSeen(error="not in the lab")

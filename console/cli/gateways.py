@@ -60,6 +60,33 @@ def prices_given(given: tuple[str, ...], as_json: bool) -> dict[str, dict[str, f
     return found
 
 
+GUARD_KEYS = ("label", "threshold", "on_error", "timeout_s")
+
+
+def guards_given(given: tuple[str, ...], as_json: bool) -> dict[str, dict[str, Any]] | None:
+    """`--guard chat=gd,threshold=0.8,on_error=open` -> {"chat": {"server": "gd",
+    "threshold": "0.8", "on_error": "open"}} (pydantic converts); `--guard none` clears."""
+    if not given:
+        return None
+    if given == ("none",):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for item in given:
+        model, sep, rest = item.partition("=")
+        server, *options = [part.strip() for part in rest.split(",")]
+        if not sep or not model.strip() or not server:
+            fail(f"--guard: {item!r} is not MODEL=SERVER[,KEY=VALUE...]", as_json=as_json)
+        guard: dict[str, Any] = {"server": server}
+        for option in options:
+            key, eq, value = (p.strip() for p in option.partition("="))
+            if not eq or key not in GUARD_KEYS:
+                fail(f"--guard: {option!r} in {item!r}: give KEY=VALUE with KEY one of "
+                     f"{', '.join(GUARD_KEYS)}", as_json=as_json)
+            guard[key] = value
+        found[model.strip()] = guard
+    return found
+
+
 def bench_prices(engine: Engine, spec: GatewaySpec) -> dict[str, dict[str, float]]:
     """Per-token prices from each priceless server's last bench (its cost per 1M input and
     output tokens), where one was measured with a host price."""
@@ -90,11 +117,16 @@ def gateway_group() -> None:
               help="Model names tried when NAME fails; repeat for more.")
 @click.option("--price", multiple=True, metavar="SERVER=IN/OUT",
               help="A server's cost per 1M input/output tokens (default: its last bench).")
+@click.option("--guard", multiple=True, metavar="MODEL=SERVER[,KEY=VALUE]",
+              help="A guard model (a classifier server) asked before MODEL's requests; keys: "
+              "label (unsafe), threshold (0.5), on_error (closed|open), timeout_s (5). Repeat "
+              "for more; replaces the table when given; `--guard none` removes every guard.")
 @click.option("--bench-prices/--no-bench-prices", "use_bench", default=True, show_default=True,
               help="Price servers without --price from their last bench's cost per token.")
 @json_option
 def gateway_up(name: str, model_: tuple[str, ...], fallback: tuple[str, ...],
-               price: tuple[str, ...], use_bench: bool, as_json: bool, **given: Any) -> None:
+               price: tuple[str, ...], guard: tuple[str, ...], use_bench: bool, as_json: bool,
+               **given: Any) -> None:
     """Start a gateway, or change it: options not given keep their current value (--model
     replaces the whole routing table when given)."""
     from llmops.rollback.lab import require_name
@@ -106,6 +138,7 @@ def gateway_up(name: str, model_: tuple[str, ...], fallback: tuple[str, ...],
         fail(f"{exc.param_hint}: {exc.message}", as_json=as_json)
     models = routes(model_, "--model", as_json)
     fallbacks = routes(fallback, "--fallback", as_json)
+    guards = guards_given(guard, as_json)
     with engine_for_cli(as_json) as engine:
         require_name(name)
         current = engine.lab.read_spec("gateway", name)
@@ -118,6 +151,8 @@ def gateway_up(name: str, model_: tuple[str, ...], fallback: tuple[str, ...],
                                 if k in routed}  # a server no longer routed keeps no price
         if fallbacks is not None:
             fields["fallbacks"] = fallbacks
+        if guards is not None:
+            fields["guards"] = guards
         if price:
             fields["prices"] = {**fields.get("prices", {}), **prices_given(price, as_json)}
         if current is None and ("host" not in fields or "models" not in fields):

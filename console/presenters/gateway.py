@@ -166,6 +166,10 @@ class GatewayPresenter(Presenter):
                      style="grey50")
         guarded = ", ".join(spec.guardrails) or "none"
         title.append(f"\nguardrails {guarded}", style="grey50")
+        if spec.guards:
+            title.append("\nguards     " + "; ".join(
+                f"{m} → {g.server} ({g.label} ≥ {g.threshold:g}, fails {g.on_error}, "
+                f"{g.timeout_s:g}s)" for m, g in spec.guards.items()), style="grey50")
         return title
 
     def report_text(self, report: dict[str, Any] | None) -> Text | None:

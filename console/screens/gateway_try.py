@@ -106,7 +106,10 @@ class GatewayTryScreen(Screen[None]):
         models = list(spec.models)
         yield Label(Text.assemble(("try gateway ", "bold"), (spec.name, "bold"),
                                   f" · {spec.listen}:{spec.port} on {spec.host} · guardrails "
-                                  f"on {', '.join(spec.guardrails) or 'no model'}"),
+                                  f"on {', '.join(spec.guardrails) or 'no model'}"
+                                  + (" · guard models " + ", ".join(
+                                      f"{m} → {g.server}" for m, g in spec.guards.items())
+                                     if spec.guards else "")),
                     classes="screen-title")
         with Horizontal(id="try-row"):
             yield Select([(m, m) for m in models], value=models[0], allow_blank=False,

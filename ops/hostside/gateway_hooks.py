@@ -11,7 +11,12 @@ console reads the lines (ops/kinds/gateway/usage.py). A failure to log never fai
 matching a rule of INJECTION_RULES are refused (HTTP 400 naming the rule), and secrets and
 PII matching SECRET_RULES are redacted from answers, streamed ones too (LiteLLM's
 `incremental_diff` mode: the trailing word is held back until it is complete, so a secret is
-never half sent). Each block and each redacted answer is a usage line (`event: guardrail`).
+never half sent). For the models in the spec's `guards` it also asks a guard model (a lab
+classifier server, vLLM's /classify) about the request's texts before the call: its label
+on top at the threshold is refused (HTTP 400, rule `guard-model`, naming the guard); a guard
+that fails or times out refuses the request (HTTP 503, `guard-model-unavailable`) or, when
+its spec says `on_error = "open"`, lets it through (a line `unchecked`). Each block and each
+redacted answer is a usage line (`event: guardrail`).
 The rules are plain data, tested without LiteLLM (tests/test_gateway_guard.py).
 
 Stdlib, plus litellm and fastapi where they run (the gateway's venv): the rules import
@@ -188,17 +193,100 @@ def hold_back(text: str) -> int:
     return min(len(found.group(0)), MAX_HOLD) if found else 0
 
 
+# -- the guard model: a classifier server asked before the request ------------------------
+GUARD_RULE = "guard-model"
+GUARD_DOWN_RULE = "guard-model-unavailable"
+
+
+def guard_verdicts(body: dict[str, Any]) -> list[tuple[str, float]]:
+    """(top label, its probability) per text of vLLM's /classify answer."""
+    found = []
+    for row in body.get("data") or []:
+        probs = [float(p) for p in row.get("probs") or []]
+        if not probs:
+            raise ValueError("a /classify row without probs")
+        found.append((str(row.get("label")), max(probs)))
+    if not found:
+        raise ValueError("/classify answered no rows")
+    return found
+
+
+def guard_flags(guard: dict[str, Any], verdicts: list[tuple[str, float]]
+                ) -> tuple[str, float] | None:
+    """The first verdict that blocks: the guard's label on top, at its threshold or above."""
+    for label, score in verdicts:
+        if label == guard["label"] and score >= float(guard["threshold"]):
+            return label, score
+    return None
+
+
 class SafetyGuard(CustomGuardrail):
     """Blocks prompt injection before the call, redacts secrets and PII after it (streams
-    included), for the models in `llmops_models` (every model when empty)."""
+    included), for the models in `llmops_models` (every model when None); asks the guard
+    model of each model in `llmops_guards` before its requests."""
 
     streaming_transform_mode = "incremental_diff"
     streaming_sampling_rate = 1
 
-    def __init__(self, llmops_models: list[str] | None = None, **kwargs: Any) -> None:
-        self.llmops_models = set(llmops_models or ())
+    def __init__(self, llmops_models: list[str] | None = None,
+                 llmops_guards: dict[str, dict[str, Any]] | None = None,
+                 **kwargs: Any) -> None:
+        self.llmops_models = None if llmops_models is None else set(llmops_models)
+        self.llmops_guards = dict(llmops_guards or {})
         self._counted: OrderedDict[str, None] = OrderedDict()
+        self._http: Any = None
         super().__init__(**kwargs)
+
+    def _screens(self, model: str) -> bool:
+        return self.llmops_models is None or model in self.llmops_models
+
+    async def _classify(self, guard: dict[str, Any], texts: list[str]
+                        ) -> list[tuple[str, float]]:
+        import httpx  # LiteLLM's own dependency, there where the guard runs
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(verify=False)  # loopback/lab http: no CA bundle
+        r = await self._http.post(guard["url"], json={"model": guard["model"], "input": texts},
+                                  timeout=float(guard["timeout_s"]))
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+        return guard_verdicts(r.json())
+
+    async def _consult(self, model: str, texts: list[str]) -> None:
+        """Ask the model's guard about the request's texts; refuse when it flags one, or
+        when it fails and the guard fails closed (each refusal a usage line)."""
+        guard = self.llmops_guards.get(model)
+        texts = [t for t in texts if t and t.strip()]
+        if not guard or not texts:
+            return
+        server = guard["server"]
+        began = time.monotonic()
+        try:
+            verdicts = await self._classify(guard, texts)
+        except Exception as exc:  # noqa: BLE001 - a guard that fails is the spec's call
+            why = f"{type(exc).__name__}: {exc}"[:200]
+            if guard.get("on_error") == "open":
+                _event(model, "unchecked", [GUARD_DOWN_RULE], guard=server, error=why)
+                return
+            _event(model, "blocked", [GUARD_DOWN_RULE], guard=server, error=why)
+            raise HTTPException(status_code=503, detail={
+                "error": f"llmops guardrail: guard model {server} did not answer ({why}): "
+                         f"refused (rule {GUARD_DOWN_RULE}): on_error = closed",
+                "guardrail": "llmops-guard-model", "rule": GUARD_DOWN_RULE,
+                "guard": server}) from None
+        flagged = guard_flags(guard, verdicts)
+        if flagged is None:
+            return
+        label, score = flagged
+        ms = round(1000 * (time.monotonic() - began), 1)
+        _event(model, "blocked", [GUARD_RULE], guard=server, label=label,
+               score=round(score, 4), guard_ms=ms)
+        raise HTTPException(status_code=400, detail={
+            "error": f"llmops guardrail: guard model {server} flagged the prompt as {label} "
+                     f"({score:.2f} >= {float(guard['threshold']):g}): refused (rule "
+                     f"{GUARD_RULE})",
+            "guardrail": "llmops-guard-model", "rule": GUARD_RULE, "guard": server,
+            "label": label, "score": round(score, 4)})
 
     def _model(self, request_data: dict[str, Any]) -> str:
         meta = request_data.get("metadata") or {}
@@ -215,17 +303,18 @@ class SafetyGuard(CustomGuardrail):
 
     async def apply_guardrail(self, inputs, request_data, input_type, logging_obj=None):  # type: ignore[no-untyped-def]  # noqa: ANN001
         model = self._model(request_data)
-        if self.llmops_models and model not in self.llmops_models:
-            return inputs
         texts = list(inputs.get("texts") or [])
         if input_type == "request":
-            for text in texts:
+            for text in texts if self._screens(model) else ():
                 rule = injection(text)
                 if rule:
                     _event(model, "blocked", [rule])
                     raise HTTPException(status_code=400, detail={
                         "error": f"llmops guardrail: prompt injection refused (rule {rule})",
                         "guardrail": "llmops-safety", "rule": rule})
+            await self._consult(model, texts)  # the rules first: they cost no request
+            return inputs
+        if not self._screens(model):
             return inputs
         found: list[str] = []
         out = []
@@ -242,9 +331,9 @@ class SafetyGuard(CustomGuardrail):
         return inputs
 
 
-def _event(model: str, action: str, rules: list[str]) -> None:
+def _event(model: str, action: str, rules: list[str], **extra: Any) -> None:
     try:
         append({"at": round(time.time(), 3), "event": "guardrail", "model": model,
-                "action": action, "rules": rules})
+                "action": action, "rules": rules, **extra})
     except Exception:  # noqa: BLE001, S110 - counting never fails a request
         pass

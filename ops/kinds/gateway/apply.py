@@ -88,9 +88,10 @@ def _text(t: Transport, path: str) -> str | None:
 
 
 def resolve(spec: GatewaySpec, hosts: HostPool) -> dict[str, BackendSeen]:
-    """Each server the spec routes to, as the gateway's host reaches it (from the lab)."""
+    """Each server the spec names (routes and guards), as the gateway's host reaches it (from
+    the lab)."""
     found = {}
-    for name in spec.servers():
+    for name in spec.all_servers():
         server = hosts.desired("server", name)
         if not isinstance(server, ServerSpec):
             found[name] = BackendSeen(error="not in the lab")

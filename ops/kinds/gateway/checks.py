@@ -1,7 +1,8 @@
 """The gateway's checklist, run after every action, revert and rollback: the process runs; the
 proxy answers with the config generated from this spec and the lab (its hash in
 /model/info); a request without the master key is refused; a completion through each exposed
-model answers, from one of that model's servers (LiteLLM's `x-litellm-model-api-base`)."""
+model answers, from one of that model's servers (LiteLLM's `x-litellm-model-api-base`); each
+guard model answers /classify and passes an ordinary prompt."""
 
 from __future__ import annotations
 
@@ -9,18 +10,28 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httpx
 
 from llmops.ops import procs
 from llmops.ops.kinds.base import Check
 from llmops.ops.kinds.gateway.apply import hooks_source, resolve
 from llmops.ops.kinds.gateway.client import GatewayClient, gateway_client
-from llmops.ops.kinds.gateway.config import api_bases, config_text, marker_of
+from llmops.ops.kinds.gateway.config import (
+    Backend,
+    api_bases,
+    classify_url,
+    config_text,
+    marker_of,
+)
 from llmops.ops.kinds.gateway.observed import GatewayObserved
 from llmops.ops.kinds.gateway.plan import Unresolved, backends_of
-from llmops.ops.kinds.gateway.spec import GatewaySpec
+from llmops.ops.kinds.gateway.spec import GatewaySpec, GuardModel
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
+    from llmops.ops.transport import Transport
 
 
 def _timed(name: str, fn: Callable[[], tuple[bool, str]]) -> Check:
@@ -51,7 +62,34 @@ def checklist(spec: GatewaySpec, hosts: HostPool) -> list[Check]:
             expected = api_bases(spec, backends, model)
             checks.append(_timed(f"model {model}", lambda m=model, e=expected: _answers(  # type: ignore[misc]
                 client, m, e)))
+    t = hosts.transport(spec.host)
+    for model, guard in spec.guards.items():
+        b = backends[guard.server]
+        checks.append(_timed(f"guard {model}", lambda g=guard, b=b: _guard_answers(  # type: ignore[misc]
+            t, g, b)))
     return checks
+
+
+def _guard_answers(t: Transport, guard: GuardModel, backend: Backend) -> tuple[bool, str]:
+    """The guard server answers /classify from the gateway's host (the address the guardrail
+    uses), as a classifier, and lets an ordinary prompt through (a guard that flags "Say
+    hello" would refuse every request)."""
+    url = urlsplit(classify_url(backend.api_base))
+    probe = "Say hello"
+    with t.forward(int(url.port or 80), str(url.hostname)) as local, \
+            httpx.Client(timeout=max(30.0, guard.timeout_s)) as http:
+        r = http.post(f"http://127.0.0.1:{local}{url.path}",
+                      json={"model": backend.api_model, "input": [probe]})
+    if r.status_code != 200:
+        return False, f"{guard.server} /classify: HTTP {r.status_code}: {r.text[:200]}"
+    row = (r.json().get("data") or [{}])[0]
+    probs = [float(p) for p in row.get("probs") or []]
+    label, score = str(row.get("label")), max(probs, default=0.0)
+    flagged = label == guard.label and score >= guard.threshold
+    ok = len(probs) >= 2 and not flagged
+    return ok, (f"{guard.server} /classify: {probe!r} -> {label} {score:.2f} ({len(probs)} "
+                f"classes); blocks {guard.label} >= {guard.threshold:g}, fails "
+                f"{guard.on_error}")
 
 
 def _loaded(client: GatewayClient, want: str | None) -> tuple[bool, str]:

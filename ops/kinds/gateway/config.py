@@ -98,11 +98,31 @@ def config_dict(spec: GatewaySpec, backends: dict[str, Backend]) -> dict[str, An
         "litellm_settings": settings,
         "general_settings": {"master_key": f"os.environ/{spec.master_key_env}"},
     }
-    if spec.guardrails:  # on by default, and the guard itself skips the other models
-        config["guardrails"] = [{"guardrail_name": GUARD_NAME, "litellm_params": {
-            "guardrail": GUARD_CLASS, "mode": ["pre_call", "post_call"], "default_on": True,
-            "llmops_models": list(spec.guardrails)}}]
+    if spec.guardrails or spec.guards:  # on by default; the guard skips the other models
+        params = {"guardrail": GUARD_CLASS, "mode": ["pre_call", "post_call"],
+                  "default_on": True, "llmops_models": list(spec.guardrails)}
+        if spec.guards:
+            params["llmops_guards"] = guards_of(spec, backends)
+        config["guardrails"] = [{"guardrail_name": GUARD_NAME, "litellm_params": params}]
     return config
+
+
+def classify_url(api_base: str) -> str:
+    """vLLM's classification endpoint beside a server's OpenAI base (`/classify`, not /v1)."""
+    return api_base.removesuffix("/").removesuffix("/v1") + "/classify"
+
+
+def guards_of(spec: GatewaySpec, backends: dict[str, Backend]) -> dict[str, dict[str, Any]]:
+    """What the guardrail needs per guarded model: the classifier's URL and model name, the
+    label and threshold that block, what a failure does, its timeout."""
+    found = {}
+    for model, guard in spec.guards.items():
+        b = backends[guard.server]
+        found[model] = {"server": guard.server, "url": classify_url(b.api_base),
+                        "model": b.api_model, "label": guard.label,
+                        "threshold": guard.threshold, "on_error": guard.on_error,
+                        "timeout_s": guard.timeout_s}
+    return found
 
 
 def config_text(spec: GatewaySpec, backends: dict[str, Backend], hooks_source: str) -> str:

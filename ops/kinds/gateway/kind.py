@@ -61,6 +61,33 @@ def reach_of(server: Spec | None) -> tuple[str, str, int, str] | None:
     return (server.host, server.listen, server.port, server.api_model())
 
 
+def serves_classifier(server: ServerSpec) -> bool:
+    """Started on vLLM's pooling runner and not converted to embeddings (`convert =
+    "classify"`, which the server's own smoke test and checklist need): it can answer
+    /classify (pure; the gateway's checklist `guard` check asks it)."""
+    return (server.args.get("runner") == "pooling"
+            and server.args.get("convert", "classify") == "classify")
+
+
+def admit_guard(spec: GatewaySpec, field: str, server: Spec | None, context: Context) -> None:
+    """A guard server is a classifier the gateway's host reaches."""
+    if not isinstance(server, ServerSpec):
+        return  # a missing one is refused by its dependency
+    if not serves_classifier(server):
+        raise SpecError(field, f"server {server.name} is not a classifier (its args: runner "
+                        f"{server.args.get('runner', 'auto')!r}, convert "
+                        f"{server.args.get('convert', 'auto')!r}); a guard model answers "
+                        "vLLM's /classify", f"serve a sequence-classification model with "
+                        f"--arg runner=pooling --arg convert=classify (llmops server up "
+                        f"{server.name} ...), or name another server")
+    host = context.spec("host", server.host)
+    try:
+        backend_for(spec.host, server, getattr(host, "address", None),
+                    bool(getattr(host, "local", False)))
+    except Unreachable as exc:
+        raise SpecError(field, str(exc)) from None
+
+
 class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
     """LiteLLM gateways: config generated from the lab, HUP reloads, usage lines per request."""
 
@@ -76,6 +103,8 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         for model, servers in spec.models.items():
             for i, server in enumerate(servers):
                 found[f"models.{model}[{i}]"] = ("server", server)
+        for model, guard in spec.guards.items():
+            found[f"guards.{model}.server"] = ("server", guard.server)
         return found
 
     def follows(self, spec: GatewaySpec, dep: Ref, before: base.Spec | None,
@@ -106,6 +135,9 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
                                 bool(getattr(host, "local", False)))
                 except Unreachable as exc:
                     raise SpecError(f"models.{model}[{i}]", str(exc)) from None
+        for model, guard in spec.guards.items():
+            admit_guard(spec, f"guards.{model}.server", context.spec("server", guard.server),
+                        context)
         for (_kind, other_name), other in context.desired.items():
             if getattr(other, "host", None) != spec.host:
                 continue

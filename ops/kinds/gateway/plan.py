@@ -23,7 +23,7 @@ class Unresolved(ValueError):
 
 def backends_of(spec: GatewaySpec, observed: GatewayObserved) -> dict[str, Backend]:
     found = {}
-    for server in spec.servers():
+    for server in spec.all_servers():
         seen = observed.backends.get(server)
         if seen is None or seen.error or not seen.api_base or not seen.api_model:
             why = seen.error if seen and seen.error else "not in the lab"

@@ -9,6 +9,7 @@ environment, so no plan, journal row, config file or commit holds it."""
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -40,6 +41,25 @@ class TokenPrice(BaseModel):
 
     input_per_1m: float = Field(ge=0, le=1_000_000)
     output_per_1m: float = Field(ge=0, le=1_000_000)
+
+
+class GuardModel(BaseModel):
+    """A safety classifier (a lab server on vLLM's pooling runner) asked about every prompt of
+    a model before the request goes out: a top label of `label` with a probability of at least
+    `threshold` is refused. When it does not answer within `timeout_s`, `on_error` says what
+    happens: `closed` (the default) refuses the request, `open` lets it through unchecked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server: str = Field(pattern=NAME_PATTERN, description="The classifier's lab server name.")
+    label: str = Field(default="unsafe", pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}$",
+                       description="The classifier's label that blocks.")
+    threshold: float = Field(default=0.5, gt=0, le=1,
+                             description="The least probability of that label that blocks.")
+    on_error: Literal["closed", "open"] = Field(
+        default="closed", description="closed: refuse when the guard fails; open: pass.")
+    timeout_s: float = Field(default=5.0, gt=0, le=60,
+                             description="Seconds the guard may take per request.")
 
 
 def _abs_path(v: str | None) -> str | None:
@@ -85,6 +105,10 @@ class GatewaySpec(Spec):
     guardrails: list[str] = Field(
         default_factory=list,
         description="Model names whose prompts are screened and answers redacted.",
+    )
+    guards: dict[str, GuardModel] = Field(
+        default_factory=dict,
+        description="Model name -> the guard model (a classifier server) asked before it.",
     )
     prices: dict[str, TokenPrice] = Field(
         default_factory=dict,
@@ -172,6 +196,13 @@ class GatewaySpec(Spec):
                                  f"({', '.join(self.models)})")
         if len(set(self.guardrails)) != len(self.guardrails):
             raise ValueError("guardrails: a model is named twice")
+        for model, guard in self.guards.items():
+            if model not in self.models:
+                raise ValueError(f"guards: {model!r} is not one of the models "
+                                 f"({', '.join(self.models)})")
+            if guard.server in self.models[model]:
+                raise ValueError(f"guards.{model}: {guard.server} serves {model} itself; a "
+                                 "guard is another server (a classifier)")
         served = set(self.servers())
         for server in self.prices:
             if server not in served:
@@ -181,6 +212,14 @@ class GatewaySpec(Spec):
     def servers(self) -> list[str]:
         """Every server the gateway routes to, in the order the models name them."""
         return list(dict.fromkeys(s for servers in self.models.values() for s in servers))
+
+    def guard_servers(self) -> list[str]:
+        """The classifier servers the guards name (not routes: no model answers from them)."""
+        return list(dict.fromkeys(g.server for g in self.guards.values()))
+
+    def all_servers(self) -> list[str]:
+        """Every server the gateway's config names: its routes' and its guards'."""
+        return list(dict.fromkeys([*self.servers(), *self.guard_servers()]))
 
     def venv_path(self, workdir: str) -> str:
         return self.venv or f"{workdir}/gateways/litellm-{self.litellm_version}"
