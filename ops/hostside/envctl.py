@@ -84,7 +84,11 @@ def pip_argv(venv_dir):
 
 
 def pip_env():
-    return dict(os.environ, **PIP_ENV)
+    """pip's environment: a PYTHONPATH of the login's (module systems set one) would lend the
+    venv its packages, so pip would skip installing them and pip check would judge them."""
+    env = dict(os.environ, **PIP_ENV)
+    env.pop("PYTHONPATH", None)
+    return env
 
 
 def site_packages(venv_dir):

@@ -207,9 +207,10 @@ def propose_packages(facts: dict[str, Any], vllm_version: str | None = None,
             continue
         pins.append(f"{name}=={have[name]}" if have.get(name) else f"{name}==VERSION")
     pins += list(extra or [])
+    note = str(facts.get("gpu_note") or "CPU only")
     why = (f"CUDA driver {facts['gpu_driver'].get('driver')} present"
-           if gpu and isinstance(facts.get("gpu_driver"), dict) else
-           "GPUs seen" if gpu else f"no NVIDIA driver ({facts.get('gpu_note') or 'CPU only'})")
+           if gpu and isinstance(facts.get("gpu_driver"), dict) else "GPUs seen" if gpu else
+           note if note.startswith("no NVIDIA driver") else f"no NVIDIA driver ({note})")
     return {
         "distribution": dist,
         "why": why,
