@@ -8,8 +8,9 @@ data key, the snapshot's dims). Everything the console then does is the real pat
 through the engine, `Engine.index_query` through the real client.
 
 Two indexes: `docs` embeds with server `emb` (in the lab, never started), so its query fails
-and the screen says the embedding server must be up; `kb` names a Weaviate vectorizer module
-and alpha 0 (BM25 only: the query needs no vector), so its query answers from the stand-in."""
+and the screen says the embedding server must be up; `kb` has Weaviate's text2vec-openai call
+`emb` (the module is enabled in the stand-in) and alpha 0 (BM25 only: the query needs no
+vector), so its query answers from the stand-in."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from llmops.ops.kinds.hoststate import host_facts
 from llmops.ops.kinds.index import records
 from llmops.ops.kinds.index.schema import create_collection
 from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.ops.kinds.index.vectorizer import module_for
 from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab
 
@@ -67,20 +69,21 @@ def free_port() -> int:
 def standin(tmp_path: Path) -> Iterator[Any]:
     from weaviate_standin import start_standin
 
-    handle = start_standin(0, 0, tmp_path / "backups")
+    handle = start_standin(0, 0, tmp_path / "backups", modules=["text2vec-openai"])
     try:
         yield handle
     finally:
         handle.stop()
 
 
-def fill(spec: IndexSpec) -> None:
-    """The collection as llmops makes it, holding CHUNKS with VECTORS (real weaviate-client)."""
+def fill(spec: IndexSpec, module: dict[str, Any] | None) -> None:
+    """The collection as llmops makes it, holding CHUNKS with VECTORS (real weaviate-client;
+    brought vectors: a vectorizer module does not call its server for them)."""
     import weaviate
     from weaviate.classes.data import DataObject
 
     with weaviate.connect_to_local(port=spec.http_port, grpc_port=spec.grpc_port) as client:
-        create_collection(client, spec)
+        create_collection(client, spec, module)
         client.collections.get(spec.collection).data.insert_many([
             DataObject(properties={"text": text, "source": source, "chunk": 0,
                                    "doc_sha": source}, vector=VECTORS[source])
@@ -95,8 +98,8 @@ def lab_with_indexes(tmp_path: Path, standin: Any) -> Path:
     docs = IndexSpec.model_validate({"name": "docs", "host": "local", "collection": "Docs",
                                      "embed_server": "emb", "alpha": 0.5, **ports})
     kb = IndexSpec.model_validate({"name": "kb", "host": "local", "collection": "Kb",
-                                   "vectorizer": "text2vec-transformers", "alpha": 0.0,
-                                   **ports})
+                                   "vectorizer": "text2vec-openai", "embed_server": "emb",
+                                   "alpha": 0.0, **ports})
     lab = Lab(path)
     engine = Engine(lab)
     try:
@@ -107,8 +110,8 @@ def lab_with_indexes(tmp_path: Path, standin: Any) -> Path:
         rels = ["servers/emb.toml"] + [lab.write_spec("index", s.name, s) for s in (docs, kb)]
         lab.commit("hand edit: server emb, indexes docs and kb", rels)
         t, facts = engine.hosts.transport("local"), host_facts(engine.hosts, "local")
-        for spec, model in ((docs, EMB_MODEL), (kb, None)):
-            fill(spec)
+        for spec, model in ((docs, EMB_MODEL), (kb, EMB_MODEL)):
+            fill(spec, module_for(spec, engine.hosts))
             key = spec.data_key(model)
             records.write(t, facts, spec.name, {
                 "collection": spec.collection, "data_key": key,

@@ -95,6 +95,10 @@ def check_plan_case(case: dict[str, Any]) -> None:
             assert exp["detail_has"] in step.detail, step.detail
         for part in exp.get("argv_has", []):
             assert part in step.argv, step.argv
+        if "argv" in exp:
+            assert list(step.argv) == exp["argv"], step.argv
+        if "env" in exp:
+            assert dict(getattr(step.data, "env", {})) == exp["env"], step.data
         for key, value in exp.get("data", {}).items():
             value = keys.get(value, value) if key == "data_key" else value
             assert getattr(step.data, key, None) == value, (key, step)
@@ -115,6 +119,8 @@ def context_of(case: dict[str, Any]) -> Context:
         kind = other.pop("kind")
         if kind == "server":
             desired[("server", other["name"])] = ServerSpec(**{"host": "local", **other})
+        elif kind == "host":
+            desired[("host", other["name"])] = HostSpec(**other)
         else:
             desired[("index", other["name"])] = IndexSpec(**{**BASE, **other})
     return Context(desired, lambda kind, name: None)
@@ -221,3 +227,78 @@ def test_recall_and_mrr() -> None:
     for bad in ("", "not json", '{"query": "q"}', '{"query": "", "expected": ["a"]}'):
         with pytest.raises(ValueError, match="line|no queries"):
             parse_queries(bad)
+
+
+def test_rerank_scores_reorder_the_hits_and_keep_both_scores() -> None:
+    from llmops.ops.kinds.index.query import Hit
+    from llmops.ops.kinds.index.rerank import RerankError, parse_scores, reorder
+
+    hits = [Hit("a.md", 0, "a", 0.9, "u1"), Hit("b.md", 0, "b", 0.5, "u2"),
+            Hit("c.md", 1, "c", 0.1, "u3")]
+    answer = {"results": [{"index": 2, "relevance_score": 0.8},
+                          {"index": 0, "relevance_score": 0.3},
+                          {"index": 1, "relevance_score": 0.3}]}
+    scores = parse_scores(answer, 3)
+    assert scores == [0.3, 0.3, 0.8]
+    top = reorder(hits, scores, 2)
+    assert [(h.source, h.score, h.rerank_score) for h in top] == [
+        ("c.md", 0.1, 0.8), ("a.md", 0.9, 0.3)]  # a tie keeps the hybrid order
+    for bad, count in (({"results": [{"index": 0, "relevance_score": 1}]}, 2),
+                       ({"detail": "no"}, 1), ({"results": [{"index": 0}]}, 1)):
+        with pytest.raises(RerankError):
+            parse_scores(bad, count)
+
+
+def test_eval_points_carry_reranked_recall_when_there_is_one() -> None:
+    from llmops.ops.kinds.index.progress import eval_points
+
+    history = [{"recall": 0.5, "mrr": 0.6, "rerank": "emb", "rerank_recall": 1.0,
+                "rerank_mrr": 1.0, "commit": "b" * 40},
+               {"recall": 0.25, "mrr": 0.3, "commit": "a" * 40}]
+    points = eval_points(history)
+    assert "rerank_recall" not in points[0]
+    assert points[1]["rerank_recall"] == 1.0 and points[1]["recall"] == 0.5
+
+
+@pytest.mark.parametrize(("rc", "out", "err", "expected"), [
+    (0, "true 0 3f2a1b4c5d6e7f80\n", "", (True, True, None)),
+    (0, "false 137 3f2a1b4c5d6e7f80\n", "", (True, False, None)),
+    (1, "", "Error: No such container: llmops-docs\n", (False, False, None)),
+    (1, "", "Error response from daemon: No such object: llmops-docs", (False, False, None)),
+    (127, "", "docker: No such file or directory\n", (False, False, "docker: No such file")),
+    (1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.",
+     (False, False, "Cannot connect to the Docker daemon")),
+])
+def test_docker_inspect_is_read_as_docker_says(rc: int, out: str, err: str,
+                                               expected: tuple[bool, bool, str | None]) -> None:
+    """`docker inspect`'s answer -> the container's state; docker missing or its daemon down
+    is an error (observe reports it), never taken for "stopped"."""
+    from llmops.ops.kinds.index.docker import inspect_argv, logs_argv, parse_inspect
+
+    found = parse_inspect(rc, out, err)
+    assert (found.exists, found.running) == expected[:2]
+    assert (found.error is None) == (expected[2] is None)
+    if expected[2]:
+        assert expected[2] in str(found.error)
+    spec = IndexSpec.model_validate({"name": "docs", **BASE, "launch": "docker",
+                                     "image": "semitechnologies/weaviate:1.32.27",
+                                     "data_dir": "/d", "backup_dir": "/b"})
+    assert inspect_argv(spec)[-1] == "llmops-docs" and inspect_argv(spec)[:2] == ["docker",
+                                                                                   "inspect"]
+    assert logs_argv(spec, 5) == ["docker", "logs", "--tail", "5", "llmops-docs"]
+
+
+def test_the_vectorizer_base_url_is_where_weaviate_calls_from() -> None:
+    from llmops.ops.kinds.index.vectorizer import base_url, module_settings
+
+    spec = IndexSpec.model_validate({"name": "docs", **BASE, "vectorizer": "text2vec-openai"})
+    local = ServerSpec(name="emb", host="local", model=MODEL, port=8000,
+                       args={"runner": "pooling"})
+    assert base_url(spec, local, None) == "http://127.0.0.1:8000"
+    wide = local.model_copy(update={"listen": "0.0.0.0", "host": "gpu1"})
+    assert base_url(spec, wide, "10.0.0.7") == "http://10.0.0.7:8000"
+    v6 = local.model_copy(update={"listen": "fd00::7", "host": "gpu1"})
+    assert base_url(spec, v6, "10.0.0.7") == "http://[fd00::7]:8000"
+    settings = module_settings(spec, local, "http://127.0.0.1:8000")
+    assert settings == {"base_url": "http://127.0.0.1:8000", "model": MODEL,
+                        "source_properties": ["text"], "vectorize_collection_name": False}

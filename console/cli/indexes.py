@@ -58,7 +58,8 @@ def index_group() -> None:
 
 @index_group.command("create")
 @click.argument("name", shell_complete=names_of("index"))
-@spec_options(IndexSpec, skip={"backup_id"}, refs={"host": "host", "embed_server": "server"})
+@spec_options(IndexSpec, skip={"backup_id"},
+              refs={"host": "host", "embed_server": "server", "rerank_server": "server"})
 @click.option("--property", "property_", multiple=True, metavar="NAME=TYPE",
               help="An extra property (text, int, number, boolean, date); repeat for more.")
 @json_option
@@ -116,23 +117,38 @@ def index_ingest(name: str, source: str | None, as_json: bool) -> None:
               help="How many chunks.")
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=None,
               help="0 = BM25 only, 1 = vector only [default: the spec's].")
+@click.option("--no-rerank", is_flag=True,
+              help="The hybrid order alone, even when the index names a rerank server.")
 @json_option
-def index_query(name: str, text: str, k: int, alpha: float | None, as_json: bool) -> None:
-    """Hybrid search: the top chunks with their score, document and text."""
+def index_query(name: str, text: str, k: int, alpha: float | None, no_rerank: bool,
+                as_json: bool) -> None:
+    """Hybrid search: the top chunks with their score, document and text; reordered by the
+    index's rerank server when it names one (both scores shown)."""
     with engine_for_cli(as_json) as engine:
         spec = existing_spec(engine, "index", name, as_json)
         assert isinstance(spec, IndexSpec)
+        if no_rerank:
+            spec = spec.model_copy(update={"rerank_server": None})
         hits = engine.index_query(spec, text, k, alpha)
         if as_json:
             emit_json({"query": text, "alpha": spec.alpha if alpha is None else alpha,
-                       "hits": hits})
+                       "rerank": spec.rerank_server, "hits": hits})
             return
-        table = Table("#", "score", "source", "chunk", "text")
+        reranked = spec.rerank_server is not None
+        table = Table("#", "score", *(["rerank"] if reranked else []), "source", "chunk",
+                      "text", title=(f"hybrid top {spec.rerank_depth}, reranked by "
+                                     f"{spec.rerank_server}") if reranked else None)
         for rank, hit in enumerate(hits, 1):
-            score = "-" if hit["score"] is None else f"{hit['score']:.3f}"
+            cells = [str(rank), score_text(hit.get("score"))]
+            if reranked:
+                cells.append(score_text(hit.get("rerank_score")))
             snippet = " ".join(str(hit["text"]).split())[:100]
-            table.add_row(str(rank), score, esc(hit["source"]), str(hit["chunk"]), esc(snippet))
+            table.add_row(*cells, esc(hit["source"]), str(hit["chunk"]), esc(snippet))
         out.print(table)
+
+
+def score_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 @index_group.command("eval")
@@ -157,13 +173,19 @@ def index_eval(name: str, queries: str, k: int | None, as_json: bool) -> None:
         out.print(f"[bold]recall@{result['k']} {result['recall']:.3f}[/]  MRR "
                   f"{result['mrr']:.3f}  ({result['queries']} queries, alpha {result['alpha']},"
                   f" {result['seconds']}s)")
-        table = Table("commit", "chunking", "alpha", "k", "recall@k", "MRR", "queries")
+        if "rerank_recall" in result:
+            out.print(f"[bold]reranked by {esc(result['rerank'])}: recall@{result['k']} "
+                      f"{result['rerank_recall']:.3f}[/]  MRR {result['rerank_mrr']:.3f}  "
+                      f"(its top {result['rerank_depth']} hybrid hits reordered)")
+        table = Table("commit", "chunking", "alpha", "k", "recall@k", "MRR", "rerank",
+                      "reranked recall@k", "reranked MRR", "queries")
         for row in result["history"]:
             commit = str(row.get("commit") or "checklist")[:12]
             mark = " (now)" if row.get("commit") == result["commit"] else ""
             table.add_row(esc(commit + mark), esc(row.get("chunking")), str(row.get("alpha")),
                           str(row.get("k")), f"{row['recall']:.3f}", f"{row['mrr']:.3f}",
-                          str(row.get("queries")))
+                          esc(row.get("rerank") or "-"), score_text(row.get("rerank_recall")),
+                          score_text(row.get("rerank_mrr")), str(row.get("queries")))
         out.print(table)
 
 

@@ -56,12 +56,34 @@ def query_inputs(alpha: str, k: str) -> tuple[float, int]:
     return a, n
 
 
+def hit_columns(spec: IndexSpec) -> tuple[str, ...]:
+    """The hybrid score, and the reranker's beside it when the index names one."""
+    return ("#", "score", *(("rerank",) if spec.rerank_server else ()), "source", "chunk",
+            "text")
+
+
+def hit_row(spec: IndexSpec, rank: int, hit: dict[str, Any]) -> list[str | Text]:
+    """Pure: one hit's cells, in `hit_columns` order."""
+    def score(value: Any) -> str:
+        return "-" if value is None else f"{float(value):.3f}"
+
+    snippet = " ".join(str(hit.get("text", "")).split())
+    if len(snippet) > SNIPPET:
+        snippet = snippet[:SNIPPET - 1] + "…"
+    cells: list[str | Text] = [str(rank), score(hit.get("score"))]
+    if spec.rerank_server:
+        cells.append(score(hit.get("rerank_score")))
+    return [*cells, Text(str(hit.get("source", ""))), str(hit.get("chunk", 0)), Text(snippet)]
+
+
 def needs_text(spec: IndexSpec) -> str:
     """What a query of this index goes through, for a failure's notice."""
     via = (f"the query is embedded by server {spec.embed_server} first (it must be up: see "
            "Servers), then" if spec.embed_server else "the query is")
     return (f"{via} searched in {spec.collection} on Weaviate at {spec.host}:{spec.http_port} "
-            f"(gRPC {spec.grpc_port})")
+            f"(gRPC {spec.grpc_port})"
+            + (f"; its top {spec.rerank_depth} reranked by server {spec.rerank_server}"
+               if spec.rerank_server else ""))
 
 
 class IndexQueryScreen(Screen[None]):
@@ -89,7 +111,9 @@ class IndexQueryScreen(Screen[None]):
         spec = self.spec
         yield Label(Text.assemble(("query index ", "bold"), (spec.name, "bold"),
                                   f" · {spec.collection} on {spec.host} · hybrid, alpha "
-                                  f"{spec.alpha:g} in the spec (0 = BM25 only, 1 = vector only)"),
+                                  f"{spec.alpha:g} in the spec (0 = BM25 only, 1 = vector only)"
+                                  + (f" · reranked by {spec.rerank_server}"
+                                     if spec.rerank_server else "")),
                     classes="screen-title")
         with Horizontal(id="query-row"):
             yield Input(placeholder="what to search for; Enter runs it", id="query-text")
@@ -102,8 +126,7 @@ class IndexQueryScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#query-hits", DataTable).add_columns("#", "score", "source", "chunk",
-                                                             "text")
+        self.query_one("#query-hits", DataTable).add_columns(*hit_columns(self.spec))
         self.query_one("#query-text", Input).focus()
 
     @on(Input.Submitted)
@@ -154,12 +177,7 @@ class IndexQueryScreen(Screen[None]):
                            + ("" if found else ": the collection holds nothing that matches"),
                            style="green" if found else "yellow"))
         for rank, hit in enumerate(message.hits, 1):
-            score = "-" if hit.get("score") is None else f"{hit['score']:.3f}"
-            snippet = " ".join(str(hit.get("text", "")).split())
-            if len(snippet) > SNIPPET:
-                snippet = snippet[:SNIPPET - 1] + "…"
-            table.add_row(str(rank), score, Text(str(hit.get("source", ""))),
-                          str(hit.get("chunk", 0)), Text(snippet), key=str(rank))
+            table.add_row(*hit_row(self.spec, rank, hit), key=str(rank))
 
     def action_close(self) -> None:
         self.dismiss(None)

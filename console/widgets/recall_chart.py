@@ -1,7 +1,8 @@
 """An index's recall history as a small chart, and its ingest's progress in words.
 
 The chart is a `LossChart` (textual-plotext, redrawn only when a poll brings new points)
-declared here: recall@k and MRR of every eval kept for the index, against the eval's number,
+declared here: recall@k and MRR of every eval kept for the index (and, reranked, the same
+after the rerank server reordered the hits), against the eval's number,
 oldest first (`ops/kinds/index/progress.py` makes the points). `ingest_bar` is the pure part
 of the progress bar: (chunks done, chunks total, words with documents and both rates)."""
 
@@ -16,7 +17,9 @@ from llmops.console.widgets.loss_chart import Chart, LossChart, Series
 
 RECALL_CHART = Chart(
     x="n",
-    series=(Series("recall", "recall@k", "green"), Series("mrr", "MRR", "cyan")),
+    series=(Series("recall", "recall@k", "green"), Series("mrr", "MRR", "cyan"),
+            Series("rerank_recall", "reranked recall@k", "magenta"),
+            Series("rerank_mrr", "reranked MRR", "yellow")),
     title="retrieval per eval",
     y_label="",
 )

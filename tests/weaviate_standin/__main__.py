@@ -18,6 +18,9 @@ from pathlib import Path
 
 from . import VERSION
 
+VECTORIZERS = ("text2vec-openai",)
+"""The vectorizer modules the stand-in runs (tests/weaviate_standin/modules.py)."""
+
 
 def light() -> None:
     """Make the client's stub files importable without importing `weaviate` itself (its
@@ -74,12 +77,12 @@ def settings(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]
     configuration the stand-in cannot honour is a ConfigError naming it."""
     modules = [m.strip() for m in env.get("ENABLE_MODULES", "").split(",") if m.strip()]
     vectorizer = env.get("DEFAULT_VECTORIZER_MODULE", "none") or "none"
-    missing = [m for m in modules if m != "backup-filesystem"]
-    if vectorizer != "none":
-        missing.append(vectorizer)
+    missing = [m for m in modules if m not in ("backup-filesystem", *VECTORIZERS)]
     if missing:
         raise ConfigError(f"modules not available in the stand-in: {', '.join(missing)} "
-                         "(it has backup-filesystem only; vectors are brought by the client)")
+                         f"(it has backup-filesystem and {', '.join(VECTORIZERS)})")
+    if vectorizer != "none" and vectorizer not in modules:
+        raise ConfigError(f"DEFAULT_VECTORIZER_MODULE {vectorizer} is not in ENABLE_MODULES")
     backup_dir = args.backup_dir
     if backup_dir is None and "backup-filesystem" in modules:
         backup_dir = env.get("BACKUP_FILESYSTEM_PATH") or None
@@ -111,6 +114,8 @@ def settings(args: argparse.Namespace, env: dict[str, str]) -> dict[str, object]
         "defaults_limit": int(env.get("QUERY_DEFAULTS_LIMIT") or 10),
         "maximum_results": int(env.get("QUERY_MAXIMUM_RESULTS") or 10000),
         "node_name": env.get("CLUSTER_HOSTNAME") or "node1",
+        "modules": [m for m in modules if m in VECTORIZERS],
+        "module_env": {k: env[k] for k in ("OPENAI_APIKEY",) if env.get(k)},
     }
 
 

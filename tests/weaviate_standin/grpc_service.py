@@ -16,6 +16,7 @@ from .auth import Auth
 from .codec import batch_properties, object_vectors, uuid_bytes, vector_from
 from .errors import StandinError, Unprocessable
 from .filters import from_proto, select
+from .modules import REQUEST_HEADERS
 from .store import Store
 from .stubs import (
     batch_delete_pb2,
@@ -34,10 +35,14 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
 
     def _call(self, context: grpc.ServicerContext, fn: Callable[[], Any]) -> Any:
         self.auth.check_grpc(context)
+        token = REQUEST_HEADERS.set({str(k).lower(): str(v)
+                                     for k, v in context.invocation_metadata()})
         try:
             return fn()
         except StandinError as err:
             context.abort(grpc.StatusCode.UNKNOWN, err.message)
+        finally:
+            REQUEST_HEADERS.reset(token)
 
     def Search(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         return self._call(context, lambda: query.run(self.store, request))
@@ -76,7 +81,8 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
 
     def _batch_objects(self, request: Any) -> Any:
         started = time.time()
-        errors = []
+        failed: dict[int, str] = {}
+        parsed: dict[int, tuple[Any, dict[str, Any], Any, Any]] = {}
         for index, pb in enumerate(request.objects):
             try:
                 if pb.tenant:
@@ -87,11 +93,40 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
                     if not self.store.autoschema:
                         raise Unprocessable(f"class '{pb.collection}' not present in schema")
                     coll = self.store.create({"class": pb.collection})  # auto-schema
-                self.store.put(coll, pb.uuid, props, vector_from(pb), object_vectors(pb))
+                parsed[index] = (coll, props, vector_from(pb), object_vectors(pb))
             except StandinError as err:
-                errors.append(batch_pb2.BatchObjectsReply.BatchError(index=index,
-                                                                     error=err.message))
+                failed[index] = err.message
+        premade = self._vectorise(parsed, failed)
+        for index, (coll, props, vector, vectors) in parsed.items():
+            if index in failed:
+                continue
+            try:
+                self.store.put(coll, request.objects[index].uuid, props, vector, vectors,
+                               premade=premade.get(index))
+            except StandinError as err:
+                failed[index] = err.message
+        errors = [batch_pb2.BatchObjectsReply.BatchError(index=i, error=failed[i])
+                  for i in sorted(failed)]
         return batch_pb2.BatchObjectsReply(took=time.time() - started, errors=errors)
+
+    def _vectorise(self, parsed: dict[int, tuple[Any, dict[str, Any], Any, Any]],
+                   failed: dict[int, str]) -> dict[int, dict[str, list[float]]]:
+        """The objects a collection's module vectorises (no vector brought for it), one
+        embeddings call per collection and target; its failure fails each of them."""
+        groups: dict[str, list[int]] = {}
+        for index, (coll, _props, vector, vectors) in parsed.items():
+            if self.store.module_targets(coll) and not (vector or vectors):
+                groups.setdefault(coll.name, []).append(index)
+        premade: dict[int, dict[str, list[float]]] = {}
+        for indexes in groups.values():
+            coll = parsed[indexes[0]][0]
+            try:
+                found = self.store.module_vectors(coll, [parsed[i][1] for i in indexes])
+            except StandinError as err:
+                failed.update({i: err.message for i in indexes})
+                continue
+            premade.update(zip(indexes, found, strict=True))
+        return premade
 
     def _batch_delete(self, request: Any) -> Any:
         started = time.time()

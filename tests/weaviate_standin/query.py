@@ -26,7 +26,7 @@ from .stubs import base_search_pb2, search_get_pb2
 
 AND = base_search_pb2.SearchOperatorOptions.OPERATOR_AND
 RANKED = base_search_pb2.Hybrid.FUSION_TYPE_RANKED
-_UNSUPPORTED = ("group_by", "generative", "rerank", "near_text", "near_image", "near_audio",
+_UNSUPPORTED = ("group_by", "generative", "rerank", "near_image", "near_audio",
                 "near_video", "near_depth", "near_thermal", "near_imu")
 
 
@@ -49,8 +49,35 @@ def _max_distance(coll: Collection, target: str, msg: Any) -> float | None:
     return None
 
 
-def hybrid_hits(coll: Collection, hs: Any, candidates: list[Any], limit: int) -> list[Hit]:
-    """explorer_hybrid.go: vector and keyword sets (each at least 100 deep), then fusion."""
+def module_query_vector(store: Store | None, coll: Collection, msg: Any, texts: list[str]
+                        ) -> list[float] | None:
+    """A query vectorised by the target's module (VectorizeQuery; several concepts are
+    averaged as nearText combines them); None when the target has no module."""
+    names = targets.target_names(msg)[0]
+    target = resolve_target(coll, names[:1])
+    if store is None or target not in store.module_targets(coll):
+        return None
+    vectors = [store.query_vector(coll, target, t) for t in texts]
+    return [sum(column) / len(vectors) for column in zip(*vectors, strict=True)]
+
+
+def near_text_hits(store: Store, coll: Collection, nt: Any, candidates: list[Any]) -> list[Hit]:
+    if nt.HasField("move_to") or nt.HasField("move_away"):
+        raise Unprocessable("near_text with moveTo/moveAwayFrom is not supported by the "
+                            "stand-in")
+    vec = module_query_vector(store, coll, nt, list(nt.query))
+    if vec is None:
+        raise Unprocessable(f"could not vectorize input for collection {coll.name} with "
+                            "search-type nearText. Make sure a vectorizer module is "
+                            "configured for this collection")
+    p = targets.plan(coll, nt, vec)
+    return targets.hits(coll, candidates, p, _max_distance(coll, p.pairs[0][0], nt))
+
+
+def hybrid_hits(coll: Collection, hs: Any, candidates: list[Any], limit: int,
+                store: Store | None = None) -> list[Hit]:
+    """explorer_hybrid.go: vector and keyword sets (each at least 100 deep), then fusion; a
+    query without a vector is vectorised by the collection's module (as Weaviate does)."""
     alpha = float(hs.alpha_param if hs.use_alpha_param else hs.alpha)
     sub_limit = max(HYBRID_MAX_RESULTS, limit)
     sets: list[list[Hit]] = []
@@ -59,9 +86,12 @@ def hybrid_hits(coll: Collection, hs: Any, candidates: list[Any], limit: int) ->
     below: set[str] | None = None
     if alpha > 0:
         if hs.HasField("near_text"):
-            raise Unprocessable("VectorFromInput was called without vectorizer on class "
-                                f"{coll.name} for input {list(hs.near_text.query)}")
-        if hs.HasField("near_vector"):
+            vec = module_query_vector(store, coll, hs, list(hs.near_text.query))
+            if vec is None:
+                raise Unprocessable("VectorFromInput was called without vectorizer on class "
+                                    f"{coll.name} for input {list(hs.near_text.query)}")
+            p, name, max_dist = targets.plan(coll, hs, vec), "vector,nearText", None
+        elif hs.HasField("near_vector"):
             names_msg = hs if (hs.HasField("targets") or len(hs.target_vectors)) \
                 else hs.near_vector
             p = targets.plan(coll, names_msg, vector_from(hs.near_vector), hs.near_vector)
@@ -69,6 +99,8 @@ def hybrid_hits(coll: Collection, hs: Any, candidates: list[Any], limit: int) ->
             max_dist = _max_distance(coll, p.pairs[0][0], hs.near_vector)
         else:
             vec = vector_from(hs)
+            if vec is None:
+                vec = module_query_vector(store, coll, hs, [hs.query])
             if vec is None:
                 raise Unprocessable(f"VectorFromInput was called without vectorizer on class "
                                     f"{coll.name} for input {hs.query}")
@@ -145,8 +177,8 @@ def run(store: Store, req: Any) -> Any:
                                     f"search-type {kind}. Make sure a vectorizer module is "
                                     "configured for this collection")
             raise Unprocessable(f"{name} is not supported by the stand-in")
-    searches = [n for n in ("near_vector", "near_object", "bm25_search", "hybrid_search")
-                if req.HasField(n)]
+    searches = [n for n in ("near_vector", "near_object", "near_text", "bm25_search",
+                            "hybrid_search") if req.HasField(n)]
     if len(req.sort_by) and searches:
         raise Unprocessable("sorting cannot be combined with search")
     limit = req.limit if req.limit > 0 else store.defaults_limit
@@ -167,7 +199,9 @@ def run(store: Store, req: Any) -> Any:
             hits = near_object_hits(coll, req.near_object, select(coll, clause))
         elif req.HasField("hybrid_search"):
             hits = hybrid_hits(coll, req.hybrid_search, select(coll, clause),
-                               limit + req.offset)
+                               limit + req.offset, store)
+        elif req.HasField("near_text"):
+            hits = near_text_hits(store, coll, req.near_text, select(coll, clause))
         else:
             hits = _listing(coll, req, clause)
         page = hits[req.offset:req.offset + limit]
@@ -175,8 +209,9 @@ def run(store: Store, req: Any) -> Any:
             values = [h.score if h.score is not None else (h.distance or 0.0) for h in page]
             page = page[:autocut(values, req.autocut)]
         metric = None
-        if req.HasField("near_vector") or req.HasField("near_object"):
-            near = req.near_vector if req.HasField("near_vector") else req.near_object
+        nears = [n for n in ("near_vector", "near_object", "near_text") if req.HasField(n)]
+        if nears:
+            near = getattr(req, nears[0])
             names = targets.target_names(near)[0]
             metric = "joined" if len(names) > 1 else sch.vector_distance(
                 coll.schema, resolve_target(coll, names))

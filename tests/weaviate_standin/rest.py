@@ -14,6 +14,7 @@ from . import refs
 from . import schema as sch
 from .errors import NotFound, StandinError, Unauthorized, Unprocessable
 from .filters import from_json, select
+from .modules import REQUEST_HEADERS
 from .store import Collection, StoredObject
 
 OPEN_PATHS = ("/v1", "/v1/", "/v1/.well-known/openid-configuration")
@@ -74,10 +75,14 @@ class Handler(BaseHTTPRequestHandler):
                 reason = self.server.app.auth.refusal(self.headers.get("Authorization"))
                 if reason is not None:
                     raise Unauthorized(reason)
-            with self.server.app.store.lock:  # one request at a time sees the store
-                status, body = self._route(self.command, path, query)
-                if self.command not in ("GET", "HEAD"):
-                    self.server.app.store.generation += 1
+            token = REQUEST_HEADERS.set({k.lower(): v for k, v in self.headers.items()})
+            try:
+                with self.server.app.store.lock:  # one request at a time sees the store
+                    status, body = self._route(self.command, path, query)
+                    if self.command not in ("GET", "HEAD"):
+                        self.server.app.store.generation += 1
+            finally:
+                REQUEST_HEADERS.reset(token)
             self._send(status, body)
         except Unauthorized as err:
             self._send(401, {"code": 401, "message": err.message})
@@ -138,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
             if method == "PUT":
                 coll = self._coll(rest[0])
                 with store.lock:
-                    sch.update_class(coll.schema, self._body())
+                    sch.update_class(coll.schema, self._body(), store.modules)
                 return 200, coll.schema
         elif rest[1:] == ["properties"] and method == "POST":
             coll = self._coll(rest[0])

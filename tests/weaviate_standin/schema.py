@@ -93,8 +93,8 @@ def _vectorizer_name(value: Any) -> str:
     return str(value)
 
 
-def _check_module(name: str) -> None:
-    if name != "none":
+def _check_module(name: str, modules: Any = None) -> None:
+    if name != "none" and (modules is None or name not in modules.enabled):
         raise Unprocessable(f'no module with name "{name}" present')
 
 
@@ -184,14 +184,18 @@ def _dig(config: dict[str, Any], path: str) -> Any:
     return config
 
 
-def _named_vector(vname: str, entry: dict[str, Any]) -> dict[str, Any]:
+def _named_vector(vname: str, entry: dict[str, Any], modules: Any = None) -> dict[str, Any]:
     if not VECTOR_NAME.match(vname):
         raise Unprocessable(f"target vector name {vname!r} is not valid")
     vectorizer = entry.get("vectorizer") or {"none": {}}
-    _check_module(_vectorizer_name(vectorizer))
+    module = _vectorizer_name(vectorizer)
+    _check_module(module, modules)
+    vectorizer = vectorizer if isinstance(vectorizer, dict) else {vectorizer: {}}
+    if module != "none":
+        vectorizer = {module: modules.fill(module, dict(vectorizer[module] or {}))}
     index_type = entry.get("vectorIndexType") or "hnsw"
     return {
-        "vectorizer": vectorizer if isinstance(vectorizer, dict) else {vectorizer: {}},
+        "vectorizer": vectorizer,
         "vectorIndexType": index_type,
         "vectorIndexConfig": _index_config(index_type, entry.get("vectorIndexConfig"),
                                            f"target vector {vname!r}"),
@@ -222,7 +226,8 @@ def check_class_name(raw: str) -> str:
     return name
 
 
-def new_class(body: dict[str, Any], existing: list[str]) -> dict[str, Any]:
+def new_class(body: dict[str, Any], existing: list[str], modules: Any = None
+              ) -> dict[str, Any]:
     """The class as Weaviate stores it after POST /v1/schema, or Unprocessable."""
     name = check_class_name(str(body.get("class") or ""))
     for other in existing:
@@ -269,11 +274,15 @@ def new_class(body: dict[str, Any], existing: list[str]) -> dict[str, Any]:
     if named:
         vectors: dict[str, Any] = {}
         for vname, entry in named.items():
-            vectors[vname] = _named_vector(vname, entry)
+            vectors[vname] = _named_vector(vname, entry, modules)
         out["vectorConfig"] = vectors
     else:
         vectorizer = str(body.get("vectorizer") or "none")
-        _check_module(vectorizer)
+        _check_module(vectorizer, modules)
+        if vectorizer != "none":
+            given = (out.get("moduleConfig") or {}).get(vectorizer) or {}
+            out["moduleConfig"] = {**(out.get("moduleConfig") or {}),
+                                   vectorizer: modules.fill(vectorizer, dict(given))}
         index_type = str(body.get("vectorIndexType") or "hnsw")
         out["vectorIndexConfig"] = _index_config(index_type, body.get("vectorIndexConfig"),
                                                  "vector index config")
@@ -311,7 +320,7 @@ def add_property(cls: dict[str, Any], body: dict[str, Any],
     return prop
 
 
-def update_class(cls: dict[str, Any], body: dict[str, Any]) -> None:
+def update_class(cls: dict[str, Any], body: dict[str, Any], modules: Any = None) -> None:
     """PUT /v1/schema/{name}: change what Weaviate lets change, refuse the rest in its words."""
     new_name = str(body.get("class") or cls["class"])
     if new_name != cls["class"]:
@@ -340,7 +349,7 @@ def update_class(cls: dict[str, Any], body: dict[str, Any]) -> None:
     for vname, entry in (body.get("vectorConfig") or {}).items():
         current = cls.get("vectorConfig", {}).get(vname)
         if current is None:  # adding a named vector (Weaviate >= 1.31)
-            added[vname] = _named_vector(vname, entry)
+            added[vname] = _named_vector(vname, entry, modules)
             continue
         if entry.get("vectorizer") is not None and entry["vectorizer"] != current["vectorizer"]:
             raise Unprocessable(f"vectorizer config of vector {vname!r} is immutable")

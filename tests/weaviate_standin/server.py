@@ -14,6 +14,7 @@ from . import VERSION
 from .auth import Auth
 from .backups import Backups
 from .grpc_service import MAX_MESSAGE, start_grpc
+from .modules import Modules
 from .rest import StandinHTTPServer
 from .store import Store
 
@@ -35,8 +36,9 @@ class App:
 
     def meta(self) -> dict[str, Any]:
         return {"hostname": f"http://{self.host}:{self.http_port}",
-                "modules": {} if self.backups.root is None else
-                {"backup-filesystem": {"backupsPath": str(self.backups.root)}},
+                "modules": {**({} if self.backups.root is None else
+                               {"backup-filesystem": {"backupsPath": str(self.backups.root)}}),
+                            **self.store.modules.meta()},
                 "version": VERSION, "grpcMaxMessageSize": MAX_MESSAGE}
 
     def node(self, collection: str | None, verbose: bool) -> dict[str, Any]:
@@ -128,12 +130,15 @@ def start_standin(http_port: int, grpc_port: int, backup_dir: str | Path | None,
                   autoschema: bool = True, api_keys: list[str] | None = None,
                   anonymous: bool | None = None, defaults_limit: int = 10,
                   maximum_results: int = 10000, node_name: str = "node1",
-                  verbose: bool = False) -> StandinHandle:
+                  verbose: bool = False, modules: list[str] | None = None,
+                  module_env: dict[str, str] | None = None) -> StandinHandle:
     """Start REST and gRPC listeners (port 0 picks a free port; see the handle's ports).
     `api_key` (or several `api_keys`) turns on API-key auth and, unless `anonymous` says
     otherwise, turns anonymous access off; `backup_dir=None` is Weaviate without the
-    backup-filesystem module."""
+    backup-filesystem module. `modules`: the vectorizer modules enabled (ENABLE_MODULES:
+    text2vec-openai), `module_env` their variables (OPENAI_APIKEY)."""
     store = Store(autoschema, defaults_limit, maximum_results)
+    store.modules = Modules(modules, module_env)
     data = Path(data_dir) if data_dir is not None else None
     if data is not None:
         store.load(data)

@@ -21,6 +21,7 @@ from typing import Any
 from . import refs
 from . import schema as sch
 from .errors import NotFound, Unprocessable
+from .modules import Modules, module_of
 from .values import coerce, guess_type, merge_nested, nested_of
 
 STATE_FILE = "standin-state.json"
@@ -74,6 +75,7 @@ class Store:
         self.defaults_limit = defaults_limit  # QUERY_DEFAULTS_LIMIT
         self.maximum_results = maximum_results  # QUERY_MAXIMUM_RESULTS
         self.lock = threading.RLock()
+        self.modules = Modules()  # ENABLE_MODULES: the vectorizers collections may name
         self.collections: dict[str, Collection] = {}
         self.generation = 0  # bumped on every write, to know when the data dir is stale
 
@@ -91,7 +93,7 @@ class Store:
 
     def create(self, body: dict[str, Any]) -> Collection:
         with self.lock:
-            cls = sch.new_class(body, list(self.collections))
+            cls = sch.new_class(body, list(self.collections), self.modules)
             coll = Collection(schema=cls)
             self.collections[coll.name] = coll
             self.generation += 1
@@ -175,7 +177,8 @@ class Store:
 
     def put(self, coll: Collection, uid: str, props: dict[str, Any], vector: Any = None,
             vectors: dict[str, Any] | None = None, *, must_be_new: bool = False,
-            merge: bool = False) -> StoredObject:
+            merge: bool = False, premade: dict[str, list[float]] | None = None
+            ) -> StoredObject:
         """Insert or replace (batch semantics); `must_be_new` for POST /v1/objects."""
         try:
             uid = str(uuid_mod.UUID(uid))
@@ -187,6 +190,13 @@ class Store:
                 raise Unprocessable(f"id '{uid}' already exists")
             clean = self._props(coll, props)
             vecs = self._vectors(coll, vector, vectors)
+            for target, vec in (premade or {}).items():  # vectorised with its whole batch
+                vecs.setdefault(target, f32(vec))
+            missing = [t for t in self.module_targets(coll) if t not in vecs
+                       and not (merge and old is not None and t in old.vectors)]
+            if missing:
+                vecs.update({t: f32(v) for t, v in
+                             self.module_vectors(coll, [clean], missing)[0].items()})
             if merge and old is not None:  # PATCH: properties replaced, references added
                 for name, value in clean.items():
                     prop = sch.property_of(coll.schema, name)
@@ -205,6 +215,34 @@ class Store:
             coll.version += 1
             self.generation += 1
             return obj
+
+    def module_targets(self, coll: Collection) -> list[str]:
+        """The collection's vectors a vectorizer module makes ("" = class level)."""
+        return [t for t in sch.vector_names(coll.schema) if module_of(coll.schema, t)]
+
+    def module_vectors(self, coll: Collection, props: list[dict[str, Any]],
+                       targets: list[str] | None = None) -> list[dict[str, list[float]]]:
+        """Vectors for objects' properties from the module of each target, one embeddings
+        call per target for all of them (Weaviate's batch vectorisation)."""
+        out: list[dict[str, list[float]]] = [{} for _ in props]
+        for target in self.module_targets(coll) if targets is None else targets:
+            found = module_of(coll.schema, target)
+            assert found is not None
+            _, config = found
+            texts = [self.modules.object_text(coll.name, config, {
+                k[:1].lower() + k[1:]: v for k, v in p.items() if v is not None},
+                coll.schema["properties"]) for p in props]
+            for i, vec in enumerate(self.modules.embed(config, texts)):
+                out[i][target] = vec
+        return out
+
+    def query_vector(self, coll: Collection, target: str, text: str) -> list[float]:
+        """VectorizeQuery: the query text alone, through the target's module."""
+        found = module_of(coll.schema, target)
+        if found is None:
+            raise Unprocessable(f"VectorFromInput was called without vectorizer on class "
+                                f"{coll.name} for input {text}")
+        return self.modules.embed(found[1], [text])[0]
 
     def delete(self, coll: Collection, uid: str) -> bool:
         with self.lock:

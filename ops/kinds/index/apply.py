@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops import procs
 from llmops.ops.kinds.base import Progress, SpecError, Step
 from llmops.ops.kinds.hoststate import host_facts
-from llmops.ops.kinds.index import records
+from llmops.ops.kinds.index import docker, records
 from llmops.ops.kinds.index.embed import EmbedError, embed_server, embedder
 from llmops.ops.kinds.index.launch import KEY_VARIABLE
 from llmops.ops.kinds.index.observed import BackupRecord, IndexObserved, IndexStep
+from llmops.ops.kinds.index.rerank import probe as probe_reranker
+from llmops.ops.kinds.index.rerank import rerank_server
 from llmops.ops.kinds.index.schema import count_of, create_collection, dims_of, update_ef
 from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.ops.kinds.index.vectorizer import module_for
 from llmops.ops.kinds.index.weaviate_conn import (
     Unreachable,
     api_key,
@@ -60,7 +63,11 @@ def observe(spec: IndexSpec, hosts: HostPool, *, fingerprint: bool = True) -> In
     if spec.launch != "attach":
         info = procs.status(t, spec.proc_name())
         observed.proc_running = info.running
-        observed.proc_hash = record.get("launch_hash") if info.running else None
+        if spec.launch == "docker":  # the container, not its CLI, is what serves
+            found = docker.state(t, spec)
+            observed.proc_running = found.running if found.error is None else info.running
+            observed.error = found.error
+        observed.proc_hash = record.get("launch_hash") if observed.proc_running else None
     if spec.source and fingerprint:
         observed.source_now = records.source_fingerprint(t, spec.source)
     reach = spec
@@ -103,13 +110,14 @@ def preflight(spec: IndexSpec, hosts: HostPool) -> None:
     api_key(spec)
     if spec.launch == "attach":
         try:
-            version = str(meta(spec, hosts).get("version", ""))
+            found = meta(spec, hosts)
         except Unreachable as exc:
             raise SpecError(
                 "http_port", str(exc),
                 "start Weaviate there (or set launch = binary / docker), check host and ports",
             ) from exc
-        check_version(spec, version)
+        check_version(spec, str(found.get("version", "")))
+        check_module(spec, found)
         observed = observe(spec, hosts, fingerprint=False)
         if observed.target_exists and observed.collection != spec.collection:
             raise SpecError(
@@ -126,6 +134,19 @@ def preflight(spec: IndexSpec, hosts: HostPool) -> None:
                 "embed_server", f"server {spec.embed_server} did not answer /v1/embeddings: "
                 f"{exc}", "check it with `llmops server list`; it needs args runner=pooling",
             ) from exc
+    if spec.rerank_server and rerank_server(spec, hosts) is not None:
+        probe_reranker(spec, hosts)
+
+
+def check_module(spec: IndexSpec, found: dict[str, Any]) -> None:
+    """The vectorizer module is enabled on the instance (/v1/meta lists it)."""
+    modules = sorted(found.get("modules") or {})
+    if spec.vectorizer and spec.vectorizer not in modules:
+        raise SpecError(
+            "vectorizer", f"{where(spec)} has no module {spec.vectorizer} (its /v1/meta lists "
+            f"{', '.join(modules) or 'none'})",
+            f"start Weaviate with ENABLE_MODULES naming {spec.vectorizer} (launch = binary / "
+            "docker does), or leave vectorizer out")
 
 
 def check_version(spec: IndexSpec, version: str) -> None:
@@ -170,15 +191,18 @@ def _wait_ready(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progress
     while time.monotonic() - began < READY_TIMEOUT_S:
         info = procs.status(t, spec.proc_name())
         if not info.running:
-            tail = procs.tail(t, spec.proc_name(), 5)
+            tail = (docker.logs(t, spec, 5) if spec.launch == "docker"
+                    else procs.tail(t, spec.proc_name(), 5))
             raise IndexError_(f"{spec.proc_name()} exited (rc {info.rc}): {' | '.join(tail)}")
         try:
-            version = str(meta(spec, hosts, timeout=5.0).get("version", ""))
+            found = meta(spec, hosts, timeout=5.0)
         except Unreachable as exc:
             last = str(exc)
             time.sleep(0.5)
             continue
+        version = str(found.get("version", ""))
         check_version(spec, version)
+        check_module(spec, found)
         seconds = round(time.monotonic() - began, 2)
         progress(f"Weaviate {version} ready after {seconds}s")
         return {"ready_seconds": seconds, "version": version}
@@ -186,7 +210,11 @@ def _wait_ready(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progress
 
 
 def _stop(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
-    info = procs.stop(hosts.transport(spec.host), str(payload(step).proc))
+    t = hosts.transport(spec.host)
+    if step.argv[:1] == ("docker",):  # the container first: it outlives its CLI
+        how = docker.stop(t, spec)
+        progress(f"container {docker.container(spec)} stopped ({how})")
+    info = procs.stop(t, str(payload(step).proc))
     progress(f"{payload(step).proc} stopped ({info.stopped})")
     return {"stopped": info.stopped}
 
@@ -195,7 +223,7 @@ def _create(step: Step, spec: IndexSpec, hosts: HostPool, progress: Progress
             ) -> dict[str, Any]:
     t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
     with connect(spec, hosts) as client:
-        create_collection(client, spec)
+        create_collection(client, spec, module_for(spec, hosts))
     records.update(t, facts, spec.name, collection=spec.collection,
                    data_key=payload(step).data_key, source_fp=None)
     progress(f"collection {spec.collection} created")

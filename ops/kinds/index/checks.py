@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops import procs
 from llmops.ops.kinds.base import Check
 from llmops.ops.kinds.hoststate import host_facts
-from llmops.ops.kinds.index import records
+from llmops.ops.kinds.index import docker, records
 from llmops.ops.kinds.index.embed import embed_server, embedder
 from llmops.ops.kinds.index.evaluate import read_queries, record_eval, retrieval_key, run_eval
-from llmops.ops.kinds.index.query import hybrid
+from llmops.ops.kinds.index.query import hybrid_only
+from llmops.ops.kinds.index.rerank import reranker
 from llmops.ops.kinds.index.schema import count_of, dims_of
 from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.index.weaviate_conn import connect, meta, supported
@@ -67,6 +68,8 @@ def checklist(spec: IndexSpec, hosts: HostPool) -> list[Check]:
         checks.append(_timed("known query", lambda: _probe(spec, hosts, snap["probe"])))
     if spec.embed_server:
         checks.append(_timed("embedding dimension", lambda: _embed_dims(spec, hosts, snap)))
+    if spec.rerank_server:
+        checks.append(_timed("reranker", lambda: _reranker(spec, hosts, snap)))
     if spec.eval_set:
         checks.append(_timed(f"recall@{spec.eval_k}", lambda: _recall(spec, hosts, record)))
     return checks
@@ -78,9 +81,17 @@ def checklist_absent(spec: IndexSpec, hosts: HostPool) -> list[Check]:
     instance llmops does not run, the collection is gone from that instance."""
     if spec.launch != "attach":
         def stopped() -> tuple[bool, str]:
-            info = procs.status(hosts.transport(spec.host), spec.proc_name())
-            return not info.running, (f"{spec.proc_name()} still runs (pid {info.pid})"
-                                      if info.running else f"{spec.proc_name()} not running")
+            t = hosts.transport(spec.host)
+            info = procs.status(t, spec.proc_name())
+            if info.running:
+                return False, f"{spec.proc_name()} still runs (pid {info.pid})"
+            if spec.launch == "docker":
+                found = docker.state(t, spec)
+                if found.exists or found.error:
+                    return False, (f"container {docker.container(spec)}: "
+                                   f"{found.error or 'still there'}")
+                return True, f"{spec.proc_name()} and container {docker.container(spec)} gone"
+            return True, f"{spec.proc_name()} not running"
 
         return [_timed("no process left", stopped)]
 
@@ -109,7 +120,7 @@ def _matches(what: str, live: dict[str, Any], snap: dict[str, Any],
 
 
 def _probe(spec: IndexSpec, hosts: HostPool, probe: dict[str, str]) -> tuple[bool, str]:
-    hits = hybrid(spec, hosts, probe["query"], k=PROBE_TOP)
+    hits = hybrid_only(spec, hosts, probe["query"], PROBE_TOP)
     sources = [h.source for h in hits]
     return probe["source"] in sources, f"{probe['query']!r} -> {sources} " \
         f"(expects {probe['source']} in the top {PROBE_TOP})"
@@ -123,12 +134,32 @@ def _recall(spec: IndexSpec, hosts: HostPool, record: dict[str, Any]) -> tuple[b
     result = run_eval(spec, hosts, read_queries(t, spec.eval_set))
     before = records.last_eval(record, retrieval_key(spec, hosts))
     k, now = spec.eval_k, result["recall"]
+    reranked = (f"; reranked by {result['rerank']} recall@{k} {result['rerank_recall']}, "
+                f"MRR {result['rerank_mrr']}" if "rerank_recall" in result else "")
     if before is None:
         record_eval(spec, hosts, result, None, "checklist")
-        return True, f"recall@{k} {now}, MRR {result['mrr']} (first measurement: recorded)"
+        return True, (f"recall@{k} {now}, MRR {result['mrr']}{reranked} "
+                      "(first measurement: recorded)")
     where = f"at {str(before['commit'])[:12]}" if before.get("commit") else "by a checklist"
-    return now >= before["recall"], (f"recall@{k} {now} (recorded {before['recall']} {where}), "
-                                     f"MRR {result['mrr']}")
+    ok = now >= before["recall"]
+    detail = f"recall@{k} {now} (recorded {before['recall']} {where}), MRR {result['mrr']}"
+    if "rerank_recall" in result:
+        same = before.get("rerank") == result["rerank"] and "rerank_recall" in before
+        then = before.get("rerank_recall") if same else None
+        ok = ok and (then is None or result["rerank_recall"] >= then)
+        detail += reranked + (f" (recorded {then})" if then is not None
+                              else " (none recorded)")
+    return ok, detail
+
+
+def _reranker(spec: IndexSpec, hosts: HostPool, snap: dict[str, Any]) -> tuple[bool, str]:
+    """The rerank server scores the known query's document above an unrelated text."""
+    probe = snap.get("probe") or {}
+    query = probe.get("query") or "rerank probe"
+    with reranker(spec, hosts, timeout=60.0) as r:
+        scores = r.scores(query, [query, "zzzz qqqq xxxx"])
+    return scores[0] > scores[1], (f"{spec.rerank_server} scores the known query's own text "
+                                   f"{scores[0]:.3f}, an unrelated one {scores[1]:.3f}")
 
 
 def _embed_dims(spec: IndexSpec, hosts: HostPool, snap: dict[str, Any]) -> tuple[bool, str]:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops.kinds.hoststate import host_facts
 from llmops.ops.kinds.index import records
 from llmops.ops.kinds.index.embed import embed_server
-from llmops.ops.kinds.index.query import hybrid
+from llmops.ops.kinds.index.query import MAX_K, hybrid_only
+from llmops.ops.kinds.index.rerank import rerank_hits
 from llmops.ops.kinds.index.spec import IndexSpec
 
 if TYPE_CHECKING:
@@ -77,16 +78,33 @@ def score(ranked: list[list[str]], queries: list[EvalQuery], k: int) -> dict[str
 def run_eval(spec: IndexSpec, hosts: HostPool, queries: list[EvalQuery],
              k: int | None = None) -> dict[str, Any]:
     """Every query through the index's hybrid search; recall@k and MRR with the per-query
-    ranks (documents, in order)."""
+    ranks (documents, in order). With a rerank server, the same hits reranked too
+    (`rerank_recall`, `rerank_mrr`), so the two stand side by side in one entry."""
     k = k or spec.eval_k
     began = time.monotonic()
-    ranked = [[h.source for h in hybrid(spec, hosts, q.query, k=min(100, 4 * k))]
-              for q in queries]
-    result = score(ranked, queries, k)
-    return {**result, "k": k, "queries": len(queries), "alpha": spec.alpha,
-            "seconds": round(time.monotonic() - began, 3),
-            "per_query": [{"query": q.query, "expected": list(q.expected), "found": r[:k]}
-                          for q, r in zip(queries, ranked, strict=True)]}
+    deep = min(MAX_K, 4 * k)
+    ranked: list[list[str]] = []
+    reranked: list[list[str]] = []
+    for q in queries:
+        if not spec.rerank_server:
+            ranked.append([h.source for h in hybrid_only(spec, hosts, q.query, deep)])
+            continue
+        hits = hybrid_only(spec, hosts, q.query, max(deep, spec.rerank_depth))
+        ranked.append([h.source for h in hits[:deep]])
+        top = hits[:spec.rerank_depth]
+        reranked.append([h.source for h in rerank_hits(spec, hosts, q.query, top, len(top))])
+    result: dict[str, Any] = {**score(ranked, queries, k), "k": k, "queries": len(queries),
+                              "alpha": spec.alpha}
+    if spec.rerank_server:
+        again = score(reranked, queries, k)
+        result |= {"rerank": spec.rerank_server, "rerank_depth": spec.rerank_depth,
+                   "rerank_recall": again["recall"], "rerank_mrr": again["mrr"]}
+    result["seconds"] = round(time.monotonic() - began, 3)
+    result["per_query"] = [
+        {"query": q.query, "expected": list(q.expected), "found": r[:k],
+         **({"reranked": reranked[i][:k]} if reranked else {})}
+        for i, (q, r) in enumerate(zip(queries, ranked, strict=True))]
+    return result
 
 
 def read_queries(t: Transport, path: str) -> list[EvalQuery]:

@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,10 +121,11 @@ def ingest(spec: IndexSpec, hosts: HostPool, t: Transport, progress: Progress,
         report(0)
         added, last = 0, time.monotonic()
         if new:
-            with embedder(spec, hosts) as e:
+            with embedder(spec, hosts) if spec.embeds_here() else nullcontext() as e:
                 for start in range(0, len(new), spec.batch_size):
                     batch = new[start:start + spec.batch_size]
-                    vectors = e.embed([c.text for c in batch])
+                    # a vectorizer module: Weaviate embeds them, calling embed_server itself
+                    vectors = e.embed([c.text for c in batch]) if e else [None] * len(batch)
                     result = coll.data.insert_many([
                         DataObject(properties=c.properties(), uuid=c.uuid, vector=v)
                         for c, v in zip(batch, vectors, strict=True)

@@ -34,6 +34,7 @@ from llmops.ops.kinds.index.observed import IndexObserved
 from llmops.ops.kinds.index.plan import plan_index
 from llmops.ops.kinds.index.progress import ProgressReader
 from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.ops.kinds.index.vectorizer import base_url
 from llmops.ops.kinds.server.flags import serves_embeddings
 from llmops.ops.kinds.server.spec import ServerSpec
 
@@ -59,6 +60,8 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
         found: dict[str, Ref] = {"host": ("host", spec.host)}
         if spec.embed_server:
             found["embed_server"] = ("server", spec.embed_server)
+        if spec.rerank_server:
+            found["rerank_server"] = ("server", spec.rerank_server)
         return found
 
     def owns_process(self, spec: IndexSpec, proc_name: str) -> bool:
@@ -66,10 +69,6 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
 
     def admit(self, spec: IndexSpec, context: Context) -> None:
         """The embedding server serves embeddings; ports llmops would listen on are free."""
-        if spec.vectorizer:
-            raise SpecError("vectorizer", "Weaviate vectorizer modules are not supported yet",
-                            "serve an embedding model: embed_server = a server with "
-                            "args runner = pooling")
         server = context.spec("server", spec.embed_server) if spec.embed_server else None
         if isinstance(server, ServerSpec) and not serves_embeddings(server.args):
             raise SpecError(
@@ -77,6 +76,17 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
                 f"server {server.name} does not serve /v1/embeddings (it generates text)",
                 "serve an embedding model with args runner = pooling "
                 f"(llmops server up {server.name} --arg runner=pooling ...)",
+            )
+        if spec.vectorizer and isinstance(server, ServerSpec):
+            where = context.spec("host", server.host)
+            base_url(spec, server, getattr(where, "address", None))  # Weaviate reaches it
+        reranks = context.spec("server", spec.rerank_server) if spec.rerank_server else None
+        if isinstance(reranks, ServerSpec) and not serves_embeddings(reranks.args):
+            raise SpecError(
+                "rerank_server",
+                f"server {reranks.name} does not serve /v1/rerank (it generates text)",
+                "serve a cross-encoder or an embedding model with args runner = pooling "
+                f"(llmops server up {reranks.name} --arg runner=pooling ...)",
             )
         ports = {spec.http_port, spec.grpc_port}
         for (_kind, other_name), other in context.desired.items():

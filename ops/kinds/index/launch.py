@@ -52,6 +52,8 @@ def weaviate_argv(spec: IndexSpec) -> list[str]:
             "-p", f"127.0.0.1:{spec.http_port}:8080",
             "-p", f"127.0.0.1:{spec.grpc_port}:{spec.grpc_port}",
             "-v", f"{spec.data_dir}:/var/lib/weaviate", "-v", f"{spec.backup_dir}:/backups"]
+    if spec.vectorizer:  # the module calls embed_server on the host (vectorizer.base_url)
+        argv += ["--add-host", "host.docker.internal:host-gateway"]
     for key in sorted(env):
         argv += ["-e", key]
     if spec.api_key_env:

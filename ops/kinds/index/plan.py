@@ -11,6 +11,8 @@ Tested from data files (`tests/cases/index/*.toml`)."""
 from __future__ import annotations
 
 from llmops.ops.kinds.base import Step
+from llmops.ops.kinds.index.docker import container
+from llmops.ops.kinds.index.docker import stop_argv as docker_stop_argv
 from llmops.ops.kinds.index.launch import launch_hash, weaviate_argv, weaviate_env
 from llmops.ops.kinds.index.observed import IndexObserved, IndexStep
 from llmops.ops.kinds.index.spec import IndexSpec
@@ -121,16 +123,15 @@ def _instance(desired: IndexSpec, current: IndexSpec | None, observed: IndexObse
     proc = desired.proc_name()
     if desired.launch == "attach":
         if current is not None and current.launch != "attach" and observed.proc_running:
-            return [Step("stop", f"stop {current.proc_name()} (attached instead)", (),
-                         IndexStep(proc=current.proc_name()))]
+            return [_stop(current, "attached instead")]
         return []
     want = launch_hash(desired)
     steps: list[Step] = []
     if observed.proc_running and observed.proc_hash == want:
         return steps
     if observed.proc_running:
-        steps.append(Step("stop", f"stop {proc} (its command changed)", (),
-                          IndexStep(proc=proc)))
+        steps.append(_stop(current if current is not None and current.launch != "attach"
+                           else desired, "its command changed"))
     steps.append(Step(
         "start",
         f"start Weaviate as {proc} on ports {desired.http_port}/{desired.grpc_port}",
@@ -150,6 +151,13 @@ def _removal(spec: IndexSpec, observed: IndexObserved) -> list[Step]:
         steps += _backup(spec.name, observed, "index removed")
         steps.append(_drop(observed, "index removed"))
     if spec.launch != "attach" and observed.proc_running:
-        steps.append(Step("stop", f"stop {spec.proc_name()} (index removed)", (),
-                          IndexStep(proc=spec.proc_name())))
+        steps.append(_stop(spec, "index removed"))
     return steps
+
+
+def _stop(spec: IndexSpec, why: str) -> Step:
+    """Stop llmops's Weaviate: its process, or for docker its container through docker
+    (a container outlives its `docker run`: the argv is `docker stop`)."""
+    argv = tuple(docker_stop_argv(spec)) if spec.launch == "docker" else ()
+    what = f"container {container(spec)}" if spec.launch == "docker" else spec.proc_name()
+    return Step("stop", f"stop {what} ({why})", argv, IndexStep(proc=spec.proc_name()))

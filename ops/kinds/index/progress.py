@@ -23,7 +23,9 @@ def eval_points(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pure: evals (newest first, as kept) as chart points, oldest first."""
     return [{"n": n, "recall": e.get("recall"), "mrr": e.get("mrr"), "k": e.get("k"),
              "alpha": e.get("alpha"), "commit": str(e.get("commit") or "")[:12],
-             "chunking": e.get("chunking")}
+             "chunking": e.get("chunking"),
+             **({"rerank": e["rerank"], "rerank_recall": e.get("rerank_recall"),
+                 "rerank_mrr": e.get("rerank_mrr")} if e.get("rerank") else {})}
             for n, e in enumerate(reversed(history), 1)]
 
 

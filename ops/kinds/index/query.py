@@ -1,13 +1,15 @@
 """Hybrid search (BM25 + vector, weighted by alpha) on an index: the query embedded by the
-index's embedding server, top-k chunks with their scores, text and source. What `llmops
-index query`, the console's query box and the checklist's known query all run."""
+index's embedding server (or by Weaviate's vectorizer module), top-k chunks with their scores,
+text and source; reordered by the spec's rerank server when it names one (the hybrid's top
+`rerank_depth`, then the reranker's top k). What `llmops index query`, the console's query
+box, the eval and the checklist's known query run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops.kinds.index.embed import embedder
+from llmops.ops.kinds.index.hits import Hit
 from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.index.weaviate_conn import connect
 
@@ -15,28 +17,30 @@ if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
 MAX_K = 100
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One chunk found: its document, place, text and hybrid score."""
-
-    source: str
-    chunk: int
-    text: str
-    score: float | None
-    uuid: str
+__all__ = ["MAX_K", "Hit", "hybrid", "hybrid_only"]
 
 
 def hybrid(spec: IndexSpec, hosts: HostPool, text: str, k: int = 5,
-           alpha: float | None = None) -> list[Hit]:
-    """Top-k chunks for `text` (alpha: the spec's unless given)."""
-    from weaviate.classes.query import MetadataQuery
-
+           alpha: float | None = None, *, rerank: bool = True) -> list[Hit]:
+    """Top-k chunks for `text` (alpha: the spec's unless given); reranked when the spec
+    names a rerank server (unless `rerank=False`)."""
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be 1..{MAX_K}")
+    if not (rerank and spec.rerank_server):
+        return hybrid_only(spec, hosts, text, k, alpha)
+    from llmops.ops.kinds.index.rerank import rerank_hits
+
+    found = hybrid_only(spec, hosts, text, max(k, spec.rerank_depth), alpha)
+    return rerank_hits(spec, hosts, text, found, k)
+
+
+def hybrid_only(spec: IndexSpec, hosts: HostPool, text: str, k: int,
+                alpha: float | None = None) -> list[Hit]:
+    """Weaviate's hybrid search alone, top k."""
+    from weaviate.classes.query import MetadataQuery
+
     vector: list[float] | None = None
-    if spec.embed_server:
+    if spec.embeds_here():
         with embedder(spec, hosts, timeout=60.0) as e:
             vector = e.embed([text])[0]
     with connect(spec, hosts) as client:

@@ -1,6 +1,6 @@
 """The collection as weaviate-client v4 makes it: llmops's own properties (text, source,
-chunk, doc_sha) plus the spec's, one self-provided vector ("default") in an HNSW index with
-the spec's distance, ef and maxConnections."""
+chunk, doc_sha) plus the spec's, one vector ("default": self-provided, or made by Weaviate's
+text2vec-openai module) in an HNSW index with the spec's distance, ef and maxConnections."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ def _data_type(kind: str) -> Any:
             "boolean": DataType.BOOL, "date": DataType.DATE}[kind]
 
 
-def create_collection(client: Any, spec: IndexSpec) -> None:
+def create_collection(client: Any, spec: IndexSpec, module: dict[str, Any] | None = None
+                      ) -> None:
+    """`module`: text2vec-openai's settings (vectorizer.module_settings) when Weaviate embeds;
+    a self-provided vector otherwise."""
     from weaviate.classes.config import (
         Configure,
         DataType,
@@ -44,7 +47,9 @@ def create_collection(client: Any, spec: IndexSpec) -> None:
         spec.collection,
         description=f"llmops index {spec.name}",
         properties=properties,
-        vector_config=Configure.Vectors.self_provided(vector_index_config=hnsw),
+        vector_config=Configure.Vectors.text2vec_openai(name=VECTOR, vector_index_config=hnsw,
+                                                        **module) if module
+        else Configure.Vectors.self_provided(vector_index_config=hnsw),
     )
 
 

@@ -29,6 +29,8 @@ ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
 BACKUP_ID_PATTERN = r"^[a-z0-9_-]{1,128}$"
 """Weaviate's rule for backup ids: lowercase letters, digits, '-' and '_'."""
 VECTORIZER_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+VECTORIZERS = ("text2vec-openai",)
+"""Weaviate modules llmops configures: OpenAI-compatible /v1/embeddings, which vLLM serves."""
 IMAGE_RE = re.compile(
     r"^[a-z0-9][a-z0-9./_-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
 )
@@ -140,7 +142,16 @@ class IndexSpec(Spec):
     )
     vectorizer: str | None = Field(
         default=None, pattern=VECTORIZER_PATTERN,
-        description="Or: a Weaviate vectorizer module, e.g. text2vec-transformers.",
+        description="text2vec-openai: Weaviate embeds by calling embed_server itself.",
+    )
+    rerank_server: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="llmops server answering /v1/rerank (a cross-encoder, or an embedding "
+        "model: cosine) that reorders the hybrid hits.",
+    )
+    rerank_depth: int = Field(
+        default=20, ge=2, le=100,
+        description="rerank_server: how many hybrid hits it reorders (the top k are shown).",
     )
     chunk_size: int = Field(default=800, ge=50, le=20_000, description="Characters per chunk.")
     chunk_overlap: int = Field(
@@ -178,6 +189,15 @@ class IndexSpec(Spec):
                 f"expand '~'; give the absolute path (e.g. /home/USER{v[1:]})")
         return v
 
+    @field_validator("vectorizer")
+    @classmethod
+    def _module(cls, v: str | None) -> str | None:
+        if v is not None and v not in VECTORIZERS:
+            raise ValueError(
+                f"{v!r} is not a module llmops configures; use {', '.join(VECTORIZERS)} (Weaviate "
+                "calls embed_server's OpenAI-compatible /v1/embeddings), or leave vectorizer out")
+        return v
+
     @field_validator("image")
     @classmethod
     def _image(cls, v: str | None) -> str | None:
@@ -211,9 +231,10 @@ class IndexSpec(Spec):
 
     @model_validator(mode="after")
     def _shape(self) -> IndexSpec:
-        if (self.embed_server is None) == (self.vectorizer is None):
+        if self.embed_server is None:
             raise ValueError(
-                "give where vectors come from: embed_server or vectorizer (one of them)"
+                "give embed_server: the llmops server serving /v1/embeddings (with vectorizer "
+                "= text2vec-openai, Weaviate calls it itself)"
             )
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(
@@ -231,6 +252,11 @@ class IndexSpec(Spec):
             raise ValueError("binary and image go with launch = binary / docker")
         return self
 
+    def embeds_here(self) -> bool:
+        """llmops embeds chunks and queries itself (through embed_server); a vectorizer
+        module has Weaviate do it."""
+        return self.embed_server is not None and self.vectorizer is None
+
     # -- what the data in the collection depends on ---------------------------------------
     def data_key(self, embed_model: str | None) -> str:
         """What the objects in the collection are a function of (besides the documents):
@@ -241,7 +267,8 @@ class IndexSpec(Spec):
             "properties": [p.model_dump() for p in self.properties],
             "distance": self.distance,
             "max_connections": self.max_connections,
-            "embed": embed_model if self.embed_server else f"module:{self.vectorizer}",
+            "embed": f"module:{self.vectorizer}:{embed_model}" if self.vectorizer
+            else embed_model,
             "chunk": [self.chunk_size, self.chunk_overlap],
             "source": self.source,
         }

@@ -18,6 +18,7 @@ import httpx
 
 from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.index.spec import IndexSpec
+from llmops.ops.kinds.index.vectorizer import module_headers
 from llmops.ops.transport import TransportError
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def connect(spec: IndexSpec, hosts: HostPool, *, timeout: float = 60.0
                 http_host="127.0.0.1", http_port=http_port, http_secure=False,
                 grpc_host="127.0.0.1", grpc_port=grpc_port, grpc_secure=False,
                 auth_credentials=Auth.api_key(key) if key else None,
+                headers=module_headers(spec) or None,
                 skip_init_checks=True,
                 additional_config=AdditionalConfig(
                     timeout=Timeout(init=10, query=timeout, insert=max(timeout, 90))
