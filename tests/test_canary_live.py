@@ -9,8 +9,12 @@ it, and the gateway needs the server), gateway `gy` exposing `chat` (cy), then c
   the new colour and holds; the gateway (following the change in the same action) sends half
   of chat's traffic to it, watches both colours, promotes it (live port switched, one route
   again); zero failed requests, the new colour live after; its rollback is one switch;
-- a bad canary is rolled back by its gate: the same change again (the rolled-back colour is
-  still warm: a canary at once), its colour stopped mid-window; the gate says roll back,
+- a slower canary is rolled back by its latency gate: the same change again (the
+  rolled-back colour is still warm: a canary at once, no vLLM start), its engine paused most
+  of the time while routed (SIGSTOP / SIGCONT: every answer slower, none failed); the gate
+  says roll back on TTFT p95, the gateway routes back, the action fails and reverts;
+- a bad canary is rolled back by its gate: the same change again (green, stopped by the
+  previous gate, starts again), its colour stopped mid-window; the gate says roll back,
   the gateway routes back, the action fails and reverts, and the old colour serves
   throughout (zero failed requests: LiteLLM does not cool down a deployment for a refused
   connection, so its retries (5, each picking a deployment by weight: 0.2 for the canary)
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -149,40 +154,142 @@ def test_a_healthy_canary_is_promoted_and_its_rollback_is_a_switch(lab: Path) ->
     assert live_port(lab) == BLUE
 
 
+def routed_to_canary(lab: Path) -> bool:
+    """The gateway answers on the weighted config: its record's `loaded` is the marker of the
+    config that holds the canary deployment (the watch starts right after)."""
+    try:
+        config = json.loads((work(lab) / "gateways" / "gy" / "config.yaml").read_text())
+        record = json.loads((work(lab) / "gateways" / "gy.json").read_text())
+    except (OSError, ValueError):
+        return False
+    ids = [d["model_info"]["id"] for d in config["model_list"]]
+    marker = config["model_list"][0]["model_info"]["llmops_config"]
+    return any(i.endswith(".canary") for i in ids) and record.get("loaded") == marker
+
+
 class StopMidWindow(threading.Thread):
-    """Stops the canary's colour a few seconds into the window: once the gateway answers on
-    the weighted config (its record's `loaded` is the marker of the config that holds the
-    canary deployment; the watch starts right after)."""
+    """Stops the canary's colour a few seconds into the window (once routed to it)."""
 
     def __init__(self, lab: Path, proc: str) -> None:
         super().__init__(daemon=True)
         self.lab, self.proc, self.done = lab, proc, threading.Event()
         self.stopped = False
 
-    def routed(self) -> bool:
-        try:
-            config = json.loads((work(self.lab) / "gateways" / "gy" / "config.yaml").read_text())
-            record = json.loads((work(self.lab) / "gateways" / "gy.json").read_text())
-        except (OSError, ValueError):
-            return False
-        ids = [d["model_info"]["id"] for d in config["model_list"]]
-        marker = config["model_list"][0]["model_info"]["llmops_config"]
-        return any(i.endswith(".canary") for i in ids) and record.get("loaded") == marker
-
     def run(self) -> None:
         while not self.done.wait(0.25):
-            if self.routed():
+            if routed_to_canary(self.lab):
                 time.sleep(4)
                 procs.stop(transport(self.lab), self.proc)
                 self.stopped = True
                 return
 
 
+def engine_pids(root: int) -> list[int]:
+    """The vLLM engine processes under a colour's process (`VLLM::EngineCore`, its
+    `VLLM::Worker`): where its tokens are made. The API server above them is left alone, so
+    the colour still answers /metrics and takes requests."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        pid, rest = int(text.split(" ", 1)[0]), text.rsplit(")", 1)
+        names[pid] = text[text.index("(") + 1:text.rindex(")")]
+        children.setdefault(int(rest[1].split()[1]), []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            if names.get(child, "").startswith("VLLM::"):
+                found.append(child)
+    return found
+
+
+class SlowDown(threading.Thread):
+    """Makes the canary's colour slower once the gateway routes to it, as a slower release
+    would be: its engine processes are stopped `pause` s out of every `pause + run` s
+    (SIGSTOP / SIGCONT), until the gateway routes back (the gate's verdict); then they run
+    on (the gate stops the colour)."""
+
+    def __init__(self, lab: Path, proc: str, pause: float = 1.5, run: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.lab, self.proc, self.done = lab, proc, threading.Event()
+        self.pause, self.run_s = pause, run
+        self.cycles = 0
+        self.pids: list[int] = []
+
+    def signal(self, sig: signal.Signals) -> None:
+        for pid in self.pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def run(self) -> None:
+        while not self.done.wait(0.25) and not routed_to_canary(self.lab):
+            pass
+        pid = procs.status(transport(self.lab), self.proc).pid
+        self.pids = engine_pids(pid) if pid else []
+        try:
+            while self.pids and not self.done.is_set() and routed_to_canary(self.lab):
+                self.signal(signal.SIGSTOP)
+                time.sleep(self.pause)
+                self.signal(signal.SIGCONT)
+                self.cycles += 1
+                time.sleep(self.run_s)
+        finally:
+            self.signal(signal.SIGCONT)
+
+
+def test_a_slower_canary_is_rolled_back_by_its_latency_gate(lab: Path) -> None:
+    """The change of the first test again, now with latency gates that mean it (2x the live
+    colour's p95 and 200 ms slower); green, rolled back from but still warm, is a canary at
+    once (no vLLM start) and is made slower as soon as the gateway routes to it (its engine
+    runs 0.1 s of every 1.6 s). The gate that fails is latency: TTFT p95 above 2x; no error
+    (the client loop sees none: slower answers are still answers)."""
+    assert live_port(lab) == BLUE  # after the first test's rollback: green is the idle colour
+    loop, slow = ClientLoop(GATEWAY_PORT, KEY, 0.5, 4, "canary"), SlowDown(lab, "cy-green")
+    loop.start()
+    slow.start()
+    try:
+        done = cli(lab, "server", "up", "cy", "--max-model-len", "320", "--canary-window-s",
+                   "30", *CANARY, "--canary-max-ttft-ratio", "2", "--canary-max-itl-ratio",
+                   "2", "--canary-floor-ms", "200", check=1)
+    finally:
+        slow.done.set()
+        loop.stop()
+        slow.join(30)
+    action = done["action"]
+    assert slow.pids and slow.cycles >= 3, (slow.pids, slow.cycles)
+    assert action["status"] == "failed, reverted", action
+    assert [s["verb"] for s in steps_of(action, "server/cy")] == ["canary-hold"]  # no start
+    gy = steps_of(action, "gateway/gy")
+    assert [(s["verb"], s["ok"]) for s in gy] == [("canary-route", True),
+                                                  ("canary-watch", False)], gy
+    error = action["error"]
+    assert "canary gate: ROLL BACK" in error and "TTFT p95" in error and "above 2x" in error, \
+        error
+    assert "error rate" not in error and "does not answer" not in error, error
+    assert all(c["ok"] for c in action["checks"] if c["phase"] == "revert"), action["checks"]
+    assert live_port(lab) == BLUE
+    assert not procs.status(transport(lab), "cy-green").running  # the gate stopped it
+    config = json.loads((work(lab) / "gateways" / "gy" / "config.yaml").read_text())
+    assert len(config["model_list"]) == 1  # routed back
+    assert loop.failures == [], (loop.failures[:5], loop.answered, loop.retried)
+    green = loop.backends.get(f"http://127.0.0.1:{GREEN}/v1", 0)
+    assert green >= 3, loop.backends  # the canary's share answered, slowly
+    print(f"slow canary: {error}\n  client loop: {loop.answered} answered {loop.backends}, "
+          f"{loop.retried} resent, 0 failed; {slow.cycles} pauses; action {action['seconds']}s")
+
+
 def test_a_canary_that_fails_is_rolled_back_by_its_gate(lab: Path) -> None:
     """The change of the first test again (max_model_len 320), with a 60 s window and a 0.2
-    share: green, rolled back from but still warm, runs it and started after blue, so it is
-    a canary again at once (no vLLM start); it is stopped a few seconds into the window."""
-    assert live_port(lab) == BLUE  # after the rollback above: green is the idle colour
+    share: green was stopped by the slow canary's gate, so the change starts it again (the
+    module's one vLLM start beyond the fixture's and the first test's) and holds; it is
+    stopped a few seconds into the window."""
+    assert live_port(lab) == BLUE  # after the slow canary's revert: blue still live
     loop, stopper = ClientLoop(GATEWAY_PORT, KEY, 0.5, 4, "canary"), StopMidWindow(lab, "cy-green")
     loop.start()
     stopper.start()
@@ -195,7 +302,8 @@ def test_a_canary_that_fails_is_rolled_back_by_its_gate(lab: Path) -> None:
     action = done["action"]
     assert stopper.stopped, action["steps"]
     assert action["status"] == "failed, reverted", action
-    assert [s["verb"] for s in steps_of(action, "server/cy")] == ["canary-hold"]
+    cy = [s["verb"] for s in steps_of(action, "server/cy")]
+    assert cy[-1] == "canary-hold" and "switch" not in cy, cy  # green started, held
     # the gate saw it stop: its /metrics gone (two scrapes) or the gateway's errors to it
     assert "canary gate: ROLL BACK" in action["error"], action["error"]
     assert "does not answer" in action["error"] or "error rate" in action["error"], action
