@@ -56,8 +56,8 @@ def weaviate_argv(spec: IndexSpec) -> list[str]:
         argv += ["--add-host", "host.docker.internal:host-gateway"]
     for key in sorted(env):
         argv += ["-e", key]
-    if spec.api_key_env:
-        argv += ["-e", KEY_VARIABLE, "-e", "AUTHENTICATION_APIKEY_USERS"]
+    if spec.api_key_env:  # its value is filled in from api_key_env at start (apply)
+        argv += ["-e", KEY_VARIABLE]
     return [*argv, spec.image, "--host", "0.0.0.0", "--port", "8080", "--scheme", "http"]
 
 
