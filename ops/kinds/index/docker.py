@@ -31,7 +31,7 @@ def inspect_argv(spec: IndexSpec) -> list[str]:
 
 
 def stop_argv(spec: IndexSpec) -> list[str]:
-    return ["docker", "stop", "--time", str(STOP_GRACE_S), container(spec)]
+    return ["docker", "stop", "-t", str(STOP_GRACE_S), container(spec)]  # --time: deprecated
 
 
 def remove_argv(spec: IndexSpec) -> list[str]:
