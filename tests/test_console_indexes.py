@@ -377,3 +377,22 @@ async def test_the_ingest_key_its_progress_bar_and_the_recall_chart(
     finally:
         llmops(lab, "index", "remove", "shelf", check=None, env=env, timeout=300)
         handle.stop()
+
+
+def test_the_query_screen_shows_the_rerankers_score_beside_the_hybrids() -> None:
+    """Pure: with a rerank server the hits table has a rerank column after the score."""
+    from llmops.console.screens.index_query import hit_columns, hit_row, needs_text
+
+    base = {"name": "docs", "host": "local", "collection": "Docs", "embed_server": "emb"}
+    plain = IndexSpec.model_validate(base)
+    ranked = IndexSpec.model_validate({**base, "rerank_server": "emb", "rerank_depth": 8})
+    hit = {"score": 0.5, "rerank_score": 0.91234, "source": "a.md", "chunk": 2,
+           "text": "word " * 60}
+    assert hit_columns(plain) == ("#", "score", "source", "chunk", "text")
+    assert hit_columns(ranked) == ("#", "score", "rerank", "source", "chunk", "text")
+    row = hit_row(ranked, 1, hit)
+    assert row[:3] == ["1", "0.500", "0.912"] and str(row[3]) == "a.md"
+    assert str(row[-1]).endswith("…") and len(str(row[-1])) == 160
+    assert [str(c) for c in hit_row(plain, 1, {**hit, "rerank_score": None})][:2] == ["1",
+                                                                                     "0.500"]
+    assert "reranked by server emb" in needs_text(ranked)

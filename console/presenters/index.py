@@ -70,8 +70,8 @@ def facts_text(spec: IndexSpec, summary: dict[str, Any] | None) -> Text:
                    if v is not None)
     text.append(f" · {spec.distance}{hnsw}{' · ' + props if props else ''}")
     text.append("\nembedding  ", style="grey50")
-    text.append(f"server {spec.embed_server}" if spec.embed_server
-                else f"module {spec.vectorizer}")
+    text.append(f"server {spec.embed_server}" + (f", called by Weaviate's {spec.vectorizer}"
+                                                 if spec.vectorizer else ""))
     text.append(f" · batch {spec.batch_size} · alpha {spec.alpha:g}")
     if spec.rerank_server:
         text.append(f" · reranked by server {spec.rerank_server} (top {spec.rerank_depth})")
@@ -113,19 +113,22 @@ class IndexPresenter(Presenter):
     form = FormLayout(
         fields=("name", "host", "launch", "http_port", "grpc_port", "api_key_env", "binary",
                 "image", "data_dir", "backup_dir", "collection", "distance", "ef",
-                "max_connections", "embed_server", "alpha", "batch_size", "rerank_server",
-                "rerank_depth", "source", "chunk_size", "chunk_overlap", "eval_set", "eval_k"),
+                "max_connections", "embed_server", "vectorizer", "alpha", "batch_size",
+                "rerank_server", "rerank_depth", "source", "chunk_size", "chunk_overlap",
+                "eval_set", "eval_k"),
         labels={"http_port": "HTTP port", "grpc_port": "gRPC port", "api_key_env": "API key env",
                 "data_dir": "Data dir", "backup_dir": "Backup dir", "ef": "HNSW ef",
                 "max_connections": "Max conns", "embed_server": "Embed server",
-                "batch_size": "Batch size", "rerank_server": "Rerank server",
-                "rerank_depth": "Rerank depth", "chunk_size": "Chunk size",
+                "batch_size": "Batch size", "vectorizer": "Vectorizer",
+                "rerank_server": "Rerank server", "rerank_depth": "Rerank depth",
+                "chunk_size": "Chunk size",
                 "chunk_overlap": "Overlap", "eval_set": "Eval set", "eval_k": "Eval k"},
         help={"name": "e.g. docs (lowercase letters, digits, '-')",
               "host": "a host of the lab (see Hosts)",
               "collection": "e.g. Docs (a Weaviate class name: starts upper case)",
               "embed_server": "a server of the lab with args runner = pooling (see Servers)",
               "rerank_server": "optional: a pooling server answering /v1/rerank",
+              "vectorizer": "optional: text2vec-openai (Weaviate calls the embed server)",
               "api_key_env": "NAME of the variable holding the key, never the key",
               "source": "e.g. ~/llmops-data/docs (.txt, .md, .jsonl on the host)"},
         refs={"host": "host", "embed_server": "server"},  # not rerank_server: a new form
@@ -133,8 +136,8 @@ class IndexPresenter(Presenter):
         sections={"name": "Instance", "collection": "Collection", "embed_server": "Embedding",
                   "source": "Ingest"},
         advanced=("api_key_env", "binary", "image", "data_dir", "backup_dir", "ef",
-                  "max_connections", "batch_size", "rerank_server", "rerank_depth", "eval_set",
-                  "eval_k"),
+                  "max_connections", "vectorizer", "batch_size", "rerank_server",
+                  "rerank_depth", "eval_set", "eval_k"),
         title="New Weaviate index", submit="Create", edit_focus="alpha")
     what = ("Weaviate collections appear here: their state, object count and vector "
             "dimensions, and the backup each destructive change can be rolled back to; f runs "
