@@ -36,6 +36,10 @@ SLOW = 600  # seconds a vLLM start may take on a busy shared box
 LOOSE_TARGETS = ("--target-ttft-p95-ms", "10000", "--target-output-tps", "1")
 """For servers whose tests are not about targets: the checklist's `targets` check holds a
 server to them after every action, and a loaded 2-core CI box must not revert it for that."""
+INLINE = ("--cpu-inline-worker",)
+"""A one-rank test server runs its model in vLLM's engine process: one vLLM import fewer per
+start, and starts are most of CI's time. tests/test_server_vllm.py keeps vLLM's own worker
+process, so both ways are served in every run."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def start_shared_server(root: Path) -> SharedServer:
         lab, "server", "up", "shared", "--host", "local", "--model", str(model),
         "--port", str(port), "--dtype", "float32", "--max-model-len", "256",
         "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
-        *LOOSE_TARGETS,
+        *LOOSE_TARGETS, *INLINE,
     )
     assert done["ok"], done
     return SharedServer(lab, "shared", port, model)

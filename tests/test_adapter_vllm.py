@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from labtools import git_log, llmops
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS
+from sharedserver import INLINE, LOOSE_TARGETS
 
 from llmops.ops import procs
 from llmops.ops.kinds.server.client import VllmClient
@@ -166,7 +166,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         up = act(lab, "server", "up", "lora", "--host", "local", "--model", str(model),
                  "--dtype", "float32", "--max-model-len", "256", "--port", str(PORT),
                  "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", "--enable-lora",
-                 "--runtime-lora", "--max-lora-rank", "8", *LOOSE_TARGETS)
+                 "--runtime-lora", "--max-lora-rank", "8", *LOOSE_TARGETS, *INLINE)
         assert up["ok"], up["action"]
         assert maker.wait(timeout=600) == 0, log.read_text()[-2000:]
         assert maker.stdout.read().strip() == "adapters"
@@ -298,7 +298,7 @@ def test_merge_makes_a_model_folder(setup: Setup) -> None:
     # and a server serves it: the merged weights answer as the adapter does, not as the base
     up = act(setup.lab, "server", "up", "merged", "--host", "local", "--model", str(merged),
              "--dtype", "float32", "--max-model-len", "256", "--port", str(PORT + 1),
-             "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS)
+             "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS, *INLINE)
     try:
         assert up["ok"], json.dumps(up["action"], indent=1)[:3000]
         with VllmClient(f"http://127.0.0.1:{PORT + 1}", str(merged)) as served:

@@ -173,7 +173,7 @@ def served_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     source = files("llmops.ops.hostside").joinpath("tinymodel.py").read_text()
     LocalTransport(host).python_script(source, [str(model)], timeout=300).check()
     spec = ServerSpec(name="tiny", host="local", model=str(model), dtype="float32",
-                      max_model_len=256, port=PORT, cpu_kvcache_gib=1,
+                      max_model_len=256, port=PORT, cpu_kvcache_gib=1, cpu_inline_worker=True,
                       args={"enforce-eager": True}, target_ttft_p95_ms=10_000,
                       target_output_tps=1)
     lab_path = tmp / "lab"

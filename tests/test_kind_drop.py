@@ -25,7 +25,7 @@ from droptools import PENDING, act_dropping, finish_revert, words
 from finetune_fixtures import tiny_model_dir
 from labtools import LLMOPS, llmops, llmops_json
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS
+from sharedserver import INLINE, LOOSE_TARGETS
 from sshhosts import SshHost, SshHostFactory
 from test_engine_revert import detached
 from test_procs import alive, wait_for
@@ -188,7 +188,7 @@ def test_ssh_drop_mid_adapter_deploy(ssh_host_factory: SshHostFactory, tmp_path:
         llmops(lab, "server", "up", "lora", "--host", g.name, "--model", str(tiny_model_dir()),
                "--dtype", "float32", "--max-model-len", "256", "--port", str(SERVER_PORT),
                "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", "--enable-lora",
-               "--runtime-lora", "--max-lora-rank", "8", *LOOSE_TARGETS, timeout=600)
+               "--runtime-lora", "--max-lora-rank", "8", *LOOSE_TARGETS, *INLINE, timeout=600)
         _, problems = maker.communicate(timeout=600)
         assert maker.returncode == 0, problems[-2000:]
         server_pid = json.loads((g.workdir / "run" / "lora" / "proc.json").read_text())["pid"]

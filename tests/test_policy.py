@@ -20,7 +20,7 @@ from finetune_fixtures import tiny_model_dir
 from labtools import git_log, llmops, llmops_json
 from pydantic import ValidationError
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS
+from sharedserver import INLINE, LOOSE_TARGETS
 
 from llmops.ops.kinds.base import Context, Spec
 from llmops.ops.kinds.host.spec import HostSpec
@@ -340,7 +340,7 @@ def test_cli_registry_policy_serves_a_pinned_id_and_refuses_a_hub_id(
     env = {"HF_HOME": str(hf), "HF_HUB_OFFLINE": "1"}
     up = ["server", "up", "reg", "--host", "local", "--dtype", "float32", "--max-model-len",
           "256", "--port", str(free_port()), "--cpu-kvcache-gib", "1", "--arg",
-          "enforce-eager=true", *LOOSE_TARGETS]
+          "enforce-eager=true", *LOOSE_TARGETS, *INLINE]
     log = git_log(lab)
     rows = sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[0]
     try:

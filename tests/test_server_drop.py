@@ -26,7 +26,7 @@ from droptools import PENDING, words
 from finetune_fixtures import text_rows, tiny_model_dir, write_rows
 from labtools import LLMOPS, llmops, llmops_json
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS
+from sharedserver import INLINE, LOOSE_TARGETS
 from sshhosts import SshHost, SshHostFactory
 from test_engine_revert import detached
 from test_procs import alive, wait_for
@@ -57,7 +57,7 @@ def test_ssh_drop_mid_server_up(
     up = subprocess.Popen(
         [*LLMOPS, "--lab", str(lab), "server", "up", "s9", "--host", "g", "--model",
          str(tiny_model), "--dtype", "float32", "--max-model-len", "256", "--port", str(PORT),
-         "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS],
+         "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS, *INLINE],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: record.exists() and detached(g, json.loads(record.read_text())["pid"]),

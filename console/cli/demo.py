@@ -70,8 +70,9 @@ def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
     """Serve a tiny local model as server `demo` on host `local`, then open the console.
 
     The demo server runs eager (`--enforce-eager`): compiling a 6 MB model gains nothing
-    and costs ~10 s of its start on a CPU. Its targets are a CPU's (first token 2 s, 10
-    tokens/s), so a busy laptop doesn't fail the checklist and revert the tour."""
+    and costs ~10 s of its start on a CPU; its one rank runs in vLLM's engine process
+    (`cpu_inline_worker`: one vLLM import fewer per start). Its targets are a CPU's (first
+    token 2 s, 10 tokens/s), so a busy laptop doesn't fail the checklist and revert the tour."""
     from llmops.rollback.engine import Change
 
     refuse_if_read_only("demo")
@@ -89,6 +90,7 @@ def demo(model_dir: Path | None, port: int, no_console: bool) -> None:
             port=port,
             strategy="blue-green",
             cpu_kvcache_gib=1,
+            cpu_inline_worker=True,
             args={"enforce-eager": True},
             target_ttft_p95_ms=2000,
             target_output_tps=10,

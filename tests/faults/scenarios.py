@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from finetune_fixtures import text_rows, tiny_model_dir, write_rows
 from labtools import llmops
-from sharedserver import LOOSE_TARGETS
+from sharedserver import INLINE, LOOSE_TARGETS
 
 PY = sys.executable
 CHEAP = ("after-started", "after-commit")
@@ -102,7 +102,8 @@ def server_setup(root: Path, request: pytest.FixtureRequest) -> Action:
     def up(name: str, *extra: str) -> list[str]:
         return ["server", "up", name, "--host", "local", "--model", str(tiny_model_dir()),
                 "--port", str(free_port()), "--dtype", "float32", "--max-model-len", "256",
-                "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS, *extra]
+                "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS, *INLINE,
+                *extra]
 
     # the failing one: vLLM is started, but not ready within 10 s (a CPU start takes 25 s or
     # more), so the revert has a live process to stop when it is killed
@@ -142,7 +143,7 @@ def adapter_setup(root: Path, request: pytest.FixtureRequest) -> Action:
     llmops(lab, "server", "up", "lora", "--host", "local", "--model", str(tiny_model_dir()),
            "--dtype", "float32", "--max-model-len", "256", "--port", str(free_port()),
            "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", "--enable-lora",
-           "--runtime-lora", "--max-lora-rank", "8", *LOOSE_TARGETS, timeout=900)
+           "--runtime-lora", "--max-lora-rank", "8", *LOOSE_TARGETS, *INLINE, timeout=900)
     request.config.add_cleanup(lambda: llmops(lab, "server", "down", "lora", check=None,
                                               timeout=300))
     _, problems = maker.communicate(timeout=600)

@@ -18,7 +18,7 @@ from llmops.ops.kinds.base import Progress, Step
 from llmops.ops.kinds.cluster import serving
 from llmops.ops.kinds.hoststate import host_facts, port_answers
 from llmops.ops.kinds.server.client import VllmClient
-from llmops.ops.kinds.server.flags import serves_embeddings
+from llmops.ops.kinds.server.flags import serves_classification, serves_embeddings
 from llmops.ops.kinds.server.launch import reach_address, reach_for
 from llmops.ops.kinds.server.memory import refuse_if_too_big
 from llmops.ops.kinds.server.observed import ProcObserved, ServerObserved, ServerStep
@@ -138,7 +138,8 @@ def preflight(spec: ServerSpec, hosts: HostPool) -> None:
     refuse_if_too_big(spec, host_facts(hosts, spec.host), model_config(spec, t))
     cluster = hosts.desired("cluster", spec.cluster) if spec.cluster else None
     if cluster is not None:  # every node: address, interface, versions, alive, room
-        serving.preflight_server(cluster, spec.tp * spec.pp, hosts)
+        serving.preflight_server(cluster, spec.tp * spec.pp, hosts, server=spec.name,
+                                 host=spec.host)
 
 
 # -- apply --------------------------------------------------------------------------------
@@ -278,6 +279,13 @@ def _smoke(
 ) -> dict[str, Any]:
     port, proc = port_of(step), proc_of(step)
     with t.forward(port, reach_for(spec, proc)) as local, client_at(local, spec) as client:
+        if serves_classification(spec.args):
+            began = time.monotonic()
+            label, probs = client.classify(["Hello"])[0]
+            seconds = time.monotonic() - began
+            progress(f"smoke classification in {seconds * 1000:.0f} ms: {label} of "
+                     f"{len(probs)} classes")
+            return {"smoke_seconds": round(seconds, 3), "classes": len(probs)}
         if serves_embeddings(spec.args):
             began = time.monotonic()
             vector = client.embeddings(["Hello"])[0]

@@ -21,7 +21,7 @@ from llmops.ops.kinds.server.bench import BenchClient
 from llmops.ops.kinds.server.benchparams import BenchParams
 from llmops.ops.kinds.server.benchstats import figures, verdicts
 from llmops.ops.kinds.server.client import VllmClient
-from llmops.ops.kinds.server.flags import serves_embeddings
+from llmops.ops.kinds.server.flags import serves_classification, serves_embeddings
 from llmops.ops.kinds.server.launch import reach_address, world_size
 from llmops.ops.kinds.server.memory import memory_estimate
 from llmops.ops.kinds.server.spec import ServerSpec
@@ -64,7 +64,9 @@ def checklist(spec: ServerSpec, hosts: HostPool) -> list[Check]:
             checks = [
                 _timed("health", lambda: (client.health(), f"GET /health on port {spec.port}")),
                 _timed("model listed", lambda: _listed(client, spec)),
-                *([_timed("embedding", lambda: check_embedding(client))]
+                *([_timed("classification", lambda: check_classification(client))]
+                  if serves_classification(spec.args) else
+                  [_timed("embedding", lambda: check_embedding(client))]
                   if serves_embeddings(spec.args) else
                   [_timed("completion", lambda: check_completion(client)),
                    _timed("burst p95", lambda: check_burst(client, spec)),
@@ -94,6 +96,17 @@ def check_embedding(client: VllmClient) -> tuple[bool, str]:
     dims = {len(v) for v in vectors}
     ok = len(dims) == 1 and 0 not in dims and all(any(x != 0 for x in v) for v in vectors)
     return ok, f"{len(vectors)} vectors of {sorted(dims)} dimensions"
+
+
+def check_classification(client: VllmClient) -> tuple[bool, str]:
+    """A classifier: two texts give two rows of one number (>= 2) of probabilities that sum
+    to 1, each with a label."""
+    rows = client.classify(["Hello", "A rollback restores the index."])
+    sizes = {len(probs) for _, probs in rows}
+    ok = (len(sizes) == 1 and min(sizes) >= 2 and all(label for label, _ in rows)
+          and all(abs(sum(probs) - 1.0) < 1e-3 for _, probs in rows))
+    return ok, "; ".join(f"{label} {max(probs):.2f} of {len(probs)} classes"
+                         for label, probs in rows)
 
 
 def check_burst(client: VllmClient, spec: ServerSpec) -> tuple[bool, str]:

@@ -226,6 +226,18 @@ class VllmClient:
             raise VllmError(f"embeddings: {len(rows)} vectors for {len(texts)} texts")
         return [[float(x) for x in row["embedding"]] for row in rows]
 
+    def classify(self, texts: list[str], model: str | None = None
+                 ) -> list[tuple[str, list[float]]]:
+        """(top label, class probabilities) per text from /classify (a classifier), in order."""
+        resp = self.http.post("/classify", json={"model": model or self.model, "input": texts})
+        if resp.status_code != 200:
+            raise VllmError(f"classify answered {resp.status_code}: {resp.text[:300]}")
+        rows = sorted(resp.json().get("data", []), key=lambda row: int(row.get("index", 0)))
+        if len(rows) != len(texts):
+            raise VllmError(f"classify: {len(rows)} rows for {len(texts)} texts")
+        return [(str(row.get("label")), [float(p) for p in row.get("probs") or []])
+                for row in rows]
+
     def burst(self, n: int = 8, prompt: str = "Hello", max_tokens: int = 8) -> Burst:
         """Sequential requests: a p95 that says how this server answers one user now."""
         latencies: list[float] = []

@@ -94,6 +94,8 @@ ALLOWED_FLAGS: dict[str, Flag] = {
         Flag("enable-log-requests", "bool", "log every request"),
         Flag("uvicorn-log-level", "str", "debug, info, warning, error"),
         Flag("runner", "str", "auto, generate or pooling (pooling: /v1/embeddings only)"),
+        Flag("convert", "str", "what the pooling runner serves: auto, embed or classify "
+             "(classify: /classify only, e.g. a gateway's guard model)"),
     ]
 }
 """Extra flags from `args`. Everything else is either a spec field or refused, so a spec
@@ -125,8 +127,15 @@ ALIASES: dict[str, str] = {
 
 def serves_embeddings(args: dict[str, Any]) -> bool:
     """A server started with `--runner pooling` answers /v1/embeddings, not completions: its
-    smoke test and checklist embed instead (an index's embedding server)."""
-    return args.get("runner") == "pooling"
+    smoke test and checklist embed instead (an index's embedding server). With `--convert
+    classify` it answers /classify instead (`serves_classification`)."""
+    return args.get("runner") == "pooling" and args.get("convert") != "classify"
+
+
+def serves_classification(args: dict[str, Any]) -> bool:
+    """`--runner pooling --convert classify`: a sequence classifier (a gateway's guard model)
+    answers /classify only: its smoke test and checklist classify."""
+    return args.get("runner") == "pooling" and args.get("convert") == "classify"
 
 
 def normalise_flag(key: str) -> str:

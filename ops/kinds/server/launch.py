@@ -169,6 +169,8 @@ def vllm_env(
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpus)
     else:
         env["VLLM_CPU_KVCACHE_SPACE"] = str(cpu_kvcache_gib(spec, facts))
+        if spec.cpu_inline_worker:  # the model in the engine-core process (spec.py says why)
+            env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         bind = cpu_threads_bind(spec, facts, colour)
         if bind is not None:
             env["VLLM_CPU_OMP_THREADS_BIND"] = bind

@@ -141,6 +141,16 @@ class ServerSpec(Spec):
         pattern=r"^(auto|nobind|[0-9,|-]+)$",
         description="CPU build: cores per rank, e.g. 0-7|8-15.",
     )
+    cpu_inline_worker: bool = Field(
+        default=False,
+        description="CPU build, one rank: the model runs in vLLM's engine process, no worker "
+        "process of its own (one vLLM import fewer: starts sooner, less RAM).",
+    )
+    """vLLM's CPU platform gives even a single rank a worker process of its own (its OMP
+    setup happens before that process starts); VLLM_ENABLE_V1_MULTIPROCESSING=0 lets the
+    engine-core process run the model itself (the API server still runs apart). Worth it on a
+    small CPU box whose restarts are what a rollback waits on; on a GPU host a single rank
+    already runs in the engine's process, so there it changes nothing."""
     start_timeout_s: int = Field(
         default=900, ge=10, le=7200, description="Seconds a start may take."
     )
@@ -262,6 +272,18 @@ class ServerSpec(Spec):
             raise ValueError(
                 "a server sharded over a cluster runs its ranks with the nodes' python; "
                 "drop env (give the cluster's hosts the packages instead)"
+            )
+        return v
+
+    @field_validator("cpu_inline_worker")
+    @classmethod
+    def _inline_one_rank(cls, v: bool, info: ValidationInfo) -> bool:
+        ranks = int(info.data.get("tp", 1)) * int(info.data.get("pp", 1))
+        if v and (ranks > 1 or info.data.get("cluster")):
+            raise ValueError(
+                f"cpu_inline_worker runs one rank in vLLM's engine process; this server has "
+                f"tp x pp = {ranks}{' on a cluster' if info.data.get('cluster') else ''}: "
+                "drop cpu_inline_worker"
             )
         return v
 
