@@ -22,6 +22,8 @@ from llmops.ops.kinds.gateway.launch import (
     config_path,
     home,
     hooks_path,
+    litellm_argv,
+    litellm_env,
     venv_of,
 )
 from llmops.ops.kinds.gateway.observed import BackendSeen, GatewayObserved, GatewayStep
@@ -37,6 +39,9 @@ MARKER = ".llmops-litellm"
 """Written into the venv by a finished install: the release it holds."""
 INSTALL_TIMEOUT_S = 1800.0
 READY_TIMEOUT_S = 300.0
+STALL_S = 150.0
+"""A proxy start that has not answered /health/liveliness at all after this long is restarted
+once: healthy starts answered in 5-30 s here, at load 9 too."""
 PIP_LINES = ("Collecting", "Downloading", "Installing", "Successfully", "ERROR", "error",
              "creating", "installed")
 
@@ -219,19 +224,52 @@ def _reload(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
     return {"reloaded": info.pid}
 
 
+def _restart_stalled(spec: GatewaySpec, t: Transport, facts: dict[str, Any],
+                     progress: Progress) -> dict[str, Any]:
+    """A proxy that never answered its liveness probe within STALL_S of the wait: seen once in
+    ~20 starts here (LiteLLM logged "Set models" and never finished its start-up). What it
+    waits on is kept (py-spy's dump where the host has py-spy, else the log's tail), then it is
+    stopped and started again with the same command."""
+    proc = spec.proc_name()
+    info = procs.status(t, proc)
+    tail = procs.tail(t, proc, 8)
+    dump = ""
+    if info.pid:
+        try:
+            done = t.run(["py-spy", "dump", "--pid", str(info.pid), "--subprocesses"],
+                         timeout=60)
+            dump = (done.stdout or "")[-4000:]
+        except (TransportError, OSError):
+            dump = ""
+    progress(f"{proc} did not answer in {STALL_S:.0f}s (log: {' | '.join(tail)[-300:]}); "
+             "restarting it once")
+    procs.stop(t, proc)
+    env = {**litellm_env(spec, facts), spec.master_key_env: master_key(spec)}
+    procs.start(t, proc, litellm_argv(spec, facts), env=env, cwd=home(spec, facts))
+    return {"stalled_log": tail, "stalled_dump": dump}
+
+
 def _wait_ready(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
                 ) -> dict[str, Any]:
-    """Until /health/liveliness answers and every deployment carries the wanted config."""
+    """Until /health/liveliness answers and every deployment carries the wanted config. A
+    proxy that has not answered at all after STALL_S is restarted once (`_restart_stalled`)."""
     data = payload(step)
     t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
     began, last = time.monotonic(), "no answer yet"
+    answered, stalled = False, None
     with gateway_client(spec, hosts, timeout=10.0) as client:
         while time.monotonic() - began < READY_TIMEOUT_S:
             info = procs.status(t, spec.proc_name())
             if not info.running:
                 tail = " | ".join(procs.tail(t, spec.proc_name(), 6))
                 raise GatewayError(f"{spec.proc_name()} exited (rc {info.rc}): {tail}")
-            if client.alive():
+            alive = client.alive()
+            answered = answered or alive
+            if not answered and stalled is None and time.monotonic() - began > STALL_S:
+                stalled = _restart_stalled(spec, t, facts, progress)
+                began = time.monotonic()
+                continue
+            if alive:
                 try:
                     loaded = client.loaded_configs()
                 except Exception as exc:  # noqa: BLE001 - keep waiting, say the last error
@@ -241,7 +279,8 @@ def _wait_ready(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progre
                         seconds = round(time.monotonic() - began, 2)
                         update_state(t, facts, spec.name, loaded=data.hash)
                         progress(f"gateway ready on config {data.hash} after {seconds}s")
-                        return {"ready_seconds": seconds}
+                        return {"ready_seconds": seconds, **({"restarted": stalled}
+                                                             if stalled else {})}
                     last = f"config loaded: {sorted(loaded)}, want {data.hash}"
             time.sleep(0.5)
     raise GatewayError(f"{spec.name} not ready after {READY_TIMEOUT_S:.0f}s: {last}")
