@@ -1,7 +1,9 @@
 """Ray clusters: the head and worker hosts, the state (up, degraded: a node dropped, down,
 stopped), the Ray release and interface. The detail pane has each node (process, address,
-alive in the GCS, its CPUs/GPUs/custom resources) and where every placement group's bundles
-run: the placement of a sharded server's vLLM workers across the nodes (`Engine.report`).
+alive in the GCS, its CPUs/GPUs/custom resources and what is free of them, the vLLM workers
+there by the server that placed them, its GPUs as its own host reports them) and where every
+placement group's bundles run (`Engine.report`). A sharded server's detail lists the same
+nodes from its side (`sharded_nodes`, `sharded_text`: also `llmops server show`).
 A change (a form) or removal is one action for the whole cluster; ctrl+z reverts it as one."""
 
 from __future__ import annotations

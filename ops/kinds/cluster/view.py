@@ -108,17 +108,17 @@ def preflight_server(cluster: ClusterSpec, ranks: int, hosts: HostPool, *,
     recreate stops it first; `host`, where its engine runs, must have one). Refuses naming
     the node and the fix; returns host -> address."""
     seen: dict[str, dict[str, Any]] = {}
-    for host in cluster.nodes():
+    for node in cluster.nodes():
         try:
-            seen[host] = node_facts(hosts, host, cluster.interface)
+            seen[node] = node_facts(hosts, node, cluster.interface)
         except TransportError as exc:
-            raise SpecError("cluster", f"node {host} of {cluster.name}: {exc}",
+            raise SpecError("cluster", f"node {node} of {cluster.name}: {exc}",
                             "bring the host back or take it out of the cluster") from None
-        iface = seen[host]["interface"]
+        iface = seen[node]["interface"]
         if not (iface["exists"] and iface["up"] and iface["address"]):
-            raise SpecError("cluster", f"node {host}: interface {cluster.interface} is "
+            raise SpecError("cluster", f"node {node}: interface {cluster.interface} is "
                             "missing, down or has no address (VLLM_HOST_IP would be wrong)",
-                            f"bring {cluster.interface} up on {host}")
+                            f"bring {cluster.interface} up on {node}")
     mismatch = version_mismatch(seen)
     if mismatch:
         raise SpecError("cluster", mismatch, "install the same vLLM/torch/Ray on every node")
