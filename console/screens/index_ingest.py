@@ -80,7 +80,8 @@ class IndexIngestScreen(Screen[None]):
             ("source   ", "grey50"), spec.source or "(none: nothing to ingest)",
             ("\nchunks   ", "grey50"), f"{spec.chunk_size} characters, {spec.chunk_overlap} "
             "shared; ids by content, so what is in already is skipped",
-            ("\nvectors  ", "grey50"), f"server {spec.embed_server}, {spec.batch_size} a batch",
+            ("\nvectors  ", "grey50"), f"server {spec.embed_server}, {spec.batch_size} a batch"
+            + (f" (Weaviate's {spec.vectorizer} calls it)" if spec.vectorizer else ""),
             ("\n\nEnter ingests now (a journalled action, checklist after it); Escape goes back "
              "and leaves an ingest under way running.", "grey50"))
         yield Static(about, id="ingest-about")
