@@ -1,15 +1,16 @@
 """The gateway end to end: the real `llmops` CLI, a real LiteLLM proxy (pinned, in its own
 venv, under gunicorn) in front of two real CPU vLLM servers of the tiny model.
 
-One lab for the module: servers `ga` and `gb`, gateway `gw` exposing `chat` (ga) and `code`
-(gb), `chat` falling back to `code`. In file order: routing by name (LiteLLM's api-base
-header names the server); a cache hit on a repeat after turning the cache on (a reload, not
-a restart); a routing change and its rollback under a client loop with zero failed requests
-(HUP reloads, same master pid); guardrails on `chat` (an injection refused with the rule
-named, passed on `code`; a secret forced by guided decoding redacted in a plain and a streamed
-answer); a fallback when ga's vLLM is stopped; the usage lines
-(requests, tokens, cost, cache hits, fallbacks per model); the master key in neither git nor
-lab.db; bad specs refused with nothing written.
+One lab for the module: servers `ga` and `gb` (and the classifier `gd`), gateway `gw`
+exposing `chat` (ga) and `code` (gb), `chat` falling back to `code`. In file order: routing
+by name (LiteLLM's api-base header names the server); a cache hit on a repeat after turning
+the cache on (a reload, not a restart); a routing change and its rollback under a client loop
+with zero failed requests (HUP reloads, same master pid); guardrails on `chat` (an injection
+refused with the rule named, passed on `code`; a secret forced by guided decoding redacted in
+a plain and a streamed answer); a guard model (server gd: a crafted classifier on vLLM's
+pooling runner) refusing its trigger word, counted, failing closed when gd stops; a fallback
+when ga's vLLM is stopped; the usage lines (requests, tokens, cost, cache hits, fallbacks per
+model); the master key in neither git nor lab.db; bad specs refused with nothing written.
 
 The venv is built once per machine under ~/.cache/llmops-tests/litellm-<version> (the first
 run installs it through the gateway's own install step: ~75-160 s, ~755 MB)."""
@@ -32,6 +33,7 @@ from gatewayloop import ClientLoop
 from labtools import git_log, llmops
 from realparts import require_vllm
 from sharedserver import LOOSE_TARGETS, make_tiny_model
+from test_gateway_guardmodel import FLAGGED, ORDINARY, TRIGGER, make_guard_model
 
 from llmops.ops import procs
 from llmops.ops.kinds.gateway.spec import LITELLM_VERSION
@@ -45,6 +47,7 @@ require_vllm()
 PORT_A, PORT_B, GATEWAY_PORT = 18601, 18611, 18621
 PORT_A_MOVED = 18603
 DRILL_PORT = 18631
+GUARD_PORT = 18641
 SLOW = 900  # a CLI call that installs LiteLLM or starts vLLM, on a busy shared box
 KEY_ENV = "LLMOPS_TEST_GATEWAY_KEY"
 KEY = "sk-gwtest-" + secrets.token_hex(12)
@@ -86,6 +89,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                        "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
                        "--cpu-omp-threads-bind", core, *LOOSE_TARGETS)
             assert done["ok"], done
+        guard = make_guard_model(root / "guard")  # the guard model: a crafted classifier
+        done = cli(path, "server", "up", "gd", "--host", "local", "--model", str(guard),
+                   "--port", str(GUARD_PORT), "--dtype", "float32", "--max-model-len", "256",
+                   "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
+                   "--arg", "runner=pooling", "--arg", "convert=classify",
+                   "--cpu-omp-threads-bind", "1", *LOOSE_TARGETS)
+        assert done["ok"], done
         VENV.parent.mkdir(parents=True, exist_ok=True)
         done = cli(path, "gateway", "up", "gw", "--host", "local", "--port", str(GATEWAY_PORT),
                    "--model", "chat=ga", "--model", "code=gb", "--fallback", "chat=code",
@@ -97,7 +107,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
     finally:
         cli(path, "gateway", "down", "gw", check=None)
-        for name in ("ga", "gb"):
+        for name in ("ga", "gb", "gd"):
             cli(path, "server", "down", name, check=None)
 
 
@@ -273,6 +283,61 @@ def test_guardrails_block_injection_and_redact_secrets(lab: Path) -> None:
     assert usage["blocked"] >= 1 and usage["redacted"] >= 2, usage
 
 
+def guard_lines(lab: Path) -> list[dict[str, Any]]:
+    work = Path(str(lab).removesuffix("/lab")) / "work"
+    lines = [json.loads(line) for line in (work / "gateways" / "gw" / "usage.jsonl")
+             .read_text().splitlines() if line.strip()]
+    return [r for r in lines if r.get("event") == "guardrail" and r.get("guard") == "gd"]
+
+
+def test_guard_model_blocks_its_trigger_counts_and_fails_closed(lab: Path) -> None:
+    """A real vLLM classifier (gd, the crafted model of test_gateway_guardmodel.py) guards
+    chat (fails closed, the default) and code (fails open): a reload; the checklist asks gd.
+    Prompts with the trigger are refused naming gd, ordinary ones answered; every block is a
+    usage line (rule guard-model). gd stopped: chat refused (503, guard-model-unavailable),
+    code answered unchecked. Guards off again at the end (gd stays stopped)."""
+    before = len(guard_lines(lab))
+    done = cli(lab, "gateway", "up", "gw", "--guard", "chat=gd",
+               "--guard", "code=gd,on_error=open,timeout_s=30")
+    try:
+        assert done["ok"], done
+        verbs = [s["verb"] for s in done["action"]["steps"]]
+        assert "reload" in verbs and "start" not in verbs, verbs
+        checks = {c["name"]: c for c in done["action"]["checks"]}
+        assert checks["guard chat"]["ok"] and "-> safe" in checks["guard chat"]["detail"], checks
+        assert checks["guard code"]["ok"] and "fails open" in checks["guard code"]["detail"]
+        for model in ("chat", "code"):
+            for prompt in FLAGGED[:2]:
+                refused = cli(lab, "gateway", "try", "gw", prompt, "--model", model, check=1,
+                              timeout=120)
+                assert refused["status"] == 400, refused
+                assert "guard model gd flagged the prompt as unsafe" in refused["error"], refused
+        for prompt in ORDINARY[:3]:
+            assert tried(lab, "chat", prompt)["server"] == "ga"
+        blocks = guard_lines(lab)[before:]
+        assert [(r["model"], r["action"], r["rules"]) for r in blocks] == \
+            [("chat", "blocked", ["guard-model"])] * 2 + [("code", "blocked", ["guard-model"])] * 2
+        assert all(r["label"] == "unsafe" and r["score"] > 0.99 for r in blocks), blocks
+        print(f"guard model: {len(blocks)} blocks, classifier time per prompt "
+              f"{[r['guard_ms'] for r in blocks]} ms")
+        work = Path(str(lab).removesuffix("/lab")) / "work"
+        t = LocalTransport(HostSpec(name="local", local=True, workdir=str(work)))
+        assert procs.stop(t, "gd").stopped in ("term", "kill")
+        down = cli(lab, "gateway", "try", "gw", "Hello there", "--model", "chat", check=1,
+                   timeout=120)
+        assert down["status"] == 503 and "guard model gd did not answer" in down["error"], down
+        passed = tried(lab, "code", "Hello there")
+        assert passed["server"] == "gb", passed
+        after = guard_lines(lab)[before + len(blocks):]
+        assert [(r["model"], r["action"], r["rules"]) for r in after] == [
+            ("chat", "blocked", ["guard-model-unavailable"]),
+            ("code", "unchecked", ["guard-model-unavailable"])], after
+    finally:
+        off = cli(lab, "gateway", "up", "gw", "--guard", "none", check=None)
+    assert off["ok"], off
+    assert tried(lab, "chat", f"No guard now: {TRIGGER}")["server"] == "ga"
+
+
 async def test_console_try_box_and_minutes(lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Gateways view on the module's lab with Pilot: `i` opens the try box; an injection
     on chat is refused with the rule named, a prompt on code is answered by gb with its
@@ -384,6 +449,7 @@ def test_master_key_never_in_git_or_lab_db(lab: Path) -> None:
      "master_key_env"),
     (("--model", "chat=gb", "--master-key-env", "LLMOPS_TEST_UNSET_KEY"), "master_key_env"),
     (("--model", "chat=gb", "--port", str(PORT_B)), "port"),
+    (("--model", "chat=gb", "--guard", "chat=ga"), "guards.chat.server"),
 ])
 def test_bad_specs_refused_with_nothing_written(lab: Path, args: tuple[str, ...],
                                                 field: str) -> None:
