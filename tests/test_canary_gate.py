@@ -221,6 +221,21 @@ def test_the_gateway_plans_route_watch_promote_for_a_waiting_canary() -> None:
     assert "25% of gw's traffic for s to s-green" in steps[0].detail
 
 
+def test_several_gateways_one_canary_the_lowest_name_leads_for_all() -> None:
+    """Gateways gw and gz on the host route to s: gw (the lowest name) runs the canary with
+    gz as its peer (its route, watch and promote carry gz); gz plans nothing for it."""
+    from llmops.ops.kinds.gateway.canary import leads
+
+    assert leads("gw", ["gz"]) and not leads("gz", ["gw"]) and leads("gw", [])
+    led = TARGET.model_copy(update={"peers": ["gz"]})
+    steps = plan_gateway(GW, GW, gateway_observed(s=led))
+    assert verbs(steps) == ["canary-route", "canary-watch", "canary-promote"]
+    assert all(s.data.peers == ("gz",) for s in steps), steps
+    route = steps[0].data
+    assert (route.share, route.new_model) == (0.25, "m")  # a peer's weighted config is built
+    assert "25% of gw and gz's traffic for s to s-green" in steps[0].detail
+
+
 def test_the_gateway_follows_a_canary_server_on_its_host() -> None:
     kind = GatewayKind()
     dep = ("server", "s")

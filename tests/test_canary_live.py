@@ -3,8 +3,8 @@
 run as two colours behind its live forwarder.
 
 One lab for the module: server `cy` (blue-green at first: a canary needs a gateway routing to
-it, and the gateway needs the server), gateway `gy` exposing `chat` (cy), then cy switched to
-`strategy = "canary"`. In file order:
+it, and the gateway needs the server), gateways `gy` and `gz` exposing `chat` (cy), then cy
+switched to `strategy = "canary"`. In file order:
 - a healthy canary is promoted: under a client loop through the gateway, the change starts
   the new colour and holds; the gateway (following the change in the same action) sends half
   of chat's traffic to it, watches both colours, promotes it (live port switched, one route
@@ -52,7 +52,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1200)]
 
 require_vllm()
 
-PORT, GATEWAY_PORT = 18701, 18721
+PORT, GATEWAY_PORT, GATEWAY2_PORT = 18701, 18721, 18731
 BLUE, GREEN = PORT + 10000, PORT + 20000
 SLOW = 900
 KEY_ENV = "LLMOPS_TEST_CANARY_KEY"
@@ -106,10 +106,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                    "--cooldown-s", "60", "--timeout-s", "300", "--venv", str(VENV),
                    "--master-key-env", KEY_ENV)
         assert done["ok"], done
+        done = cli(path, "gateway", "up", "gz", "--host", "local", "--port",
+                   str(GATEWAY2_PORT), "--model", "chat=cy", "--num-retries", "5",
+                   "--allowed-fails", "0", "--cooldown-s", "60", "--timeout-s", "300",
+                   "--venv", str(VENV), "--master-key-env", KEY_ENV)
+        assert done["ok"], done
         done = cli(path, "server", "up", "cy", "--strategy", "canary")
         assert done["ok"], done
         yield path
     finally:
+        cli(path, "gateway", "down", "gz", check=None)
         cli(path, "gateway", "down", "gy", check=None)
         cli(path, "server", "down", "cy", check=None)
 
@@ -119,19 +125,33 @@ def steps_of(action: dict[str, Any], ref: str) -> list[dict[str, Any]]:
 
 
 def test_a_healthy_canary_is_promoted_and_its_rollback_is_a_switch(lab: Path) -> None:
+    """Two gateways route to cy (gy and gz, each with its own client loop): gy, the lowest
+    name, runs the canary for both (gz's share goes to the new colour too and its usage lines
+    are watched); gz plans nothing of its own."""
     assert live_port(lab) == BLUE
     loop = ClientLoop(GATEWAY_PORT, KEY, 0.5, 4, "canary")
+    loop2 = ClientLoop(GATEWAY2_PORT, KEY, 0.5, 4, "canary-gz")
     loop.start()
+    loop2.start()
     try:
         done = cli(lab, "server", "up", "cy", "--max-model-len", "320", "--canary-window-s",
                    "15", *CANARY)
     finally:
         loop.stop()
+        loop2.stop()
     assert done["ok"], done
     action = done["action"]
     assert [s["verb"] for s in steps_of(action, "server/cy")][-1] == "canary-hold"
     gy = steps_of(action, "gateway/gy")
     assert [s["verb"] for s in gy] == ["canary-route", "canary-watch", "canary-promote"], gy
+    assert gy[0]["facts"]["gateways"] == ["gy", "gz"], gy[0]
+    assert ["gateway", "gz"] in action["refs"] and steps_of(action, "gateway/gz") == []
+    assert loop2.failures == [], (loop2.failures[:5], loop2.answered, loop2.retried)
+    assert loop2.backends.get(f"http://127.0.0.1:{GREEN}/v1", 0) > 0, loop2.backends
+    print(f"gz's client loop: {loop2.answered} answered {loop2.backends}, 0 failed")
+    for name in ("gy", "gz"):
+        config = json.loads((work(lab) / "gateways" / name / "config.yaml").read_text())
+        assert len(config["model_list"]) == 1, (name, config["model_list"])  # one route again
     watch = gy[1]["facts"]
     print(f"canary verdict: {watch['verdict']}\n  canary: {watch['canary']}\n"
           f"  live: {watch['live']}\n  watch {gy[1]['seconds']}s, action {action['seconds']}s")

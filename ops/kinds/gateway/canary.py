@@ -45,6 +45,15 @@ class CanaryTarget(BaseModel):
     """The name the new colour serves (the new spec's api model)."""
     share: float
     window_s: float
+    peers: list[str] = Field(default_factory=list)
+    """The other gateways on the server's host that route to it: this gateway (the one with
+    the lowest name, `leads`) sends their share too and watches their traffic."""
+
+
+def leads(name: str, routing: list[str]) -> bool:
+    """Of the gateways on a canary server's host that route to it, the one with the lowest
+    name runs the canary for all of them (pure: each one's observe agrees without talking)."""
+    return name == min([name, *routing])
 
 
 class CanaryObserved(GatewayObserved):
@@ -61,6 +70,11 @@ class CanaryStep(StepData):
     live: str = ""
     new: str = ""
     new_port: int = 0
+    new_model: str = ""
+    share: float = 0.0
+    peers: tuple[str, ...] = ()
+    """The other gateways this one routes, watches and routes back with it (their configs are
+    generated from the lab when the step runs: canaryrun.py)."""
     config: str = ""
     """canary-route: the weighted config; canary-watch (to route back on a failed gate) and
     canary-promote: the config with one route per server."""
@@ -104,10 +118,12 @@ def canary_steps(spec: GatewaySpec, backends: dict[str, Backend], observed: Gate
         text = text_of(canary_config(config_dict(spec, backends), server, target),
                        observed.hooks_source)
         base = {"server": server, "live": target.live, "new": target.new,
-                "new_port": target.new_port}
+                "new_port": target.new_port, "new_model": target.new_model,
+                "share": target.share, "peers": tuple(target.peers)}
         new_proc, live_proc = f"{server}-{target.new}", f"{server}-{target.live}"
+        names = " and ".join([spec.name, *target.peers])
         steps += [
-            Step("canary-route", f"send {target.share:.0%} of {spec.name}'s traffic for "
+            Step("canary-route", f"send {target.share:.0%} of {names}'s traffic for "
                  f"{server} to {new_proc} (HUP)", (),
                  CanaryStep(**base, config=text, hash=marker_of(text))),
             Step("canary-watch", f"watch {new_proc} against {live_proc} for "

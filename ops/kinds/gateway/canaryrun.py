@@ -19,8 +19,15 @@ import httpx
 
 from llmops.ops.kinds.base import Progress, Step
 from llmops.ops.kinds.gateway import apply as gateway_apply
-from llmops.ops.kinds.gateway.canary import CanaryObserved, CanaryStep, CanaryTarget
-from llmops.ops.kinds.gateway.launch import usage_path
+from llmops.ops.kinds.gateway.canary import (
+    CanaryObserved,
+    CanaryStep,
+    CanaryTarget,
+    canary_config,
+    leads,
+)
+from llmops.ops.kinds.gateway.config import Backend, config_dict, marker_of, text_of
+from llmops.ops.kinds.gateway.launch import FOLDER, usage_path
 from llmops.ops.kinds.gateway.observed import GatewayObserved, GatewayStep
 from llmops.ops.kinds.gateway.spec import GatewaySpec
 from llmops.ops.kinds.gateway.usage import parse, read_lines
@@ -45,10 +52,27 @@ class CanaryRejected(RuntimeError):
     """The gate said roll back; the message is its verdict (journalled as the step's error)."""
 
 
+def gateways_on_host(spec: GatewaySpec, hosts: HostPool) -> list[GatewaySpec]:
+    """The other gateways of the lab on this gateway's host (each keeps its record in
+    <workdir>/gateways/NAME.json there), as the lab wants them."""
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    done = t.run(["find", f"{facts['workdir']}/{FOLDER}", "-maxdepth", "1", "-name", "*.json"],
+                 timeout=30)
+    found = []
+    for line in done.stdout.splitlines() if done.returncode == 0 else []:
+        name = line.rsplit("/", 1)[-1].removesuffix(".json")
+        other = hosts.desired("gateway", name) if name != spec.name else None
+        if isinstance(other, GatewaySpec) and other.host == spec.host:
+            found.append(other)
+    return sorted(found, key=lambda g: g.name)
+
+
 def observe(observed: GatewayObserved, spec: GatewaySpec, hosts: HostPool) -> CanaryObserved:
     """The gateway's facts, plus each server on its host (strategy canary) whose new colour
-    waits for its canary."""
+    waits for its canary, when this gateway leads it (the lowest name of those on the host
+    routing to it: `leads`); the others are its peers."""
     canaries: dict[str, CanaryTarget] = {}
+    others: list[GatewaySpec] | None = None
     for name in spec.servers():
         server = hosts.desired("server", name)
         if not isinstance(server, ServerSpec) or server.strategy != "canary" \
@@ -58,11 +82,44 @@ def observe(observed: GatewayObserved, spec: GatewaySpec, hosts: HostPool) -> Ca
         colour = gate.pending_colour(server, seen, launch_hash(server, seen.facts))
         if colour is None or seen.live is None:
             continue
+        others = gateways_on_host(spec, hosts) if others is None else others
+        peers = [g.name for g in others if name in g.servers()]
+        if not leads(spec.name, peers):
+            continue  # the leader sends and watches this gateway's share too
         gates = gate.gates_of(server)
         canaries[name] = CanaryTarget(
             live=seen.live, new=colour, new_port=server.colour_port(colour),
-            new_model=server.api_model(), share=gates.share, window_s=gates.window_s)
+            new_model=server.api_model(), share=gates.share, window_s=gates.window_s,
+            peers=peers)
     return CanaryObserved(**observed.model_dump(), canaries=canaries)
+
+
+def peer_config(hosts: HostPool, name: str, data: CanaryStep, weighted: bool
+                ) -> tuple[GatewaySpec, str, str | None]:
+    """A peer gateway, and its config as the lab generates it: with the canary's share
+    (`weighted`) or one route per server (what its own plan wants)."""
+    peer = hosts.desired("gateway", name)
+    if not isinstance(peer, GatewaySpec):
+        raise CanaryRejected(f"gateway {name} (a peer of this canary) is not in the lab")
+    seen = gateway_apply.resolve(peer, hosts)
+    backends = {n: Backend(n, str(b.api_base), str(b.api_model)) for n, b in seen.items()
+                if not b.error}
+    config = config_dict(peer, backends)
+    if weighted:
+        config = canary_config(config, data.server, CanaryTarget(
+            live=data.live, new=data.new, new_port=data.new_port, new_model=data.new_model,
+            share=data.share, window_s=0))
+    text = text_of(config, gateway_apply.hooks_source())
+    return peer, text, marker_of(text)
+
+
+def load_all(spec: GatewaySpec, hosts: HostPool, data: CanaryStep, weighted: bool,
+             progress: Progress) -> None:
+    """This gateway's config of the step, then each peer's (weighted or one route)."""
+    load(spec, hosts, data.config, data.hash, progress)
+    for name in data.peers:
+        peer, text, marker = peer_config(hosts, name, data, weighted)
+        load(peer, hosts, text, marker, progress)
 
 
 def payload(step: Step) -> CanaryStep:
@@ -94,10 +151,11 @@ def load(spec: GatewaySpec, hosts: HostPool, text: str, marker: str | None,
 def _route(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
            ) -> dict[str, Any]:
     data = payload(step)
-    load(spec, hosts, data.config, data.hash, progress)
-    progress(f"{spec.name} sends a share of {data.server}'s traffic to "
+    load_all(spec, hosts, data, True, progress)
+    names = " and ".join([spec.name, *data.peers])
+    progress(f"{names} send a share of {data.server}'s traffic to "
              f"{data.server}-{data.new} (config {data.hash})")
-    return {"canary_config": data.hash}
+    return {"canary_config": data.hash, "gateways": [spec.name, *data.peers]}
 
 
 def _promote(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
@@ -108,7 +166,7 @@ def _promote(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
         Step("switch", "promote", (), ServerStep(colour=data.new, port=data.new_port,
                                                  previous=data.live)),
         server, hosts, progress)
-    load(spec, hosts, data.config, data.hash, progress)
+    load_all(spec, hosts, data, False, progress)
     progress(f"{data.server}-{data.new} promoted: live port {server.port} switched to it; "
              f"{spec.name} back to one route per server; {data.server}-{data.live} kept for "
              f"the grace ({server.grace_minutes:g} min)")
@@ -135,8 +193,10 @@ def _watch(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
     server = server_of(hosts, data.server)
     gates = gate.gates_of(server)
     t = hosts.transport(server.host)
-    usage = usage_path(spec, host_facts(hosts, spec.host))
-    offset = _end_offset(t, usage)
+    facts = host_facts(hosts, spec.host)
+    peers = [hosts.desired("gateway", n) for n in data.peers]
+    offsets = {path: _end_offset(t, path) for path in
+               [usage_path(g, facts) for g in [spec, *peers] if isinstance(g, GatewaySpec)]}
     live_port = server.colour_port(data.live)
     tick = min(TICK_S, max(1.0, gates.window_s / 4))
     records: list[dict[str, Any]] = []
@@ -157,11 +217,12 @@ def _watch(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
             time.sleep(max(0.0, min(tick, gates.window_s - (time.monotonic() - began))))
             live1, new1 = _scrape(live_c), _scrape(new_c)
             down_scrapes = down_scrapes + 1 if new1 is None else 0
-            try:
-                lines, offset = read_lines(t, usage, offset)
-                records += parse(lines)
-            except (TransportError, ValueError):
-                pass  # the gateway's lines are read again at the next tick
+            for path, offset in offsets.items():  # every routing gateway's lines
+                try:
+                    lines, offsets[path] = read_lines(t, path, offset)
+                    records += parse(lines)
+                except (TransportError, ValueError):
+                    pass  # the gateway's lines are read again at the next tick
             live_f = gate.figures(live0, live1, records, server.port)
             new_f = gate.figures(new0, new1, records, data.new_port)
             seconds = time.monotonic() - began
@@ -183,8 +244,9 @@ def _reject(spec: GatewaySpec, hosts: HostPool, data: CanaryStep, progress: Prog
     progress(verdict)
     undone: list[str] = []
     try:
-        load(spec, hosts, data.config, data.hash, progress)
-        progress(f"{spec.name} back to one route for {data.server}")
+        load_all(spec, hosts, data, False, progress)
+        progress(f"{' and '.join([spec.name, *data.peers])} back to one route for "
+                 f"{data.server}")
     except Exception as exc:  # noqa: BLE001 - say it, and still stop the canary
         undone.append(f"routing back failed: {exc}")
     proc = f"{data.server}-{data.new}"
