@@ -62,6 +62,22 @@ def test_per_gpu_telemetry_script(engine: Engine) -> None:
         assert gpu["power_watts"] is None or 0 < gpu["power_watts"] < 2000, gpu
 
 
+def test_a_cluster_nodes_gpus_as_the_console_shows_them(engine: Engine) -> None:
+    """A sharded server's detail lists each node's GPUs from that node's own NVML
+    (cluster/placement.node_gpus, asked on its host; here host `local`)."""
+    from llmops.console.presenters.cluster import gpu_text
+    from llmops.ops.kinds.cluster.placement import node_gpus
+
+    node = node_gpus(engine.hosts, "local")
+    assert node["gpu_note"] is None, node
+    assert [g["index"] for g in node["gpus"]] == list(range(gpu_count()))
+    text = gpu_text(node)
+    for gpu in node["gpus"]:
+        total = gpu["memory_total_bytes"] / 2**30
+        assert f"GPU {gpu['index']} " in text and f"/{total:.1f} GiB" in text, text
+    print(text)
+
+
 @pytest.mark.vllm
 @pytest.mark.timeout(900)
 def test_server_pinned_to_a_gpu(engine: Engine, tmp_path: Path) -> None:
