@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
 from rich.text import Text
 
 from llmops.console.cli.common import (
@@ -177,15 +178,20 @@ def index_eval(name: str, queries: str, k: int | None, as_json: bool) -> None:
             out.print(f"[bold]reranked by {esc(result['rerank'])}: recall@{result['k']} "
                       f"{result['rerank_recall']:.3f}[/]  MRR {result['rerank_mrr']:.3f}  "
                       f"(its top {result['rerank_depth']} hybrid hits reordered)")
-        table = Table("commit", "chunking", "alpha", "k", "recall@k", "MRR", "rerank",
-                      "reranked recall@k", "reranked MRR", "queries")
+        reranked = any("rerank_recall" in row for row in result["history"])
+        heads = (("commit", "chunks", "alpha", "k", "recall", "MRR", "rr recall", "rr MRR", "n")
+                 if reranked else  # rr: after the rerank server; short, to fit 80 columns
+                 ("commit", "chunking", "alpha", "k", "recall@k", "MRR", "queries"))
+        table = Table(Column(heads[0], no_wrap=True), *heads[1:], box=box.SIMPLE_HEAD,
+                      pad_edge=False, collapse_padding=True)
         for row in result["history"]:
             commit = str(row.get("commit") or "checklist")[:12]
             mark = " (now)" if row.get("commit") == result["commit"] else ""
-            table.add_row(esc(commit + mark), esc(row.get("chunking")), str(row.get("alpha")),
-                          str(row.get("k")), f"{row['recall']:.3f}", f"{row['mrr']:.3f}",
-                          esc(row.get("rerank") or "-"), score_text(row.get("rerank_recall")),
-                          score_text(row.get("rerank_mrr")), str(row.get("queries")))
+            cells = [esc(commit + mark), esc(row.get("chunking")), str(row.get("alpha")),
+                     str(row.get("k")), f"{row['recall']:.3f}", f"{row['mrr']:.3f}"]
+            if reranked:  # recall@k and MRR after the rerank server reordered the hits
+                cells += [score_text(row.get("rerank_recall")), score_text(row.get("rerank_mrr"))]
+            table.add_row(*cells, str(row.get("queries")))
         out.print(table)
 
 
