@@ -8,11 +8,11 @@ closely enough that llmops's production code cannot tell it from Weaviate.
 
 prints "ready http=P grpc=G" and runs until SIGTERM. It also runs the way the real binary does
 (`--host H --port P --scheme http` plus Weaviate's environment variables: GRPC_PORT,
-PERSISTENCE_DATA_PATH, ENABLE_MODULES=backup-filesystem, BACKUP_FILESYSTEM_PATH,
-AUTHENTICATION_APIKEY_ENABLED/_ALLOWED_KEYS, AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED,
-AUTOSCHEMA_ENABLED, QUERY_DEFAULTS_LIMIT, QUERY_MAXIMUM_RESULTS, CLUSTER_HOSTNAME; other
-modules are refused): ``write_binary(path)`` writes an executable to use as llmops's
-`binary`. In-process:
+PERSISTENCE_DATA_PATH, ENABLE_MODULES=backup-filesystem[,text2vec-openai],
+BACKUP_FILESYSTEM_PATH, OPENAI_APIKEY, AUTHENTICATION_APIKEY_ENABLED/_ALLOWED_KEYS,
+AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED, AUTOSCHEMA_ENABLED, QUERY_DEFAULTS_LIMIT,
+QUERY_MAXIMUM_RESULTS, CLUSTER_HOSTNAME; other modules are refused): ``write_binary(path)``
+writes an executable to use as llmops's `binary`. In-process:
 ``start_standin(http_port, grpc_port, backup_dir, api_key=None) -> handle`` (port 0 = free port,
 ``handle.http_port`` / ``handle.grpc_port``; ``handle.stop()``).
 
@@ -41,7 +41,12 @@ weaviate-python-client's own integration tests):
   times, distance, certainty, score, explain_score, vectors), BatchObjects, BatchReferences,
   BatchDelete (dry run, verbose), Aggregate (count; text/int/number/boolean/date metrics, also
   over hybrid/near_vector hits), TenantsGet (refused: no multi-tenancy); the health check.
-- Vectors: class-level and/or named (self-provided, vectorizer "none"), hnsw or flat config,
+- text2vec-openai (modules.py, when enabled): its config validated and defaulted as
+  class_settings.go does; objects without a vector embedded per batch, hybrid queries without
+  one and near_text per query, by POST <baseURL>/v1/embeddings from this process with the key
+  from X-Openai-Api-Key or OPENAI_APIKEY (clients/openai.go), on the class name
+  (vectorizeClassName) and the text properties in name order.
+- Vectors: class-level and/or named (self-provided or text2vec-openai), hnsw or flat config,
   cosine / dot / l2-squared / manhattan / hamming by exhaustive search (numpy when installed),
   dimension checks.
 - Text: word / lowercase / whitespace / field / trigram tokenization, stopwords, BM25F (k1, b
@@ -56,8 +61,9 @@ weaviate-python-client's own integration tests):
   FAILED with "class name X already exists". --data-dir: loaded at start, written a few
   seconds after changes, after backups and on stop.
 
-Not implemented (refused with a clear error, or absent): vectorizer, generative and reranker
-modules (near_text, hybrid without a vector when alpha > 0), multi-tenancy, multi-vector
+Not implemented (refused with a clear error, or absent): vectorizer modules other than
+text2vec-openai (and DEFAULT_VECTORIZER_MODULE is checked, not applied), near_text's moveTo /
+moveAwayFrom, generative and reranker modules, multi-tenancy, multi-vector
 (ColBERT) indexes, group-by, BatchStream (1.36's server-side batching), GraphQL, RBAC / users /
 aliases / replication endpoints, backup backends other than filesystem, filters inside nested
 objects, phone-number parsing. Data written in the last seconds before a SIGKILL is lost.
