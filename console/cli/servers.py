@@ -170,8 +170,8 @@ def server_show(name: str, as_json: bool) -> None:
         out.print(esc(f"{'state':>24}: {state}"))
         if spec.cluster:
             c = found["cluster"]
-            out.print(esc(f"cluster {spec.cluster}: {c['state']} ({c['alive']}/{c['expected']} "
-                          "nodes alive)"))
+            out.print(esc(f"cluster {spec.cluster}: {c['state']} ({c['alive'] or 0}/"
+                          f"{c['expected']} nodes alive in Ray)"))
             table = Table("host", "role", "address", "Ray", "vLLM workers", "others", "GPUs")
             for n in found["nodes"]:
                 table.add_row(*(esc(str(v)) for v in (

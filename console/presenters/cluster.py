@@ -138,15 +138,17 @@ def workers_text(workers: list[dict[str, Any]]) -> str:
 
 def sharded_nodes(report: dict[str, Any], server: str) -> list[dict[str, Any]]:
     """Pure: the cluster's nodes as a sharded server's detail and `server show` list them:
-    host, role, address, Ray alive, the server's own vLLM workers placed there (pid and
-    class), who else holds the node, its GPUs (or why none)."""
+    host, role, address, Ray alive (in the GCS and its `ray start` running), the server's own
+    vLLM workers placed there (pid and class), who else holds the node, its GPUs (or why
+    none)."""
     rows = []
     for node in report.get("nodes", []):
         workers = node.get("workers") or []
         mine = [w for w in workers if w.get("owner") == server]
         rows.append({
             "host": node["host"], "role": node.get("role"), "address": node.get("address"),
-            "process": node.get("process"), "ray_alive": bool(node.get("alive")),
+            "process": node.get("process"),  # a killed node stays alive in the GCS a while
+            "ray_alive": bool(node.get("alive")) and node.get("process") == "running",
             "workers": [{"pid": w.get("pid"), "class": w.get("class")} for w in mine],
             "others": sorted({str(w.get("owner") or w.get("job")) for w in workers
                               if w.get("owner") != server}),

@@ -4,8 +4,9 @@ across with vLLM's Ray backend. llmops starts and watches Ray; it does not repla
 One concept per module: `spec` (what is asked), `launch` (pure: each node's `ray start`
 argv, env and launch hash), `plan` (pure: spec + observed -> steps), `apply` (thin: observe,
 preflight, steps), `hostcalls` (raynode calls and each node's record), `checks` (the
-checklist), `view` (state word, row, the server-side preflight). The host side is one stdlib
-script, ops/hostside/raynode.py."""
+checklist), `view` (state word, row, report, the server-side preflight), `placement` (the
+live free devices against tp x pp, the vLLM workers per node and their server, each node's
+GPUs). The host side is one stdlib script, ops/hostside/raynode.py."""
 
 from __future__ import annotations
 
