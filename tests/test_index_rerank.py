@@ -97,8 +97,8 @@ def test_reranked_query_and_eval_side_by_side(setup: Setup, standin: Any) -> Non
     assert 0.0 <= first["recall"] <= 1.0 and "reranked" in first["per_query"][0]
     text = llmops(lab, "index", "eval", "ranked", "--queries", str(queries), "--k", "1").stdout
     assert "reranked by emb: recall@1 1.000" in text  # beside the hybrid's own line
-    history = json.loads(llmops(lab, "index", "eval", "ranked", "--queries", str(queries),
-                                "--k", "1", "--json").stdout)["history"]
+    history = first["history"]  # the checklist's first measurement and this eval
+    assert len(history) == 2 and history[1]["by"] == "checklist"
     assert all(row["rerank"] == "emb" and "rerank_recall" in row and "recall" in row
                for row in history)
 
