@@ -41,7 +41,7 @@ import pytest
 from gatewayloop import ClientLoop
 from labtools import llmops
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS, make_tiny_model
+from sharedserver import INLINE, LOOSE_TARGETS, make_tiny_model
 
 from llmops.ops import procs
 from llmops.ops.kinds.gateway.spec import LITELLM_VERSION
@@ -96,7 +96,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         done = cli(path, "server", "up", "cy", "--host", "local", "--model", str(model),
                    "--port", str(PORT), "--strategy", "blue-green", "--dtype", "float32",
                    "--max-model-len", "256", "--cpu-kvcache-gib", "1",
-                   "--arg", "enforce-eager=true", *LOOSE_TARGETS)
+                   "--arg", "enforce-eager=true", *LOOSE_TARGETS, *INLINE)
         assert done["ok"], done
         refused = cli(path, "server", "up", "cy", "--strategy", "canary", check=2)
         assert "no gateway routes to server cy" in json.dumps(refused), refused
@@ -205,9 +205,10 @@ class StopMidWindow(threading.Thread):
 
 
 def engine_pids(root: int) -> list[int]:
-    """The vLLM engine processes under a colour's process (`VLLM::EngineCore`, its
-    `VLLM::Worker`): where its tokens are made. The API server above them is left alone, so
-    the colour still answers /metrics and takes requests."""
+    """The vLLM engine processes under a colour's process (`VLLM::EngineCore`, and its
+    `VLLM::Worker` unless the model runs inline in the engine): where its tokens are made.
+    The API server above them is left alone, so the colour still answers /metrics and takes
+    requests."""
     children: dict[int, list[int]] = {}
     names: dict[int, str] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):

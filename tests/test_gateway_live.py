@@ -32,7 +32,7 @@ import pytest
 from gatewayloop import ClientLoop
 from labtools import git_log, llmops
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS, make_tiny_model
+from sharedserver import INLINE, LOOSE_TARGETS, make_tiny_model
 from test_gateway_guardmodel import FLAGGED, ORDINARY, TRIGGER, make_guard_model
 
 from llmops.ops import procs
@@ -87,14 +87,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             done = cli(path, "server", "up", name, "--host", "local", "--model", str(model),
                        "--port", str(port), "--dtype", "float32", "--max-model-len", "256",
                        "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
-                       "--cpu-omp-threads-bind", core, *LOOSE_TARGETS)
+                       "--cpu-omp-threads-bind", core, *LOOSE_TARGETS, *INLINE)
             assert done["ok"], done
         guard = make_guard_model(root / "guard")  # the guard model: a crafted classifier
         done = cli(path, "server", "up", "gd", "--host", "local", "--model", str(guard),
                    "--port", str(GUARD_PORT), "--dtype", "float32", "--max-model-len", "256",
                    "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true",
                    "--arg", "runner=pooling", "--arg", "convert=classify",
-                   "--cpu-omp-threads-bind", "1", *LOOSE_TARGETS)
+                   "--cpu-omp-threads-bind", "1", *LOOSE_TARGETS, *INLINE)
         assert done["ok"], done
         VENV.parent.mkdir(parents=True, exist_ok=True)
         done = cli(path, "gateway", "up", "gw", "--host", "local", "--port", str(GATEWAY_PORT),
