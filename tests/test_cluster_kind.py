@@ -13,6 +13,7 @@ enforce-eager): set only through the test hosts' python, never through product c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import pytest
 from labtools import git_log, llmops
 from sharedserver import LOOSE_TARGETS, SLOW, SharedServer
 from sshhosts import SshHost, SshHostFactory, sh
+from test_console_clusters import sharded_detail_live
 
 HERE = Path(__file__).resolve().parent
 SHIM = HERE / "rayshim"
@@ -242,10 +244,11 @@ def complete(port: int, model: str, namespace: str | None = None) -> dict[str, A
     return dict(json.loads(done.stdout)["choices"][0])
 
 
-def forwarded_ranks(cluster: ClusterLab, wanted: int, seconds: float = 90) -> dict[int, str]:
+def forwarded_ranks(cluster: ClusterLab, wanted: int, seconds: float = 240) -> dict[int, str]:
     """The ranks' addresses once rank `wanted` has a line in the server's log: Ray's log
     monitor forwards a remote actor's lines to the driver late (in one CI run the worker's
-    lines arrived after the first completions had been served)."""
+    lines arrived after the first completions had been served; in one at load 13 none of
+    either rank within 90 s)."""
     deadline = time.monotonic() + seconds
     while True:
         ranks = rank_addresses(cluster.run("server", "logs", "pp", "-n", "3000"))
@@ -322,10 +325,20 @@ def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
         live = [pg for pg in report["placement"] if pg["state"] == "CREATED"]
         assert len(live) == 1, report["placement"]
         assert sorted(b["host"] for b in live[0]["bundles"]) == ["ca", "cb"], live
+        shown = sharded_nodes_shown(cluster, "pp", actors)
+        began = time.monotonic()
+        detail = asyncio.run(sharded_detail_live(
+            cluster.lab, "pp", "rc", {h.name: h.address for h in cluster.hosts}))
+        console_s = time.monotonic() - began
+        assert detail == {h: [w["pid"] for w in n["workers"]] for h, n in shown.items()}, (
+            detail, shown)
+        refused_live(cluster, model)  # both devices held by pp: a second server is refused
         kill_node(cluster, "n1")  # the worker node drops: the server says which node
         row = {r["name"]: r for r in cluster.run("server", "list")}["pp"]
         assert row["state"].startswith(("degraded", "crashed")), row
         assert "node cb down" in row["state"], row
+        dropped = {n["host"]: n for n in cluster.run("server", "show", "pp")["nodes"]}
+        assert dropped["ca"]["ray_alive"] and not dropped["cb"]["ray_alive"], dropped
         began = time.monotonic()
         gone = cluster.run("server", "down", "pp", timeout=180)
         down = time.monotonic() - began
@@ -342,7 +355,51 @@ def test_pp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
             break
     assert not left and not live, (left, live)
     print(f"PP=2 server up {took:.1f} s, first 16-token completion {first:.2f} s, "
-          f"second {second:.2f} s, down {down:.1f} s: {sharded['token_ids']}")
+          f"second {second:.2f} s, down {down:.1f} s, console detail {console_s:.1f} s: "
+          f"{sharded['token_ids']}")
+
+
+def sharded_nodes_shown(cluster: ClusterLab, server: str,
+                        actors: dict[int, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """`server show --json` of a server sharded over both hosts: each node alive in Ray, at
+    its address, with the one vLLM worker that runs in that host's namespace (the pid the
+    kernel sees there), and no GPU with the probe's note."""
+    shown = cluster.run("server", "show", server)
+    assert shown["cluster"] == {"name": "rc", "state": "up", "alive": 2, "expected": 2,
+                                "device": DEVICE_KEY}, shown["cluster"]
+    nodes = {n["host"]: n for n in shown["nodes"]}
+    for host in cluster.hosts:
+        node = nodes[host.name]
+        assert node["ray_alive"] and node["address"] == host.address, node
+        there = [pid for pid, (_, ns) in actors.items() if ns == host.namespace]
+        assert [w["pid"] for w in node["workers"]] == there, (node, actors)
+        assert node["gpus"] == [] and node["gpu_note"].startswith("no GPU: "), node
+    return nodes
+
+
+def refused_live(cluster: ClusterLab, model: str) -> None:
+    """A second server on the head while the PP=2 server holds both nodes' devices: the spec
+    fits the cluster (1 rank of 2), the live free devices do not — exit 2 naming the node,
+    who holds it and the fix; nothing written, no vLLM started."""
+    before = git_log(cluster.lab)
+    ours = {host.namespace for host in cluster.hosts}
+
+    def engines() -> set[int]:
+        return {pid for pid in titles(b"VLLM::", *RANK_MARKS) if netns_of(pid) in ours}
+
+    running = engines()
+    began = time.monotonic()
+    done = llmops(cluster.lab, "server", "up", "late2", "--host", "ca", "--cluster", "rc",
+                  "--model", model, "--port", str(SERVER_PORT + 2), "--dtype", "float32",
+                  "--max-model-len", "256", "--cpu-kvcache-gib", "1", "--arg",
+                  "enforce-eager=true", check=2, timeout=300)
+    said = done.stdout + done.stderr
+    assert "cluster" in said and "node ca has no llmops_cpu free" in said, said
+    assert "held by server pp" in said and "stop what holds llmops_cpu on ca" in said, said
+    assert git_log(cluster.lab) == before
+    assert "late2" not in {r["name"] for r in cluster.run("server", "list")}
+    assert engines() == running
+    print(f"live placement refusal {time.monotonic() - began:.1f} s")
 
 
 def test_ssh_drop_mid_worker_start(cluster: ClusterLab) -> None:
@@ -371,6 +428,59 @@ def test_ssh_drop_mid_worker_start(cluster: ClusterLab) -> None:
     finally:
         if worker.sshd_pid is None:
             worker.start()
+
+
+def test_tp2_server_answers_across_the_two_hosts(cluster: ClusterLab,
+                                                shared_server: SharedServer) -> None:
+    """The tiny model with tensor_parallel_size 2 on the cluster: one rank in each host's
+    namespace, `server show` listing a worker on each node, the tokens of the single-process
+    shared server at temperature 0; `server down` leaves no vLLM actor and no live group.
+    After the SSH-drop test, which leaves both nodes up."""
+    head, worker = cluster.hosts
+    ours = {head.namespace, worker.namespace}
+    model = str(shared_server.model)
+    report = cluster.run("cluster", "status", "rc")
+    assert report["state"] == "up", report
+    began, gone = time.monotonic(), None
+    try:
+        answer = cluster.run("server", "up", "tp", "--host", "ca", "--cluster", "rc", "--model",
+                             model, "--port", str(SERVER_PORT + 3), "--tp", "2", "--dtype",
+                             "float32", "--max-model-len", "256", "--cpu-kvcache-gib", "1",
+                             "--arg", "enforce-eager=true", *LOOSE_TARGETS, timeout=SLOW)
+        took = time.monotonic() - began
+        checks_ok(answer)
+        began = time.monotonic()
+        sharded = complete(SERVER_PORT + 3, model, head.namespace)
+        first = time.monotonic() - began
+        began = time.monotonic()
+        again = complete(SERVER_PORT + 3, model, head.namespace)
+        second = time.monotonic() - began
+        single = complete(shared_server.port, model)
+        assert len(sharded["token_ids"]) == 16, sharded
+        for key in ("token_ids", "text"):
+            assert sharded[key] == again[key] == single[key], (sharded, single)
+        actors = {pid: (title, netns_of(pid)) for pid, title in titles(*RANK_MARKS).items()}
+        actors = {pid: seen for pid, seen in actors.items() if seen[1] in ours}
+        assert sorted(ns for _, ns in actors.values()) == sorted(ours), actors
+        sharded_nodes_shown(cluster, "tp", actors)
+        began = time.monotonic()
+        gone = cluster.run("server", "down", "tp", timeout=180)
+        down = time.monotonic() - began
+        checks_ok(gone)
+    finally:
+        if gone is None:
+            cluster.run("server", "down", "tp", check=None, timeout=180)
+    deadline = time.monotonic() + 60
+    while True:
+        left = [pid for pid in titles(b"VLLM::", *RANK_MARKS) if netns_of(pid) in ours]
+        report = cluster.run("cluster", "status", "rc", check=None)
+        live = [pg for pg in report["placement"] if pg["state"] == "CREATED"]
+        if not (left or live) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not left and not live, (left, live)
+    print(f"TP=2 server up {took:.1f} s, first 16-token completion {first:.2f} s, "
+          f"second {second:.2f} s, down {down:.1f} s: {sharded['token_ids']}")
 
 
 def test_killed_worker_is_degraded_and_an_action_brings_it_back(cluster: ClusterLab) -> None:
