@@ -295,9 +295,10 @@ def test_guard_model_blocks_its_trigger_counts_and_fails_closed(lab: Path) -> No
     chat (fails closed, the default) and code (fails open): a reload; the checklist asks gd.
     Prompts with the trigger are refused naming gd, ordinary ones answered; every block is a
     usage line (rule guard-model). gd stopped: chat refused (503, guard-model-unavailable),
-    code answered unchecked. Guards off again at the end (gd stays stopped)."""
+    code answered unchecked. Guards off again at the end (gd stays stopped). Timeouts of 30 s,
+    not the default 5: a loaded CI box must not turn a slow answer into a refusal here."""
     before = len(guard_lines(lab))
-    done = cli(lab, "gateway", "up", "gw", "--guard", "chat=gd",
+    done = cli(lab, "gateway", "up", "gw", "--guard", "chat=gd,timeout_s=30",
                "--guard", "code=gd,on_error=open,timeout_s=30")
     try:
         assert done["ok"], done
