@@ -13,6 +13,7 @@ running Weaviate as a binary there; eval per commit; each check failing on a rea
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ from test_index_support import (
     checks,
     embedding_setup,
     facts,
+    free_port,
+    snapshot,
     start_standin,
     write_docs,
     write_pdf,
@@ -130,6 +133,45 @@ def test_index_on_local_behind_a_key(setup: Setup, standin: Any) -> None:
 
     assert_no_key(lab, setup.key)
 
+
+def test_api_key_from_the_os_keyring(setup: Setup, standin: Any) -> None:
+    """api_key_keyring = SERVICE/USER: the key read from a real OS keyring backend
+    (keyrings.alt's file keyring in a tmp folder, chosen by PYTHON_KEYRING_BACKEND as an
+    operator would) by the CLI and by the ingest worker it starts, which gets only the name;
+    the variable holding the key is not set anywhere here. An entry that is not there is
+    refused naming the field and the fix, nothing written; the key in no commit or lab.db."""
+    from keyrings.alt.file import PlaintextKeyring
+
+    lab, data = setup.lab, setup.root / "keyring-data"
+    ring_env = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+                "XDG_DATA_HOME": str(data)}
+    ring = PlaintextKeyring()
+    ring.file_path = str(data / "python_keyring" / "keyring_pass.cfg")  # type: ignore[misc]
+    ring.set_password("llmops-test", "weaviate", setup.key)
+    docs = write_docs(setup.root / "ring-docs")
+    create = ["index", "create", "ringed", "--host", "local", "--collection", "Ringed",
+              "--embed-server", "emb", "--http-port", str(standin.http_port), "--grpc-port",
+              str(standin.grpc_port), "--source", str(docs)]
+
+    before = snapshot(lab)
+    missing = llmops(lab, *create, "--api-key-keyring", "llmops-test/nobody", "--json",
+                     check=2, env=ring_env)
+    error = json.loads(missing.stdout)["error"]
+    assert "api_key_keyring" in error and "no entry llmops-test/nobody" in error, error
+    assert "keyring set llmops-test nobody" in error, error
+    assert snapshot(lab) == before
+
+    created = act(lab, *create, "--api-key-keyring", "llmops-test/weaviate", env=ring_env)
+    got = checks(created)
+    assert all(c["ok"] for c in got.values()), got
+    assert facts(created, "ingest")["added"] > 0  # the worker reached Weaviate with the key
+    hits = json.loads(llmops(lab, "index", "query", "ringed", "tensor parallelism across "
+                             "GPUs", "--json", env=ring_env).stdout)["hits"]
+    assert hits[0]["source"] == "gpu.md"
+    spec_text = (lab / "indexes" / "ringed.toml").read_text()
+    assert 'api_key_keyring = "llmops-test/weaviate"' in spec_text
+    act(lab, "index", "remove", "ringed", env=ring_env)
+    assert_no_key(lab, setup.key)
 
 
 def test_index_on_an_ssh_host(setup: Setup, ssh_host: SshHost) -> None:
@@ -280,36 +322,59 @@ def test_eval_per_commit_and_the_recall_check(setup: Setup, standin: Any) -> Non
 
 
 def test_each_check_fails_on_a_real_fault(setup: Setup) -> None:
-    """The checklist against faults made behind llmops's back on its own instance: objects
-    deleted (count), the probe document's chunks gone (known query), the collection dropped,
-    the instance stopped."""
+    """The checklist against faults made behind llmops's back on its own instance: an
+    embedding server that was never started (embedding dimension; the known query and the
+    recall, which embed their queries, with it), objects deleted (count, known query, recall),
+    the collection re-made with 3-d vectors and the same objects (vector dims; the searches
+    with 384-d queries fail on it too), the collection dropped, the instance stopped."""
     import weaviate
+    from weaviate.classes.data import DataObject
     from weaviate.classes.query import Filter
 
     from llmops.ops.kinds.index import IndexKind, IndexSpec
+    from llmops.ops.kinds.index.schema import create_collection
 
     lab = setup.lab
     handle = start_standin(setup.root / "fault-backups")
+    ghost = lab / "servers" / "never-started.toml"
     try:
         docs = write_docs(setup.root / "fault-docs")
+        queries = setup.root / "fault-queries.jsonl"
+        queries.write_text("".join(json.dumps(q) + "\n" for q in EVAL))
         act(lab, "index", "create", "faults", "--host", "local", "--collection", "Faults",
             "--embed-server", "emb", "--http-port", str(handle.http_port), "--grpc-port",
-            str(handle.grpc_port), "--source", str(docs), "--chunk-size", "120")
+            str(handle.grpc_port), "--source", str(docs), "--chunk-size", "120",
+            "--eval-set", str(queries), "--eval-k", "1")
         opened = Lab(lab)
         engine = Engine(opened)
         try:
             spec = opened.read_spec("index", "faults")
             assert isinstance(spec, IndexSpec)
 
-            def failed() -> set[str]:
-                return {c.name for c in IndexKind().validate(spec, engine.hosts) if not c.ok}
+            def failed(checked: IndexSpec = spec) -> set[str]:
+                return {c.name for c in IndexKind().validate(checked, engine.hosts)
+                        if not c.ok}
 
             assert failed() == set()
+            # the same model on a port nobody serves: the data key (and the collection) match
+            emb = (lab / "servers" / "emb.toml").read_text()
+            ghost.write_text(re.sub(r"(?m)^port = \d+$", f"port = {free_port()}", emb))
+            assert ghost.read_text() != emb
+            unstarted = spec.model_copy(update={"embed_server": "never-started"})
+            assert failed(unstarted) == {"embedding dimension", "known query", "recall@1"}
+            ghost.unlink()
             with weaviate.connect_to_local(port=handle.http_port,
                                            grpc_port=handle.grpc_port) as client:
                 faults = client.collections.get("Faults")
+                every = list(faults.iterator())
                 faults.data.delete_many(where=Filter.by_property("source").equal("bread.txt"))
-                assert failed() == {"object count", "known query"}
+                assert failed() == {"object count", "known query", "recall@1"}
+                client.collections.delete("Faults")
+                create_collection(client, spec)  # llmops's own schema, 3-d vectors in it
+                client.collections.get("Faults").data.insert_many([
+                    DataObject(properties=o.properties, uuid=o.uuid, vector=[0.5, 0.25, 0.125])
+                    for o in every])
+                assert failed() == {"vector dims", "known query", "recall@1"}
                 client.collections.delete("Faults")
                 assert failed() == {"collection"}
             handle.stop()
@@ -318,4 +383,5 @@ def test_each_check_fails_on_a_real_fault(setup: Setup) -> None:
             engine.close()
             opened.close()
     finally:
+        ghost.unlink(missing_ok=True)
         handle.stop()

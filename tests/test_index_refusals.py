@@ -1,6 +1,7 @@
 """Index specs the CLI refuses before anything is written (no server needed): bad names, an
 unknown or generating embedding server, ports, an API key given as a value, a key variable
-not set, an instance that does not answer; each exits 2, names the field and changes neither
+not set, a keyring entry that is not there, an instance that does not answer or has no
+backup-filesystem module; each exits 2, names the field and changes neither
 git, the journal nor the indexes folder."""
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from typing import Any
 
 import pytest
 from labtools import llmops
-from test_index_support import KEY, PY, assert_no_key, free_port, hand_edit, snapshot
+from test_index_support import (
+    KEY,
+    PY,
+    assert_no_key,
+    free_port,
+    hand_edit,
+    snapshot,
+    start_standin,
+)
 
 
 @pytest.fixture
@@ -78,6 +87,39 @@ def test_a_key_variable_not_set_and_an_instance_that_does_not_answer(lab: Path) 
     assert "http_port" in error and "did not answer" in error and f"{port}" in error
     text = llmops(lab, *base, check=2)
     assert "did not answer" in text.stderr and "Traceback" not in text.stderr
+
+
+def test_a_keyring_entry_not_there(lab: Path, tmp_path: Path) -> None:
+    """api_key_keyring names an entry the OS keyring (a real file keyring here, chosen by
+    PYTHON_KEYRING_BACKEND) does not hold: refused before any connection, naming the field
+    and the command that stores it; both places at once are refused too."""
+    ring_env = {"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+                "XDG_DATA_HOME": str(tmp_path / "ring")}
+    base = ("index", "create", "docs", "--host", "local", "--embed-server", "emb",
+            "--collection", "Docs", "--http-port", str(free_port()), "--grpc-port",
+            str(free_port()))
+    error = refused(lab, *base, "--api-key-keyring", "llmops/weaviate", env=ring_env)["error"]
+    assert "api_key_keyring" in error and "no entry llmops/weaviate" in error, error
+    assert "keyring set llmops weaviate" in error
+    error = refused(lab, *base, "--api-key-keyring", KEY)["error"]
+    assert "api_key_keyring" in error and "SERVICE/USER" in error and KEY not in error
+    error = refused(lab, *base, "--api-key-keyring", "llmops/weaviate", "--api-key-env",
+                    "WEAVIATE_API_KEY")["error"]
+    assert "api_key_env or api_key_keyring, not both" in error
+
+
+def test_an_instance_without_the_backup_module(lab: Path, tmp_path: Path) -> None:
+    """Weaviate started without backup-filesystem (its /v1/meta lists no such module) is
+    refused on attach: no destructive change could be backed up, so no rollback restored."""
+    handle = start_standin(None)  # no backup module
+    try:
+        error = refused(lab, "index", "create", "docs", "--host", "local", "--embed-server",
+                        "emb", "--collection", "Docs", "--http-port", str(handle.http_port),
+                        "--grpc-port", str(handle.grpc_port))["error"]
+    finally:
+        handle.stop()
+    assert "launch" in error and "no module backup-filesystem" in error, error
+    assert "ENABLE_MODULES=backup-filesystem" in error and "--backup-dir" in error
 
 
 

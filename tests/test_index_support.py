@@ -210,8 +210,9 @@ def take_down(setup: Setup) -> None:
         opened.close()
 
 
-def start_standin(backups: Path, api_key: str | None = None) -> Any:
-    """The stand-in on this machine's loopback (free ports), its backups in `backups`."""
+def start_standin(backups: Path | None, api_key: str | None = None) -> Any:
+    """The stand-in on this machine's loopback (free ports), its backups in `backups` (None:
+    started without the backup-filesystem module, as Weaviate without ENABLE_MODULES)."""
     if str(TESTS) not in sys.path:
         sys.path.insert(0, str(TESTS))
     from weaviate_standin import start_standin as start

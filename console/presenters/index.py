@@ -51,7 +51,7 @@ def short_backup(backup_id: str | None, width: int = BACKUP_SHORT) -> str:
 def instance_text(spec: IndexSpec) -> str:
     """Where Weaviate is and how llmops reaches it: `attach :8080/50051`."""
     how = {"attach": "attached", "binary": "run (binary)", "docker": "run (docker)"}[spec.launch]
-    key = f" · key ${spec.api_key_env}" if spec.api_key_env else ""
+    key = f" · key {spec.key_place()}" if spec.key_named() else ""
     return f"{how} on {spec.host} :{spec.http_port} grpc :{spec.grpc_port}{key}"
 
 
@@ -111,12 +111,14 @@ class IndexPresenter(Presenter):
     chart = RECALL_CHART
     """The recall history (every eval kept for the index) beside its ingest's progress bar."""
     form = FormLayout(
-        fields=("name", "host", "launch", "http_port", "grpc_port", "api_key_env", "binary",
-                "image", "data_dir", "backup_dir", "collection", "distance", "ef",
+        fields=("name", "host", "launch", "http_port", "grpc_port", "api_key_env",
+                "api_key_keyring", "binary", "image", "data_dir", "backup_dir", "collection",
+                "distance", "ef",
                 "max_connections", "embed_server", "vectorizer", "alpha", "batch_size",
                 "rerank_server", "rerank_depth", "source", "chunk_size", "chunk_overlap",
                 "eval_set", "eval_k"),
         labels={"http_port": "HTTP port", "grpc_port": "gRPC port", "api_key_env": "API key env",
+                "api_key_keyring": "API key keyring",
                 "data_dir": "Data dir", "backup_dir": "Backup dir", "ef": "HNSW ef",
                 "max_connections": "Max conns", "embed_server": "Embed server",
                 "batch_size": "Batch size", "vectorizer": "Vectorizer",
@@ -130,12 +132,14 @@ class IndexPresenter(Presenter):
               "rerank_server": "optional: a pooling server answering /v1/rerank",
               "vectorizer": "optional: text2vec-openai (Weaviate calls the embed server)",
               "api_key_env": "NAME of the variable holding the key, never the key",
+              "api_key_keyring": "or SERVICE/USER of an OS keyring entry (keyring set S U)",
               "source": "e.g. ~/llmops-data/docs (.txt, .md, .jsonl on the host)"},
         refs={"host": "host", "embed_server": "server"},  # not rerank_server: a new form
         # starts a ref on the lab's only server, and reranking is optional
         sections={"name": "Instance", "collection": "Collection", "embed_server": "Embedding",
                   "source": "Ingest"},
-        advanced=("api_key_env", "binary", "image", "data_dir", "backup_dir", "ef",
+        advanced=("api_key_env", "api_key_keyring", "binary", "image", "data_dir",
+                  "backup_dir", "ef",
                   "max_connections", "vectorizer", "batch_size", "rerank_server",
                   "rerank_depth", "eval_set", "eval_k"),
         title="New Weaviate index", submit="Create", edit_focus="alpha")

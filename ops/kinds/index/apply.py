@@ -104,9 +104,10 @@ def _ef(config: Any) -> int | None:
 
 
 def preflight(spec: IndexSpec, hosts: HostPool) -> None:
-    """Read-only, before anything is written: the key's variable is set, an attached instance
-    answers with a version the client supports, the collection is not someone else's, and the
-    embedding server answers (its dimension is known before any ingest)."""
+    """Read-only, before anything is written: the key's place holds one, an attached instance
+    answers with a version the client supports and the modules llmops needs, the collection
+    is not someone else's, and the embedding server answers (its dimension is known before
+    any ingest)."""
     api_key(spec)
     if spec.launch == "attach":
         try:
@@ -138,9 +139,22 @@ def preflight(spec: IndexSpec, hosts: HostPool) -> None:
         probe_reranker(spec, hosts)
 
 
+BACKUP_MODULE = "backup-filesystem"
+"""The module every backup (the rollback of data) goes through."""
+
+
 def check_module(spec: IndexSpec, found: dict[str, Any]) -> None:
-    """The vectorizer module is enabled on the instance (/v1/meta lists it)."""
+    """The modules llmops relies on are enabled on the instance (/v1/meta lists them):
+    backup-filesystem always (without it no destructive change could be backed up, so no
+    rollback could restore), the vectorizer when the spec names one."""
     modules = sorted(found.get("modules") or {})
+    if BACKUP_MODULE not in modules:
+        raise SpecError(
+            "launch", f"{where(spec)} has no module {BACKUP_MODULE} (its /v1/meta lists "
+            f"{', '.join(modules) or 'none'}): llmops backs a collection up before every "
+            "destructive change and restores that backup on rollback",
+            f"start Weaviate with ENABLE_MODULES={BACKUP_MODULE} and BACKUP_FILESYSTEM_PATH="
+            "<a folder>, or have llmops run it: --launch binary|docker --backup-dir DIR")
     if spec.vectorizer and spec.vectorizer not in modules:
         raise SpecError(
             "vectorizer", f"{where(spec)} has no module {spec.vectorizer} (its /v1/meta lists "

@@ -126,7 +126,7 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
 
     def commands(self, spec: IndexSpec, hosts: HostPool) -> list[LaunchCommand]:
         """launch = binary / docker: the command llmops starts Weaviate with (the key's
-        value is not shown: its variable is filled from api_key_env at start)."""
+        value is not shown: its variable is filled at start from where the spec names it)."""
         if spec.launch == "attach":
             return []
         return [LaunchCommand(spec.proc_name(), weaviate_argv(spec), weaviate_env(spec))]

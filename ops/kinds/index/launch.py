@@ -2,8 +2,9 @@
 binary or a `docker run` of a pinned image, configured as Weaviate documents it (flags for
 host/port/scheme, the rest from environment variables), and the launch hash observe compares.
 
-The API key never appears here: the environment names the variable, and apply reads its value
-on this machine right before the start, so no plan, journal row or commit can hold it."""
+The API key never appears here: the spec names its place (a variable or a keyring entry), and
+apply reads its value on this machine right before the start, so no plan, journal row or
+commit can hold it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import json
 from llmops.ops.kinds.index.spec import IndexSpec
 
 KEY_VARIABLE = "AUTHENTICATION_APIKEY_ALLOWED_KEYS"
-"""Weaviate's variable for the allowed API keys; apply fills it from `api_key_env`."""
+"""Weaviate's variable for the allowed API keys; apply fills it from where the spec names."""
 
 
 def weaviate_env(spec: IndexSpec) -> dict[str, str]:
@@ -32,9 +33,9 @@ def weaviate_env(spec: IndexSpec) -> dict[str, str]:
         "CLUSTER_HOSTNAME": "node1",
         "QUERY_DEFAULTS_LIMIT": "25",
         "AUTOSCHEMA_ENABLED": "false",
-        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false" if spec.api_key_env else "true",
+        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false" if spec.key_named() else "true",
     }
-    if spec.api_key_env:
+    if spec.key_named():
         env |= {"AUTHENTICATION_APIKEY_ENABLED": "true", "AUTHENTICATION_APIKEY_USERS": "llmops"}
     return env
 
@@ -56,13 +57,16 @@ def weaviate_argv(spec: IndexSpec) -> list[str]:
         argv += ["--add-host", "host.docker.internal:host-gateway"]
     for key in sorted(env):
         argv += ["-e", key]
-    if spec.api_key_env:  # its value is filled in from api_key_env at start (apply)
+    if spec.key_named():  # its value is filled in from where the spec names at start (apply)
         argv += ["-e", KEY_VARIABLE]
     return [*argv, spec.image, "--host", "0.0.0.0", "--port", "8080", "--scheme", "http"]
 
 
 def launch_hash(spec: IndexSpec) -> str:
     """argv + environment (names and values, never the key's value): a change restarts it."""
-    blob = json.dumps({"argv": weaviate_argv(spec), "env": weaviate_env(spec),
-                       "key": spec.api_key_env}, sort_keys=True)
+    asked: dict[str, object] = {"argv": weaviate_argv(spec), "env": weaviate_env(spec),
+                                "key": spec.api_key_env}
+    if spec.api_key_keyring:  # only when named: the hashes of earlier specs stay as they were
+        asked["ring"] = spec.api_key_keyring
+    blob = json.dumps(asked, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

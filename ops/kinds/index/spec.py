@@ -1,7 +1,8 @@
 """What an operator asks of a Weaviate index: the instance (attached, or run by llmops), one
 collection, its vector index, where its vectors come from, how documents are chunked, and the
 backup the commit references. Validated before anything is written; the API key is never a
-field, only the NAME of the environment variable that holds it."""
+field, only where it lives: the NAME of an environment variable or of an OS keyring entry
+(SERVICE/USER, read through ops/secretref right before use)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pydantic import (
 )
 
 from llmops.ops.kinds.base import NAME_PATTERN, Spec
+from llmops.ops.secretref import keyring_ref, one_place
 
 COLLECTION_PATTERN = r"^[A-Z][_0-9A-Za-z]{0,230}$"
 """Weaviate's class-name rule (a collection is a class)."""
@@ -125,6 +127,10 @@ class IndexSpec(Spec):
         pattern=ENV_NAME_PATTERN,
         description="NAME of the environment variable holding the API key (never the key).",
     )
+    api_key_keyring: str | None = Field(
+        default=None,
+        description="SERVICE/USER of the OS keyring entry holding the API key (never the key).",
+    )
     collection: str = Field(
         pattern=COLLECTION_PATTERN, description="Collection (class) name, e.g. Docs."
     )
@@ -221,6 +227,17 @@ class IndexSpec(Spec):
             )
         return v
 
+    @field_validator("api_key_keyring")
+    @classmethod
+    def _key_entry(cls, v: str | None) -> str | None:
+        """Refused without repeating what was given: a key pasted here must not be echoed."""
+        try:
+            return None if v is None else keyring_ref(v)
+        except ValueError:
+            raise ValueError(
+                "give SERVICE/USER of the OS keyring entry that holds the key (letters, digits "
+                "and . _ : @ -, e.g. llmops/weaviate-prod), never the key itself") from None
+
     @field_validator("properties")
     @classmethod
     def _distinct(cls, v: list[IndexProperty]) -> list[IndexProperty]:
@@ -240,6 +257,7 @@ class IndexSpec(Spec):
             raise ValueError(
                 f"chunk_overlap {self.chunk_overlap} must be below chunk_size {self.chunk_size}"
             )
+        one_place(self.api_key_env, self.api_key_keyring, "api_key_env", "api_key_keyring")
         if self.http_port == self.grpc_port:
             raise ValueError("http_port and grpc_port must differ")
         if self.launch == "binary" and not self.binary:
@@ -251,6 +269,18 @@ class IndexSpec(Spec):
         if self.launch == "attach" and (self.binary or self.image):
             raise ValueError("binary and image go with launch = binary / docker")
         return self
+
+    def key_named(self) -> bool:
+        """An API key is asked for (from the environment or the keyring)."""
+        return bool(self.api_key_env or self.api_key_keyring)
+
+    def key_place(self) -> str:
+        """Where the key lives, for messages: never its value."""
+        if self.api_key_env:
+            return f"${self.api_key_env}"
+        if self.api_key_keyring:
+            return f"keyring {self.api_key_keyring}"
+        return "(no key named)"
 
     def embeds_here(self) -> bool:
         """llmops embeds chunks and queries itself (through embed_server); a vectorizer

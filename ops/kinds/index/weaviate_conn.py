@@ -1,6 +1,7 @@
 """Reaching a Weaviate instance: through SSH forwards of its HTTP and gRPC ports, with the
-API key read from the environment variable the spec NAMES (the key never leaves this
-process's memory), readiness and the version the installed weaviate-client supports.
+API key read from where the spec NAMES it (an environment variable or an OS keyring entry,
+ops/secretref; the key never leaves this process's memory), readiness and the version the
+installed weaviate-client supports.
 
 `skip_init_checks=True` with our own readiness and version checks: the client's own init
 check also asks PyPI for its latest version on every connect, which a console polling an
@@ -8,7 +9,6 @@ index every few seconds must not do; the gRPC port is exercised by the first que
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.index.vectorizer import module_headers
+from llmops.ops.secretref import resolve
 from llmops.ops.transport import TransportError
 
 if TYPE_CHECKING:
@@ -35,18 +35,11 @@ class Unreachable(TransportError):
 
 
 def api_key(spec: IndexSpec, environ: dict[str, str] | None = None) -> str | None:
-    """The key's value from the variable the spec names; a named variable that is not set is
-    refused naming the field and the fix (nothing is written)."""
-    if spec.api_key_env is None:
-        return None
-    value = (environ if environ is not None else os.environ).get(spec.api_key_env)
-    if not value:
-        raise SpecError(
-            "api_key_env",
-            f"the environment variable {spec.api_key_env} is not set here",
-            f"export {spec.api_key_env}=<the key> before running llmops",
-        )
-    return value
+    """The key's value from the one place the spec names (a variable or a keyring entry),
+    read here and now; a named place that holds nothing is refused naming its field and the
+    fix (SpecError: nothing is written)."""
+    return resolve(env_field="api_key_env", env=spec.api_key_env,
+                   keyring_field="api_key_keyring", ring=spec.api_key_keyring, environ=environ)
 
 
 def headers(spec: IndexSpec) -> dict[str, str]:
@@ -84,7 +77,7 @@ def meta(spec: IndexSpec, hosts: HostPool, timeout: float = 10.0) -> dict[str, A
         raise Unreachable(f"{where(spec)} did not answer: {exc or type(exc).__name__}") from exc
     if answer.status_code in (401, 403):
         raise Unreachable(
-            f"{where(spec)} refused the key in {spec.api_key_env or '(no api_key_env)'} "
+            f"{where(spec)} refused the key in {spec.key_place()} "
             f"(HTTP {answer.status_code})"
         )
     if answer.status_code != 200:
