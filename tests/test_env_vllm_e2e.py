@@ -10,8 +10,8 @@ from inside the namespace, not through llmops; then the server and the env are t
 
 Cheap where it can be honestly: one host, one build, one vLLM start; the downloaded wheels
 are kept in pytest's cache folder (.pytest_cache), so a second run here re-resolves against
-the index but downloads nothing (the host's wheelhouse is new each run: every wheel is
-pushed)."""
+the index but transfers nothing (the host's wheelhouse is new each run: every wheel is
+pushed). One vLLM start; ~8.5-16 min on this box at load 6-21 (DESIGN.md has the figures)."""
 
 from __future__ import annotations
 
