@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from llmops.ops.kinds.base import SpecError
+from llmops.ops.errors import SpecError
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 KEYRING_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$")

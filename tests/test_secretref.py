@@ -12,7 +12,7 @@ import pytest
 from keyring.backends import fail
 from keyrings.alt.file import PlaintextKeyring
 
-from llmops.ops.kinds.base import SpecError
+from llmops.ops.errors import SpecError
 from llmops.ops.secretref import env_name, keyring_ref, one_place, resolve
 
 FIELDS = {"env_field": "api_key_env", "keyring_field": "api_key_keyring"}

@@ -9,22 +9,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, run
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmops.ops.errors import SpecError as SpecError  # where every kind and the CLI look for it
+
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 NAME_RE = re.compile(NAME_PATTERN)
 NAME_HINT = "use 1-63 lowercase letters, digits or '-', starting with a letter or digit"
-
-
-class SpecError(ValueError):
-    """Bad input, named by field, with the fix; raised before anything is written."""
-
-    def __init__(self, field: str, message: str, fix: str = "") -> None:
-        self.field = field
-        self.message = message
-        self.fix = fix
-        super().__init__(f"{field}: {message}" + (f" ({fix})" if fix else ""))
 
 
 class Spec(BaseModel):
