@@ -260,6 +260,12 @@ def test_llmops_runs_weaviate_as_a_binary_on_an_ssh_host(setup: Setup, ssh_host:
     count = facts(created, "ingest")["count"]
     shown = json.loads(llmops(lab, "host", "show", "far", "--json").stdout)
     assert "index.run-docs" in json.dumps(shown)  # llmops's process, claimed by the index
+    logs = json.loads(llmops(lab, "index", "logs", "run-docs", "--json", env=env).stdout)
+    worker = logs.index(next(line for line in logs if line.startswith("== ingest worker")))
+    assert logs[0] == "== Weaviate (index.run-docs on far) ==", logs
+    assert any("ready http=18741 grpc=18742" in line for line in logs[1:worker]), logs
+    assert any("chunks" in line for line in logs[worker:])  # the worker's progress lines
+    assert logs[-1].startswith("result: ") and f'"count": {count}' in logs[-1], logs
 
     moved = act(lab, "index", "create", "run-docs", "--http-port", "18743", env=env)
     assert [s["verb"] for s in moved["steps"]] == ["stop", "start", "wait-ready"]

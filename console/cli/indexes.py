@@ -1,7 +1,8 @@
 """`llmops index ...`: Weaviate collections kept by llmops. `create` makes or changes one (a
 change that would lose its objects is preceded by a backup whose id the commit names);
 `ingest` reads the source folder again; `query` runs a hybrid search; `list`, `show`,
-`remove`. The API key is only ever named (`--api-key-env NAME`), never given."""
+`remove`, `logs`. The API key is only ever named (`--api-key-env NAME` or `--api-key-keyring
+SERVICE/USER`), never given."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from llmops.console.cli.common import (
     report_action,
     stream_progress,
 )
-from llmops.console.cli.completion import names_of
+from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
 from llmops.ops.kinds.index.spec import IndexSpec
 
@@ -241,3 +242,8 @@ def index_remove(name: str, as_json: bool) -> None:
     """Back up and drop the collection and remove the index from the lab (its backups stay:
     roll back to bring it back)."""
     remove_resource("index remove", "index", name, f"index {name} removed", as_json)
+
+
+index_group.add_command(logs_command(
+    "index", "The last lines of the index's logs: the Weaviate llmops runs (procctl's log of "
+    "the binary, docker logs of the container) and the ingest worker's."))

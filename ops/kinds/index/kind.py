@@ -6,8 +6,9 @@ One concept per module: `spec` (what is asked), `plan` (pure: spec + observed ->
 `weaviate_conn` (forwards, key by name, readiness, version), `schema` (the collection),
 `chunking` (pure: documents -> chunks with content ids), `embed` (vectors from an llmops
 server), `ingest`, `query` (hybrid), `records` (the record on the host: data key, snapshots,
-backups), `checks` (the checklist), `summary` (state word and row). Backups are the
-rollback of data: see DESIGN.md "Indexes as built".
+backups), `checks` (the checklist), `summary` (state word and row), `logs` (Weaviate's
+and the ingest worker's). Backups are the rollback of data: see DESIGN.md "Indexes as
+built".
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from llmops.ops.kinds.index import apply as index_apply
 from llmops.ops.kinds.index import checks as index_checks
 from llmops.ops.kinds.index import summary as index_summary
 from llmops.ops.kinds.index.launch import weaviate_argv, weaviate_env
+from llmops.ops.kinds.index.logs import index_logs
 from llmops.ops.kinds.index.observed import IndexObserved
 from llmops.ops.kinds.index.plan import plan_index
 from llmops.ops.kinds.index.progress import ProgressReader
@@ -130,6 +132,10 @@ class IndexKind(Kind[IndexSpec, IndexObserved]):
         if spec.launch == "attach":
             return []
         return [LaunchCommand(spec.proc_name(), weaviate_argv(spec), weaviate_env(spec))]
+
+    # -- logs (HasLogs): Weaviate's (binary, docker) and the ingest worker's --------------
+    def logs(self, spec: IndexSpec, hosts: HostPool, lines: int = 100) -> list[str]:
+        return index_logs(spec, hosts, lines)
 
     # -- progress (HasProgress): the recall history and the ingest worker's counts ----
     def progress_points(self, spec: IndexSpec, hosts: HostPool) -> list[dict[str, Any]]:
