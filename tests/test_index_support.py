@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from labtools import git_log, llmops
 from realparts import require_vllm
+from sharedserver import INLINE
 from sshhosts import SshHost
 
 from llmops.ops import procs
@@ -188,7 +189,7 @@ def embedding_setup(factory: pytest.TempPathFactory, config: pytest.Config) -> S
     up = act(lab, "server", "up", "emb", "--host", "local", "--model", str(minilm()),
              "--dtype", "float32", "--max-model-len", "256", "--port", str(free_port()),
              "--cpu-kvcache-gib", "1", "--arg", "runner=pooling", "--arg",
-             "enforce-eager=true")
+             "enforce-eager=true", *INLINE)  # the model in vLLM's engine process
     print(f"embedding server up in {time.monotonic() - began:.1f}s")
     assert checks(up)["embedding"]["ok"] and "384" in checks(up)["embedding"]["detail"]
     _SETUP.append(setup)

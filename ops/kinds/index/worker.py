@@ -3,11 +3,11 @@ started it, writes its progress to a file anyone on this machine can follow, and
 the next ingest when it dies (chunks are idempotent by content hash: nothing twice).
 
 Why here and not on the index's host: the API key lives only in this machine's environment
-(the worker inherits the variable, never a file); the embedding server may be on another host
-than Weaviate, and this machine is the one that reaches both (SSH forwards); the host needs no
-weaviate-client. The files, in `<lab>/.ingest/<index>/` (ignored by git through their own
-`.gitignore`): `job.json` (the specs and host addresses, no key), `pid`, `progress.jsonl`,
-`result.json`, `log`.
+or OS keyring (the worker reads it from the place the spec names, never a file); the embedding
+server may be on another host than Weaviate, and this machine is the one that reaches both (SSH
+forwards); the host needs no weaviate-client. The files, in `<lab>/.ingest/<index>/` (ignored
+by git through their own `.gitignore`): `job.json` (the specs and host addresses, no key),
+`pid`, `progress.jsonl`, `result.json`, `log`.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def _dump(model: Any) -> dict[str, Any]:
 
 
 def job_of(spec: IndexSpec, hosts: HostPool, data_key: str | None) -> dict[str, Any]:
-    """What the worker needs (no key: it inherits the variable the spec names)."""
+    """What the worker needs (no key: it reads it from the variable or keyring entry the spec
+    names, with the environment it inherits)."""
     server = embed_server(spec, hosts)
     names = {spec.host, *([server.host] if server else [])}
     addresses = {}
