@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from labtools import LLMOPS, git_log, llmops, llmops_json
 from realparts import require_vllm
-from sharedserver import LOOSE_TARGETS
+from sharedserver import INLINE, LOOSE_TARGETS
 from test_console_support import SIZE, close_app_lab, on_screen, opened, shown_text, wait_for
 from textual.widgets import Input
 
@@ -343,12 +343,13 @@ def test_recreate_up_change_rollback(lab: Path, model: Path) -> None:
     action_ok(acted(lab, "server", "up", "tiny", "--host", "local", "--model",
                           str(model), "--dtype", "float32", "--max-model-len", "256",
                           "--port", str(TINY_PORT), "--cpu-kvcache-gib", "1",
-                          "--arg", "enforce-eager=true", *LOOSE_TARGETS))
+                          "--arg", "enforce-eager=true", *LOOSE_TARGETS, *INLINE))
     assert state_of(lab, "tiny") == "up"
     assert tp_ranks_running(lab, "tiny") == set()  # tp 1: no rank-named workers
     tp = 2 if ranks_offered(host_facts(lab))[0] >= 2 else 1
+    # two ranks need vLLM's worker processes: the change turns the inline worker off with them
     changed = action_ok(acted(lab, "server", "up", "tiny", "--max-model-len", "128",
-                                    "--tp", str(tp)))
+                              "--tp", str(tp), *(["--no-cpu-inline-worker"] if tp > 1 else [])))
     assert [s["verb"] for s in changed["steps"]] == [
         "check-model", "stop", "start", "wait-ready", "smoke"]
     assert live_max_model_len(TINY_PORT, str(model)) == 128
