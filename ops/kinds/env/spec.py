@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -54,6 +55,19 @@ def check_pin(pin: str) -> str:
                          f"(e.g. {req.name}==1.2.3)")
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     return f"{req.name}{extras}=={specs[0].version}"
+
+
+def no_credentials(url: str) -> str:
+    """A URL goes into the lab's git and into pip's argv on the host: one that carries a user
+    or password (`https://user:token@host/simple`) is refused, without echoing it."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ValueError(
+            f"the URL for {parts.hostname or 'the index'} holds credentials, which would land "
+            "in git and in pip's command line: give it without them and keep the login in "
+            "pip's own store on the host (~/.netrc, or keyring)"
+        )
+    return url
 
 
 def pin_name(pin: str) -> str:
@@ -132,7 +146,7 @@ class EnvSpec(Spec):
     def _index_url(cls, v: str | None) -> str | None:
         if v is not None and not URL_RE.match(v):
             raise ValueError(f"{v!r} is not an http(s):// or file:// URL")
-        return v
+        return no_credentials(v) if v is not None else v
 
     @field_validator("find_links")
     @classmethod
@@ -141,6 +155,8 @@ class EnvSpec(Spec):
             if not (URL_RE.match(link) or (PATH_RE.match(link) and ".." not in link.split("/"))):
                 raise ValueError(f"{link!r}: give a folder (absolute or ~/) or an http(s):// "
                                  "or file:// URL")
+            if URL_RE.match(link):
+                no_credentials(link)
         return v
 
     @model_validator(mode="after")
