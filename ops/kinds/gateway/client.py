@@ -18,6 +18,7 @@ import httpx
 
 from llmops.ops.kinds.base import SpecError
 from llmops.ops.kinds.gateway.spec import GatewaySpec
+from llmops.ops.secretref import from_keyring
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
@@ -29,8 +30,19 @@ def reach(spec: GatewaySpec) -> str:
                                                                           spec.listen)
 
 
+def key_source(spec: GatewaySpec) -> str:
+    """Where the key comes from, in words (for a printed command: never the key)."""
+    if spec.master_key_keyring is not None:
+        return f"<from the keyring entry {spec.master_key_keyring}>"
+    return f"<from ${spec.master_key_env}>"
+
+
 def master_key(spec: GatewaySpec) -> str:
-    """The key's value from this machine's environment; SpecError when it is not set."""
+    """The key's value, read right before use: from the OS keyring entry the spec names, else
+    from this machine's variable `master_key_env`; SpecError naming the field when it is not
+    there."""
+    if spec.master_key_keyring is not None:
+        return from_keyring(spec.master_key_keyring, "master_key_keyring")
     value = os.environ.get(spec.master_key_env, "")
     if not value:
         raise SpecError(

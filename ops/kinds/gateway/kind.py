@@ -31,7 +31,7 @@ from llmops.ops.kinds.gateway import apply as gateway_apply
 from llmops.ops.kinds.gateway import canaryrun
 from llmops.ops.kinds.gateway import checks as gateway_checks
 from llmops.ops.kinds.gateway import usage as gateway_usage
-from llmops.ops.kinds.gateway.client import gateway_client
+from llmops.ops.kinds.gateway.client import gateway_client, key_source
 from llmops.ops.kinds.gateway.config import Unreachable, backend_for
 from llmops.ops.kinds.gateway.launch import litellm_argv, litellm_env
 from llmops.ops.kinds.gateway.observed import GatewayObserved
@@ -180,7 +180,7 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         facts = host_facts(hosts, spec.host)
         return [LaunchCommand(spec.proc_name(), litellm_argv(spec, facts),
                               {**litellm_env(spec, facts),
-                               spec.master_key_env: f"<from ${spec.master_key_env}>"})]
+                               spec.master_key_env: key_source(spec)})]
 
     def logs(self, spec: GatewaySpec, hosts: HostPool, lines: int = 100) -> list[str]:
         t = hosts.transport(spec.host)

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmops.ops.kinds.base import NAME_PATTERN, NAME_RE, Spec
+from llmops.ops.secretref import keyring_ref
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
@@ -119,6 +120,11 @@ class GatewaySpec(Spec):
         pattern=ENV_NAME_PATTERN,
         description="NAME of the environment variable holding the master key (never the key).",
     )
+    master_key_keyring: str | None = Field(
+        default=None,
+        description="SERVICE/USER of the OS keyring entry holding the master key (instead of "
+        "this machine's variable; the proxy still reads it from master_key_env on the host).",
+    )
     litellm_version: str = Field(
         default=LITELLM_VERSION, pattern=VERSION_PATTERN,
         description="The LiteLLM release installed into the gateway's venv.",
@@ -137,6 +143,11 @@ class GatewaySpec(Spec):
                 "LITELLM_MASTER_KEY), never the key itself"
             )
         return v
+
+    @field_validator("master_key_keyring")
+    @classmethod
+    def _key_entry(cls, v: str | None) -> str | None:
+        return None if v is None else keyring_ref(v)
 
     @field_validator("litellm_version")
     @classmethod
