@@ -22,17 +22,18 @@ KEYRING_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}/[A-Za-z0-9][A-Za-z
 
 def env_name(v: str) -> str:
     """A spec's `*_env` field: a variable's name, never a value."""
-    if not ENV_NAME.fullmatch(v):
-        raise ValueError(f"{v!r} is not an environment variable name (e.g. WEAVIATE_KEY)")
+    if not ENV_NAME.fullmatch(v):  # not echoed: it may be the key itself, pasted here
+        raise ValueError("that is not an environment variable name: give the NAME of the "
+                         "variable holding the secret (e.g. WEAVIATE_KEY), never the secret")
     return v
 
 
 def keyring_ref(v: str) -> str:
     """A spec's `*_keyring` field: `SERVICE/USER` of an OS keyring entry, never a value."""
-    if not KEYRING_REF.fullmatch(v):
+    if not KEYRING_REF.fullmatch(v):  # not echoed: it may be the key itself, pasted here
         raise ValueError(
-            f"{v!r} is not a keyring entry: give SERVICE/USER (letters, digits and . _ : @ -),"
-            " e.g. llmops/weaviate-prod"
+            "that is not a keyring entry: give SERVICE/USER (letters, digits and . _ : @ -), "
+            "e.g. llmops/weaviate-prod, never the secret"
         )
     return v
 

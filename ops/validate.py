@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from llmops.ops.secretref import KEYRING_REF
+
 SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
     ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
@@ -22,6 +24,16 @@ CHOICES = frozenset({"drop", "keep", "redact"})
 ENV_REFERENCE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 """A field named `..._env` holding an upper-case variable name names where a secret lives (an
 index's `api_key_env = "WEAVIATE_API_KEY"`): a reference, not a credential."""
+
+
+def is_reference(leaf: str, value: Any) -> bool:
+    """A field that names where a secret lives: `..._env` = a variable's name, `..._keyring` =
+    an OS keyring entry's SERVICE/USER (ops/secretref)."""
+    if not isinstance(value, str):
+        return False
+    if leaf.endswith("_env"):
+        return bool(ENV_REFERENCE.match(value))
+    return leaf.endswith("_keyring") and bool(KEYRING_REF.fullmatch(value))
 
 
 def walk(data: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -41,7 +53,7 @@ def find_secrets(data: dict[str, Any]) -> list[tuple[str, str]]:
     found = []
     for field, value in walk(data):
         leaf = field.rsplit(".", 1)[-1]
-        reference = leaf.endswith("_env") and isinstance(value, str) and ENV_REFERENCE.match(value)
+        reference = is_reference(leaf, value)
         if (SECRET_KEYS.search(leaf) and value not in (None, "", False) and value not in CHOICES
                 and not reference):
             found.append((field, f"a field named {leaf!r}"))
