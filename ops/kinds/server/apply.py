@@ -18,10 +18,10 @@ from llmops.ops.kinds.base import Progress, Step
 from llmops.ops.kinds.cluster import serving
 from llmops.ops.kinds.hoststate import host_facts, port_answers
 from llmops.ops.kinds.server.client import VllmClient
-from llmops.ops.kinds.server.flags import serves_classification, serves_embeddings
 from llmops.ops.kinds.server.launch import reach_address, reach_for
 from llmops.ops.kinds.server.memory import refuse_if_too_big
 from llmops.ops.kinds.server.observed import ProcObserved, ServerObserved, ServerStep
+from llmops.ops.kinds.server.smoke import smoke
 from llmops.ops.kinds.server.spec import COLOURS, ServerSpec
 from llmops.ops.kinds.server.weights import check_model, fetch_weights, model_config
 from llmops.ops.transport import Transport, TransportError
@@ -279,22 +279,7 @@ def _smoke(
 ) -> dict[str, Any]:
     port, proc = port_of(step), proc_of(step)
     with t.forward(port, reach_for(spec, proc)) as local, client_at(local, spec) as client:
-        if serves_classification(spec.args):
-            began = time.monotonic()
-            label, probs = client.classify(["Hello"])[0]
-            seconds = time.monotonic() - began
-            progress(f"smoke classification in {seconds * 1000:.0f} ms: {label} of "
-                     f"{len(probs)} classes")
-            return {"smoke_seconds": round(seconds, 3), "classes": len(probs)}
-        if serves_embeddings(spec.args):
-            began = time.monotonic()
-            vector = client.embeddings(["Hello"])[0]
-            seconds = time.monotonic() - began
-            progress(f"smoke embedding in {seconds * 1000:.0f} ms: {len(vector)} dimensions")
-            return {"smoke_seconds": round(seconds, 3), "dimensions": len(vector)}
-        done = client.completion("Hello", max_tokens=4)
-    progress(f"smoke completion in {done.seconds * 1000:.0f} ms: {done.text!r}")
-    return {"smoke_seconds": round(done.seconds, 3)}
+        return smoke(client, spec.args, progress)
 
 
 def _switch(
