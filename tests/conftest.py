@@ -67,3 +67,21 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedSe
     server = start_shared_server(tmp_path_factory.mktemp("shared-server"))
     yield server
     stop_shared_server(server)
+
+
+# --- An OS keyring for secrets named by entry (ops/secretref.py) ------------------------------
+
+
+@pytest.fixture
+def ring(tmp_path: Path) -> Iterator[object]:
+    """A real keyring backend (keyrings.alt's file keyring in a tmp folder: this box has no
+    Secret Service) installed for the test, the previous one put back after."""
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    before = keyring.get_keyring()
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(before)

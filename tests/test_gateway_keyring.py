@@ -5,10 +5,6 @@ proxy on the host still reads the key from `master_key_env`, given on procctl's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import keyring
 import pytest
 from keyrings.alt.file import PlaintextKeyring
 from pydantic import ValidationError
@@ -18,16 +14,6 @@ from llmops.ops.kinds.gateway.client import key_source, master_key
 from llmops.ops.kinds.gateway.spec import GatewaySpec
 
 KEY = "sk-gw-4f1d2c9a7e"
-
-
-@pytest.fixture
-def ring(tmp_path: Path) -> Iterator[PlaintextKeyring]:
-    before = keyring.get_keyring()
-    backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(before)
 
 
 def gateway(**extra: object) -> GatewaySpec:

@@ -4,9 +4,6 @@ folder: this box has no Secret Service), so the production calls are what run.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import keyring
 import pytest
 from keyring.backends import fail
@@ -16,16 +13,6 @@ from llmops.ops.errors import SpecError
 from llmops.ops.secretref import env_name, keyring_ref, one_place, resolve
 
 FIELDS = {"env_field": "api_key_env", "keyring_field": "api_key_keyring"}
-
-
-@pytest.fixture
-def ring(tmp_path: Path) -> Iterator[PlaintextKeyring]:
-    before = keyring.get_keyring()
-    backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring.cfg")  # type: ignore[misc]
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(before)
 
 
 def test_names_are_checked_values_never_taken() -> None:
