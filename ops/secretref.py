@@ -15,17 +15,8 @@ from collections.abc import Mapping
 
 from llmops.ops.errors import SpecError
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 KEYRING_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$")
 """`SERVICE/USER`: the two names `keyring.get_password(service, user)` takes."""
-
-
-def env_name(v: str) -> str:
-    """A spec's `*_env` field: a variable's name, never a value."""
-    if not ENV_NAME.fullmatch(v):  # not echoed: it may be the key itself, pasted here
-        raise ValueError("that is not an environment variable name: give the NAME of the "
-                         "variable holding the secret (e.g. WEAVIATE_KEY), never the secret")
-    return v
 
 
 def keyring_ref(v: str) -> str:

@@ -10,18 +10,13 @@ from keyring.backends import fail
 from keyrings.alt.file import PlaintextKeyring
 
 from llmops.ops.errors import SpecError
-from llmops.ops.secretref import env_name, keyring_ref, one_place, resolve
+from llmops.ops.secretref import keyring_ref, one_place, resolve
 
 FIELDS = {"env_field": "api_key_env", "keyring_field": "api_key_keyring"}
 
 
 def test_names_are_checked_values_never_taken() -> None:
-    assert env_name("WEAVIATE_KEY") == "WEAVIATE_KEY"
     assert keyring_ref("llmops/weaviate-prod") == "llmops/weaviate-prod"
-    for bad in ("sk-live-1234 5678", "A=B", "$(id)", ""):
-        with pytest.raises(ValueError, match="not an environment variable name") as said:
-            env_name(bad)
-        assert bad not in str(said.value) or not bad  # a pasted key is never echoed
     for bad in ("no-slash", "a/b/c", "/user", "svc/", "svc/us er", "svc/$(id)"):
         with pytest.raises(ValueError, match="SERVICE/USER") as said:
             keyring_ref(bad)
