@@ -333,6 +333,8 @@ def test_guard_model_blocks_its_trigger_counts_and_fails_closed(lab: Path) -> No
         assert [(r["model"], r["action"], r["rules"]) for r in after] == [
             ("chat", "blocked", ["guard-model-unavailable"]),
             ("code", "unchecked", ["guard-model-unavailable"])], after
+        usage = cli(lab, "gateway", "usage", "gw", timeout=120)["models"]["code"]
+        assert usage["unchecked"] >= 1, usage  # summed, not counted as a block
     finally:
         off = cli(lab, "gateway", "up", "gw", "--guard", "none", check=None)
     assert off["ok"], off

@@ -214,13 +214,17 @@ def test_usage_lines_sum_per_model() -> None:
                     "rules": ["jailbreak-mode"]}),
         json.dumps({"event": "guardrail", "model": "chat", "action": "redacted",
                     "rules": ["email"]}),
+        json.dumps({"event": "guardrail", "model": "code", "action": "unchecked",
+                    "rules": ["guard-model-unavailable"], "guard": "gd"}),
     ]
     usage = summed(parse(lines)).to_dict()
     assert usage["models"]["chat"] == {
         "requests": 3, "errors": 0, "prompt_tokens": 21, "completion_tokens": 9, "cost": 0.75,
-        "cache_hits": 1, "fallbacks": 1, "blocked": 1, "redacted": 1,
+        "cache_hits": 1, "fallbacks": 1, "blocked": 1, "redacted": 1, "unchecked": 0,
         "backends": {"http://h:1/v1": 2, "http://h:2/v1": 1}}
     assert usage["models"]["code"]["errors"] == 1
+    assert usage["models"]["code"]["unchecked"] == 1  # passed without its guard's verdict
+    assert usage["models"]["code"]["blocked"] == 0 and usage["total"]["unchecked"] == 1
     assert usage["total"]["requests"] == 4
     assert (usage["first_at"], usage["last_at"]) == (1.0, 3.0)
 

@@ -215,13 +215,15 @@ def gateway_usage(name: str, as_json: bool) -> None:
             emit_json(report)
             return
         table = Table("model", "requests", "errors", "prompt tok", "completion tok", "cost",
-                      "cache hits", "fallbacks", "blocked", "redacted", "backends")
+                      "cache hits", "fallbacks", "blocked", "redacted", "unchecked",
+                      "backends")
         for model, m in report.get("models", {}).items():
             backends = ", ".join(f"{b} ×{n}" for b, n in m["backends"].items())
             table.add_row(esc(model), str(m["requests"]), str(m["errors"]),
                           str(m["prompt_tokens"]), str(m["completion_tokens"]),
                           f"{m['cost']:.6f}", str(m["cache_hits"]), str(m["fallbacks"]),
-                          str(m["blocked"]), str(m["redacted"]), esc(backends))
+                          str(m["blocked"]), str(m["redacted"]),
+                          str(m.get("unchecked", 0)), esc(backends))
         out.print(table)
 
 

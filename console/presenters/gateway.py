@@ -64,6 +64,8 @@ def usage_text(report: dict[str, Any] | None) -> Text | None:
         if m.get("blocked") or m.get("redacted"):
             text.append(f" · blocked {m.get('blocked', 0)} · redacted {m.get('redacted', 0)}",
                         style="bold yellow")
+        if m.get("unchecked"):  # its guard model failed and the spec lets such prompts pass
+            text.append(f" · unchecked {m['unchecked']}", style="bold red")
         backends = ", ".join(f"{b} ×{n}" for b, n in m.get("backends", {}).items())
         if backends:
             text.append(f"  ({backends})", style="grey50")

@@ -65,6 +65,8 @@ class ModelUsage:
     """Requests the guardrail refused (prompt injection)."""
     redacted: int = 0
     """Answers the guardrail redacted secrets or PII from."""
+    unchecked: int = 0
+    """Requests let through without their guard model's verdict (it failed; on_error open)."""
     backends: dict[str, int] = field(default_factory=dict)
 
 
@@ -81,6 +83,7 @@ class Usage:
         if record.get("event") == "guardrail":  # the guard's own line, beside the request's
             m.blocked += record.get("action") == "blocked"
             m.redacted += record.get("action") == "redacted"
+            m.unchecked += record.get("action") == "unchecked"
             return
         m.requests += 1
         if not record.get("ok"):
@@ -103,7 +106,7 @@ class Usage:
         out = ModelUsage()
         for m in self.models.values():
             for key in ("requests", "errors", "prompt_tokens", "completion_tokens",
-                        "cache_hits", "fallbacks", "blocked", "redacted"):
+                        "cache_hits", "fallbacks", "blocked", "redacted", "unchecked"):
                 setattr(out, key, getattr(out, key) + getattr(m, key))
             out.cost += m.cost
         return out
