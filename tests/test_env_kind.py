@@ -175,7 +175,8 @@ def test_bad_specs_write_nothing(envlab: EnvLab, args: list[str], field: str) ->
 
 def test_index_mode_on_local(tmp_path: Path) -> None:
     """Index mode on host `local` with a file:// index; removal and its rollback (the venv was
-    kept: a switch back). (`env propose` on this machine: test_env_propose.py.)"""
+    kept: a switch back); an unknown package name fails with pip's own message and changes
+    nothing. (`env propose` on this machine: test_env_propose.py.)"""
     wheels = make_wheels(tmp_path / "wheels")
     lab = tmp_path / "lab"
     llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
@@ -196,3 +197,15 @@ def test_index_mode_on_local(tmp_path: Path) -> None:
     assert steps(back) == ["switch"]
     checks_ok(back)
     assert freeze_of(venv) == FREEZE2
+
+    # an unknown package name: the host's pip says so, the action fails and is reverted,
+    # the live venv is untouched (the failed build's own folder is gone)
+    target = os.readlink(venv)
+    failed = run("env", "up", "ix", "--packages", f"{PIN2},llmops-no-such-pkg==1.0", check=1)
+    assert failed["action"]["status"] == "failed, reverted"
+    assert "No matching distribution found for llmops-no-such-pkg==1.0" in \
+        failed["action"]["error"], failed["action"]["error"]
+    assert freeze_of(venv) == FREEZE2 and os.readlink(venv) == target
+    assert all(c["ok"] for c in failed["action"]["checks"])  # the revert's checklist
+    venvs = sorted(p.name for p in (venv.parent / "venvs").iterdir())
+    assert venvs == [Path(target).name]
