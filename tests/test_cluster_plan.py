@@ -1,6 +1,8 @@
 """The cluster kind's pure parts, from data files: plan steps (`[desired]`/`[current]` cluster
 specs named c1, `[observed.nodes.HOST]`, `[[steps]]`; `{hash:HOST}` stands for the launch hash
-that node would get, host HOST's address is 10.0.0.N in node order) and refusals of bad specs
+that node would get, `{current-hash:HOST}` for the one it got from `[current]` (a revert of a
+half-done change: desired is the spec before it), host HOST's address is 10.0.0.N in node
+order) and refusals of bad specs
 (`[expect_error] contains`); the state word and the resource comparison."""
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def test_case(path: Path) -> None:
     for host, node in raw.get("nodes", {}).items():
         if str(node.get("hash", "")).startswith("{hash:"):
             node["hash"] = launch_hash(spec, host, PY, addresses)
+        elif str(node.get("hash", "")).startswith("{current-hash:") and current is not None:
+            node["hash"] = launch_hash(current, host, PY, addresses)  # a half-done change
     observed = ClusterObserved.model_validate(
         {**raw, "addresses": addresses, "python": dict.fromkeys(hosts, PY)})
     check_steps(plan_cluster(desired, current, observed), case.get("steps", []))
@@ -78,3 +82,56 @@ def test_state_word_and_resources() -> None:
     assert resource_mismatch(spec, ok) == []
     assert resource_mismatch(spec, {**ok, "accel": 0.0}) == ["accel 0 != 1"]
     assert as_ray_sees({"local": "127.0.0.1"}, {"192.0.2.2": {}}) == {"local": "192.0.2.2"}
+
+
+def test_an_action_on_the_cluster_takes_its_sharded_servers_along() -> None:
+    """(pure, rollback/gateways.py `followers`) A change that restarts nodes, or the cluster
+    reconciled as it is (a repair), brings each server naming it into the action; a change
+    that restarts no node (start timeout, the Ray pin) and a server on another cluster or
+    none do not follow."""
+    from llmops.ops.kinds.server.spec import ServerSpec
+    from llmops.rollback.changes import Change
+    from llmops.rollback.gateways import followers
+
+    rc = ClusterSpec(name="rc", head="ca", workers=["cb"], resources={"accel": 1})
+    sharded = ServerSpec(name="pp", host="ca", cluster="rc", model="/m", pp=2)
+    elsewhere = ServerSpec(name="other", host="ca", cluster="rd", model="/m")
+    plain = ServerSpec(name="plain", host="ca", model="/m", port=8001)
+    specs = {("cluster", "rc"): rc, ("server", "pp"): sharded, ("server", "other"): elsewhere,
+             ("server", "plain"): plain}
+
+    def along(after: ClusterSpec) -> list[str]:
+        found = followers(specs, [Change("cluster", "rc", after)], {("cluster", "rc"): rc})
+        return [c.name for c in found]
+
+    assert along(rc.model_copy(update={"port": 6380})) == ["pp"]  # the head restarts
+    assert along(rc.model_copy(update={"workers": ["cb", "cc"]})) == ["pp"]
+    assert along(rc.model_copy(update={"object_store_mb": 120})) == ["pp"]
+    assert along(rc) == ["pp"]  # a repair: the dropped node's ranks died
+    assert along(rc.model_copy(update={"start_timeout_s": 300})) == []
+    assert along(rc.model_copy(update={"ray_version": "2.61.0"})) == []
+
+
+def test_worker_logs_are_the_newest_non_empty_ones_without_rays_markers(tmp_path: Path) -> None:
+    """raynode `worker_logs` (stdlib, run on the node) on a folder laid out as Ray lays out a
+    node's temp dir: the newest non-empty worker-*.out/.err first, Ray's own marker lines
+    left out, at most `files` files of `lines` lines."""
+    import os
+
+    from llmops.ops.hostside import raynode
+
+    logs = tmp_path / "session_2026" / "logs"
+    logs.mkdir(parents=True)
+    (tmp_path / "session_latest").symlink_to(tmp_path / "session_2026")
+    files = {"worker-a-01-11.err": ":actor_name:RayWorkerProc\nINFO load\nValueError: boom\n",
+             "worker-a-01-11.out": ":actor_name:RayWorkerProc\n",
+             "worker-b-01-12.err": "", "worker-c-01-13.out": "older\n",
+             "python-core-worker-a.log": "not a worker's words\n"}
+    for i, (name, text) in enumerate(files.items()):
+        (logs / name).write_text(text)
+        os.utime(logs / name, (1000 - i, 1000 - i))
+    reply = raynode.worker_logs({"temp_dir": str(tmp_path), "lines": 2, "files": 2})
+    assert reply["logs"] == [{"file": "worker-a-01-11.err", "lines": ["INFO load",
+                                                                       "ValueError: boom"]},
+                             {"file": "worker-c-01-13.out", "lines": ["older"]}]
+    assert raynode.worker_logs({"temp_dir": str(tmp_path / "none")})["logs"] == []

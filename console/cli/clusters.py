@@ -1,6 +1,7 @@
 """`llmops cluster ...`: Ray clusters over lab hosts, for servers sharded across them. `up`
 creates or changes one (head first, then the workers, until the GCS shows every node), `down`
-stops the nodes in reverse and takes it out of the lab, `list`/`show`/`status` read the GCS.
+stops the nodes in reverse and takes it out of the lab, `list`/`show`/`status` read the GCS,
+`logs` reads each node's `ray start` log and its Ray worker logs.
 Rollback goes through `llmops rollback` like every action: the whole cluster reverts as one."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from llmops.console.cli.common import (
     refuse_if_read_only,
     remove_resource,
 )
-from llmops.console.cli.completion import names_of
+from llmops.console.cli.completion import logs_command, names_of
 from llmops.console.cli.runs import options_given
 from llmops.console.cli.spec_options import spec_options
 from llmops.ops.kinds.cluster.spec import ClusterSpec
@@ -149,5 +150,9 @@ def _print_report(report: dict[str, Any]) -> None:
         where = ", ".join(f"#{b['index']}@{b['host']}" for b in pg["bundles"])
         out.print(Text(f"placement group {pg['id'][:12]} {pg['state']}: {where}"))
 
+
+cluster_group.add_command(logs_command(
+    "cluster", "Each node's `ray start` log, then its newest Ray worker logs (what vLLM's ranks "
+    "placed there said)."))
 
 COMMANDS = [cluster_group]

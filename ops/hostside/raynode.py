@@ -1,8 +1,9 @@
 """Host side of the cluster kind (stdlib only, sent as `python -c`; request JSON on stdin,
 one JSON line back): a node's facts before a launch (Ray/vLLM/torch versions, the chosen
-interface: present, up, its IPv4 address), and the cluster as its GCS sees it (nodes, their
+interface: present, up, its IPv4 address), the cluster as its GCS sees it (nodes, their
 addresses and resources, placement groups, each node's free resources, the live actors and
-the jobs whose drivers placed them: where vLLM's workers run, and for which server)."""
+the jobs whose drivers placed them: where vLLM's workers run, and for which server), and the
+last lines of the node's Ray worker logs (what vLLM's ranks there said)."""
 
 from __future__ import annotations
 
@@ -108,11 +109,55 @@ def held(ray: object, where: dict) -> dict:
     return {"free": free, "actors": actors, "jobs": jobs}
 
 
+MARKERS = (":job_id:", ":actor_name:", ":task_name:")
+"""Lines Ray itself writes into a worker's log to say whose it is (not the worker's words)."""
+
+
+def worker_logs(request: dict) -> dict:
+    """The newest non-empty worker logs under the node's temp dir (Ray writes each worker
+    process's stdout and stderr to session_latest/logs/worker-*.out/.err, a vLLM rank's
+    traceback among them), at most `files` of them, their last `lines` lines each."""
+    folder = os.path.join(str(request["temp_dir"]), "session_latest", "logs")
+    lines, most = int(request.get("lines", 5)), int(request.get("files", 3))
+    try:
+        names = [n for n in os.listdir(folder)
+                 if n.startswith("worker-") and n.endswith((".out", ".err"))]
+    except OSError:
+        return {"folder": folder, "logs": []}
+    dated = []
+    for name in names:
+        try:
+            stat = os.stat(os.path.join(folder, name))
+        except OSError:
+            continue
+        if stat.st_size:
+            dated.append((stat.st_mtime, name))
+    found = []
+    for _, name in sorted(dated, reverse=True):
+        tail = last_lines(os.path.join(folder, name), lines)
+        if tail:
+            found.append({"file": name, "lines": tail})
+        if len(found) >= most:
+            break
+    return {"folder": folder, "logs": found}
+
+
+def last_lines(path: str, count: int) -> list:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 65536))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    kept = [line for line in text.splitlines() if line.strip() and not line.startswith(MARKERS)]
+    return kept[-count:] if count > 0 else []
+
+
 def main() -> None:
     op = sys.argv[1]
     request = json.loads(sys.stdin.read() or "{}")
     try:
-        reply = {"facts": facts, "status": status}[op](request)
+        reply = {"facts": facts, "status": status, "worker_logs": worker_logs}[op](request)
     except Exception as exc:  # noqa: BLE001 - one JSON line back, whatever went wrong
         reply = {"error": f"{type(exc).__name__}: {exc}"}
     sys.stdout.flush()

@@ -19,6 +19,7 @@ from llmops.ops.kinds.cluster.hostcalls import (
     gcs_view,
     node_facts,
     read_record,
+    worker_logs,
     write_record,
 )
 from llmops.ops.kinds.cluster.launch import STARTED
@@ -167,7 +168,8 @@ def observe_head(spec: ClusterSpec, hosts: HostPool) -> str:
 
 def diagnostics(spec: ClusterSpec, hosts: HostPool, lines: int = 5) -> str:
     """What a failed start leaves for the journal: the GCS's view (nodes, placement groups),
-    each node's last lines."""
+    each node's last `ray start` lines and the last lines of its newest Ray worker logs (a
+    vLLM rank's own error is only there)."""
     parts = []
     try:
         view = gcs_view(hosts, spec.head, observe_head(spec, hosts), spec.port)
@@ -185,7 +187,20 @@ def diagnostics(spec: ClusterSpec, hosts: HostPool, lines: int = 5) -> str:
         except TransportError as exc:
             tail = [str(exc)]
         parts.append(f"{host}: " + " | ".join(tail))
+        parts.append(f"{host} workers: " + worker_text(spec, hosts, host, lines))
     return "; ".join(parts)
+
+
+def worker_text(spec: ClusterSpec, hosts: HostPool, host: str, lines: int) -> str:
+    """One node's newest worker logs in one line: `file: line | line, file: ...`."""
+    try:
+        logs = worker_logs(hosts, host, spec.node_temp_dir(host), lines)
+    except TransportError as exc:
+        return str(exc)
+    if not logs:
+        return "no worker log lines yet"
+    return ", ".join(f"{log['file']}: " + " | ".join(line[:200] for line in log["lines"])
+                     for log in logs)
 
 
 def _stop(step: Step, spec: ClusterSpec, hosts: HostPool, progress: Progress

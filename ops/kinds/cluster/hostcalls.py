@@ -52,6 +52,15 @@ def gcs_view(hosts: HostPool, head: str, address: str, port: int) -> dict[str, A
                 timeout=90)
 
 
+def worker_logs(hosts: HostPool, host: str, temp_dir: str, lines: int = 5, files: int = 3
+                ) -> list[dict[str, Any]]:
+    """The newest Ray worker logs of one node ({file, lines}), newest first: what the vLLM
+    ranks placed there said (a rank's traceback is in its worker-*.err)."""
+    reply = call(hosts.transport(host), "worker_logs",
+                 {"temp_dir": temp_dir, "lines": lines, "files": files}, timeout=60)
+    return list(reply.get("logs") or [])
+
+
 def read_record(hosts: HostPool, host: str, name: str) -> dict[str, Any]:
     return hoststate.read_state(hosts.transport(host), host_facts(hosts, host), FOLDER, name)
 

@@ -28,6 +28,7 @@ from llmops.ops.kinds.base import (
 from llmops.ops.kinds.cluster import apply as cluster_apply
 from llmops.ops.kinds.cluster import checks as cluster_checks
 from llmops.ops.kinds.cluster import view as cluster_view
+from llmops.ops.kinds.cluster.hostcalls import worker_logs
 from llmops.ops.kinds.cluster.launch import ray_argv, ray_env
 from llmops.ops.kinds.cluster.observed import ClusterObserved
 from llmops.ops.kinds.cluster.plan import plan_cluster
@@ -103,10 +104,13 @@ class ClusterKind(Kind[ClusterSpec, ClusterObserved]):
                               ray_env(spec, h, addresses)) for h in spec.nodes()]
 
     def logs(self, spec: ClusterSpec, hosts: HostPool, lines: int = 100) -> list[str]:
+        """Each node's `ray start` log, then its newest Ray worker logs (vLLM's ranks)."""
         found = []
         for host in spec.nodes():
             found += [f"[{host}] {line}" for line in
                       procs.tail(hosts.transport(host), spec.proc_name(host), lines)]
+            for log in worker_logs(hosts, host, spec.node_temp_dir(host), lines):
+                found += [f"[{host} {log['file']}] {line}" for line in log["lines"]]
         return found
 
     def report(self, spec: ClusterSpec, hosts: HostPool) -> dict[str, Any] | None:

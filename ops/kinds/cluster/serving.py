@@ -1,15 +1,16 @@
 """What a server naming a cluster needs from it (the server kind calls these): admission
 (its host is a node, tp x pp fits the nodes), the facts its launch reads (the GCS address,
-its own address on the interface, the interface), the preflight before vLLM starts across
-the nodes (view.preflight_server), the nodes that dropped (the server is then degraded), and
-the diagnostics a failed launch puts in the journal."""
+its own address on the interface, the interface, the Ray instance its ranks join), whether
+an action on the cluster takes the server along (pure), the preflight before vLLM starts
+across the nodes (view.preflight_server), the nodes that dropped (the server is then
+degraded), and the diagnostics a failed launch puts in the journal."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
-from llmops.ops.kinds.base import Context, SpecError
+from llmops.ops.kinds.base import Context, Spec, SpecError
 from llmops.ops.kinds.cluster.apply import address_of, diagnostics
 from llmops.ops.kinds.cluster.hostcalls import node_facts
 from llmops.ops.kinds.cluster.spec import ClusterSpec
@@ -19,8 +20,8 @@ from llmops.ops.transport import TransportError
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
-__all__ = ["admit_server", "dropped_nodes", "launch_diagnostics", "launch_facts",
-           "preflight_server"]
+__all__ = ["admit_server", "dropped_nodes", "instance", "launch_diagnostics", "launch_facts",
+           "preflight_server", "servers_follow"]
 
 
 def admit_server(name: str, host: str, cluster: str, ranks: int, context: Context) -> None:
@@ -40,7 +41,9 @@ def admit_server(name: str, host: str, cluster: str, ranks: int, context: Contex
 
 def launch_facts(cluster_name: str, host: str, hosts: HostPool) -> dict[str, Any]:
     """What the server's launch reads of its cluster: RAY_ADDRESS, VLLM_HOST_IP, the
-    interface for gloo/NCCL (empty when the lab has no such cluster)."""
+    interface for gloo/NCCL, and `instance`: the Ray its ranks join (empty when the lab has
+    no such cluster). The instance is in the server's launch hash, so a server whose nodes
+    restarted under it (its ranks died with them) is restarted by its next reconcile."""
     spec = hosts.desired("cluster", cluster_name)
     if not isinstance(spec, ClusterSpec):
         return {}
@@ -48,7 +51,40 @@ def launch_facts(cluster_name: str, host: str, hosts: HostPool) -> dict[str, Any
     mine = head if host == spec.head else address_of(
         hosts, host, node_facts(hosts, host, spec.interface))
     return {"name": spec.name, "address": f"{head}:{spec.port}", "node_ip": mine,
-            "interface": spec.interface}
+            "interface": spec.interface, "instance": instance(spec, hosts)}
+
+
+def instance(spec: ClusterSpec, hosts: HostPool) -> str:
+    """Which Ray runs now: each node's `ray start --block` process as procctl knows it (pid
+    and start time; `down` when it does not run). A node that restarted is a new Ray node
+    (new raylet, new node id) and the vLLM ranks it held died with the old one; one procctl
+    look per node, no Ray driver."""
+    parts = []
+    for host in spec.nodes():
+        try:
+            info = procs.status(hosts.transport(host), spec.proc_name(host))
+        except TransportError:
+            parts.append(f"{host}=unreachable")
+            continue
+        parts.append(f"{host}={info.pid}@{info.started_at}" if info.running else f"{host}=down")
+    return ",".join(parts)
+
+
+LAUNCH_ONLY = {"start_timeout_s", "ray_version"}
+"""Cluster fields that restart no node: how long a start may take, the pin the preflight
+checks."""
+
+
+def servers_follow(before: Spec | None, after: Spec | None) -> bool:
+    """(pure) An action on a cluster takes the servers sharded over it along when its nodes'
+    launches change (a node restarts: the ranks it held die) or when it is reconciled as it
+    is (the repair of a dropped node, `rollback --last-good`): the server is restarted on the
+    new Ray and checked in the same action, which then reverts as one. A change of the start
+    timeout or of the Ray pin alone leaves them be."""
+    if not isinstance(before, ClusterSpec) or not isinstance(after, ClusterSpec):
+        return False
+    return before == after or (before.model_dump(exclude=LAUNCH_ONLY)
+                               != after.model_dump(exclude=LAUNCH_ONLY))
 
 
 def dropped_nodes(cluster_name: str, hosts: HostPool) -> list[str]:

@@ -25,6 +25,7 @@ from llmops.ops.kinds.base import (
     SpecError,
     Step,
 )
+from llmops.ops.kinds.cluster import serving as cluster_serving
 from llmops.ops.kinds.cluster.serving import admit_server
 from llmops.ops.kinds.env import serving as env_serving
 from llmops.ops.kinds.env.spec import EnvSpec
@@ -66,7 +67,12 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
                 after: base.Spec | None) -> bool:
         """Its env's venv changes (upgrade, rollback) or is repaired: the server is restarted
         on the new venv (its launch hash names the set) and checked in the same action, so a
-        failing server reverts the env too (rollback/gateways.py `followers`)."""
+        failing server reverts the env too (rollback/gateways.py `followers`). Likewise its
+        cluster's nodes restart (a change of their launch, a rollback, the repair of a
+        dropped node): its ranks died with them, so it restarts on the new Ray (its launch
+        hash names each node's process) and is checked in the cluster's action."""
+        if spec.cluster is not None and dep == ("cluster", spec.cluster):
+            return cluster_serving.servers_follow(before, after)
         return dep == ("env", spec.env) and env_serving.servers_follow(before, after)
 
     def owns_process(self, spec: ServerSpec, proc_name: str) -> bool:
