@@ -118,6 +118,7 @@ def observe(spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
     version = _text(t, f"{venv_of(spec, facts)}/{MARKER}")
     installing = procs.status(t, spec.install_proc()).running
     config = _text(t, config_path(spec, facts))
+    hooks = _text(t, hooks_path(spec, facts))
     info = procs.status(t, spec.proc_name())
     state = read_state(t, facts, spec.name)
     return GatewayObserved(
@@ -131,6 +132,7 @@ def observe(spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
         loaded_hash=state.get("loaded") if info.running else None,
         backends=resolve(spec, hosts),
         hooks_source=hooks_source(),
+        hooks_ok=config is None or hooks == hooks_source(),
     )
 
 
@@ -206,7 +208,7 @@ def _start(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
     env = dict(data.env)
     env[spec.master_key_env] = master_key(spec)  # on procctl's stdin, never in a record
     info = procs.start(t, str(data.proc), list(step.argv), env=env, cwd=home(spec, facts))
-    update_state(t, facts, spec.name, launch_hash=data.launch, loaded=None)
+    update_state(t, facts, spec.name, launch_hash=data.launch, loaded=None, retiring=[])
     progress(f"{data.proc} started (pid {info.pid})")
     return {"pid": info.pid}
 
@@ -215,13 +217,29 @@ def _reload(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
             ) -> dict[str, Any]:
     """HUP to gunicorn's master: a new worker on the new config, the old one finishes its
     requests and goes."""
-    t = hosts.transport(spec.host)
+    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
     info = procs.status(t, str(payload(step).proc))
     if not info.running or info.pid is None:
         raise GatewayError(f"{payload(step).proc} is not running: nothing to reload")
+    old = workers(t, info.pid)
+    update_state(t, facts, spec.name, retiring=old)
     t.run(["kill", "-HUP", str(info.pid)], timeout=30).check()
-    progress(f"HUP sent to {payload(step).proc} (pid {info.pid})")
-    return {"reloaded": info.pid}
+    progress(f"HUP sent to {payload(step).proc} (pid {info.pid}; worker {old} retires)")
+    return {"reloaded": info.pid, "retiring": old}
+
+
+def workers(t: Transport, master: int) -> list[int]:
+    """gunicorn's worker pids under its master now (children; `ps`, not pgrep: busybox too)."""
+    done = t.run(["ps", "-o", "pid=", "--ppid", str(master)], timeout=30)
+    return sorted(int(w) for w in (done.stdout or "").split() if w.isdigit())
+
+
+def alive_pids(t: Transport, pids: list[int]) -> list[int]:
+    """Which of `pids` still run on the host."""
+    if not pids:
+        return []
+    done = t.run(["ps", "-o", "pid=", "-p", ",".join(map(str, pids))], timeout=30)
+    return sorted(int(w) for w in (done.stdout or "").split() if w.isdigit())
 
 
 def _restart_stalled(spec: GatewaySpec, t: Transport, facts: dict[str, Any],
@@ -275,9 +293,13 @@ def _wait_ready(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progre
                 except Exception as exc:  # noqa: BLE001 - keep waiting, say the last error
                     last = f"/model/info: {exc}"
                 else:
-                    if loaded == {data.hash}:
+                    retiring = alive_pids(t, list(read_state(t, facts, spec.name)
+                                                  .get("retiring") or []))
+                    if loaded == {data.hash} and retiring:  # the old worker may answer that
+                        last = f"config {data.hash} loaded; worker {retiring} still retiring"
+                    elif loaded == {data.hash}:
                         seconds = round(time.monotonic() - began, 2)
-                        update_state(t, facts, spec.name, loaded=data.hash)
+                        update_state(t, facts, spec.name, loaded=data.hash, retiring=[])
                         progress(f"gateway ready on config {data.hash} after {seconds}s")
                         return {"ready_seconds": seconds, **({"restarted": stalled}
                                                              if stalled else {})}

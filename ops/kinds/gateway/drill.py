@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from llmops.ops import procs
-from llmops.ops.kinds.base import SpecError, Step
+from llmops.ops.kinds.base import Check, SpecError, Step
 from llmops.ops.kinds.gateway import apply as gateway_apply
 from llmops.ops.kinds.gateway.client import gateway_client
 from llmops.ops.kinds.gateway.config import Backend, config_text, marker_of
@@ -93,3 +93,29 @@ def fallback_drill(spec: GatewaySpec, hosts: HostPool, port: int, prompt: str = 
             "expected": sorted(expected), "status": answer["status"], "error": answer["error"],
             "seconds": round(time.monotonic() - began, 2)}
     return results
+
+
+def drill_checks(spec: GatewaySpec, hosts: HostPool, port: int | None = None) -> list[Check]:
+    """The drill as checks (`fallback <model> (drill)`), run after a rollback of the gateway
+    (issue 15 item 5: "a fallback works when its primary is stopped, checked on a drill, not
+    on production traffic"): none when the spec has no fallbacks; a drill that cannot run is
+    a failed check, never a crash."""
+    if not spec.fallbacks:
+        return []
+    began = time.monotonic()
+    try:
+        found = fallback_drill(spec, hosts, port or spec.port + 1)
+    except Exception as exc:  # noqa: BLE001 - a drill that cannot run is a failed check
+        return [Check(f"fallback {model} (drill)", False, f"the drill did not run: "
+                      f"{type(exc).__name__}: {exc}"[:500], round(time.monotonic() - began, 3))
+                for model in spec.fallbacks]
+    checks = []
+    for model, r in found.items():
+        detail = (f"{model}'s servers dead on a drill proxy: answered by {r['server'] or '?'} "
+                  f"({r['api_base'] or '-'}, fallbacks {r['fallbacks']}; expects one of "
+                  f"{', '.join(r['expected'])})" if r["status"] == 200 else
+                  f"{model}'s servers dead on a drill proxy: HTTP {r['status']}: "
+                  f"{str(r['error'])[:200]}")
+        checks.append(Check(f"fallback {model} (drill)", bool(r["ok"]), detail[:500],
+                            float(r["seconds"])))
+    return checks

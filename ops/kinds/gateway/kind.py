@@ -30,6 +30,7 @@ from llmops.ops.kinds.base import (
 from llmops.ops.kinds.gateway import apply as gateway_apply
 from llmops.ops.kinds.gateway import canaryrun
 from llmops.ops.kinds.gateway import checks as gateway_checks
+from llmops.ops.kinds.gateway import drill as gateway_drill
 from llmops.ops.kinds.gateway import usage as gateway_usage
 from llmops.ops.kinds.gateway.client import gateway_client, key_source
 from llmops.ops.kinds.gateway.config import Unreachable, backend_for
@@ -169,6 +170,11 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
 
     def validate(self, spec: GatewaySpec, hosts: HostPool) -> list[Check]:
         return gateway_checks.checklist(spec, hosts)
+
+    def rollback_checks(self, spec: GatewaySpec, hosts: HostPool) -> list[Check]:
+        """After a rollback (and `--last-good`, and `llmops drill`): the fallback drill, one
+        drill proxy per model with fallbacks on the gateway's port + 1 (drill.py)."""
+        return gateway_drill.drill_checks(spec, hosts)
 
     def validate_absent(self, spec: GatewaySpec, hosts: HostPool) -> list[Check]:
         info = procs.status(hosts.transport(spec.host), spec.proc_name())

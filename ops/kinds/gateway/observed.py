@@ -43,6 +43,9 @@ class GatewayObserved(Observed):
     backends: dict[str, BackendSeen] = Field(default_factory=dict)
     hooks_source: str = ""
     """The callbacks module as this llmops ships it (part of the config's hash)."""
+    hooks_ok: bool = True
+    """The callbacks module beside the config on the host is the one this llmops ships (False:
+    edited or replaced by hand; the config's hash cannot see that: written and reloaded)."""
 
 
 @dataclass(frozen=True)

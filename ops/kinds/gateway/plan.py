@@ -67,14 +67,15 @@ def plan_gateway(
     text = config_text(desired, backends, observed.hooks_source)
     canaries = canary_steps(desired, backends, observed, text)  # a server's canary: last
     want = marker_of(text)
-    if observed.config_hash != want:
+    if observed.config_hash != want or not observed.hooks_ok:
         routes = ", ".join(f"{m} -> {'/'.join(s)}" for m, s in desired.models.items())
-        steps.append(Step("write-config", f"write the config of {desired.name} ({routes})",
-                          (), GatewayStep(config=text, hash=want)))
+        why = "" if observed.hooks_ok else "; its callbacks module on the host was changed"
+        steps.append(Step("write-config", f"write the config of {desired.name} ({routes}"
+                          f"{why})", (), GatewayStep(config=text, hash=want)))
     launch = launch_hash(desired, facts)
     running = observed.proc_running
     if running and observed.proc_hash == launch:
-        if observed.loaded_hash != want:
+        if observed.loaded_hash != want or not observed.hooks_ok:
             steps.append(Step("reload", f"reload {proc} on the new config (HUP: no request "
                               "dropped)", (), GatewayStep(proc=proc, hash=want)))
             steps.append(_wait(proc, want))
