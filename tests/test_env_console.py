@@ -78,7 +78,7 @@ async def test_env_row_detail_and_upgrade_dialog(env_lab: tuple[Path, EnvSpec]) 
         table = view.query_one(ResourceTable)
         cells = [str(c) for c in table.get_row("serving")]
         assert cells[:2] == ["serving", "local"] and cells[2].endswith("ready"), cells
-        assert cells[3:] == ["index", "host's", "-", "-", "-", "none"], cells
+        assert cells[3:] == ["index", "host's", "-", "-", "-", "-", "none"], cells
         assert {"new", "edit", "remove", "rollback"} <= footer_keys(app)
 
         table.move_cursor(row=table.get_row_index("serving"))

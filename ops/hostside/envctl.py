@@ -189,6 +189,7 @@ def op_inspect(req):
              "incomplete": incomplete, "manifests": sets, "venv": venv, "root": root}
     if req.get("freeze") and current:
         found["freeze"] = quick_freeze(os.path.join(venvs, current))
+        found["torch_cuda"] = torch_cuda(os.path.join(venvs, current))
         if current in sets:
             found["manifest_lines"] = read_manifest(root, sets[current])
     return found
@@ -207,6 +208,19 @@ def quick_freeze(venv_dir):
         return None
     lines = [x for x in json.loads(done.stdout) if canon(x.split("==")[0]) not in NOT_FROZEN]
     return sorted(lines, key=lambda line: canon(line.split("==")[0]))
+
+
+def torch_cuda(venv_dir):
+    """torch.version.cuda of the venv's torch, read from torch/version.py (no import: torch
+    takes seconds): "12.8", "none" for a CPU build, None without torch."""
+    site = site_packages(venv_dir)
+    try:
+        with open(os.path.join(site or "", "torch", "version.py")) as fh:
+            found = re.search(r"^cuda\b[^=\n]*=\s*['\"]?([\w.]+)", fh.read(), re.M)
+    except OSError:
+        return None
+    value = found.group(1) if found else "None"
+    return "none" if value == "None" else value
 
 
 def op_snapshot(req):

@@ -1,10 +1,13 @@
 """Runs ON a host (`python -c <this> WORKDIR`): prints one JSON object of facts. Stdlib only,
 plus nvidia-ml-py when the host has it; never imports torch or vllm (only reads versions)."""
 
+import ast
 import json
 import os
 import platform
+import re
 import shutil
+import subprocess
 import sys
 from importlib import metadata
 
@@ -25,6 +28,39 @@ def version_of(dists):
         except metadata.PackageNotFoundError:
             continue
     return None
+
+
+def torch_cuda():
+    """torch.version.cuda of this python's torch, read from torch/version.py (importing torch
+    takes seconds): "12.8", None for a CPU build, "" when torch is not installed."""
+    try:
+        path = metadata.distribution("torch").locate_file("torch/version.py")
+        with open(path) as f:
+            for line in f:
+                found = re.match(r"^cuda\b[^=]*=\s*(.+?)\s*$", line)
+                if found:
+                    value = ast.literal_eval(found.group(1))
+                    return str(value) if value else None
+    except (metadata.PackageNotFoundError, OSError, ValueError, SyntaxError):
+        pass
+    return ""
+
+
+def smi_driver():
+    """The driver and its CUDA version from nvidia-smi, for a host whose python lacks the
+    NVML bindings; None where there is no nvidia-smi (a CPU host) or it fails."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        done = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    driver = re.search(r"Driver Version:\s*(\S+)", done.stdout)
+    cuda = re.search(r"CUDA Version:\s*(\S+)", done.stdout)
+    if done.returncode != 0 or not driver:
+        return None
+    return {"driver": driver.group(1), "cuda": cuda.group(1) if cuda else None,
+            "source": "nvidia-smi"}
 
 
 def cpu_model():
@@ -110,6 +146,9 @@ def main():
     os.makedirs(workdir, mode=0o700, exist_ok=True)
     disk = shutil.disk_usage(workdir)
     found, driver, note = gpus()
+    if driver is None and note and note.startswith("nvidia-ml-py is not installed"):
+        driver = smi_driver()
+    torch = torch_cuda()
     print(json.dumps({
         "hostname": platform.node(),
         "os": os_name(),
@@ -127,6 +166,8 @@ def main():
         "gpus": found,
         "gpu_driver": driver,
         "gpu_note": note,
+        "cuda": {"driver": (driver or {}).get("cuda"),
+                 "torch": torch if torch != "" else None, "torch_installed": torch != ""},
     }))
 
 

@@ -45,7 +45,7 @@ def observe(spec: EnvSpec, hosts: HostPool, *, freeze: bool = False) -> EnvObser
         foreign=bool(found.get("foreign")), kept=list(found.get("kept", [])),
         incomplete=list(found.get("incomplete", [])),
         manifests=dict(found.get("manifests", {})), freeze=found.get("freeze"),
-        manifest_lines=found.get("manifest_lines"))
+        manifest_lines=found.get("manifest_lines"), torch_cuda=found.get("torch_cuda"))
     info = procs.status(t, proc_name(spec.name))
     if info.running:
         observed.building = _job_set(info.argv)

@@ -35,6 +35,9 @@ class EnvObserved(Observed):
     """What the current venv holds (status polls only; the plan does not read it)."""
     manifest_lines: list[str] | None = None
     """The manifest recorded for the current venv's set (what its pins resolved to)."""
+    torch_cuda: str | None = None
+    """torch.version.cuda of the current venv's torch ("none": a CPU build; None: no torch;
+    status polls only)."""
 
     def drifted(self) -> bool:
         """The current venv holds other packages than its manifest (a hand pip install)."""

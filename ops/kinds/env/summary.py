@@ -87,6 +87,7 @@ def summary(spec: EnvSpec, state: str, latest: Sample | None,
         "packages": len(spec.packages),
         "installed": len(freeze) if freeze is not None else None,
         "versions": {name: have.get(name) for name in SHOWN if have.get(name)},
+        "torch_cuda": observed.torch_cuda if observed else None,
         "drift": drift(spec, freeze) + [f"{x} not in the manifest" for x in extra]
         + [f"{x} missing" for x in missing],
         "kept": list(observed.kept) if observed else [],
@@ -115,4 +116,5 @@ def report(spec: EnvSpec, hosts: HostPool, seen: Seen) -> dict[str, Any]:
         "kept": observed.kept,
         "manifests": observed.manifests,
         "building": observed.building,
+        "torch_cuda": observed.torch_cuda,
     }
