@@ -24,6 +24,7 @@ import pytest
 from plancases import cases_of, load
 
 from llmops.ops.kinds.base import Context, SpecError
+from llmops.ops.kinds.env.spec import EnvSpec
 from llmops.ops.kinds.gateway import GatewayKind, GatewaySpec, plan_gateway
 from llmops.ops.kinds.gateway.config import (
     Backend,
@@ -33,7 +34,7 @@ from llmops.ops.kinds.gateway.config import (
     config_text,
     marker_of,
 )
-from llmops.ops.kinds.gateway.launch import launch_hash
+from llmops.ops.kinds.gateway.launch import EnvNotReady, launch_hash
 from llmops.ops.kinds.gateway.observed import BackendSeen, GatewayObserved
 from llmops.ops.kinds.gateway.usage import parse, summed
 from llmops.ops.kinds.host import HostSpec
@@ -95,13 +96,14 @@ def observed_of(case: dict[str, Any]) -> GatewayObserved:
             spec = specs[which]
             assert spec is not None
             raw[field] = marker_of(config_text(spec, backends(spec, servers), HOOKS))
+    facts = {**FACTS, **raw.pop("facts", {})}  # e.g. an env's venv: `[observed.facts.env]`
     if raw.get("proc_hash") in specs:
         spec = specs[raw["proc_hash"]]
         assert spec is not None
-        raw["proc_hash"] = launch_hash(spec, FACTS)
+        raw["proc_hash"] = launch_hash(spec, facts)
     spec = specs["desired"] or specs["current"]
     assert spec is not None
-    return GatewayObserved.model_validate({"facts": FACTS, "hooks_source": HOOKS,
+    return GatewayObserved.model_validate({"facts": facts, "hooks_source": HOOKS,
                                            "backends": resolved(spec, servers), **raw})
 
 
@@ -156,6 +158,8 @@ def context_of(case: dict[str, Any]) -> Context:
         desired[("server", name)] = server
     for other in case.get("gateways", []):
         desired[("gateway", other["name"])] = GatewaySpec(**{**BASE, **other})
+    for env in case.get("envs", []):
+        desired[("env", env["name"])] = EnvSpec(**{"host": "local", **env})
     if case.get("drop_servers"):
         for name in case["drop_servers"]:
             desired.pop(("server", name))
@@ -311,3 +315,28 @@ def test_fallback_drill_config_kills_only_the_drilled_model() -> None:
     shared = spec.model_copy(update={"models": {"chat": ["a", "b"], "code": ["b"]}})
     with pytest.raises(SpecError, match="serves chat and its fallback"):
         drilled_backends(shared, backends, "chat")
+
+
+def test_a_gateway_on_an_env_that_is_not_built_is_not_started() -> None:
+    """Like a server: no fallback to another python; the error names the env and the fix."""
+    spec = GatewaySpec(name="gw", host="local", models={"chat": ["a"]}, env="lite")
+    observed = GatewayObserved(facts={**FACTS, "env": {"name": "lite",
+                                                       "error": "its venv is not built yet"}},
+                               hooks_source=HOOKS, backends=resolved(spec, servers_of({})))
+    with pytest.raises(EnvNotReady, match="env lite has no venv on local .its venv is not "
+                       "built yet.: reconcile it first .llmops env up lite."):
+        plan_gateway(spec, None, observed)
+
+
+def test_a_gateway_follows_its_env_when_its_venv_changes() -> None:
+    spec = GatewaySpec(name="gw", host="local", models={"chat": ["a"]}, env="lite")
+    old = EnvSpec(name="lite", host="local", packages=["litellm[proxy]==1.108.7",
+                                                       "gunicorn==23.0.0"])
+    new = old.model_copy(update={"packages": ["gunicorn==23.0.0", "litellm[proxy]==1.108.6"]})
+    fetched = old.model_copy(update={"index_url": "https://pypi.example/simple"})
+    kind = GatewayKind()
+    assert kind.depends_on(spec)["env"] == ("env", "lite")
+    assert kind.follows(spec, ("env", "lite"), old, new)  # an upgrade: restarted on it
+    assert kind.follows(spec, ("env", "lite"), old, old)  # a repair (--last-good): checked
+    assert not kind.follows(spec, ("env", "lite"), old, fetched)  # how pip fetches: no
+    assert not kind.follows(spec, ("env", "other"), old, new)

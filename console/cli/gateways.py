@@ -110,7 +110,7 @@ def gateway_group() -> None:
 
 @gateway_group.command("up")
 @click.argument("name", shell_complete=names_of("gateway"))
-@spec_options(GatewaySpec, refs={"host": "host"})
+@spec_options(GatewaySpec, refs={"host": "host", "env": "env"})
 @click.option("--model", "model_", multiple=True, metavar="NAME=SERVER[,SERVER]",
               help="A model name and the lab servers that serve it; repeat for more.")
 @click.option("--fallback", multiple=True, metavar="NAME=OTHER[,OTHER]",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.ops import procs
 from llmops.ops.kinds import hoststate
 from llmops.ops.kinds.base import Progress, SpecError, Step
+from llmops.ops.kinds.env import serving as env_serving
 from llmops.ops.kinds.gateway.client import gateway_client, master_key
 from llmops.ops.kinds.gateway.config import Unreachable, backend_for, marker_of
 from llmops.ops.kinds.gateway.launch import (
@@ -112,9 +113,18 @@ def resolve(spec: GatewaySpec, hosts: HostPool) -> dict[str, BackendSeen]:
     return found
 
 
+def gateway_facts(spec: GatewaySpec, hosts: HostPool) -> dict[str, Any]:
+    """The host's facts, and for a gateway on an env the env's venv as its host holds it now
+    (`env`: python, set; what `venv_of` and so argv and the launch hash read)."""
+    facts = dict(host_facts(hosts, spec.host))
+    if spec.env is not None:
+        facts["env"] = env_serving.launch_facts(spec.env, hosts)
+    return facts
+
+
 def observe(spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
     """The venv's release, the config file's hash, the process and what it loaded."""
-    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    t, facts = hosts.transport(spec.host), gateway_facts(spec, hosts)
     version = _text(t, f"{venv_of(spec, facts)}/{MARKER}")
     installing = procs.status(t, spec.install_proc()).running
     config = _text(t, config_path(spec, facts))
@@ -272,7 +282,7 @@ def _wait_ready(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progre
     """Until /health/liveliness answers and every deployment carries the wanted config. A
     proxy that has not answered at all after STALL_S is restarted once (`_restart_stalled`)."""
     data = payload(step)
-    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    t, facts = hosts.transport(spec.host), gateway_facts(spec, hosts)
     began, last = time.monotonic(), "no answer yet"
     answered, stalled = False, None
     with gateway_client(spec, hosts, timeout=10.0) as client:

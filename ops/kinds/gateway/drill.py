@@ -20,7 +20,6 @@ from llmops.ops.kinds.gateway.config import Backend, config_text, marker_of
 from llmops.ops.kinds.gateway.launch import litellm_argv, litellm_env
 from llmops.ops.kinds.gateway.observed import GatewayStep
 from llmops.ops.kinds.gateway.spec import GatewaySpec
-from llmops.ops.kinds.hoststate import host_facts
 
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
@@ -56,7 +55,7 @@ def fallback_drill(spec: GatewaySpec, hosts: HostPool, port: int, prompt: str = 
     if not spec.fallbacks:
         raise SpecError("fallbacks", f"{spec.name} has no fallbacks to drill",
                         "add one: llmops gateway up NAME --fallback chat=code")
-    t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
+    t, facts = hosts.transport(spec.host), gateway_apply.gateway_facts(spec, hosts)
     seen = gateway_apply.resolve(spec, hosts)
     errors = [f"{n}: {s.error}" for n, s in seen.items() if s.error]
     if errors:

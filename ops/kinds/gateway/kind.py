@@ -27,6 +27,8 @@ from llmops.ops.kinds.base import (
     SpecError,
     Step,
 )
+from llmops.ops.kinds.env import serving as env_serving
+from llmops.ops.kinds.env.spec import EnvSpec, pin_name, pin_version
 from llmops.ops.kinds.gateway import apply as gateway_apply
 from llmops.ops.kinds.gateway import canaryrun
 from llmops.ops.kinds.gateway import checks as gateway_checks
@@ -38,7 +40,6 @@ from llmops.ops.kinds.gateway.launch import litellm_argv, litellm_env
 from llmops.ops.kinds.gateway.observed import GatewayObserved
 from llmops.ops.kinds.gateway.plan import plan_gateway
 from llmops.ops.kinds.gateway.spec import GatewaySpec
-from llmops.ops.kinds.hoststate import host_facts
 from llmops.ops.kinds.server.spec import ServerSpec
 
 if TYPE_CHECKING:
@@ -89,6 +90,29 @@ def admit_guard(spec: GatewaySpec, field: str, server: Spec | None, context: Con
         raise SpecError(field, str(exc)) from None
 
 
+def admit_env(spec: GatewaySpec, env: Spec | None) -> None:
+    """An env the gateway runs on is on its host and pins the LiteLLM it asks for and
+    gunicorn (a missing one is refused by its dependency)."""
+    if not isinstance(env, EnvSpec):
+        return
+    if env.host != spec.host:
+        raise SpecError("env", f"env {env.name} is on host {env.host}; gateway {spec.name} "
+                        f"runs on {spec.host}", f"give an env on {spec.host}")
+    litellm, gunicorn = spec.litellm_pins()
+    pins = {pin_name(p): p for p in env.packages}
+    missing = []
+    pin = pins.get("litellm", "")
+    extras = pin.partition("[")[2].partition("]")[0].split(",") if "[" in pin else []
+    if pin_version(pin or "x==") != spec.litellm_version or "proxy" not in extras:
+        missing.append(f"{litellm} (it pins {pin or 'no litellm'})")
+    if "gunicorn" not in pins:
+        missing.append(f"{gunicorn}==<version>")
+    if missing:
+        raise SpecError("env", f"env {env.name} lacks what the gateway runs: "
+                        f"{'; '.join(missing)}", f"llmops env up {env.name} --packages ... "
+                        f"with {litellm} and gunicorn==23.0.0, or drop env")
+
+
 class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
     """LiteLLM gateways: config generated from the lab, HUP reloads, usage lines per request."""
 
@@ -106,6 +130,8 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
                 found[f"models.{model}[{i}]"] = ("server", server)
         for model, guard in spec.guards.items():
             found[f"guards.{model}.server"] = ("server", guard.server)
+        if spec.env is not None:
+            found["env"] = ("env", spec.env)
         return found
 
     def follows(self, spec: GatewaySpec, dep: Ref, before: base.Spec | None,
@@ -114,6 +140,8 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         config must follow in the same action (rollback/gateways.py `followers`). A canary
         server on its host changes: the gateway runs its canary in the same action
         (canaryrun.py), after the server started the new colour."""
+        if dep == ("env", spec.env):  # its venv: an upgrade, a rollback, a repair of the env
+            return env_serving.servers_follow(before, after)
         if dep[0] != "server":
             return False
         canary = (isinstance(after, ServerSpec) and after.strategy == "canary"
@@ -139,6 +167,7 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         for model, guard in spec.guards.items():
             admit_guard(spec, f"guards.{model}.server", context.spec("server", guard.server),
                         context)
+        admit_env(spec, context.spec("env", spec.env) if spec.env else None)
         for (_kind, other_name), other in context.desired.items():
             if getattr(other, "host", None) != spec.host:
                 continue
@@ -183,7 +212,7 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
     # -- capabilities ------------------------------------------------------------------
     def commands(self, spec: GatewaySpec, hosts: HostPool) -> list[LaunchCommand]:
         """The command the proxy starts with (the key's variable is filled at start)."""
-        facts = host_facts(hosts, spec.host)
+        facts = gateway_apply.gateway_facts(spec, hosts)
         return [LaunchCommand(spec.proc_name(), litellm_argv(spec, facts),
                               {**litellm_env(spec, facts),
                                spec.master_key_env: key_source(spec)})]

@@ -36,8 +36,23 @@ def usage_path(spec: GatewaySpec, facts: dict[str, Any]) -> str:
     return f"{home(spec, facts)}/usage.jsonl"
 
 
+class EnvNotReady(ValueError):
+    """The env a gateway names has no venv llmops built on its host (yet)."""
+
+
 def venv_of(spec: GatewaySpec, facts: dict[str, Any]) -> str:
-    return spec.venv_path(str(facts["workdir"]))
+    """The venv LiteLLM runs from: the env's set as its path points now (facts["env"], from
+    observe: the set's own folder, so the launch hash changes when the env's set does and an
+    upgrade or rollback of the env restarts the gateway on it), else the spec's venv."""
+    if spec.env is None:
+        return spec.venv_path(str(facts["workdir"]))
+    env = facts.get("env") or {}
+    python = str(env.get("python") or "")
+    if not python.endswith("/bin/python"):
+        raise EnvNotReady(f"env {spec.env} has no venv on {spec.host}"
+                          + (f" ({env['error']})" if env.get("error") else "")
+                          + f": reconcile it first (llmops env up {spec.env})")
+    return python.removesuffix("/bin/python")
 
 
 def litellm_argv(spec: GatewaySpec, facts: dict[str, Any]) -> list[str]:

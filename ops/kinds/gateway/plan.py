@@ -53,7 +53,7 @@ def plan_gateway(
     facts = observed.facts
     steps = []
     venv = venv_of(desired, facts)
-    if observed.venv_version != desired.litellm_version:
+    if desired.env is None and observed.venv_version != desired.litellm_version:
         had = observed.venv_version or "nothing"
         if observed.installing:
             steps.append(Step("stop", f"stop {desired.install_proc()} (a reconcile left it)",

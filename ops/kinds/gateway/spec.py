@@ -133,6 +133,12 @@ class GatewaySpec(Spec):
         default=None,
         description="The venv on the host (default: <workdir>/gateways/litellm-<version>).",
     )
+    env: str | None = Field(
+        default=None, pattern=NAME_PATTERN,
+        description="An llmops env on the gateway's host whose venv pins "
+        "litellm[proxy]==<litellm_version> and gunicorn: run on it instead of installing a "
+        "venv (then no `venv`).",
+    )
 
     @field_validator("master_key_env", mode="before")
     @classmethod
@@ -191,6 +197,8 @@ class GatewaySpec(Spec):
 
     @model_validator(mode="after")
     def _references(self) -> GatewaySpec:
+        if self.env is not None and self.venv is not None:
+            raise ValueError(f"venv: give either env ({self.env}: its venv) or venv, not both")
         for model, others in self.fallbacks.items():
             if model not in self.models:
                 raise ValueError(f"fallbacks: {model!r} is not one of the models "
@@ -231,6 +239,10 @@ class GatewaySpec(Spec):
     def all_servers(self) -> list[str]:
         """Every server the gateway's config names: its routes' and its guards'."""
         return list(dict.fromkeys([*self.servers(), *self.guard_servers()]))
+
+    def litellm_pins(self) -> tuple[str, str]:
+        """What an env the gateway runs on must pin (env's canonical `name[extras]==v`)."""
+        return f"litellm[proxy]=={self.litellm_version}", "gunicorn"
 
     def venv_path(self, workdir: str) -> str:
         return self.venv or f"{workdir}/gateways/litellm-{self.litellm_version}"
