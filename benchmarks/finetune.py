@@ -42,6 +42,7 @@ from typing import Any
 
 from llmops.ops import procs
 from llmops.ops.kinds.host import HostSpec
+from llmops.ops.kinds.run.layout import SCRIPTS
 from llmops.ops.transport import Transport
 from llmops.rollback.engine import Change, Engine
 from llmops.rollback.kinds import KINDS
@@ -280,7 +281,7 @@ def plain_config(root: Path, model: Path, rows: Path, steps: int) -> dict[str, A
 def install_bin(root: Path) -> Path:
     target = root / "work" / "bin"
     target.mkdir(parents=True, exist_ok=True)
-    for script in ("trainer.py", "adapter_tools.py"):
+    for script in SCRIPTS:
         shutil.copy(Path(str(files("llmops.ops.hostside").joinpath(script))), target / script)
     return target
 

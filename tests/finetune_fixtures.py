@@ -16,8 +16,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from llmops.ops.kinds.run.layout import SCRIPTS
+
 HOSTSIDE = Path(str(files("llmops.ops.hostside")))
-SCRIPTS = ("trainer.py", "adapter_tools.py", "dataset.py")
 
 SENTENCES = [
     "The operator starts a server and watches the tokens flow.",

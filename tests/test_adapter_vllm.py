@@ -27,6 +27,7 @@ from realparts import require_vllm
 from sharedserver import INLINE, LOOSE_TARGETS
 
 from llmops.ops import procs
+from llmops.ops.kinds.run.layout import SCRIPTS
 from llmops.ops.kinds.server.client import VllmClient
 from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab
@@ -104,7 +105,7 @@ def start_trainer(model: Path, work: Path) -> subprocess.Popen[str]:
     (out / "config.json").write_text(json.dumps(config))
     bin_dir = work / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    for script in ("trainer.py", "adapter_tools.py"):
+    for script in SCRIPTS:
         (bin_dir / script).write_text((HOSTSIDE / script).read_text())
     return subprocess.Popen(
         [sys.executable, str(bin_dir / "trainer.py"), "train", str(out / "config.json")],

@@ -23,6 +23,7 @@ from finetune_fixtures import (
 )
 
 from llmops.ops.hostside import trainer as trainer_script
+from llmops.ops.hostside import trainer_rows, trainer_state
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +170,7 @@ def test_sigterm_saves_a_checkpoint_and_says_stopped(tiny: Path, bin_dir: Path,
     assert len(stopped) == 1 and 1 <= stopped[0]["step"] < 5000
     step = stopped[0]["step"]
     assert [c["step"] for c in events(out, "checkpoint")] == [step]
-    assert trainer_script.complete(str(out / "checkpoints" / f"checkpoint-{step}"))
+    assert trainer_state.complete(str(out / "checkpoints" / f"checkpoint-{step}"))
     assert not events(out, "done") and not (out / "adapter").exists()
 
 
@@ -207,14 +208,14 @@ def test_chat_rows_train_and_learn_the_assistant_turns(tiny: Path, bin_dir: Path
     tok = AutoTokenizer.from_pretrained(str(tiny))
     cfg = {**trainer_script.DEFAULTS, "format": "chat", "messages_field": "messages",
            "max_seq_len": 256}
-    [example] = trainer_script.encode_rows(chat_rows(1), cfg, tok)
-    learned = tok.decode([t for t in example["labels"] if t != trainer_script.IGNORE])
+    [example] = trainer_rows.encode_rows(chat_rows(1), cfg, tok)
+    learned = tok.decode([t for t in example["labels"] if t != trainer_rows.IGNORE])
     assert learned == "The lab goes back to before.</s>\n"
     assert len(example["labels"]) == len(example["input_ids"])
 
     cfg = {**cfg, "format": "prompt-completion", "prompt_field": "p", "completion_field": "c"}
-    [pc] = trainer_script.encode_rows([{"p": "Question: why?", "c": " Because."}], cfg, tok)
-    masked = pc["labels"].count(trainer_script.IGNORE)
+    [pc] = trainer_rows.encode_rows([{"p": "Question: why?", "c": " Because."}], cfg, tok)
+    masked = pc["labels"].count(trainer_rows.IGNORE)
     assert masked == len(tok("Question: why?")["input_ids"])
     assert pc["labels"][-1] == tok.eos_token_id
 

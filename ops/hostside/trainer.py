@@ -12,20 +12,15 @@ line. Started again with the same config it resumes from the newest *complete* c
 SIGKILL is removed), so a killed run ends with the same total steps. SIGTERM is graceful: the
 step in flight finishes, a checkpoint is saved, {"event":"stopped"} is written, exit 0.
 
-Formats: text (every token learned), prompt-completion (prompt tokens masked with -100) and
-chat (tokenizer.apply_chat_template over the messages; only the assistant turns are learned,
-found as character spans by rendering the conversation up to each assistant turn; when a
-template does not render prefix-consistently, the tokenizer gives no offsets, or a row has no
-assistant turn, the whole rendered chat is learned). Rows are truncated to max_seq_len; an
-eos token ends text and completions; a row left with nothing to learn is skipped.
-
 `dry-run` loads the base (proves it loads), runs N steps on a few rows (the train file's when
 it exists, else made-up ones) in a temporary folder and writes nothing into output_dir; its
 one stdout line is {"ok":true,"steps","loss","seconds","base_params"}.
 
 Stdlib at import time (the console may read this file); torch, transformers and peft are
-imported inside functions. The sha256 of adapter/ comes from adapter_tools.py beside this
-file (both are copied to <workdir>/bin/). The last stdout line is always one JSON object.
+imported inside functions. Its parts beside it in <workdir>/bin/ (copied together, see
+ops/kinds/run/layout.py SCRIPTS): trainer_rows.py (rows -> token ids and labels),
+trainer_state.py (checkpoints, atomic writes), adapter_tools.py (the adapter's sha256). The
+last stdout line is always one JSON object.
 """
 
 from __future__ import annotations
@@ -41,10 +36,26 @@ import time
 import traceback
 from typing import Any
 
-IGNORE = -100
-KEEP_CHECKPOINTS = 3
 HERE = os.path.dirname(os.path.abspath(globals().get("__file__") or "./trainer.py"))
-"""Where adapter_tools.py is (<workdir>/bin/); the current folder when sent as `python -c`."""
+"""<workdir>/bin/ on a host, where this file's parts are (ops/hostside/ when tests import it)."""
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from trainer_rows import (  # noqa: E402 - beside this file
+    Refused,
+    encode_rows,
+    make_collator,
+    probe_prompt,
+    read_jsonl,
+)
+from trainer_state import (  # noqa: E402 - beside this file
+    KEEP_CHECKPOINTS,
+    checkpoint_step,
+    newest_checkpoint,
+    save_adapter,
+    write_json,
+)
+
 DEFAULTS: dict[str, Any] = {
     "eval_file": None, "format": "text", "text_field": "text", "prompt_field": "prompt",
     "completion_field": "completion", "messages_field": "messages", "r": 8, "alpha": 16,
@@ -53,10 +64,6 @@ DEFAULTS: dict[str, Any] = {
     "eval_steps": 50, "save_steps": 50, "logging_steps": 5, "early_stopping_patience": None,
     "seed": 0, "use_cpu": False, "spec_hash": None,
 }
-
-
-class Refused(Exception):
-    """The config asks for something this host cannot do; the message names the fix."""
 
 
 class Progress:
@@ -83,124 +90,6 @@ def load_config(path: str) -> dict[str, Any]:
         if not cfg.get(key):
             raise Refused(f"config {path} has no {key}")
     return cfg
-
-
-def read_jsonl(path: str) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise Refused(f"{path} line {number} is not a JSON object")
-                rows.append(row)
-    return rows
-
-
-def field(row: dict[str, Any], name: str, what: str) -> Any:
-    if name not in row:
-        raise Refused(f"a {what} row has no field {name!r} (fields: {sorted(row)[:8]})")
-    return row[name]
-
-
-# ---- rows -> token ids and labels ------------------------------------------------------------
-
-
-def render_chat(tok: Any, messages: list[dict[str, Any]], prompt: bool = False) -> str:
-    return str(tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt))
-
-
-def assistant_spans(tok: Any, messages: list[dict[str, Any]], full: str) -> list[tuple[int, int]]:
-    """Character spans of the assistant turns in `full`; [] when they cannot be found."""
-    spans = []
-    for i, message in enumerate(messages):
-        if message.get("role") != "assistant":
-            continue
-        before = render_chat(tok, messages[:i], prompt=True) if i else ""
-        upto = render_chat(tok, messages[: i + 1])
-        if not (full.startswith(upto) and upto.startswith(before)):
-            return []
-        spans.append((len(before), len(upto)))
-    return spans
-
-
-def chat_example(tok: Any, messages: Any) -> tuple[list[int], list[int]]:
-    if not isinstance(messages, list):
-        raise Refused("a chat row's messages field is not a list of {role, content}")
-    full = render_chat(tok, messages)
-    spans = assistant_spans(tok, messages, full)
-    try:
-        enc = tok(full, add_special_tokens=False, return_offsets_mapping=bool(spans))
-    except NotImplementedError:  # slow tokenizers give no offsets: learn the whole chat
-        enc, spans = tok(full, add_special_tokens=False), []
-    ids = list(enc["input_ids"])
-    if not spans:
-        return ids, list(ids)
-    labels = [t if any(s <= a < e for s, e in spans) else IGNORE
-              for t, (a, _b) in zip(ids, enc["offset_mapping"], strict=True)]
-    return ids, labels
-
-
-def encode_rows(rows: list[dict[str, Any]], cfg: dict[str, Any], tok: Any) -> list[dict[str, Any]]:
-    """Token ids + labels per row, truncated; rows with nothing left to learn are skipped."""
-    fmt, limit, eos = cfg["format"], int(cfg["max_seq_len"]), tok.eos_token_id
-
-    def ended(ids: list[int]) -> list[int]:
-        return ids + [eos] if eos is not None and (not ids or ids[-1] != eos) else ids
-
-    out = []
-    for row in rows:
-        if fmt == "text":
-            ids = ended(list(tok(str(field(row, cfg["text_field"], "text")))["input_ids"]))
-            labels = list(ids)
-        elif fmt == "prompt-completion":
-            prompt = list(tok(str(field(row, cfg["prompt_field"], "prompt")))["input_ids"])
-            completion = str(field(row, cfg["completion_field"], "completion"))
-            answer = ended(list(tok(completion, add_special_tokens=False)["input_ids"]))
-            ids, labels = prompt + answer, [IGNORE] * len(prompt) + answer
-        elif fmt == "chat":
-            ids, labels = chat_example(tok, field(row, cfg["messages_field"], "chat"))
-        else:
-            raise Refused(f"unknown format {fmt!r}: text, prompt-completion or chat")
-        ids, labels = ids[:limit], labels[:limit]
-        if any(label != IGNORE for label in labels):
-            out.append({"input_ids": ids, "labels": labels})
-    return out
-
-
-def probe_prompt(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> str | None:
-    """The start of the first training row, for the adapter checklist's probe."""
-    if not rows:
-        return None
-    row = rows[0]
-    if cfg["format"] == "prompt-completion":
-        return str(row.get(cfg["prompt_field"], ""))[:500]
-    if cfg["format"] == "chat":
-        messages = row.get(cfg["messages_field"]) or []
-        users = [m.get("content") for m in messages if isinstance(m, dict) and
-                 m.get("role") == "user"]
-        return str(users[0])[:500] if users else None
-    text = str(row.get(cfg["text_field"], ""))
-    cut = text[:100].rsplit(" ", 1)[0] if len(text) > 100 else text[: max(1, len(text) // 2)]
-    return cut
-
-
-def make_collator(pad_id: int) -> Any:
-    """Right-pad to the longest row of the batch; pads are masked and never learned."""
-    import torch
-
-    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
-        width = max(len(b["input_ids"]) for b in batch)
-        ids, mask, labels = [], [], []
-        for b in batch:
-            pad = width - len(b["input_ids"])
-            ids.append(b["input_ids"] + [pad_id] * pad)
-            mask.append([1] * len(b["input_ids"]) + [0] * pad)
-            labels.append(b["labels"] + [IGNORE] * pad)
-        return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
-                "labels": torch.tensor(labels)}
-
-    return collate
 
 
 # ---- model -----------------------------------------------------------------------------------
@@ -291,41 +180,6 @@ def training_args(cfg: dict[str, Any], out: str, has_eval: bool, **overrides: An
     return TrainingArguments(**kwargs)
 
 
-# ---- checkpoints -----------------------------------------------------------------------------
-
-
-def checkpoint_step(path: str) -> int | None:
-    name = os.path.basename(path.rstrip("/"))
-    tail = name[len("checkpoint-"):] if name.startswith("checkpoint-") else ""
-    return int(tail) if tail.isdigit() else None
-
-
-def complete(path: str) -> bool:
-    """Saved to the end: trainer_state.json (written last) parses, weights and optimizer exist."""
-    try:
-        with open(os.path.join(path, "trainer_state.json")) as fh:
-            json.load(fh)
-    except (OSError, ValueError):
-        return False
-    names = set(os.listdir(path))
-    weights = {"adapter_model.safetensors", "adapter_model.bin", "model.safetensors"}
-    return bool(names & weights) and "optimizer.pt" in names
-
-
-def newest_checkpoint(folder: str) -> str | None:
-    """The newest complete checkpoint; incomplete ones (a kill mid-save) are removed."""
-    if not os.path.isdir(folder):
-        return None
-    found = sorted((step, os.path.join(folder, name)) for name in os.listdir(folder)
-                   if (step := checkpoint_step(name)) is not None)
-    for _step, path in reversed(found):
-        if complete(path):
-            return path
-        print(f"removing incomplete checkpoint {path}", flush=True)
-        shutil.rmtree(path, ignore_errors=True)
-    return None
-
-
 # ---- train -----------------------------------------------------------------------------------
 
 
@@ -380,29 +234,7 @@ def callbacks(progress: Progress, stop: dict[str, bool], counts: dict[str, Any])
     return [Report(), StopOnSignal()]
 
 
-def save_adapter(model: Any, tok: Any, out: str) -> str:
-    """adapter/ via a temporary folder and a rename, so a half-saved adapter never shows."""
-    final = os.path.join(out, "adapter")
-    tmp = os.path.join(out, f"adapter.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if os.path.isdir(final):
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
-
-
-def write_json(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
-
-
 def adapter_sha(folder: str) -> str:
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
     from adapter_tools import adapter_sha256  # beside this file, in <workdir>/bin/
 
     return str(adapter_sha256(folder))

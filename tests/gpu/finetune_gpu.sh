@@ -23,7 +23,7 @@ fi
 WORK=$(mktemp -d -t llmops-finetune-gpu-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/bin"
-cp "$REPO/ops/hostside/trainer.py" "$REPO/ops/hostside/adapter_tools.py" "$WORK/bin/"
+cp "$REPO"/ops/hostside/{trainer,trainer_rows,trainer_state,adapter_tools}.py "$WORK/bin/"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 began=$(date +%s)
 

@@ -12,8 +12,10 @@ from llmops.ops.kinds.hoststate import has_gpus
 from llmops.ops.kinds.run.spec import RunSpec
 
 FOLDER = "runs"
-SCRIPTS = ("trainer.py", "dataset.py", "adapter_tools.py")
-"""Host-side scripts copied to <workdir>/bin/ together (trainer.py imports adapter_tools)."""
+SCRIPTS = (
+    "trainer.py", "trainer_rows.py", "trainer_state.py", "dataset.py", "adapter_tools.py",
+)
+"""Host-side scripts copied to <workdir>/bin/ together (trainer.py imports the others)."""
 
 
 def python(facts: dict[str, Any]) -> str:
