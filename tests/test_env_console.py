@@ -79,7 +79,7 @@ async def test_env_row_detail_and_upgrade_dialog(env_lab: tuple[Path, EnvSpec]) 
         cells = [str(c) for c in table.get_row("serving")]
         assert cells[:2] == ["serving", "local"] and cells[2].endswith("ready"), cells
         assert cells[3:] == ["index", "host's", "-", "-", "-", "-", "none"], cells
-        assert {"new", "edit", "remove", "rollback"} <= footer_keys(app)
+        assert {"new", "edit", "remove", "restart", "rollback"} <= footer_keys(app)
 
         table.move_cursor(row=table.get_row_index("serving"))
         await pilot.pause()

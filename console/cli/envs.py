@@ -72,7 +72,8 @@ def env_up(name: str, as_json: bool, **given: Any) -> None:
     """Change an environment (or create it): new pins build a new venv beside the current one
     and switch to it; the current venv's freeze is recorded first, so `llmops rollback`
     restores it exactly. Servers on the env follow in the same action: restarted on the new
-    venv and checked; one failing reverts the env too."""
+    venv and checked; one failing reverts the env too. With nothing asked, the host is brought
+    to the lab's env (what a killed command left: its build followed or switched to)."""
     from dataclasses import asdict
 
     from llmops.rollback.engine import Change
@@ -88,6 +89,11 @@ def env_up(name: str, as_json: bool, **given: Any) -> None:
         spec = EnvSpec.model_validate(fields)
         change = Change("env", name, spec)
         stream_progress(engine, as_json)
+        if current == spec:  # nothing asked: bring the host to the lab's env (an interrupted
+            if not as_json:  # action's build picked up), journalled, the spec unchanged
+                out.print(Text(f"env {name} is as the lab says: reconciling its host"))
+            report_action(engine.restart("env", name), as_json, {"followers": []})
+            return
         ready = engine.readiness_for([change]) if current else []
         if isinstance(current, EnvSpec) and not as_json:
             for line in changes_text(pin_changes(current.packages, spec.packages)):

@@ -102,6 +102,9 @@ class EnvPresenter(Presenter):
                     "built beside the current one (an action; ctrl+z switches back)"),
         "remove": Key("x", "Remove", "Unlink the environment's venv path and remove it from "
                       "the lab (an action; ctrl+z brings it back)"),
+        "restart": Key("R", "Reconcile", "Bring the host to the environment as the lab has it: "
+                       "a build a killed console left is followed or switched to (journalled; "
+                       "the pins do not change)"),
     }
     form = FormLayout(
         fields=("name", "host", "packages", "mode", "index_url", "no_index", "find_links",
@@ -123,7 +126,8 @@ class EnvPresenter(Presenter):
     leaves = ("has its venv path unlinked and leaves the lab's desired state (kept venvs and "
               "the manifests stay on the host)")
     serving = ("ready",)
-    busy_words: ClassVar[dict[str, str]] = {**Presenter.busy_words, "edit": "upgrading"}
+    busy_words: ClassVar[dict[str, str]] = {**Presenter.busy_words, "edit": "upgrading",
+                                            "restart": "reconciling"}
     observe_interval = 20.0
     poll_interval = 10.0
     pane = True
@@ -185,6 +189,13 @@ class EnvPresenter(Presenter):
         if not facts:
             return initial
         return {**initial, "packages": propose_packages(facts)["packages"]}
+
+    def confirm_restart(self, name: str) -> tuple[str, str, str]:
+        return (f"Reconcile env {name}?",
+                f"The host is brought to env {name} as the lab has it: a finished build is "
+                "switched to, a running one followed, a drifted venv repaired; nothing when it "
+                "is as the lab says. The pins do not change (nothing to roll back); History "
+                "shows who did it and when.", "Reconcile")
 
     # -- an upgrade lists what changes first --------------------------------------------
     def needs_confirm(self, spec: Spec, before: Spec | None) -> bool:

@@ -25,6 +25,7 @@ from llmops.ops.kinds.env.hostcalls import (
     proc_name,
 )
 from llmops.ops.kinds.env.observed import EnvObserved, EnvStep
+from llmops.ops.kinds.env.plan import plan_env
 from llmops.ops.kinds.env.spec import EnvSpec
 from llmops.ops.transport import Transport, TransportError
 
@@ -67,6 +68,18 @@ def preflight(spec: EnvSpec, hosts: HostPool) -> None:
             f"{observed.venv} on {spec.host} exists and is not a venv llmops manages",
             "give another venv path, or move that one away (llmops never overwrites it)",
         )
+
+
+def reconcile(spec: EnvSpec, hosts: HostPool, progress: Progress) -> list[str]:
+    """The committed spec's plan against the host as it is, carried out (the kind's
+    `restart`: a journalled operation, no commit); the steps' verbs."""
+    steps = plan_env(spec, spec, observe(spec, hosts, freeze=True))
+    if not steps:
+        progress(f"nothing to do: env {spec.name} on {spec.host} is as the lab says")
+    for step in steps:
+        progress(f"{step.verb}: {step.detail}")
+        apply(step, spec, hosts, progress)
+    return [step.verb for step in steps]
 
 
 def payload(step: Step) -> EnvStep:

@@ -59,6 +59,12 @@ class EnvKind(Kind[EnvSpec, EnvObserved]):
         assert spec is not None
         return env_apply.apply(step, spec, hosts, progress)
 
+    def restart(self, spec: EnvSpec, hosts: HostPool, progress: Progress) -> None:
+        """Reconcile the host to the committed spec, which stays as it is (`llmops env up
+        NAME` with nothing asked, the Envs view's r): what an interrupted action left is
+        picked up — its build finished (a switch, no reinstall) or still running (followed)."""
+        env_apply.reconcile(spec, hosts, progress)
+
     def validate(self, spec: EnvSpec, hosts: HostPool) -> list[Check]:
         return env_checks.checklist(spec, hosts)
 
