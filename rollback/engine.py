@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmops.ops.hostpool import HostPool
-from llmops.ops.kinds.base import Check, Context, Spec, SpecError
+from llmops.ops.kinds.base import Check, Context, RollbackChecks, Spec, SpecError
 from llmops.ops.validate import find_secrets
 from llmops.rollback.alerts import Alerts
 from llmops.rollback.benches import Benches
@@ -137,12 +137,14 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
                 + " already as asked"
             )
         with self.lab.lock.hold(current_command(), wait=self.lock_wait):
+            asked = {c.ref for c in changes}
             changes = self.with_followers(changes)  # e.g. a gateway routing to a moved server
             self.admit(changes, is_rollback=is_rollback)  # again: another actor may have acted
             for host, fingerprint in (trust or {}).items():
                 self.hosts.trust(host, fingerprint)
-            for ch in changes:
-                if ch.spec is not None:
+            for ch in changes:  # not a follower: its spec is as it was when it passed, and
+                # what it reads of its dependency is set up by the dependency's steps (first)
+                if ch.spec is not None and ch.ref in asked:
                     KINDS[ch.kind].preflight(ch.spec, self.hosts)
             self.finish_reverts(self.hosts_of(changes), skip={c.ref for c in changes})
             return self._run(changes, summary, rollback_of, is_rollback)
@@ -182,7 +184,7 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
             self._fresh_facts = {}
             self._reconcile_all(action_id, changes, current)
             fault_point("before-checks")
-            checks = self._validate_all(action_id, changes, running)
+            checks = self._validate_all(action_id, changes, running, rollback=is_rollback)
             self._record_facts()
             if not is_rollback and not all(c.ok for c in checks):
                 failed = ", ".join(f"{c.name}: {c.detail}" for c in checks if not c.ok)
@@ -290,6 +292,8 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
         changes: list[Change],
         current: Mapping[Ref, Spec | None],
         phase: str = "apply",
+        *,
+        rollback: bool = False,
     ) -> list[Check]:
         checks: list[Check] = []
         for ch in changes:
@@ -299,6 +303,8 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
             try:
                 if ch.spec is not None:
                     found = kind.validate(ch.spec, self.hosts)
+                    if rollback and isinstance(kind, RollbackChecks):
+                        found = [*found, *kind.rollback_checks(ch.spec, self.hosts)]
                 elif before_spec is not None:
                     found = kind.validate_absent(before_spec, self.hosts)
                 else:

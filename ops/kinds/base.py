@@ -297,6 +297,14 @@ class HasReport(Protocol):
     def report(self, spec: Spec, hosts: HostPool) -> dict[str, Any] | None: ...
 
 
+@runtime_checkable
+class RollbackChecks(Protocol):
+    """A kind with checks too costly for every action, run after a rollback only (the
+    gateway's fallback drill: a drill proxy per model with fallbacks)."""
+
+    def rollback_checks(self, spec: Spec, hosts: HostPool) -> list[Check]: ...
+
+
 @dataclass
 class Resources:
     """What one job (a server, a training run) holds on its host, for the policy's quotas:

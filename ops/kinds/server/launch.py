@@ -185,11 +185,14 @@ def vllm_env(
 
 
 def launch_hash(spec: ServerSpec, facts: dict[str, Any]) -> str:
-    """What the running process must match: argv (port left out, colours differ) + env, and
-    for a server on an env the manifest of the env's set."""
+    """What the running process must match: argv (port left out, colours differ) + env, for
+    a server on an env the manifest of the env's set, and for one sharded over a cluster the
+    Ray instance its ranks joined (each node's process: a node that restarted killed them)."""
     argv = vllm_argv(spec, facts, port=0)
     found: dict[str, Any] = {"argv": argv, "env": vllm_env(spec, facts)}
     if spec.env is not None:  # the manifest the set was built to (its python is in argv)
         found["venv_manifest"] = (facts.get("env") or {}).get("manifest")
+    if spec.cluster is not None:  # cluster/serving.py `instance`
+        found["ray_instance"] = (facts.get("cluster") or {}).get("instance")
     blob = json.dumps(found, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
