@@ -13,7 +13,8 @@ from llmops.ops.kinds.run.spec import RunSpec
 
 FOLDER = "runs"
 SCRIPTS = (
-    "trainer.py", "trainer_rows.py", "trainer_state.py", "dataset.py", "adapter_tools.py",
+    "trainer.py", "trainer_rows.py", "trainer_state.py", "dataset.py", "datascreen.py",
+    "adapter_tools.py",
 )
 """Host-side scripts copied to <workdir>/bin/ together (trainer.py imports the others)."""
 
