@@ -4,10 +4,14 @@ path (LiteLLM calling the guard, plain and streamed) is in tests/test_gateway_li
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llmops.ops.hostside import gateway_hooks
 from llmops.ops.hostside.gateway_hooks import (
     INJECTION_RULES,
     SECRET_RULES,
@@ -124,3 +128,21 @@ def test_guard_flags_the_label_at_its_threshold(label: str, threshold: float,
                                                 flagged: tuple[str, float] | None) -> None:
     guard = {"label": label, "threshold": threshold}
     assert guard_flags(guard, guard_verdicts(CLASSIFY)) == flagged
+
+
+def test_usage_lines_go_on_in_a_new_file_after_the_old_one_is_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The callback keeps the usage file open between requests; a removed (or replaced) file
+    is noticed and the next line starts a new one, nothing lost after it."""
+    path = tmp_path / "usage.jsonl"
+    monkeypatch.setenv(gateway_hooks.USAGE_ENV, str(path))
+    gateway_hooks.append({"n": 1})
+    gateway_hooks.append({"n": 2})
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [1, 2]
+    path.unlink()
+    gateway_hooks.append({"n": 3})
+    assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [3]
+    moved = tmp_path / "other.jsonl"
+    monkeypatch.setenv(gateway_hooks.USAGE_ENV, str(moved))
+    gateway_hooks.append({"n": 4})
+    assert [json.loads(line)["n"] for line in moved.read_text().splitlines()] == [4]

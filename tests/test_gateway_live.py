@@ -58,6 +58,7 @@ SLOW = 900  # a CLI call that installs LiteLLM or starts vLLM, on a busy shared 
 KEY_ENV = "LLMOPS_TEST_GATEWAY_KEY"
 KEY = "sk-gwtest-" + secrets.token_hex(12)
 UP: dict[str, Any] = {}
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 """What `llmops gateway up gw --json` answered when the module's gateway started."""
 VENV = Path(os.environ.get("LLMOPS_TEST_CACHE", Path.home() / ".cache" / "llmops-tests")) \
     / f"litellm-{LITELLM_VERSION}"
@@ -406,10 +407,12 @@ def test_guard_model_blocks_its_trigger_counts_and_fails_closed(lab: Path) -> No
     assert tried(lab, "chat", f"No guard now: {TRIGGER}")["server"] == "ga"
 
 
-async def test_console_try_box_and_minutes(lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_console_try_box_and_minutes(lab: Path, monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
     """The Gateways view on the module's lab with Pilot: `i` opens the try box; an injection
     on chat is refused with the rule named, a prompt on code is answered by gb with its
-    tokens; the per-minute figures (lab.db) count chat's blocks."""
+    tokens; the per-minute figures (lab.db) count chat's blocks. The view is saved as an SVG
+    (the README's picture: LLMOPS_SAVE_SCREENSHOTS=1 writes docs/screenshot-gateways.svg)."""
     from test_console_support import SIZE, close_app_lab, opened, shown_text, wait_for
     from textual.widgets import Input, Select
 
@@ -435,6 +438,11 @@ async def test_console_try_box_and_minutes(lab: Path, monkeypatch: pytest.Monkey
         table = view.query_one(ResourceTable)
         table.move_cursor(row=table.get_row_index("gw"))
         await pilot.pause()
+        shot = (DOCS if os.environ.get("LLMOPS_SAVE_SCREENSHOTS") else tmp_path) \
+            / "screenshot-gateways.svg"
+        app.save_screenshot(shot.name, path=str(shot.parent))
+        svg = shot.read_text()  # noqa: ASYNC240 - a test's one read, nothing else waits on it
+        assert "chat" in svg and "gw" in svg, shot
         await pilot.press("i")
         await wait_for(pilot, lambda: isinstance(app.screen, GatewayTryScreen), 10, "try box")
         screen = app.screen
@@ -496,6 +504,21 @@ def test_usage_lines_count_tokens_cost_cache_and_fallbacks(lab: Path) -> None:
     assert overheads and all(ms >= 0 for ms in overheads), lines[-3:]  # LiteLLM's own time
     rows = cli(lab, "gateway", "list", timeout=120)
     assert rows[0]["name"] == "gw" and rows[0]["state"] == "serving", rows
+
+
+def test_the_hooks_drop_litellms_dead_otel_import_only_without_the_sdk(lab: Path) -> None:
+    """In the gateway's venv (no opentelemetry.sdk: not part of litellm[proxy]) the module
+    LiteLLM loads replaces the auth's per-request OTel seeding, whose import fails every time,
+    by a no-op; the usage lines above were written through the kept-open file."""
+    work = Path(str(lab).removesuffix("/lab")) / "work"
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import gateway_hooks as h; "
+             "from litellm.proxy.auth import user_api_key_auth as a; "
+             "print(h.SKIPPED_OTEL_SEED, a._seed_request_destinations(None) is None)")
+    done = subprocess.run([str(VENV / "bin" / "python"), "-c", probe,
+                           str(work / "gateways" / "gw")], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["True", "True"], done.stdout
 
 
 def test_master_key_never_in_git_or_lab_db(lab: Path) -> None:
