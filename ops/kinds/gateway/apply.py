@@ -239,9 +239,17 @@ def _reload(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
 
 
 def workers(t: Transport, master: int) -> list[int]:
-    """gunicorn's worker pids under its master now (children; `ps`, not pgrep: busybox too)."""
-    done = t.run(["ps", "-o", "pid=", "--ppid", str(master)], timeout=30)
-    return sorted(int(w) for w in (done.stdout or "").split() if w.isdigit())
+    """gunicorn's worker pids under its master now: its children with its own command line
+    (forks of it; named `gunicorn: worker` where setproctitle is installed; the master is
+    also a subreaper, so an orphan reparented to it is not one)."""
+    own = t.run(["ps", "-o", "args=", "-p", str(master)], timeout=30).stdout.strip()
+    done = t.run(["ps", "-o", "pid=,args=", "--ppid", str(master)], timeout=30)
+    found = []
+    for line in (done.stdout or "").splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if pid.isdigit() and (args.strip() == own or args.startswith("gunicorn: worker")):
+            found.append(int(pid))
+    return sorted(found)
 
 
 def alive_pids(t: Transport, pids: list[int]) -> list[int]:
