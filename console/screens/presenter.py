@@ -271,6 +271,11 @@ class Presenter:
         the detail pane (an adapter's versions), or None."""
         return None
 
+    def form_initial(self, context: ViewContext, initial: dict[str, Any]) -> dict[str, Any]:
+        """Worker side, before the New form opens: the presenter's prefill over `initial` (an
+        env's packages from its host's recorded probe), or `initial` as it is."""
+        return initial
+
     def progress_bar(self, row: RowState) -> tuple[float, float, Text] | None:
         """(done, total, words) of the work under way (a run's steps and ETA), or None."""
         return None

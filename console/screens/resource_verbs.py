@@ -130,6 +130,22 @@ class ResourceVerbs(ResourceView):
         if initial is None:  # a field naming the lab's only host (say) starts on it
             initial = {field: found[0] for field, kind in self.presenter.form.refs.items()
                        if len(found := self.names.get(kind, [])) == 1}
+            if type(self.presenter).form_initial is not Presenter.form_initial:
+                self.prefill_new(initial)  # the presenter reads the lab: off the UI thread
+                return
+        self.open_new(initial)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="form-initial",
+          description="prefill the New form from the lab")
+    def prefill_new(self, initial: dict[str, Any]) -> None:
+        try:
+            initial = self.presenter.form_initial(self.context, dict(initial))
+        except Exception as exc:  # noqa: BLE001 - the form opens as it was, the reason shown
+            self.app.call_from_thread(self.notify, f"no prefill: {error_text(exc)}",
+                                      severity="warning")
+        self.app.call_from_thread(self.open_new, initial)
+
+    def open_new(self, initial: dict[str, Any]) -> None:
         self.app.push_screen(self.form(initial=initial), partial(self.submitted, before=None))
 
     def action_edit(self) -> None:
