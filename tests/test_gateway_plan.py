@@ -46,7 +46,8 @@ BASE: dict[str, Any] = {"host": "local", "models": {"chat": ["a"]}}
 FACTS = {"workdir": "/w", "python": "python3"}
 HOOKS = "# the callbacks module\n"
 HOSTS = {"local": HostSpec(name="local", local=True),
-         "g2": HostSpec(name="g2", address="10.0.0.2")}
+         "g2": HostSpec(name="g2", address="10.0.0.2"),
+         "g3": HostSpec(name="g3", address="10.0.0.3")}
 
 
 def servers_of(case: dict[str, Any]) -> dict[str, ServerSpec]:
@@ -73,11 +74,17 @@ def resolved(spec: GatewaySpec, servers: dict[str, ServerSpec]) -> dict[str, Bac
             continue
         host = HOSTS[server.host]
         try:
-            b = backend_for(spec.host, server, host.address, host.local)
+            b = backend_for(spec.host, server, host.address, host.local,
+                            gateway_local=HOSTS[spec.host].local,
+                            tunnel_port=spec.tunnel_port(name))
         except Unreachable as exc:
             found[name] = BackendSeen(error=str(exc))
             continue
-        found[name] = BackendSeen(api_base=b.api_base, api_model=b.api_model)
+        argv = [] if b.tunnel is None else [  # what tunnels.tunnel_argv makes of the lab
+            "python3", "/w/gateways/gw/gateway_tunnel.py", str(b.tunnel), str(host.address),
+            "22", "", "-", "/lab/known_hosts", str(server.port)]
+        found[name] = BackendSeen(api_base=b.api_base, api_model=b.api_model, tunnel=b.tunnel,
+                                  tunnel_argv=argv)
     return found
 
 

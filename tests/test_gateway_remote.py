@@ -9,13 +9,16 @@ gateway reaches the server over plain HTTP on the address the server listens on,
 SSH). The gateway's config names the server's address (from the lab: the host's `address`
 and the server's `port`), its checklist asks the model through it, `try` shows the server
 that answered; the listening socket is read inside the namespace to prove it is bound to that
-address alone. One vLLM start (the remote server) and one LiteLLM start."""
+address alone. Then the server moves to its host's loopback and the gateway reaches it through
+its own SSH tunnel (tunnels.py), in the same action. One vLLM start (the remote server), one
+restart (the move) and one LiteLLM start."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +115,42 @@ def test_the_gateway_routes_to_a_server_on_another_host(lab: Path) -> None:
     config = json.loads((work / "gateways" / "gx" / "config.yaml").read_text())
     assert [d["litellm_params"]["api_base"] for d in config["model_list"]] == [base], config
     assert listening(far, SERVER_PORT) == [far.address]  # that address only: not 0.0.0.0
+
+
+def listening_here(port: int) -> list[str]:
+    """The local addresses of the sockets listening on `port` on this machine."""
+    out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, timeout=30).stdout
+    return [cols[3].rsplit(":", 1)[0] for cols in (line.split() for line in out.splitlines())
+            if len(cols) >= 4 and cols[3].rsplit(":", 1)[-1] == str(port)]
+
+
+def test_a_server_on_loopback_of_another_host_is_reached_through_the_gateways_tunnel(
+        lab: Path) -> None:
+    """fa moves to far's loopback: nothing outside far can reach its port now. The gateway
+    follows in the same action: its SSH tunnel (a process here, where the lab's key is)
+    listens on this machine's loopback only and carries the requests to far's 127.0.0.1;
+    config, checklist (`tunnel fa`, `model chat`) and `try` go through it. `gateway down`
+    stops the tunnel with the proxy."""
+    far: SshHost = FAR["host"]
+    port = GATEWAY_PORT + 100  # the gateway's port + 100 + fa's place among its servers (0)
+    moved = cli(lab, "server", "up", "fa", "--listen", "127.0.0.1")
+    assert moved["ok"], moved
+    gw = [s["verb"] for s in moved["action"]["steps"] if s["ref"] == "gateway/gx"]
+    assert gw == ["tunnel", "write-config", "reload", "wait-ready"], gw
+    checks = {c["name"]: c for c in moved["action"]["checks"] if c["ref"] == "gateway/gx"}
+    assert checks["tunnel fa"]["ok"] and checks["model chat"]["ok"], checks
+    base = f"http://127.0.0.1:{port}/v1"
+    assert base in checks["model chat"]["detail"], checks["model chat"]
+    answer = cli(lab, "gateway", "try", "gx", "Through the tunnel?", "--model", "chat",
+                 "--max-tokens", "4", timeout=120)
+    assert answer["ok"] and (answer["server"], answer["api_base"]) == ("fa", base), answer
+    assert listening(far, SERVER_PORT) == ["127.0.0.1"]  # fa: far's loopback only
+    assert listening_here(port) == ["127.0.0.1"]  # the tunnel: this machine's loopback only
+    work = Path(str(lab).removesuffix("/lab")) / "work"
+    tunnel = json.loads((work / "run" / "gateway.gx.tunnel.fa" / "proc.json").read_text())
+    assert str(far.key_path) in tunnel["argv"] and far.address in tunnel["argv"], tunnel
+    down = cli(lab, "gateway", "down", "gx")
+    assert down["ok"], down
+    verbs = [(s["verb"], s.get("detail", "")) for s in down["action"]["steps"]]
+    assert [v for v, _ in verbs] == ["stop", "stop", "forget"], verbs
+    assert not listening_here(port)

@@ -16,6 +16,7 @@ from llmops.ops import procs
 from llmops.ops.kinds import hoststate
 from llmops.ops.kinds.base import Progress, SpecError, Step
 from llmops.ops.kinds.env import serving as env_serving
+from llmops.ops.kinds.gateway import tunnels
 from llmops.ops.kinds.gateway.client import gateway_client, master_key
 from llmops.ops.kinds.gateway.config import Unreachable, backend_for, marker_of
 from llmops.ops.kinds.gateway.launch import (
@@ -97,6 +98,7 @@ def resolve(spec: GatewaySpec, hosts: HostPool) -> dict[str, BackendSeen]:
     """Each server the spec names (routes and guards), as the gateway's host reaches it (from
     the lab)."""
     found = {}
+    here = bool(getattr(hosts.lookup(spec.host), "local", False))
     for name in spec.all_servers():
         server = hosts.desired("server", name)
         if not isinstance(server, ServerSpec):
@@ -105,11 +107,15 @@ def resolve(spec: GatewaySpec, hosts: HostPool) -> dict[str, BackendSeen]:
         address = hosts.lookup(server.host)
         try:
             b = backend_for(spec.host, server, getattr(address, "address", None),
-                            bool(getattr(address, "local", False)))
+                            bool(getattr(address, "local", False)), gateway_local=here,
+                            tunnel_port=spec.tunnel_port(name))
         except Unreachable as exc:
             found[name] = BackendSeen(error=str(exc))
             continue
-        found[name] = BackendSeen(api_base=b.api_base, api_model=b.api_model)
+        argv = [] if b.tunnel is None else tunnels.tunnel_argv(
+            spec, server, hosts, host_facts(hosts, spec.host))
+        found[name] = BackendSeen(api_base=b.api_base, api_model=b.api_model, tunnel=b.tunnel,
+                                  tunnel_argv=argv)
     return found
 
 
@@ -131,6 +137,7 @@ def observe(spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
     hooks = _text(t, hooks_path(spec, facts))
     info = procs.status(t, spec.proc_name())
     state = read_state(t, facts, spec.name)
+    backends = resolve(spec, hosts)
     return GatewayObserved(
         facts=facts,
         venv_version=version.strip() if version else None,
@@ -140,7 +147,9 @@ def observe(spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
         proc_crashed=not info.running and info.rc not in (0, None),
         proc_hash=state.get("launch_hash") if info.running else None,
         loaded_hash=state.get("loaded") if info.running else None,
-        backends=resolve(spec, hosts),
+        backends=backends,
+        tunnels=tunnels.observe(spec, hosts, facts,
+                                [n for n, b in backends.items() if b.tunnel]),
         hooks_source=hooks_source(),
         hooks_ok=config is None or hooks == hooks_source(),
     )
@@ -344,7 +353,13 @@ def _forget(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
     return {}
 
 
+def _tunnel(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Progress
+            ) -> dict[str, Any]:
+    return tunnels.start(step, spec, hosts, host_facts(hosts, spec.host), progress)
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
+    "tunnel": _tunnel,
     "install": _install,
     "write-config": _write_config,
     "start": _start,

@@ -18,6 +18,7 @@ import httpx
 
 from llmops.ops import procs
 from llmops.ops.kinds.base import Check
+from llmops.ops.kinds.gateway import tunnels
 from llmops.ops.kinds.gateway.apply import hooks_source, resolve
 from llmops.ops.kinds.gateway.client import GatewayClient, gateway_client
 from llmops.ops.kinds.gateway.config import (
@@ -56,6 +57,7 @@ def checklist(spec: GatewaySpec, hosts: HostPool) -> list[Check]:
         backends = backends_of(spec, observed)
     except Unresolved as exc:
         return [*checks, Check("routes", False, str(exc))]
+    checks += tunnels.checks(spec, hosts, observed)  # before the requests that cross them
     want = marker_of(config_text(spec, backends, observed.hooks_source))
     with gateway_client(spec, hosts, timeout=120.0) as client:
         checks.append(_timed("config loaded", lambda: _loaded(client, want)))

@@ -32,24 +32,33 @@ class Unreachable(ValueError):
 
 @dataclass(frozen=True)
 class Backend:
-    """One server as the gateway reaches it: its OpenAI base URL and the model name it serves."""
+    """One server as the gateway reaches it: its OpenAI base URL and the model name it serves;
+    `tunnel` (the local port) when it is reached through the gateway's tunnel (tunnels.py)."""
 
     server: str
     api_base: str
     api_model: str
+    tunnel: int | None = None
 
 
 def backend_for(gateway_host: str, server: ServerSpec, server_address: str | None,
-                server_local: bool) -> Backend:
+                server_local: bool, *, gateway_local: bool = False,
+                tunnel_port: int | None = None) -> Backend:
     """How the gateway on `gateway_host` reaches `server` (its live port): loopback on the same
-    host; across hosts, the server must listen beyond loopback and its host have an address."""
+    host; across hosts, the address the server listens on beyond loopback (its host's address
+    for a wildcard), or, for a server on loopback only, the gateway's SSH tunnel to it when the
+    gateway runs on this machine (`gateway_local`: where the lab's SSH key is)."""
     reach = reach_address(server)
     if server.host != gateway_host:
         if server.listen in LOOPBACKS:
+            if gateway_local and tunnel_port and server_address and not server_local:
+                return Backend(server.name, f"http://127.0.0.1:{tunnel_port}/v1",
+                               server.api_model(), tunnel_port)
+            tunnel = "" if server_local else " or on this machine (a tunnel over SSH)"
             raise Unreachable(
                 f"server {server.name} listens on {server.listen} of host {server.host}, which "
-                f"the gateway on {gateway_host} cannot reach: run the gateway on {server.host}, "
-                f"or let the server listen on 0.0.0.0"
+                f"the gateway on {gateway_host} cannot reach: run the gateway on {server.host}"
+                f"{tunnel}, or let the server listen on 0.0.0.0"
             )
         if server.listen in ("0.0.0.0", "::"):
             if server_local or not server_address:

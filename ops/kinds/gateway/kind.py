@@ -85,7 +85,9 @@ def admit_guard(spec: GatewaySpec, field: str, server: Spec | None, context: Con
     host = context.spec("host", server.host)
     try:
         backend_for(spec.host, server, getattr(host, "address", None),
-                    bool(getattr(host, "local", False)))
+                    bool(getattr(host, "local", False)),
+                    gateway_local=bool(getattr(context.spec("host", spec.host), "local", False)),
+                    tunnel_port=spec.tunnel_port(server.name))
     except Unreachable as exc:
         raise SpecError(field, str(exc)) from None
 
@@ -111,6 +113,26 @@ def admit_env(spec: GatewaySpec, env: Spec | None) -> None:
         raise SpecError("env", f"env {env.name} lacks what the gateway runs: "
                         f"{'; '.join(missing)}", f"llmops env up {env.name} --packages ... "
                         f"with {litellm} and gunicorn==23.0.0, or drop env")
+
+
+def admit_tunnels(spec: GatewaySpec, tunnelled: list[tuple[str, int]], context: Context
+                  ) -> None:
+    """Each tunnel's local port (the gateway's port + 100 + the server's place) is a port and
+    not one a server or another gateway on the gateway's host uses."""
+    taken = {spec.port}
+    for other in context.desired.values():
+        if getattr(other, "host", None) != spec.host:
+            continue
+        if isinstance(other, ServerSpec):
+            taken |= set(other.ports())
+        elif isinstance(other, GatewaySpec) and other.name != spec.name:
+            taken.add(other.port)
+    for name, port in tunnelled:
+        if port > 65535 or port in taken:
+            what = "taken" if port <= 65535 else "not a port"
+            raise SpecError("port", f"the tunnel to server {name} would listen on {port} (the "
+                            f"gateway's port + 100 + its place), which is {what} on "
+                            f"{spec.host}", "pick another port for the gateway")
 
 
 class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
@@ -149,10 +171,13 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
         return canary or reach_of(before) != reach_of(after)
 
     def owns_process(self, spec: GatewaySpec, proc_name: str) -> bool:
-        return proc_name in (spec.proc_name(), spec.install_proc())
+        return (proc_name in (spec.proc_name(), spec.install_proc())
+                or proc_name.startswith(f"{spec.proc_name()}.tunnel."))
 
     def admit(self, spec: GatewaySpec, context: Context) -> None:
         """Every server reachable from the gateway's host; its port free there."""
+        here = bool(getattr(context.spec("host", spec.host), "local", False))
+        tunnelled = []
         for model, servers in spec.models.items():
             for i, name in enumerate(servers):
                 server = context.spec("server", name)
@@ -160,10 +185,14 @@ class GatewayKind(Kind[GatewaySpec, GatewayObserved]):
                     continue
                 host = context.spec("host", server.host)
                 try:
-                    backend_for(spec.host, server, getattr(host, "address", None),
-                                bool(getattr(host, "local", False)))
+                    b = backend_for(spec.host, server, getattr(host, "address", None),
+                                    bool(getattr(host, "local", False)), gateway_local=here,
+                                    tunnel_port=spec.tunnel_port(name))
                 except Unreachable as exc:
                     raise SpecError(f"models.{model}[{i}]", str(exc)) from None
+                if b.tunnel is not None:
+                    tunnelled.append((name, b.tunnel))
+        admit_tunnels(spec, tunnelled, context)
         for model, guard in spec.guards.items():
             admit_guard(spec, f"guards.{model}.server", context.spec("server", guard.server),
                         context)

@@ -20,6 +20,20 @@ class BackendSeen(BaseModel):
     api_base: str | None = None
     api_model: str | None = None
     error: str | None = None
+    tunnel: int | None = None
+    """Reached through the gateway's SSH tunnel on this local port (tunnels.py)."""
+    tunnel_argv: list[str] = Field(default_factory=list)
+    """The tunnel's command (no secret in it: the key's path, never the key)."""
+
+
+class TunnelSeen(BaseModel):
+    """A tunnel process of the gateway: running, and the launch hash it was started with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    running: bool = False
+    crashed: bool = False
+    launch: str | None = None
 
 
 class GatewayObserved(Observed):
@@ -43,6 +57,8 @@ class GatewayObserved(Observed):
     backends: dict[str, BackendSeen] = Field(default_factory=dict)
     hooks_source: str = ""
     """The callbacks module as this llmops ships it (part of the config's hash)."""
+    tunnels: dict[str, TunnelSeen] = Field(default_factory=dict)
+    """The gateway's tunnel processes by server (the ones wanted and the ones it recorded)."""
     hooks_ok: bool = True
     """The callbacks module beside the config on the host is the one this llmops ships (False:
     edited or replaced by hand; the config's hash cannot see that: written and reloaded)."""
@@ -61,3 +77,5 @@ class GatewayStep(StepData):
     """start / reload / wait-ready: the config hash; start: the launch hash in `launch`."""
     launch: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    server: str | None = None
+    """tunnel: the server it reaches."""

@@ -15,6 +15,7 @@ from llmops.ops.kinds.gateway.config import Backend, config_text, marker_of
 from llmops.ops.kinds.gateway.launch import launch_hash, litellm_argv, litellm_env, venv_of
 from llmops.ops.kinds.gateway.observed import GatewayObserved, GatewayStep
 from llmops.ops.kinds.gateway.spec import GatewaySpec
+from llmops.ops.kinds.gateway.tunnels import plan_tunnels
 
 
 class Unresolved(ValueError):
@@ -28,7 +29,7 @@ def backends_of(spec: GatewaySpec, observed: GatewayObserved) -> dict[str, Backe
         if seen is None or seen.error or not seen.api_base or not seen.api_model:
             why = seen.error if seen and seen.error else "not in the lab"
             raise Unresolved(f"server {server}: {why}")
-        found[server] = Backend(server, seen.api_base, seen.api_model)
+        found[server] = Backend(server, seen.api_base, seen.api_model, seen.tunnel)
     return found
 
 
@@ -48,6 +49,7 @@ def plan_gateway(
         if observed.proc_running or observed.proc_crashed:
             why = "gateway removed" if observed.proc_running else "end what the crash left"
             steps.append(Step("stop", f"stop {proc} ({why})", (), GatewayStep(proc=proc)))
+        steps += plan_tunnels(spec, observed, keep=False)
         return [*steps, Step("forget", f"remove the record of {spec.name} on its host", (),
                              GatewayStep())]
     facts = observed.facts
@@ -64,6 +66,7 @@ def plan_gateway(
             GatewayStep(proc=desired.install_proc(), venv=venv,
                         version=desired.litellm_version)))
     backends = backends_of(desired, observed)
+    steps += plan_tunnels(desired, observed)  # before the config that routes through them
     text = config_text(desired, backends, observed.hooks_source)
     canaries = canary_steps(desired, backends, observed, text)  # a server's canary: last
     want = marker_of(text)

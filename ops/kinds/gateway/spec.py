@@ -244,6 +244,14 @@ class GatewaySpec(Spec):
         """What an env the gateway runs on must pin (env's canonical `name[extras]==v`)."""
         return f"litellm[proxy]=={self.litellm_version}", "gunicorn"
 
+    def tunnel_port(self, server: str) -> int:
+        """The local port of the gateway's tunnel to `server` (used only when it needs one):
+        the gateway's port + 100 + the server's place among the servers it names, by name."""
+        return self.port + 100 + sorted(self.all_servers()).index(server)
+
+    def tunnel_proc(self, server: str) -> str:
+        return f"gateway.{self.name}.tunnel.{server}"
+
     def venv_path(self, workdir: str) -> str:
         return self.venv or f"{workdir}/gateways/litellm-{self.litellm_version}"
 
