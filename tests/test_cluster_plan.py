@@ -85,10 +85,11 @@ def test_state_word_and_resources() -> None:
 
 
 def test_an_action_on_the_cluster_takes_its_sharded_servers_along() -> None:
-    """(pure, rollback/gateways.py `followers`) A change that restarts nodes, or the cluster
-    reconciled as it is (a repair), brings each server naming it into the action; a change
-    that restarts no node (start timeout, the Ray pin) and a server on another cluster or
-    none do not follow."""
+    """(pure, rollback/gateways.py `followers`) Every action on the cluster brings each
+    server naming it into the action: a change that restarts nodes, the cluster reconciled as
+    it is (a repair), and one whose spec restarts no node (a dropped worker restarts on any
+    action; the follower restarts only if its launch hash moved). A server on another cluster
+    or on none does not follow."""
     from llmops.ops.kinds.server.spec import ServerSpec
     from llmops.rollback.changes import Change
     from llmops.rollback.gateways import followers
@@ -108,14 +109,14 @@ def test_an_action_on_the_cluster_takes_its_sharded_servers_along() -> None:
     assert along(rc.model_copy(update={"workers": ["cb", "cc"]})) == ["pp"]
     assert along(rc.model_copy(update={"object_store_mb": 120})) == ["pp"]
     assert along(rc) == ["pp"]  # a repair: the dropped node's ranks died
-    assert along(rc.model_copy(update={"start_timeout_s": 300})) == []
-    assert along(rc.model_copy(update={"ray_version": "2.61.0"})) == []
+    assert along(rc.model_copy(update={"start_timeout_s": 300})) == ["pp"]
 
 
 def test_worker_logs_are_the_newest_non_empty_ones_without_rays_markers(tmp_path: Path) -> None:
     """raynode `worker_logs` (stdlib, run on the node) on a folder laid out as Ray lays out a
     node's temp dir: the newest non-empty worker-*.out/.err first, Ray's own marker lines
-    left out, at most `files` files of `lines` lines."""
+    left out, at most `files` files of `lines` lines; and the raylet's lines about workers
+    it killed for memory."""
     import os
 
     from llmops.ops.hostside import raynode
@@ -126,7 +127,9 @@ def test_worker_logs_are_the_newest_non_empty_ones_without_rays_markers(tmp_path
     files = {"worker-a-01-11.err": ":actor_name:RayWorkerProc\nINFO load\nValueError: boom\n",
              "worker-a-01-11.out": ":actor_name:RayWorkerProc\n",
              "worker-b-01-12.err": "", "worker-c-01-13.out": "older\n",
-             "python-core-worker-a.log": "not a worker's words\n"}
+             "python-core-worker-a.log": "not a worker's words\n",
+             "raylet.out": "I started\nE 1 Workers (tasks / actors) killed due to memory "
+                           "pressure (OOM) at node x\n"}
     for i, (name, text) in enumerate(files.items()):
         (logs / name).write_text(text)
         os.utime(logs / name, (1000 - i, 1000 - i))
@@ -134,4 +137,6 @@ def test_worker_logs_are_the_newest_non_empty_ones_without_rays_markers(tmp_path
     assert reply["logs"] == [{"file": "worker-a-01-11.err", "lines": ["INFO load",
                                                                        "ValueError: boom"]},
                              {"file": "worker-c-01-13.out", "lines": ["older"]}]
+    assert reply["killed"] == ["E 1 Workers (tasks / actors) killed due to memory pressure "
+                               "(OOM) at node x"]  # the raylet's word on a rank it ended
     assert raynode.worker_logs({"temp_dir": str(tmp_path / "none")})["logs"] == []

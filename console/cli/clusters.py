@@ -58,6 +58,13 @@ def cluster_up(name: str, resources: str | None, as_json: bool, **given: Any) ->
         fields: dict[str, Any] = current.model_dump() if current else {"name": name}
         fields.update(values)
         spec = ClusterSpec.model_validate(fields)
+        if current is not None and not as_json:
+            from llmops.rollback.changes import Change
+
+            for c in engine.with_followers([Change("cluster", name, spec)])[1:]:
+                out.print(Text(f"  {c.kind} {c.name} follows (its ranks die with the nodes: "
+                               "restarted on the new Ray and checked; a failure reverts the "
+                               "cluster too)"))
         put_spec(engine, "cluster", spec, "added", as_json)
 
 

@@ -139,7 +139,14 @@ def worker_logs(request: dict) -> dict:
             found.append({"file": name, "lines": tail})
         if len(found) >= most:
             break
-    return {"folder": folder, "logs": found}
+    return {"folder": folder, "logs": found, "killed": killed_lines(folder, lines)}
+
+
+def killed_lines(folder: str, count: int) -> list:
+    """The raylet's lines about workers it killed (its memory monitor ends a rank when the
+    node runs out of memory: the rank's own log then just stops)."""
+    lines = last_lines(os.path.join(folder, "raylet.out"), 10_000)
+    return [line for line in lines if "killed due to memory pressure" in line][-count:]
 
 
 def last_lines(path: str, count: int) -> list:

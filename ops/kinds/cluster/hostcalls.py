@@ -55,10 +55,14 @@ def gcs_view(hosts: HostPool, head: str, address: str, port: int) -> dict[str, A
 def worker_logs(hosts: HostPool, host: str, temp_dir: str, lines: int = 5, files: int = 3
                 ) -> list[dict[str, Any]]:
     """The newest Ray worker logs of one node ({file, lines}), newest first: what the vLLM
-    ranks placed there said (a rank's traceback is in its worker-*.err)."""
+    ranks placed there said (a rank's traceback is in its worker-*.err); then, as file
+    `raylet.out`, the raylet's lines about workers it killed for memory (a rank's own log
+    just stops)."""
     reply = call(hosts.transport(host), "worker_logs",
                  {"temp_dir": temp_dir, "lines": lines, "files": files}, timeout=60)
-    return list(reply.get("logs") or [])
+    killed = list(reply.get("killed") or [])
+    return [*(reply.get("logs") or []), *([{"file": "raylet.out", "lines": killed}]
+                                          if killed else [])]
 
 
 def read_record(hosts: HostPool, host: str, name: str) -> dict[str, Any]:

@@ -67,10 +67,10 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
                 after: base.Spec | None) -> bool:
         """Its env's venv changes (upgrade, rollback) or is repaired: the server is restarted
         on the new venv (its launch hash names the set) and checked in the same action, so a
-        failing server reverts the env too (rollback/gateways.py `followers`). Likewise its
-        cluster's nodes restart (a change of their launch, a rollback, the repair of a
-        dropped node): its ranks died with them, so it restarts on the new Ray (its launch
-        hash names each node's process) and is checked in the cluster's action."""
+        failing server reverts the env too (rollback/gateways.py `followers`). Likewise any
+        action on its cluster: where a node restarted (a launch change, a rollback, the
+        repair of a dropped node) its ranks died, so it restarts on the new Ray (its launch
+        hash names each node's process); either way it is checked in the cluster's action."""
         if spec.cluster is not None and dep == ("cluster", spec.cluster):
             return cluster_serving.servers_follow(before, after)
         return dep == ("env", spec.env) and env_serving.servers_follow(before, after)
