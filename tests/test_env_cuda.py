@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 from labtools import llmops
@@ -32,6 +33,7 @@ def driver_cuda() -> str | None:
     return found.group(1) if done.returncode == 0 and found else None
 
 
+@cache
 def torch_cuda_imported(python: str) -> str | None:
     """torch.version.cuda as torch itself says, in a python of its own (seconds: the import)."""
     done = subprocess.run([python, "-c", "import torch; print(torch.version.cuda)"],
@@ -62,8 +64,9 @@ def test_probe_reports_what_this_host_reports(tmp_path: Path) -> None:
     cuda = facts["cuda"]
     assert cuda["driver"] == driver_cuda(), cuda
     assert cuda["torch_installed"] is True  # make setup installs torch in this python
-    assert cuda["torch"] == torch_cuda_imported(sys.executable), cuda
-    want = f"{driver_cuda() or 'none'} / {torch_cuda_imported(sys.executable) or 'none'}"
+    torch = torch_cuda_imported(sys.executable)
+    assert cuda["torch"] == torch, cuda
+    want = f"{cuda['driver'] or 'none'} / {torch or 'none'}"
     spec = HostSpec(name="local", local=True, python=sys.executable,
                     workdir=str(tmp_path / "work"))
     presenter = HostPresenter()

