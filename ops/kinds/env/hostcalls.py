@@ -1,10 +1,12 @@
 """The env kind's host plumbing: where things live on the host and how envctl (the stdlib
-host-side script, ops/hostside/envctl.py) is called. One JSON line comes back per call."""
+host-side script, ops/hostside/envctl.py and its parts envctl_*.py, sent as one bundled
+script) is called. One JSON line comes back per call."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
 SCRIPT = "envctl.py"
+MODULES = ("envctl_lib", "envctl_check", "envctl_build", "envctl")
+"""envctl and its parts (ops/hostside), in the order they import each other."""
 
 
 class EnvError(TransportError):
@@ -51,9 +55,25 @@ def proc_name(name: str) -> str:
     return f"env-{name}"
 
 
+@cache
+def bundle() -> str:
+    """envctl and its parts as one script (one write per call, as before the split): each
+    module's source registered under its own name, then envctl's main."""
+    source = files("llmops.ops.hostside")
+    parts = {name: source.joinpath(f"{name}.py").read_text() for name in MODULES}
+    return ("# envctl, bundled by llmops (ops/hostside/envctl*.py): do not edit\n"
+            "import sys, types\n"
+            f"PARTS = {parts!r}\n"
+            "for name, text in PARTS.items():\n"
+            "    module = types.ModuleType(name)\n"
+            "    module.__file__ = __file__\n"
+            "    sys.modules[name] = module\n"
+            "    exec(compile(text, f'<{name}.py>', 'exec'), module.__dict__)\n"
+            "sys.modules['envctl'].main()\n")
+
+
 def install_script(t: Transport, where: Layout) -> None:
-    t.write_text(where.script, files("llmops.ops.hostside").joinpath(SCRIPT).read_text(),
-                 mode=0o644)
+    t.write_text(where.script, bundle(), mode=0o644)
 
 
 def call(t: Transport, where: Layout, op: str, request: dict[str, Any] | None = None, *,
