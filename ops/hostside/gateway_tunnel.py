@@ -65,18 +65,23 @@ class Tunnel:
 
 
 def pump(src: socket.socket | paramiko.Channel, dst: socket.socket | paramiko.Channel) -> None:
-    """Copy src to dst until either side closes; then close both."""
+    """Copy src to dst until either side closes; then end both. A socket is shut down before
+    it is closed: close() alone, while the other direction's thread waits in recv() on it,
+    sends no FIN, so the client would keep a connection the server has already dropped (seen:
+    LiteLLM reused it and got "Server disconnected" after vLLM closed an idle keep-alive)."""
     try:
         while True:
             data = src.recv(65536)
             if not data:
                 break
             dst.sendall(data)
-    except OSError:
+    except (OSError, EOFError):
         pass
     finally:
         for end in (src, dst):
             try:
+                if isinstance(end, socket.socket):
+                    end.shutdown(socket.SHUT_RDWR)
                 end.close()
             except OSError:
                 pass
