@@ -3,7 +3,7 @@ host, in one run (issue 16 item 9: the honest reference is a warmed single-host 
 
     .venv/bin/python benchmarks/sharded.py [--rounds 5] [--requests 6] [--max-tokens 64]
 
-Needs root (two network-namespace sshd hosts, as tests/test_cluster_kind.py makes them, and
+Needs root (two network-namespace sshd hosts, as tests/clusterfixtures.py makes them, and
 root's ip_forward, put back afterwards) and the host extra (the CPU vLLM, Ray). The hosts'
 python carries the TEST-ONLY shim (tests/rayshim/) that lets the CPU build of vLLM run on Ray.
 One run: a lab with hosts ca and cb, cluster rc (head ca, worker cb, one device each), server
@@ -37,16 +37,16 @@ from typing import Any
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-from labtools import llmops  # noqa: E402
-from sharedserver import LOOSE_TARGETS, SLOW, make_tiny_model  # noqa: E402
-from sshhosts import SshHostFactory  # noqa: E402
-from test_cluster_kind import (  # noqa: E402
+from clusterfixtures import (  # noqa: E402
     DEVICE_KEY,
     FORWARD,
     ray_pids,
     reach_each_other,
     shim_python,
 )
+from labtools import llmops  # noqa: E402
+from sharedserver import LOOSE_TARGETS, SLOW, make_tiny_model  # noqa: E402
+from sshhosts import SshHostFactory  # noqa: E402
 
 CLIENT = r"""
 import json, sys, time, httpx
@@ -141,12 +141,12 @@ def main() -> int:
     lab = root / "lab"
     try:
         FORWARD.write_text("1\n")
-        python = shim_python(root)
         hosts = [factory("ca"), factory("cb")]
         for host in hosts:
             reach_each_other(host)
             llmops(lab, "host", "add", host.name, "--address", host.address, "--user",
-                   host.user, "--key", str(host.key_path), "--python", python, "--workdir",
+                   host.user, "--key", str(host.key_path), "--python",
+                   shim_python(root, host.name), "--workdir",
                    str(host.workdir), "--trust", host.host_pub_fingerprint, timeout=120)
         model = make_tiny_model(root / "tiny")
         began = time.monotonic()

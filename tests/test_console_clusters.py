@@ -2,7 +2,7 @@
 cluster of one on host `local` and a server naming it (committed, nothing started): the
 Clusters row and its nodes (GPUs: none, with the probe's note), the server's detail listing
 the cluster's nodes, `server show --json` carrying the same. With Ray, `sharded_detail_live`
-is driven from tests/test_cluster_kind.py while its PP=2 server runs on the two namespace
+is driven from tests/test_cluster_sharded.py while its PP=2 server runs on the two namespace
 hosts (no start of its own): each node alive, the server's vLLM worker placed on each.
 
 The pure renderings are tested here from a report as the cluster kind returns it."""

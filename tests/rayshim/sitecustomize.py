@@ -1,6 +1,6 @@
 """TEST-ONLY shim: lets the CPU build of vLLM run on Ray, as the shared notes
 (ray-multinode.md) saw working. Never imported by the product: it is active only in the test
-hosts' python (tests/test_cluster_kind.py makes a venv whose .pth puts this folder on the
+hosts' python (tests/clusterfixtures.py makes a venv whose .pth puts this folder on the
 path); on GPU hosts vLLM runs on Ray as it is.
 
 The CPU platform has no Ray device key (vLLM then refuses: "current platform cpu does not
@@ -18,6 +18,13 @@ first forward: with the compiled-graph Ray executor as that AssertionError; with
 (V2) one as a `KeyError` in `scheduler.update_from_output`, since the engine reads only the
 sample_tokens reply, and a rank whose execute_model failed answers it with an empty output.
 The patch allocates the buffer, as _dummy_run does, on first use.
+
+And Ray's memory monitor off in the test hosts (`RAY_memory_monitor_refresh_ms=0`, inherited
+by the raylet that `ray start` spawns): the namespace "hosts" are one shared box, so the node
+memory Ray watches is the whole machine's, held mostly by other tests' processes; at 95% it
+killed a vLLM rank of the test's (seen 2026-11-27: `1 Workers (tasks / actors) killed due to
+memory pressure (OOM)`, the engine then `RayWorkerProc rank=[0] died unexpectedly`). A real
+node's memory is its own; nothing of the product sets this.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from types import ModuleType
 from typing import Any
 
 DEVICE_KEY = os.environ.get("LLMOPS_RAYSHIM_KEY", "llmops_cpu")
+os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
 
 
 def _node_and_device(self: Any) -> tuple[str, list[int]]:
