@@ -137,7 +137,11 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
                 + " already as asked"
             )
         with self.lab.lock.hold(current_command(), wait=self.lock_wait):
-            asked = {c.ref for c in changes}
+            # a change that leaves a follower's spec as the lab holds it (the rollback of an
+            # action that took it along lists it) is a follower too: not preflighted
+            moved = [c for c in changes if self.lab.read_spec(c.kind, c.name) != c.spec]
+            asked = {c.ref for c in changes} - {
+                c.ref for c in self.with_followers(moved)[len(moved):]}
             changes = self.with_followers(changes)  # e.g. a gateway routing to a moved server
             self.admit(changes, is_rollback=is_rollback)  # again: another actor may have acted
             for host, fingerprint in (trust or {}).items():
