@@ -69,6 +69,10 @@ class UsageMinutes:
         with lock, db.conn:
             if "gateway_usage" not in db.table_names():
                 db.table("gateway_usage").create(USAGE_COLUMNS, pk=("ref", "model", "minute"))
+            have = db.table("gateway_usage").columns_dict
+            for column in gateway_usage.MINUTE_FIELDS:  # a figure added since the lab's db
+                if column not in have:  # was made: its past minutes count 0
+                    db.table("gateway_usage").add_column(column, float, not_null_default=0)
             if "gateway_usage_read" not in db.table_names():
                 db.table("gateway_usage_read").create(
                     {"ref": str, "path": str, "offset": int}, pk=("ref", "path"))
