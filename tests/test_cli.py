@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from labtools import git_log, llmops, llmops_json
 
+from llmops.console.presenters.host import cuda_cell
 from llmops.rollback.lab import Lab
 
 PY = sys.executable
@@ -37,6 +38,10 @@ def test_add_list_history_rollback_json(tmp_path: Path) -> None:
     hosts = llmops_json(lab, "host", "list")
     assert [h["spec"]["name"] for h in hosts] == ["local"]
     assert hosts[0]["facts"]["python_version"].startswith("3.")
+    facts = hosts[0]["facts"]  # the text table: the Hosts view's versions and CUDA cell
+    text = llmops(lab, "host", "list", env={"COLUMNS": "250"}).stdout
+    assert "cuda (driver / torch)" in text and cuda_cell(facts) in text
+    assert (facts["packages"].get("torch") or "-") in text
     history = llmops_json(lab, "history")
     assert [a["summary"] for a in history] == ["host local added"]
     back = llmops_json(lab, "rollback", "1")

@@ -82,7 +82,10 @@ def host_list(as_json: bool) -> None:
         if as_json:
             emit_json([{"spec": s.model_dump(mode="json"), "facts": f} for s, f in rows])
             return
-        table = Table("name", "address", "os", "cpus", "ram", "gpus", "vllm", "probed")
+        from llmops.console.presenters.host import cuda_cell  # the Hosts view's words
+
+        table = Table("name", "address", "os", "cpus", "ram", "gpus", "vllm", "peft", "torch",
+                      "cuda (driver / torch)", "probed")
         for spec, facts in rows:
             assert isinstance(spec, HostSpec)
             gpus = facts.get("gpus") or []
@@ -93,7 +96,8 @@ def host_list(as_json: bool) -> None:
                 facts.get("cpu_count", "?"),
                 gib(facts.get("ram_total_bytes")),
                 ", ".join(g["name"] for g in gpus) or "none",
-                (facts.get("packages") or {}).get("vllm") or "-",
+                *((facts.get("packages") or {}).get(p) or "-" for p in ("vllm", "peft", "torch")),
+                cuda_cell(facts),
                 facts.get("observed_at", "never"),
             )
             table.add_row(*(esc(c) for c in cells))
