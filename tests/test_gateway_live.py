@@ -509,16 +509,20 @@ def test_usage_lines_count_tokens_cost_cache_and_fallbacks(lab: Path) -> None:
 def test_the_hooks_drop_litellms_dead_otel_import_only_without_the_sdk(lab: Path) -> None:
     """In the gateway's venv (no opentelemetry.sdk: not part of litellm[proxy]) the module
     LiteLLM loads replaces the auth's per-request OTel seeding, whose import fails every time,
-    by a no-op; the usage lines above were written through the kept-open file."""
+    by a no-op, and makes the router reuse one TypeAdapter per type (it built one per
+    request); the usage lines above were written through the kept-open file."""
     work = Path(str(lab).removesuffix("/lab")) / "work"
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); import gateway_hooks as h; "
-             "from litellm.proxy.auth import user_api_key_auth as a; "
-             "print(h.SKIPPED_OTEL_SEED, a._seed_request_destinations(None) is None)")
+             "from litellm.proxy.auth import user_api_key_auth as a; from litellm import router; "
+             "from typing import Mapping; t = router.TypeAdapter(Mapping[str, object]); "
+             "print(h.SKIPPED_OTEL_SEED, a._seed_request_destinations(None) is None, "
+             "h.REUSED_TYPE_ADAPTERS, t is router.TypeAdapter(Mapping[str, object]), "
+             "t.validate_python({'a': 1}) == {'a': 1})")
     done = subprocess.run([str(VENV / "bin" / "python"), "-c", probe,
                            str(work / "gateways" / "gw")], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-2:] == ["True", "True"], done.stdout
+    assert done.stdout.split()[-5:] == ["True"] * 5, done.stdout  # and one adapter per type
 
 
 def test_master_key_never_in_git_or_lab_db(lab: Path) -> None:

@@ -146,8 +146,39 @@ def skip_dead_otel_seed() -> bool:
     return True
 
 
+def reuse_router_type_adapters() -> bool:
+    """LiteLLM 1.108's router builds a pydantic `TypeAdapter(Mapping[str, object])` on every
+    request (`get_discovered_model_info`, from its success callback): building one generates
+    a core schema each time, ~6% of the worker's busy time here (py-spy, load 3). A
+    TypeAdapter of one type is immutable and stateless, so the router's are built once per
+    type and reused; a type that cannot be a dict key is built as before."""
+    try:
+        from litellm import router
+        from pydantic import TypeAdapter
+    except ImportError:
+        return False
+    if getattr(router, "TypeAdapter", None) is not TypeAdapter:
+        return False
+    built: dict[Any, Any] = {}
+
+    def adapter(kind: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return TypeAdapter(kind, *args, **kwargs)
+        try:
+            found = built.get(kind)
+        except TypeError:  # unhashable: as before
+            return TypeAdapter(kind)
+        if found is None:
+            found = built[kind] = TypeAdapter(kind)
+        return found
+
+    router.TypeAdapter = adapter
+    return True
+
+
 if CustomLogger is not object:  # inside LiteLLM's worker, not the console or the tests
     SKIPPED_OTEL_SEED = skip_dead_otel_seed()
+    REUSED_TYPE_ADAPTERS = reuse_router_type_adapters()
 
 
 # -- the guardrail's rules: plain data ------------------------------------------------------
