@@ -4,12 +4,11 @@ server for the whole module: it answers across both hosts with a single-process 
 (rank 0 in the head's namespace, rank 1 in the worker's), its nodes and the ranks' Ray worker
 logs shown; a cluster change that restarts every node takes the server along in the same
 action (restarted on the new Ray, checked with a completion); a killed worker leaves it
-degraded, and `rollback --last-good cluster/rc` brings the worker and the server back in one
-action, validated and timed in the journal; a node whose python lacks vLLM is refused by
+degraded, and the rollback of that change brings the cluster and the server back as one,
+validated and timed in the journal; a node whose python lacks vLLM is refused by
 the server's and the cluster's preflight naming the node and the fix, nothing started; down
 leaves nothing. vLLM starts here: the PP=2 server, its restart by the change, its restart by the
-rollback (three); no Ray cluster is started beyond the session's (both nodes restart once,
-the worker once more)."""
+rollback (three); no Ray cluster is started beyond the session's (its nodes restart twice)."""
 
 from __future__ import annotations
 
@@ -191,11 +190,11 @@ def test_a_cluster_change_takes_the_sharded_server_along(up: ClusterLab,
 def test_killed_worker_then_rollback_brings_the_sharded_server_back(
         up: ClusterLab, shared_server: SharedServer) -> None:
     """The worker's Ray killed under the PP=2 server: `server list` says degraded (node cb
-    down) and `server show` cb not alive in Ray; `rollback --last-good cluster/rc` (the
-    cluster as its last validated action left it) restarts the dead worker alone (the head
-    stays) and the server with it, in one action: every check green (the server's completion
-    among them), the ranks on both hosts again, the single-process tokens, the action and its
-    steps timed in the journal."""
+    down) and `server show` cb not alive in Ray; `rollback --last cluster/rc` (the rollback of
+    the change that took the server along: object store back to 100 MB) restarts both nodes,
+    the dead worker among them, and the server with them, in one action: every check green
+    (the server's completion among them), the ranks on both hosts again, the single-process
+    tokens, the action and its steps timed in the journal."""
     cluster = up
     kill_node(cluster, "n1")
     row = {r["name"]: r for r in cluster.run("server", "list")}["pp"]
@@ -204,14 +203,15 @@ def test_killed_worker_then_rollback_brings_the_sharded_server_back(
     shown = {n["host"]: n for n in cluster.run("server", "show", "pp")["nodes"]}
     assert shown["ca"]["ray_alive"] and not shown["cb"]["ray_alive"], shown
     began = time.monotonic()
-    back = cluster.run("rollback", "--last-good", "cluster/rc", timeout=ACTION)
+    back = cluster.run("rollback", "--last", "cluster/rc", timeout=ACTION)
     took = time.monotonic() - began
     assert back["action"]["refs"] == [["cluster", "rc"], ["server", "pp"]], back["action"]
     nodes, server = cluster_then_server(back)
-    assert nodes == ["stop", "start-worker", "wait-nodes"], nodes  # the head stays
+    assert nodes[-3:] == ["start-head", "start-worker", "wait-nodes"], nodes
     assert server[-3:] == ["start", "wait-ready", "smoke"], server
     report = cluster.run("cluster", "status", "rc")
     assert report["state"] == "up" and report["alive"] == 2, report
+    assert {n["resources"]["object_store_memory"] for n in report["nodes"]} == {100_000_000}
     row = {r["name"]: r for r in cluster.run("server", "list")}["pp"]
     assert not row["state"].startswith(("degraded", "crashed")), row
     one_rank_per_host(cluster)
@@ -219,7 +219,7 @@ def test_killed_worker_then_rollback_brings_the_sharded_server_back(
     journalled = {a["id"]: a for a in cluster.run("history")}[back["action"]["id"]]
     assert journalled["status"] == "succeeded" and journalled["seconds"] > 0, journalled
     server_s = sum(s["seconds"] for s in back["action"]["steps"] if s["ref"] == "server/pp")
-    print(f"killed worker -> rollback --last-good with the server {took:.1f} s (journal "
+    print(f"killed worker -> rollback of the change with the server {took:.1f} s (journal "
           f"{journalled['seconds']:.1f} s, server steps {server_s:.1f} s); first completion "
           f"{tokens['first']:.2f} s")
 
