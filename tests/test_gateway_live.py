@@ -206,6 +206,8 @@ def test_routing_change_and_rollback_drop_nothing(lab: Path) -> None:
     assert master_pid(lab) == pid  # every change was a HUP to the same master
     for action in (back["action"], again["action"], last["action"]):
         assert all(c["ok"] for c in action["checks"]), action["checks"]
+        drilled = {c["name"]: c for c in action["checks"] if c["name"].startswith("fallback")}
+        assert drilled["fallback chat (drill)"]["ok"], action["checks"]  # after a rollback only
         assert action["seconds"] is not None  # timed (journalled with the action)
 
 

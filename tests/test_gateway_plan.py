@@ -284,15 +284,16 @@ def test_usage_per_minute_in_lab_db(tmp_path: Path) -> None:
         {"at": t0 + 65, "model": "chat", "ok": True, "fallbacks": 1, "cost": 0.5},
         {"at": t0 + 66, "event": "guardrail", "model": "chat", "action": "blocked"},
         {"at": t0 + 67, "event": "guardrail", "model": "chat", "action": "redacted"},
+        {"at": t0 + 68, "event": "guardrail", "model": "chat", "action": "unchecked"},
         {"model": "code", "ok": True},  # no time: left out
     ]
     minutes = per_minute(records)
     assert set(minutes) == {("chat", t0), ("chat", t0 + 60)}
     assert minutes[("chat", t0)] == {
         "requests": 2, "errors": 1, "prompt_tokens": 3, "completion_tokens": 2, "cost": 0.25,
-        "cache_hits": 1, "fallbacks": 0, "blocked": 0, "redacted": 0}
+        "cache_hits": 1, "fallbacks": 0, "blocked": 0, "redacted": 0, "unchecked": 0}
     later = minutes[("chat", t0 + 60)]
-    assert (later["blocked"], later["fallbacks"]) == (1, 1)
+    assert (later["blocked"], later["fallbacks"], later["unchecked"]) == (1, 1, 1)
     store = UsageMinutes(sqlite_utils.Database(tmp_path / "lab.db"), threading.RLock())
     assert store.add("gateway/gw", "/u.jsonl", 0, 500, minutes)
     assert not store.add("gateway/gw", "/u.jsonl", 0, 500, minutes)  # another reader was first
@@ -302,6 +303,7 @@ def test_usage_per_minute_in_lab_db(tmp_path: Path) -> None:
     assert [p["minute"] for p in series] == [t0 - 60, t0, t0 + 60, t0 + 120]
     assert [p["requests"] for p in series] == [0, 3, 1, 0]
     assert series[1]["cost"] == 0.5 and series[2]["blocked"] == 1
+    assert series[2]["unchecked"] == 1  # requests let through unchecked, per minute too
 
 
 def test_fallback_drill_config_kills_only_the_drilled_model() -> None:

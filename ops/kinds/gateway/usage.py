@@ -200,7 +200,7 @@ class UsageSampler:
 
 
 MINUTE_FIELDS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost",
-                 "cache_hits", "fallbacks", "blocked", "redacted")
+                 "cache_hits", "fallbacks", "blocked", "redacted", "unchecked")
 """What a minute of one model holds (lab.db's `gateway_usage`, rollback/gateways.py)."""
 
 
@@ -217,6 +217,7 @@ def per_minute(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str,
         if r.get("event") == "guardrail":
             m["blocked"] += r.get("action") == "blocked"
             m["redacted"] += r.get("action") == "redacted"
+            m["unchecked"] += r.get("action") == "unchecked"  # the guard failed open
             continue
         m["requests"] += 1
         m["errors"] += not r.get("ok")
