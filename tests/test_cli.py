@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from labtools import git_log, llmops, llmops_json
 
-from llmops.console.presenters.host import cuda_cell
+from llmops.console.presenters.host_words import cuda_cell
 from llmops.rollback.lab import Lab
 
 PY = sys.executable

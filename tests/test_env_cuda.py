@@ -17,7 +17,8 @@ from pathlib import Path
 from labtools import llmops
 
 from llmops.console.presenters.env import EnvPresenter
-from llmops.console.presenters.host import HostPresenter, cuda_cell
+from llmops.console.presenters.host import HostPresenter
+from llmops.console.presenters.host_words import cuda_cell
 from llmops.console.screens.resource_poll import RowState
 from llmops.ops.hostside import envctl
 from llmops.ops.kinds.env import EnvSpec

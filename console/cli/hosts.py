@@ -22,6 +22,7 @@ from llmops.console.cli.common import (
 )
 from llmops.console.cli.completion import names_of
 from llmops.console.cli.spec_options import given_fields, spec_options
+from llmops.console.presenters.host_words import cuda_cell
 from llmops.ops.kinds.host.spec import HostSpec
 
 if TYPE_CHECKING:
@@ -82,8 +83,6 @@ def host_list(as_json: bool) -> None:
         if as_json:
             emit_json([{"spec": s.model_dump(mode="json"), "facts": f} for s, f in rows])
             return
-        from llmops.console.presenters.host import cuda_cell  # the Hosts view's words
-
         table = Table("name", "address", "os", "cpus", "ram", "gpus", "vllm", "peft", "torch",
                       "cuda (driver / torch)", "probed")
         for spec, facts in rows:

@@ -4,11 +4,12 @@ remote host's key is shown to the operator to confirm before it is added."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 
 from llmops.console.messages import ResourcePolled
+from llmops.console.presenters.host_words import cuda_cell
 from llmops.console.screens.acting import error_text
 from llmops.console.screens.host_detail import HostDetailScreen
 from llmops.console.screens.presenter import Confirm, Key, Presenter
@@ -23,18 +24,6 @@ if TYPE_CHECKING:
 
     from llmops.console.screens.base import ViewContext
     from llmops.rollback.telemetry import TelemetryPoller
-
-
-def cuda_cell(facts: dict[str, Any] | None) -> str:
-    """`DRIVER / TORCH`: the CUDA version the host's driver offers (NVML, else nvidia-smi;
-    `none` with no driver) and the one the host python's torch was built for (`none` for a
-    CPU build, `-` without torch), as the probe read them."""
-    if not facts:
-        return "?"
-    cuda = facts.get("cuda") or {}
-    torch = cuda.get("torch") or ("none" if cuda.get("torch_installed") else "-")
-    driver = cuda.get("driver") or (facts.get("gpu_driver") or {}).get("cuda")
-    return f"{driver or 'none'} / {torch}"
 
 
 def host_spec(spec: Spec) -> HostSpec:
