@@ -20,40 +20,26 @@ import subprocess
 import sys
 import time
 
-try:  # beside this script on a host; inside the llmops package here (tests, the console)
-    from envctl_build import op_build
-    from envctl_check import op_check, pip_check_verdict
-    from envctl_lib import (
-        MARK,
-        NOT_FROZEN,
-        canon,
-        expand,
-        freeze,
-        host_pip_ok,
-        link_set,
-        read_json,
-        read_manifest,
-        site_packages,
-        store_manifest,
-        write_json,
-    )
-except ImportError:  # pragma: no cover - which one depends on how it was started
-    from .envctl_build import op_build
-    from .envctl_check import op_check, pip_check_verdict
-    from .envctl_lib import (
-        MARK,
-        NOT_FROZEN,
-        canon,
-        expand,
-        freeze,
-        host_pip_ok,
-        link_set,
-        read_json,
-        read_manifest,
-        site_packages,
-        store_manifest,
-        write_json,
-    )
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # inside the llmops package here (tests, the console) its
+    sys.path.insert(0, HERE)  # parts are beside it; on a host they are bundled with it
+
+from envctl_build import op_build  # noqa: E402
+from envctl_check import op_check, pip_check_verdict  # noqa: E402
+from envctl_lib import (  # noqa: E402
+    MARK,
+    NOT_FROZEN,
+    canon,
+    expand,
+    freeze,
+    host_pip_ok,
+    link_set,
+    read_json,
+    read_manifest,
+    site_packages,
+    store_manifest,
+    write_json,
+)
 
 __all__ = ["op_build", "op_check", "pip_check_verdict"]
 

@@ -7,36 +7,22 @@ import shutil
 import subprocess
 import time
 
-try:  # beside envctl.py on a host; inside the llmops package here (tests, the console)
-    from envctl_lib import (
-        MARK,
-        as_pins,
-        canon,
-        expand,
-        freeze,
-        host_pip_ok,
-        pip_error,
-        read_json,
-        read_manifest,
-        run_pip,
-        store_manifest,
-        write_json,
-    )
-except ImportError:  # pragma: no cover - which one depends on how it was started
-    from .envctl_lib import (
-        MARK,
-        as_pins,
-        canon,
-        expand,
-        freeze,
-        host_pip_ok,
-        pip_error,
-        read_json,
-        read_manifest,
-        run_pip,
-        store_manifest,
-        write_json,
-    )
+# beside envctl.py (bundled with it on a host; its folder is on sys.path in the package)
+from envctl_lib import (
+    MARK,
+    as_pins,
+    canon,
+    expand,
+    freeze,
+    host_pip_ok,
+    pip_error,
+    read_json,
+    read_manifest,
+    run_pip,
+    store_manifest,
+    write_json,
+)
+
 
 def make_venv(python, folder):
     with_pip = not host_pip_ok()

@@ -8,32 +8,19 @@ import re
 import subprocess
 import time
 
-try:  # beside envctl.py on a host; inside the llmops package here (tests, the console)
-    from envctl_lib import (
-        as_pins,
-        canon,
-        expand,
-        freeze_argv,
-        freeze_lines,
-        link_set,
-        pip_argv,
-        pip_env,
-        read_json,
-        read_manifest,
-    )
-except ImportError:  # pragma: no cover - which one depends on how it was started
-    from .envctl_lib import (
-        as_pins,
-        canon,
-        expand,
-        freeze_argv,
-        freeze_lines,
-        link_set,
-        pip_argv,
-        pip_env,
-        read_json,
-        read_manifest,
-    )
+# beside envctl.py (bundled with it on a host; its folder is on sys.path in the package)
+from envctl_lib import (
+    as_pins,
+    canon,
+    expand,
+    freeze_argv,
+    freeze_lines,
+    link_set,
+    pip_argv,
+    pip_env,
+    read_json,
+    read_manifest,
+)
 
 IMPORTS = """import importlib, importlib.metadata as m, json, sys
 out = {}
