@@ -1,14 +1,24 @@
 """Runs ON a host, beside dataset.py in <workdir>/bin/: what screening looks for in a training
-file's rows and what it does with a match. One table per rule (RULES, also the priority where
-matches overlap), a Scanner (regexes, and detect-secrets for keys when the host's python has
-it), redaction and report snippets that never show a secret. Stdlib only at import time."""
+file's rows and what it does with a match. The rules (RULES, also the priority where matches
+overlap), a Scanner (regexes, and detect-secrets for keys when the host's python has it),
+redaction and report snippets that never show a secret. Prompt injections are the table the
+gateway's guardrail uses too (injection_rules.py, copied beside this file: layout.SCRIPTS).
+Stdlib only at import time."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:  # imported from the package (tests): its sibling is beside it
+    sys.path.insert(0, HERE)
+
+import injection_rules  # noqa: E402 - beside this file
 
 EXAMPLES = 3
 SNIPPET = 40
@@ -17,30 +27,6 @@ SECRET_PLUGINS = ("AWSKeyDetector", "GitHubTokenDetector", "PrivateKeyDetector",
                   "KeywordDetector", "SlackDetector", "StripeDetector", "JwtTokenDetector",
                   "BasicAuthDetector")
 """detect-secrets plugins that flag keys and tokens but not English (see finetune-cpu.md)."""
-
-FLAGS = re.IGNORECASE | re.MULTILINE
-INJECTION = (
-    ("ignore-instructions", r"\b(?:ignore|forget|skip)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|"
-                            r"your\s+|my\s+)?(?:previous|prior|above|earlier|preceding)\s+"
-                            r"(?:instructions?|prompts?|directions?|rules|messages?)\b"),
-    ("disregard-instructions", r"\bdisregard\s+(?:\w+\s+){0,4}?(?:instructions?|prompts?|rules|"
-                               r"guidelines|directions?)\b"),
-    ("you-are-now", r"\byou\s+are\s+now\s+(?:a|an|the|my|no\s+longer|free|unrestricted|"
-                    r"unfiltered|jailbroken|dan|acting|in\s+developer\s+mode)\b"),
-    ("system-prompt", r"\bsystem\s+prompt\b"),
-    ("reveal-prompt", r"\b(?:reveal|print|show|repeat|output|leak)\s+(?:me\s+)?(?:your|the)\s+"
-                      r"(?:system\s+|initial\s+|hidden\s+|original\s+)?(?:prompt|instructions)\b"),
-    ("jailbreak", r"\bjail\s?break(?:s|ing|ed|en)?\b"),
-    ("do-anything-now", r"\bdo\s+anything\s+now\b|\bDAN\s+mode\b"),
-    ("developer-mode", r"\b(?:developer|god)\s+mode\s+(?:enabled|on|activated)\b"),
-    ("override-rules", r"\boverride\s+(?:your\s+|all\s+|the\s+)?(?:safety|previous|system)\s+"
-                       r"(?:instructions|rules|guidelines|settings|prompt)\b"),
-    ("pretend-no-rules", r"\bpretend\s+(?:that\s+)?you\s+(?:have\s+no|are\s+not\s+bound\s+by|"
-                         r"don'?t\s+have)\s+(?:\w+\s+){0,2}(?:rules|restrictions|guidelines|"
-                         r"limits|filters)\b"),
-    ("role-tag", r"<\|im_start\|>\s*system|<<SYS>>|^\s*#{2,3}\s*system\s*:"),
-)
-"""Prompt-injection phrases, one maintained table: (name, case-insensitive regex)."""
 
 SECRET_EXTRA = (
     ("openai-key", r"(?<![\w-])sk-(?:proj-)?[A-Za-z0-9_-]{20,}"),  # detect-secrets misses these
@@ -77,7 +63,6 @@ class Scanner:
     """Finds each rule's matches in a string; detect-secrets for keys when it is installed."""
 
     def __init__(self) -> None:
-        self.injection = [re.compile(p, FLAGS) for _, p in INJECTION]
         self.secret = [re.compile(p) for _, p in SECRET_EXTRA]
         self.email = re.compile(EMAIL)
         self.phone = [re.compile(p) for p in PHONE]
@@ -136,7 +121,7 @@ class Scanner:
                      if 13 <= len(d := re.sub(r"\D", "", m.group())) <= 19 and luhn(d)],
             "email": [m.span() for m in self.email.finditer(text)],
             "phone": [m.span() for rx in self.phone for m in rx.finditer(text)],
-            "injection": [m.span() for rx in self.injection for m in rx.finditer(text)],
+            "injection": [(b, e) for _, b, e in injection_rules.spans(text)],
         }
         taken: list[Span] = []
         kept: dict[str, list[Span]] = {}
@@ -214,10 +199,13 @@ def screen_rows(rows: list[dict[str, Any]], invalid: dict[int, str], label: str,
                 entry["examples"].append(f"{label} row {number}: {invalid[number]}")
             continue
         hit: dict[str, str] = {}
+        named: set[str] = set()  # the injection rules (their ids) that hit the row
 
-        def scan(text: str, hit: dict[str, str] = hit) -> str:
+        def scan(text: str, hit: dict[str, str] = hit, named: set[str] = named) -> str:
             spans = scanner.find(text)
             for rule in spans:
+                if rule == "injection":
+                    named.update(r for r, _, _ in injection_rules.spans(text))
                 hit.setdefault(rule, snippet(text, spans, rule))
             return redact(text, spans, redacting)
 
@@ -225,6 +213,11 @@ def screen_rows(rows: list[dict[str, Any]], invalid: dict[int, str], label: str,
         for rule, example in hit.items():
             entry = report["rules"][rule]
             entry["rows"] += 1
+            if rule == "injection":
+                by_rule = entry.setdefault("by_rule", {})
+                for name in sorted(named):
+                    by_rule[name] = by_rule.get(name, 0) + 1
+                example += f" (rule {', '.join(sorted(named))})"
             if len(entry["examples"]) < EXAMPLES:
                 entry["examples"].append(f"{label} row {number}: {example}")
         if not any(choices.get(rule) == "drop" for rule in hit):

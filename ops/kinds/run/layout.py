@@ -14,9 +14,10 @@ from llmops.ops.kinds.run.spec import RunSpec
 FOLDER = "runs"
 SCRIPTS = (
     "trainer.py", "trainer_rows.py", "trainer_state.py", "dataset.py", "datascreen.py",
-    "adapter_tools.py",
+    "injection_rules.py", "adapter_tools.py",
 )
-"""Host-side scripts copied to <workdir>/bin/ together (trainer.py imports the others)."""
+"""Host-side scripts copied to <workdir>/bin/ together (trainer.py imports the others;
+datascreen.py the injection rules it shares with the gateway's guardrail)."""
 
 
 def python(facts: dict[str, Any]) -> str:
