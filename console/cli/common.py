@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the lab, the engine and the kinds load when a command uses 
     from llmops.rollback.records import ActionRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -205,6 +206,25 @@ def recover(engine: Engine) -> None:
         )
 
 
+def interrupted(engine: Engine, as_json: bool) -> None:
+    """Ctrl-C inside an action: mark it interrupted now (not at the next command) and say what
+    it left and how to go back; exit 130. Outside an action: return (nothing to say)."""
+    from llmops.rollback.lock import LabBusy
+
+    try:
+        found = engine.recover()
+    except (LabBusy, KeyboardInterrupt):
+        found = []
+    if not found:
+        return None
+    records = [engine.lab.journal.action(n) for n in found]
+    what = ", ".join(f"action {r.id} ({r.summary})" for r in records if r is not None)
+    undo = " or ".join(f"`llmops rollback {n}`" for n in found)
+    message = (f"interrupted (Ctrl-C): {what} stopped mid-way; what it started on the hosts is"
+               f" left as it is (`llmops plan` shows it); {undo} puts back the state before it")
+    fail(message, EXIT_INTERRUPTED, as_json)
+
+
 @contextmanager
 def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[Engine]:
     """An engine on the lab (recovered first unless read-only), with every expected failure
@@ -241,6 +261,10 @@ def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[E
         fail(str(exc), EXIT_BAD_INPUT, as_json)
     except TransportError as exc:
         fail(str(exc), EXIT_FAILED, as_json)
+    except KeyboardInterrupt:
+        if engine is not None:
+            interrupted(engine, as_json)
+        fail("interrupted (Ctrl-C)", EXIT_INTERRUPTED, as_json)
     finally:
         if engine is not None:
             engine.close()

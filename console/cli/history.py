@@ -171,18 +171,53 @@ def kind_and_name(option: str, text: str, as_json: bool) -> tuple[str, str]:
     return kind, name
 
 
+def undoable_refs(engine: Engine, limit: int = 5) -> list[tuple[str, int, str]]:
+    """The resources whose last action one `rollback --last` would undo now, newest first:
+    (KIND/NAME, that action's id, its summary)."""
+    from llmops.rollback.operate import newest_undoable
+
+    actions = engine.lab.journal.actions(limit=50)
+    found: list[tuple[str, int, str]] = []
+    for record in sorted(actions, key=lambda a: -a.id):
+        for ref in record.refs:
+            undo = newest_undoable(actions, ref)
+            label = "/".join(ref)
+            if undo is not None and undo.id == record.id and label not in {f[0] for f in found}:
+                found.append((label, undo.id, undo.summary))
+    return found[:limit]
+
+
+def refuse_missing_ref(engine: Engine, option: str, as_json: bool) -> NoReturn:
+    """`--last` / `--last-good` given without KIND/NAME: say what goes there and what could."""
+    found = undoable_refs(engine)
+    example = found[0][0] if found else "server/NAME"
+    message = (f"{option} needs KIND/NAME, the resource to put back: `llmops rollback {option}"
+               f" {example}`")
+    if found:
+        message += "; resources with an action to undo: " + ", ".join(
+            f"{ref} (action {n}: {summary})" for ref, n, summary in found)
+        message += f"; or undo one action by its number: `llmops rollback {found[0][1]}`"
+    else:
+        message += "; nothing in the journal can be rolled back yet (see `llmops history`)"
+    fail(message, as_json=as_json)
+
+
 @click.command("rollback")
 @click.argument("action_id", type=int, required=False)
 @click.option(
     "--last-good",
     "last_good",
     metavar="KIND/NAME",
+    is_flag=False,
+    flag_value="",
     shell_complete=complete_refs,
     help="Put one resource back as it was after its last fully validated action.",
 )
 @click.option(
     "--last",
     metavar="KIND/NAME",
+    is_flag=False,
+    flag_value="",
     shell_complete=complete_refs,
     help="Undo the last action on one resource not rolled back yet (a row's ctrl+z).",
 )
@@ -196,6 +231,9 @@ def rollback(
         fail("give an ACTION_ID, --last KIND/NAME or --last-good KIND/NAME (one of them)",
              as_json=as_json)
     with engine_for_cli(as_json) as engine:
+        for option, given in (("--last", last), ("--last-good", last_good)):
+            if given == "":  # the option without its value: click would only say "requires"
+                refuse_missing_ref(engine, option, as_json)
         stream_progress(engine, as_json)
         if last is not None:
             kind, name = kind_and_name("--last", last, as_json)

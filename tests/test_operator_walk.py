@@ -1,0 +1,98 @@
+"""A newcomer's walk, each stumble kept as a test: the CLI through the real subprocess (the
+fork server), on a lab with host `local` and nothing that starts vLLM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from labtools import llmops, llmops_json
+from testkinds import SleeperKind, SleeperSpec, sleeper_kind
+
+from llmops.ops import procs
+from llmops.rollback.engine import Engine
+from llmops.rollback.lab import Lab
+
+__all__ = ["sleeper_kind"]  # the fixture, used by name
+
+
+def local_lab(tmp_path: Path) -> Path:
+    lab = tmp_path / "lab"
+    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable,
+           "--workdir", str(tmp_path / "w"))
+    return lab
+
+
+def test_rollback_last_without_a_ref_names_the_fix(tmp_path: Path) -> None:
+    """`llmops rollback --last` alone: not click's bare "requires an argument", but what goes
+    there, the resources that have something to undo, and the numbered form; nothing runs."""
+    empty = tmp_path / "empty"
+    refused = llmops(empty, "rollback", "--last", check=2)
+    assert "--last needs KIND/NAME" in refused.stderr
+    assert "nothing in the journal can be rolled back yet" in refused.stderr
+    lab = local_lab(tmp_path)
+    refused = llmops(lab, "rollback", "--last", check=2)
+    assert "requires an argument" not in refused.stderr
+    assert "`llmops rollback --last host/local`" in refused.stderr
+    assert "host/local (action 1: host local added)" in refused.stderr
+    assert "`llmops rollback 1`" in refused.stderr
+    as_json = llmops_json(lab, "rollback", "--last-good", check=2)
+    assert as_json["error"].startswith("--last-good needs KIND/NAME")
+    assert [a["id"] for a in llmops_json(lab, "history")] == [1]  # nothing was rolled back
+    done = llmops_json(lab, "rollback", "--last", "host/local")  # the form it names works
+    assert done["ok"] and done["action"]["rollback_of"] == 1
+
+
+CLI_WITH_SLEEPER = """
+import sys
+from testkinds import SleeperKind
+from llmops.rollback.kinds import KINDS
+KINDS["sleeper"] = SleeperKind()
+from llmops.console.cli import cli
+cli(sys.argv[1:], prog_name="llmops")
+"""
+"""The real CLI in its own process, with the tests' sleeper kind registered: an action that
+stays open (its start waits for a file) until the test presses Ctrl-C."""
+
+
+def test_ctrl_c_mid_action_says_what_it_left(tmp_path: Path, sleeper_kind: SleeperKind) -> None:
+    """Ctrl-C while `llmops apply` waits on a start: exit 130, the action marked interrupted at
+    once (the journal says so before any other command runs), and the line names the action
+    and the rollback that puts it back; what it started is left running, as it says."""
+    lab = local_lab(tmp_path)
+    hand = Lab(lab)
+    hand.write_spec("sleeper", "z", SleeperSpec(name="z", host="local",
+                                                hold=str(tmp_path / "never")))
+    hand.close()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI_WITH_SLEEPER, "--lab", str(lab), "apply"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    engine = Engine(Lab(lab))
+    transport = engine.hosts.transport("local")
+    deadline = time.monotonic() + 120
+    while not procs.status(transport, "sleeper-z").running:  # the start step is under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        assert proc.returncode == 130, (stdout, stderr)
+        assert "Aborted!" not in stderr
+        assert ("interrupted (Ctrl-C): action 2 (apply hand edits: sleepers/z.toml) stopped"
+                " mid-way") in stderr
+        assert "`llmops rollback 2` puts back the state before it" in stderr
+        record = engine.lab.journal.action(2)  # no later command has recovered it
+        assert record is not None and record.status == "interrupted"
+        assert procs.status(transport, "sleeper-z").running  # left as it is, as the line says
+    finally:
+        done = engine.rollback(2)  # the fix the line names: the sleep stops
+        stopped = not procs.status(transport, "sleeper-z").running
+        engine.close()
+        engine.lab.close()
+    assert done.ok and stopped
