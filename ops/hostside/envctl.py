@@ -12,6 +12,7 @@ The parts beside it (sent with it, every envctl*.py): envctl_lib.py (paths, pip,
 manifests), envctl_check.py (the checklist), envctl_build.py (the build).
 """
 
+import hashlib
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from envctl_lib import (  # noqa: E402
     freeze,
     host_pip_ok,
     link_set,
+    manifest_text,
     read_json,
     read_manifest,
     site_packages,
@@ -195,6 +197,21 @@ def op_manifest(req):
         return {"ok": False, "error": f"no manifest {req['sha'][:12]} on this host: {exc}"}
 
 
+def op_put_manifest(req):
+    """A manifest this host lost, back from the lab's journal: written only when its lines
+    hash to the sha256 it is named by; the set's record points at it again."""
+    root, lines, sha = expand(req["root"]), [str(x) for x in req["lines"]], req["sha"]
+    if hashlib.sha256(manifest_text(lines).encode()).hexdigest() != sha:
+        return {"ok": False, "error": f"the lines given for manifest {sha[:12]} do not hash "
+                                      "to its sha256: nothing written"}
+    store_manifest(root, lines)
+    path = os.path.join(root, "sets", f"{req['set']}.json")
+    record = read_json(path, {})
+    record.update(manifest=sha, manifest_from_journal=time.time())
+    write_json(path, record)
+    return {"ok": True, "sha": sha, "set": req["set"]}
+
+
 def main():
     op = sys.argv[1]
     if op == "build":
@@ -202,7 +219,8 @@ def main():
         answer(result, 0 if result.get("ok") else 1)
     ops = {"inspect": op_inspect, "snapshot": op_snapshot, "switch": op_switch,
            "prune": op_prune, "remove": op_remove, "platform": op_platform,
-           "wheels": op_wheels, "manifest": op_manifest, "check": op_check}
+           "wheels": op_wheels, "manifest": op_manifest, "check": op_check,
+           "put-manifest": op_put_manifest}
     req = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     try:
         result = ops[op](req)

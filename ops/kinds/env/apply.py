@@ -26,6 +26,7 @@ from llmops.ops.kinds.env.hostcalls import (
 )
 from llmops.ops.kinds.env.observed import EnvObserved, EnvStep
 from llmops.ops.kinds.env.plan import plan_env
+from llmops.ops.kinds.env.recorded import recorded_manifest
 from llmops.ops.kinds.env.spec import EnvSpec
 from llmops.ops.transport import Transport, TransportError
 
@@ -50,6 +51,16 @@ def observe(spec: EnvSpec, hosts: HostPool, *, freeze: bool = False) -> EnvObser
     info = procs.status(t, proc_name(spec.name))
     if info.running:
         observed.building = _job_set(info.argv)
+    target = spec.set_sha()
+    if target not in observed.manifests:  # lost on the host (or never built): the journal's
+        journalled = getattr(hosts, "journalled", None)  # R3 pending: the engine's door
+        copy = recorded_manifest(journalled(f"env/{spec.name}") if journalled else [], target)
+        observed.journal_note = copy.note
+        if copy.sha:
+            observed.journalled[target] = copy.sha
+            observed.journalled_lines[copy.sha] = list(copy.lines)
+            if observed.link == target and observed.manifest_lines is None and freeze:
+                observed.manifest_lines = list(copy.lines)  # drift is still seen
     return observed
 
 
@@ -105,6 +116,19 @@ def _snapshot(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress
             "before_freeze": reply["lines"], "drifted": bool(reply.get("drifted"))}
 
 
+def _put_manifest(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress
+                  ) -> dict[str, Any]:
+    """The journal's copy of a manifest back into the host's manifests folder (envctl checks
+    its sha256 again before writing)."""
+    data = payload(step)
+    t, where = at_host(spec, hosts)
+    reply = call(t, where, "put-manifest", {"root": where.root, "set": data.set,
+                                            "sha": data.manifest, "lines": list(data.lines)})
+    progress(f"manifest {str(data.manifest)[:12]} ({len(data.lines)} packages) back on "
+             f"{t.host} from the journal")
+    return {"manifest_from_journal": reply["sha"], "set": data.set}
+
+
 def _fetch(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> dict[str, Any]:
     data = payload(step)
     t, where = at_host(spec, hosts)
@@ -112,14 +136,24 @@ def _fetch(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> di
     progress(f"{t.host}: python {platform['python_version']} {platform['abi']} "
              f"{platform['platforms'][0] if platform['platforms'] else ''}")
     began = time.monotonic()
+    skipped: dict[str, Any] = {}
     if data.manifest:
         lines = call(t, where, "manifest", {"root": where.root, "sha": data.manifest})["lines"]
         wheels = wheelhouse.download(spec, platform, progress, manifest_lines=list(lines))
+    elif data.cleanup:  # resolved first: the clean-up's packages are never downloaded
+        resolved = wheelhouse.resolve(spec, platform, progress, list(data.pins))
+        kept = wheelhouse.without(resolved, data.cleanup)
+        left = sorted(set(resolved) - set(kept))
+        progress(f"resolved {len(resolved)} packages; not fetched (the clean-up): "
+                 f"{', '.join(left) or 'none'}")
+        wheels = wheelhouse.download(spec, platform, progress, manifest_lines=kept)
+        t.write_text(where.resolved(str(data.set)), json.dumps(resolved), mode=0o644)
+        skipped = {"resolved": len(resolved), "not_fetched": left}
     else:
         wheels = wheelhouse.download(spec, platform, progress, requirements=list(data.pins))
     downloaded = round(time.monotonic() - began, 3)
     pushed = wheelhouse.push(t, where, wheels, progress)
-    return {**pushed, "download_seconds": downloaded,
+    return {**pushed, **skipped, "download_seconds": downloaded,
             "push_seconds": round(time.monotonic() - began - downloaded, 3)}
 
 
@@ -141,7 +175,9 @@ def _build(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> di
                "mode": spec.mode, "pins": list(data.pins), "manifest": data.manifest,
                "index_url": spec.index_url, "no_index": spec.no_index,
                "find_links": list(spec.find_links), "wheelhouse": where.wheelhouse,
-               "repair": step.verb == "repair", "cleanup": list(data.cleanup)}
+               "repair": step.verb == "repair", "cleanup": list(data.cleanup),
+               "resolved": where.resolved(data.set) if spec.mode == "wheelhouse"
+               and data.cleanup and not data.manifest else None}
         install_script(t, where)
         t.write_text(where.job(data.set), json.dumps(job, indent=1), mode=0o600)
         t.run(["rm", "-f", where.result(data.set)], timeout=30)
@@ -217,6 +253,7 @@ def _unlink(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> d
 
 HANDLERS: dict[str, Callable[..., Any]] = {
     "snapshot": _snapshot,
+    "manifest": _put_manifest,
     "fetch": _fetch,
     "build": _build,
     "restore": _build,

@@ -42,6 +42,10 @@ class Layout:
     def result(self, target: str) -> str:
         return f"{self.root}/jobs/{target}.result.json"
 
+    def resolved(self, target: str) -> str:
+        """The pins' resolution fetched with the wheels (wheelhouse mode, a clean-up)."""
+        return f"{self.root}/jobs/{target}.resolved.json"
+
 
 def layout(spec: EnvSpec, facts: dict[str, Any]) -> Layout:
     workdir = str(facts["workdir"])

