@@ -17,12 +17,14 @@ class HostPool:
     def __init__(self, lookup: Callable[[str], HostAddress | None], known_hosts: Path, *,
                  trust: Mapping[str, str] | None = None, connect_timeout: float = 10.0,
                  facts: Callable[[str], dict[str, Any] | None] | None = None,
-                 desired: Callable[[str, str], Any] | None = None) -> None:
+                 desired: Callable[[str, str], Any] | None = None,
+                 journalled: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
         self.lookup, self.known_hosts, self.connect_timeout = lookup, known_hosts, connect_timeout
         self._trust, self._lock = dict(trust or {}), threading.Lock()
         self._transports: dict[str, Transport] = {}
         self._facts = facts
         self._desired = desired
+        self._journalled = journalled
 
     def facts(self, host: str) -> dict[str, Any] | None:
         """The host's last recorded probe (the lab's), for checks that compare against it."""
@@ -33,6 +35,12 @@ class HostPool:
         it), for a kind that stands on it: an adapter needs its server's host, port and model.
         None when the lab has none (or this pool knows no lab)."""
         return self._desired(kind, name) if self._desired else None
+
+    def journalled(self, ref: str) -> list[dict[str, Any]]:
+        """The facts the lab's journal holds from the steps of resource `ref` ("kind/name"),
+        newest first: what a kind recorded in an action and needs again when a host lost its
+        own copy (an env's manifests). [] when this pool knows no lab."""
+        return self._journalled(ref) if self._journalled else []
 
     def trust(self, host: str, fingerprint: str) -> None:
         """Accept this fingerprint for host's next first connection (after the operator said so)."""

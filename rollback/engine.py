@@ -46,6 +46,7 @@ class Engine(Undo, Leftovers, Operate, Benches, Evals, Alerts, Drills, Gateways)
             lab.known_hosts,
             facts=lambda name: lab.journal.observed("host", name),
             desired=lambda kind, name: lab.read_spec(kind, name),
+            journalled=lambda ref: lab.journal.step_facts(ref),
         )
         self.pending = PendingReverts(lab.journal, desired=lab.read_spec)
         self.records = True

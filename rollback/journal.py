@@ -289,6 +289,21 @@ class Journal:
         records = self._fold(f"where action_id in ({ids})", [from_id, *patterns])
         return [a for a in records if wanted & set(a.refs)]
 
+    def step_facts(self, ref: str) -> list[dict[str, Any]]:
+        """The facts journalled by the steps of resource `ref` ("kind/name"), newest first:
+        what a kind wrote down in an action to find again later (an env's manifests)."""
+        needle = json.dumps({"ref": ref})[1:-1]  # as `append` wrote it (sort_keys, default seps)
+        with self.lock:
+            rows = self.db.execute(
+                "select data from events where event = 'step' and instr(data, ?) > 0 "
+                "order by seq desc", [needle]).fetchall()
+        found = []
+        for (raw,) in rows:
+            data = json.loads(raw)
+            if data.get("ref") == ref and isinstance(data.get("facts"), dict):
+                found.append(data["facts"])
+        return found
+
     def close(self) -> None:
         """Under the lock: a console's worker thread may be reading at that moment, and
         closing a connection in the middle of another thread's statement crashes the

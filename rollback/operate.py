@@ -76,12 +76,18 @@ class Operate:
     records: bool
     progress_listeners: list[Callable[[int, str, str], None]]
     _validate_all: Callable[..., list[Check]]
+    _reconcile: Callable[[int, Change, Spec | None, str], None]
+    _record_facts: Callable[[], None]
+    _fresh_facts: dict[Ref, dict[str, Any]]
+    with_followers: Callable[[list[Change]], list[Change]]
 
     # -- journalled: a restart --------------------------------------------------------------
     def restart(self, kind: str, name: str) -> ActionRecord:
         """Stop and start a resource as its committed spec says, under the lab lock. No desired
         state changes, yet it is journalled like an action (who, when, the step and the
-        checklist): a host changed, and History must say who did it."""
+        checklist): a host changed, and History must say who did it. Its followers (what
+        follows a dependency reconciled as it is: the servers and gateways on an env whose
+        reconcile may switch its venv) are reconciled in the same operation and checked."""
         restartable = KINDS[kind]
         if not isinstance(restartable, Restartable):
             raise ActionRefused(f"a {kind} cannot be restarted")
@@ -91,25 +97,32 @@ class Operate:
                 raise SpecError(
                     "name", f"there is no {kind} named {name}", f"see `llmops {kind} list`"
                 )
+            change = Change(kind, name, spec)
             return self._operation(
                 RESTART,
-                Change(kind, name, spec),
+                change,
                 f"{kind} {name} restarted",
                 lambda progress: restartable.restart(spec, self.hosts, progress),
+                self.with_followers([change])[1:],
             )
 
     def _operation(
-        self, verb: str, change: Change, summary: str, run: Callable[[Progress], None]
+        self, verb: str, change: Change, summary: str, run: Callable[[Progress], None],
+        followers: list[Change] | None = None,
     ) -> ActionRecord:
         """Journal an operation as the engine journals an action, with no commit of its own:
-        `started` (kind = verb), `committed` naming HEAD, its one step, the checklist, outcome."""
+        `started` (kind = verb), `committed` naming HEAD, its one step, then each follower
+        reconciled as an action reconciles it (its steps journalled), the checklist of all,
+        outcome. Nothing is reverted: no desired state changed."""
         journal = self.lab.journal
         began = time.monotonic()
         action_id = self.lab.next_action_id()
         head = self.lab.head()
         ref = f"{change.kind}/{change.name}"
+        along = list(followers or [])
         journal.append(action_id, "started", {
-            "kind": verb, "summary": summary, "who": who(), "refs": [list(change.ref)],
+            "kind": verb, "summary": summary, "who": who(),
+            "refs": [list(change.ref), *(list(f.ref) for f in along)],
             "before_commit": head, "rollback_of": None, "specs": {},
         })
         journal.append(action_id, "committed", {"commit": head})
@@ -128,8 +141,17 @@ class Operate:
             **step, "ok": error is None, "seconds": round(time.monotonic() - began, 3),
             **({"error": error} if error else {}),
         })
+        self._fresh_facts = {}
+        for follower in along if error is None else []:
+            try:
+                self._reconcile(action_id, follower, follower.spec, "apply")
+            except Exception as exc:  # noqa: BLE001 - journalled (its step row) and reported
+                error = f"{follower.kind} {follower.name}: {exc}"
+                break
         if error is None:
-            self._validate_all(action_id, [change], {change.ref: change.spec})
+            everything = [change, *along]
+            self._validate_all(action_id, everything, {c.ref: c.spec for c in everything})
+            self._record_facts()
         outcome = {"after_commit": head, "seconds": round(time.monotonic() - began, 3)}
         if error is None:
             journal.append(action_id, "succeeded", outcome)
