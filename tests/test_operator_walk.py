@@ -96,3 +96,22 @@ def test_ctrl_c_mid_action_says_what_it_left(tmp_path: Path, sleeper_kind: Sleep
         engine.close()
         engine.lab.close()
     assert done.ok and stopped
+
+
+def test_tables_to_a_pipe_keep_every_cell(tmp_path: Path) -> None:
+    """`llmops host list | grep ...` or a log file: rich would cut the table to 80 columns
+    (`loc…`, `0.3…`, `Deb…`); to a pipe it is as wide as its cells, unless COLUMNS is set."""
+    lab = local_lab(tmp_path)
+    facts = llmops_json(lab, "host", "show", "local")["facts"]
+    text = llmops(lab, "host", "list", env={"COLUMNS": ""}).stdout
+    assert "…" not in text
+    row = next(line for line in text.splitlines() if line.startswith("│ local "))
+    for cell in (facts["os"], facts["observed_at"], *(
+            facts["packages"].get(p) or "-" for p in ("vllm", "peft", "torch"))):
+        assert f" {cell} " in row
+    action = llmops_json(lab, "history")[0]
+    shown = llmops(lab, "history", env={"COLUMNS": ""}).stdout
+    assert "host local added" in shown
+    assert f"{action['before_commit'][:7]}→{action['commit'][:7]}" in shown
+    narrow = llmops(lab, "host", "list", env={"COLUMNS": "60"}).stdout  # asked for: obeyed
+    assert max(len(line) for line in narrow.splitlines()) <= 60

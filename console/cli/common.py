@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # the lab, the engine and the kinds load when a command uses them
@@ -34,15 +36,31 @@ if TYPE_CHECKING:  # the lab, the engine and the kinds load when a command uses 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 F = TypeVar("F", bound=Callable[..., Any])
+WIDEST_TABLE = 1000
+"""A table to a pipe is as wide as its cells, up to this many columns."""
 
 
 class Printer(Console):
-    """rich, but a message to a pipe or a log file stays one line: rich would hard-wrap it at
-    80 columns, splitting errors mid-phrase for whoever greps them (tables still fit)."""
+    """rich, but what goes to a pipe or a log file keeps all its text: rich would hard-wrap a
+    message at 80 columns, splitting errors mid-phrase for whoever greps them, and cut a
+    table's cells to `loc…` / `0.3…`. So a message stays one line and a table is as wide as
+    its cells (unless COLUMNS says otherwise)."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         if not self.is_terminal and all(isinstance(o, str | Text) for o in objects):
             kwargs.setdefault("soft_wrap", True)
+        elif not self.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
+            tables = [o for o in objects if isinstance(o, Table)]
+            if tables:
+                wide = self.options.update(width=WIDEST_TABLE)
+                need = max(Measurement.get(self, wide, t).maximum for t in tables)
+                width = self.width
+                self.width = max(width, min(need, WIDEST_TABLE))  # print clamps to self.width
+                try:
+                    super().print(*objects, **kwargs)
+                finally:
+                    self.width = width
+                return
         super().print(*objects, **kwargs)
 
 
