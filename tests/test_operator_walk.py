@@ -3,8 +3,10 @@ fork server), on a lab with host `local` and nothing that starts vLLM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,3 +117,27 @@ def test_tables_to_a_pipe_keep_every_cell(tmp_path: Path) -> None:
     assert f"{action['before_commit'][:7]}→{action['commit'][:7]}" in shown
     narrow = llmops(lab, "host", "list", env={"COLUMNS": "60"}).stdout  # asked for: obeyed
     assert max(len(line) for line in narrow.splitlines()) <= 60
+
+
+def test_port_held_by_another_process_is_refused_first(tmp_path: Path) -> None:
+    """`server up --port P` with P held by something llmops did not start: refused before
+    anything is written (exit 2, field port), not a start that fails and then blames its own
+    revert ("failed, revert unverified", ✗ port closed) for a port that was never ours."""
+    lab = local_lab(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512,
+        "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "torch_dtype": "float32"}))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        refused = llmops_json(lab, "server", "up", "s1", "--host", "local", "--model",
+                              str(model), "--port", str(port), check=2)
+    assert refused["error"].startswith(
+        f"port: port {port} on local is in use by a process llmops did not start")
+    assert "pick another port" in refused["error"]
+    assert [a["summary"] for a in llmops_json(lab, "history")] == ["host local added"]
+    assert llmops_json(lab, "server", "list") == []

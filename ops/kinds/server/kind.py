@@ -39,6 +39,7 @@ from llmops.ops.kinds.server.canary import admit_canary
 from llmops.ops.kinds.server.launch import is_loopback, world_size
 from llmops.ops.kinds.server.observed import ServerObserved
 from llmops.ops.kinds.server.plan import plan_server
+from llmops.ops.kinds.server.ports import refuse_foreign_port
 from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.ops.kinds.server.telemetry import ServerSampler
 
@@ -126,9 +127,11 @@ class ServerKind(Kind[ServerSpec, ServerObserved]):
             admit_on_facts(spec, facts)
 
     def preflight(self, spec: ServerSpec, hosts: HostPool) -> None:
-        """Checks that need the host but change nothing: a path model must exist there, and
-        its weights (path or cached hub snapshot) must fit the memory the server will use."""
+        """Checks that need the host but change nothing: a path model must exist there, its
+        weights (path or cached hub snapshot) must fit the memory the server will use, and
+        its ports must not be held by a process llmops did not start."""
         server_apply.preflight(spec, hosts)
+        refuse_foreign_port(spec, hosts.transport(spec.host))
 
     # -- observe / plan --------------------------------------------------------------
     def observe(self, spec: ServerSpec, hosts: HostPool) -> ServerObserved:
