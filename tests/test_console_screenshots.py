@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from pathlib import Path
 
 import pytest
 from sshhosts import SshHostFactory
 from test_console_support import (
-    SIZE,
     close_app_lab,
     history_view,
     host_state,
+    hosts_view,
     lab_with,
     local_host,
     opened,
@@ -25,6 +27,18 @@ from llmops.rollback.engine import Change, Engine
 from llmops.rollback.lab import Lab
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+SHOT_SIZE = (200, 24)
+"""Wide enough for every column of the Hosts view (a remote host, an unreachable one and
+`local`): at 120 columns the torch and cuda columns were off the picture."""
+
+
+def svg_text(svg: str) -> str:
+    """The text of a Textual SVG screenshot, its runs joined per line (y), left to right."""
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        rows.setdefault(float(m[2]), []).append((float(m[1]), html.unescape(m[3])))
+    return "\n".join("".join(t for _, t in sorted(r)).replace("\xa0", " ") for _, r in
+                     sorted(rows.items()))
 
 
 def target(tmp_path: Path, name: str) -> Path:
@@ -48,12 +62,17 @@ async def test_screenshots(tmp_path: Path, ssh_host_factory: SshHostFactory) -> 
     lab.close()
 
     app = LlmopsApp(path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SHOT_SIZE) as pilot:
         await opened(pilot)
         await wait_for(pilot, lambda: host_state(app, "gpu-box") == "up"
                        and host_state(app, "old-rig") == "unreachable", what="probes")
         hosts_svg = target(tmp_path, "screenshot-hosts.svg")
         app.save_screenshot(str(hosts_svg.name), path=str(hosts_svg.parent))
+        headers = [str(c.label) for c in hosts_view(app).query_one(ResourceTable).columns.values()]
+        shown = svg_text(hosts_svg.read_text())
+        assert headers[-1] == "cuda (driver / torch)"
+        assert all(h in shown for h in headers), (headers, shown)  # every column in the picture
+        assert all(v in shown for v in ("Envs", "Gateways", "Clusters"))  # every view tab
         await pilot.press("6")
         table = history_view(app).query_one(ResourceTable)
         await wait_for(pilot, lambda: table.row_count >= 3, what="history")

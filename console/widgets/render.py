@@ -58,6 +58,12 @@ def package_cell(facts: dict[str, Any] | None, name: str) -> str:
     return (facts.get("packages") or {}).get(name) or "-"
 
 
+REASON_CELL = 24
+"""An unreachable row's reason, cut to this many characters: whole, one host's `connection
+refused (is sshd running on that port?)` widened the state column until the other columns left
+the screen. The host's detail (enter) probes again and shows the whole reason."""
+
+
 def state_cell(state: str, reason: str | None = None, retry_in: float | None = None,
                busy: str | None = None) -> Text:
     """A resource's state in a word, coloured: `● up`, `◌ starting`, `○ stopped`, `✗ crashed`,
@@ -81,7 +87,8 @@ def state_cell(state: str, reason: str | None = None, retry_in: float | None = N
     if retry_in is not None:
         text.append(f" · retry in {max(0, round(retry_in))}s", style=GREY)
     if reason:
-        text.append(f" · {reason}", style=GREY)
+        short = reason if len(reason) <= REASON_CELL else reason[: REASON_CELL - 1] + "…"
+        text.append(f" · {short}", style=GREY)
     return text
 
 
