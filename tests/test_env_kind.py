@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -160,6 +161,31 @@ def test_drift_is_seen_and_repaired(envlab: EnvLab) -> None:
     assert steps(good) == ["snapshot", "fetch", "repair"]
     checks_ok(good)
     assert freeze_of(venv) == FREEZE2 and os.readlink(venv) == target
+
+
+def test_a_lost_manifests_folder_is_restored_from_the_journal(envlab: EnvLab) -> None:
+    """The host loses its manifests folder (a disk cleaned by hand) after the 2.0 venv was
+    pruned: the rollback to 2.0 finds the manifest in the lab's journal, verified by its
+    sha256, puts it back on the host and restores the venv exactly from it (no resolve from
+    the pins), checked; the manifest file is on the host again, under its sha."""
+    venv = envlab.venv("e1")
+    if not venv.exists():
+        pytest.skip("needs the env of the tests before")
+    assert freeze_of(venv) == FREEZE2
+    pruned = envlab.run("env", "up", "e1", "--packages", PIN1, "--no-keep-previous")
+    assert steps(pruned)[-1] == "prune" and freeze_of(venv) == FREEZE1
+    manifests = envlab.host.workdir / "envs" / "e1" / "manifests"
+    shutil.rmtree(manifests)
+    restored = envlab.run("rollback", "--last", "env/e1")
+    assert steps(restored) == ["snapshot", "manifest", "fetch", "restore", "switch"]
+    checks_ok(restored)
+    assert freeze_of(venv) == FREEZE2
+    put = next(s for s in restored["action"]["steps"] if s["verb"] == "manifest")
+    assert put["facts"]["manifest_from_journal"] == content_sha(FREEZE2)
+    assert "from the journal" in put["detail"]
+    rebuilt = next(s for s in restored["action"]["steps"] if s["verb"] == "restore")["facts"]
+    assert rebuilt["restored"] and rebuilt["manifest"] == content_sha(FREEZE2)
+    assert (manifests / f"{content_sha(FREEZE2)}.txt").read_text().split() == FREEZE2
 
 
 @pytest.mark.parametrize(("args", "field"), [

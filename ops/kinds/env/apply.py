@@ -53,8 +53,7 @@ def observe(spec: EnvSpec, hosts: HostPool, *, freeze: bool = False) -> EnvObser
         observed.building = _job_set(info.argv)
     target = spec.set_sha()
     if target not in observed.manifests:  # lost on the host (or never built): the journal's
-        journalled = getattr(hosts, "journalled", None)  # R3 pending: the engine's door
-        copy = recorded_manifest(journalled(f"env/{spec.name}") if journalled else [], target)
+        copy = recorded_manifest(hosts.journalled(f"env/{spec.name}"), target)
         observed.journal_note = copy.note
         if copy.sha:
             observed.journalled[target] = copy.sha
