@@ -141,3 +141,22 @@ def test_port_held_by_another_process_is_refused_first(tmp_path: Path) -> None:
     assert "pick another port" in refused["error"]
     assert [a["summary"] for a in llmops_json(lab, "history")] == ["host local added"]
     assert llmops_json(lab, "server", "list") == []
+
+
+def test_empty_lists_say_how_to_make_the_first(tmp_path: Path) -> None:
+    """A newcomer's first `server list` or `status` printed a table of headers only; it says
+    there are none yet and the command that makes one (scripts read --json: still [])."""
+    lab = tmp_path / "lab"
+    for words, line in (
+        (("host", "list"), "no hosts yet: `llmops host add NAME --local`"),
+        (("history",), "no actions yet: every change is one"),
+        (("server", "list"), "no servers yet: `llmops server up NAME --host H --model M`"),
+        (("status", "--no-observe"), "no servers yet: `llmops server up NAME"),
+        (("run", "list"), "no runs yet: `llmops run start NAME --host H --base M"),
+        (("adapter", "list"), "no adapters yet: `llmops adapter deploy NAME"),
+        (("index", "list"), "no indexes yet: `llmops index create NAME"),
+        (("cluster", "list"), "no clusters yet: `llmops cluster up NAME"),
+    ):
+        shown = llmops(lab, *words).stdout
+        assert shown.startswith(line) and "┏" not in shown, (words, shown)
+    assert llmops_json(lab, "server", "list") == []

@@ -19,6 +19,7 @@ from llmops.console.cli.common import (
     fail,
     json_option,
     out,
+    print_rows,
     put_spec,
     refuse_if_read_only,
     remove_resource,
@@ -120,7 +121,7 @@ def adapter_list(as_json: bool) -> None:
                      r.get("sha", "?"), "yes" if r.get("loaded") else "no",
                      num(r.get("load_seconds"), "{:.2f}"))
             table.add_row(*(esc(c) for c in cells))
-        out.print(table)
+        print_rows(table, "adapters", "`llmops adapter deploy NAME --run R --server S`")
 
 
 @adapter_group.command("show")

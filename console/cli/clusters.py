@@ -19,6 +19,7 @@ from llmops.console.cli.common import (
     existing_spec,
     json_option,
     out,
+    print_rows,
     put_spec,
     refuse_if_read_only,
     remove_resource,
@@ -107,7 +108,7 @@ def cluster_list(as_json: bool) -> None:
             cells = (r["name"], r.get("head", "?"), ", ".join(r.get("workers", [])) or "-",
                      r["state"], r.get("ray", "?"), r.get("interface", "?"), r.get("port", "?"))
             table.add_row(*(esc(str(c)) for c in cells))
-        out.print(table)
+        print_rows(table, "clusters", "`llmops cluster up NAME --head H1 --workers H2`")
 
 
 @cluster_group.command("status")

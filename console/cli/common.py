@@ -135,6 +135,15 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
 
 
+def print_rows(table: Table, what: str, how: str) -> None:
+    """A list's table, or with no rows a line saying so and how to make the first (an empty
+    table of headers told a newcomer nothing; scripts read --json)."""
+    if table.row_count:
+        out.print(table)
+    else:
+        out.print(Text(f"no {what} yet: {how}"))
+
+
 def emit_json(data: Any) -> None:
     click.echo(
         json.dumps(

@@ -21,6 +21,7 @@ from llmops.console.cli.common import (
     fail,
     json_option,
     out,
+    print_rows,
     refuse_if_read_only,
     report_action,
     settings,
@@ -154,7 +155,7 @@ def history(
                 f"{a.seconds:.1f}" if a.seconds is not None else "",
                 f"{a.before_commit[:7]}→{(a.commit or '')[:7]}",
             )
-        out.print(table)
+        print_rows(table, "actions", "every change is one, e.g. `llmops host add local --local`")
         total = journal.action_count()
         if len(actions) < total:
             out.print(f"[dim]{len(actions)} of {total} actions shown; --all, --limit N or"

@@ -15,6 +15,7 @@ from llmops.console.cli.common import (
     existing_spec,
     json_option,
     out,
+    print_rows,
     put_spec,
     refuse_if_read_only,
     remove_resource,
@@ -100,7 +101,7 @@ def host_list(as_json: bool) -> None:
                 facts.get("observed_at", "never"),
             )
             table.add_row(*(esc(c) for c in cells))
-        out.print(table)
+        print_rows(table, "hosts", "`llmops host add NAME --local` (this machine) or --address A")
 
 
 @host_group.command("show")

@@ -21,6 +21,7 @@ from llmops.console.cli.common import (
     fail,
     json_option,
     out,
+    print_rows,
     put_spec,
     refuse_if_read_only,
     remove_resource,
@@ -215,7 +216,8 @@ def index_list(as_json: bool) -> None:
                      "-" if r.get("dims") is None else r["dims"], r.get("embed"),
                      r.get("chunking"), r.get("alpha"), r.get("last_backup") or "-")
             table.add_row(*(esc(c) for c in cells))
-        out.print(table)
+        print_rows(table, "indexes", "`llmops index create NAME --host H --collection C"
+                   " --embed-server S --source DIR`")
 
 
 @index_group.command("show")

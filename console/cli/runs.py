@@ -19,6 +19,7 @@ from llmops.console.cli.common import (
     fail,
     json_option,
     out,
+    print_rows,
     put_spec,
     refuse_if_read_only,
     remove_resource,
@@ -172,7 +173,7 @@ def run_list(as_json: bool) -> None:
                      num(r.get("tokens_per_s"), "{:.0f}"),
                      eta_text(r.get("eta_s") if r["state"] == "training" else None), r["base"])
             table.add_row(*(esc(c) for c in cells))
-        out.print(table)
+        print_rows(table, "runs", "`llmops run start NAME --host H --base M --dataset PATH`")
 
 
 run_group.add_command(

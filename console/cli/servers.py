@@ -19,6 +19,7 @@ from llmops.console.cli.common import (
     fail,
     json_option,
     out,
+    print_rows,
     put_spec,
     refuse_if_read_only,
     remove_resource,
@@ -127,7 +128,7 @@ def server_list(as_json: bool) -> None:
                 fmt(r.get("cost_per_1m_output")),
             )
             table.add_row(*(esc(c) for c in cells))
-        out.print(table)
+        print_rows(table, "servers", "`llmops server up NAME --host H --model M`")
 
 
 def fmt(value: float | None, unit: str = "") -> str:

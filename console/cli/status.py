@@ -10,7 +10,7 @@ import time
 import click
 from rich.table import Table
 
-from llmops.console.cli.common import emit_json, engine_for_cli, esc, json_option, out
+from llmops.console.cli.common import emit_json, engine_for_cli, esc, json_option, print_rows
 
 
 @click.command("status")
@@ -34,7 +34,7 @@ def status_command(no_observe: bool, as_json: bool) -> None:
                 fmt(r["targets"]["ttft_p95_ms"], "<{:g}"), fmt(r["throughput_tok_s"], "{:.1f}"),
                 fmt(r["targets"]["output_tps"], ">{:g}"), fmt(r["cost_per_1m_output"], "{:.4f}"),
                 fmt(r["eval_accuracy"], "{:.3f}"), r["verdict"] or "no bench")))
-        out.print(table)
+        print_rows(table, "servers", "`llmops server up NAME --host H --model M`")
 
 
 COMMANDS: list[click.Command] = [status_command]
