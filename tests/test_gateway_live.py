@@ -508,23 +508,60 @@ def test_usage_lines_count_tokens_cost_cache_and_fallbacks(lab: Path) -> None:
     assert rows[0]["name"] == "gw" and rows[0]["state"] == "serving", rows
 
 
-def test_the_hooks_drop_litellms_dead_otel_import_only_without_the_sdk(lab: Path) -> None:
-    """In the gateway's venv (no opentelemetry.sdk: not part of litellm[proxy]) the module
-    LiteLLM loads replaces the auth's per-request OTel seeding, whose import fails every time,
-    by a no-op, and makes the router reuse one TypeAdapter per type (it built one per
-    request); the usage lines above were written through the kept-open file."""
+PATCH_PROBE = """
+import asyncio, json, sys, threading
+from typing import Mapping
+sys.path.insert(0, sys.argv[1])
+
+async def main():
+    import gateway_hooks as h, gateway_patches as p, litellm
+    from litellm import router
+    from litellm.proxy.auth import user_api_key_auth as auth
+    loop = asyncio.get_running_loop()
+    answer = await litellm.acompletion(
+        model="hosted_vllm/" + sys.argv[3], api_base=sys.argv[2], max_tokens=4,
+        messages=[{"role": "user", "content": "Say hello"}])
+    pooled = await loop.run_in_executor(None, threading.get_ident)
+    adapter = router.TypeAdapter(Mapping[str, object])
+    print(json.dumps({
+        "patches": h.PATCHES, "otel_noop": auth._seed_request_destinations(None) is None,
+        "one_adapter": adapter is router.TypeAdapter(Mapping[str, object]),
+        "adapter_works": adapter.validate_python({"a": 1}) == {"a": 1},
+        "inlined": getattr(loop._default_executor, "inlined", None),
+        "answer": answer.choices[0].message.content, "tokens": answer.usage.completion_tokens,
+        "other_calls_pooled": pooled != threading.get_ident()}))
+
+asyncio.run(main())
+"""
+
+
+def test_the_litellm_patches_apply_and_keep_what_requests_do(lab: Path) -> None:
+    """gateway_patches.py, beside the hooks in the gateway's folder, in the gateway's venv:
+    the proxy's worker printed every patch as applied (its log); and a probe there (the
+    module loaded the way LiteLLM loads it, inside a running loop) shows each one: the
+    auth's per-request OTel seeding, whose import fails every time without
+    opentelemetry.sdk, a no-op; one router TypeAdapter per type, still validating; and a
+    real completion of gb through litellm.acompletion whose sync setup ran inline (counted
+    by the loop's executor) and answered, while any other call still goes to a pool
+    thread. The usage lines above were written through the kept-open file."""
     work = Path(str(lab).removesuffix("/lab")) / "work"
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import gateway_hooks as h; "
-             "from litellm.proxy.auth import user_api_key_auth as a; from litellm import router; "
-             "from typing import Mapping; t = router.TypeAdapter(Mapping[str, object]); "
-             "print(h.SKIPPED_OTEL_SEED, a._seed_request_destinations(None) is None, "
-             "h.REUSED_TYPE_ADAPTERS, t is router.TypeAdapter(Mapping[str, object]), "
-             "t.validate_python({'a': 1}) == {'a': 1})")
-    done = subprocess.run([str(VENV / "bin" / "python"), "-c", probe,
-                           str(work / "gateways" / "gw")], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    log = (work / "run" / "gateway.gw" / "log").read_text(errors="replace")
+    printed = [line for line in log.splitlines() if line.startswith("llmops gateway patches:")]
+    assert printed, log[-2000:]
+    applied = json.loads(printed[-1].split(":", 1)[1])
+    assert applied == {"inline_vllm_setup": True, "reuse_router_type_adapters": True,
+                       "skip_dead_otel_seed": True}, printed
+    model = str(Path(str(lab).removesuffix("/lab")) / "tiny")
+    done = subprocess.run([str(VENV / "bin" / "python"), "-c", PATCH_PROBE,
+                           str(work / "gateways" / "gw"), f"http://127.0.0.1:{PORT_B}/v1", model],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-5:] == ["True"] * 5, done.stdout  # and one adapter per type
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["patches"] == applied, found
+    assert found["otel_noop"] and found["one_adapter"] and found["adapter_works"], found
+    assert found["inlined"] == 1 and found["tokens"] > 0, found
+    assert found["other_calls_pooled"], found
 
 
 def test_master_key_never_in_git_or_lab_db(lab: Path) -> None:

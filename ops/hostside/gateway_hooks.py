@@ -8,29 +8,42 @@ answered, fallbacks tried and the outcome. Token and cost tracking without a dat
 console reads the lines (ops/kinds/gateway/usage.py). A failure to log never fails a request.
 
 `SafetyGuard` is the guardrail of the models a gateway's spec names in `guardrails`: prompts
-matching a rule of INJECTION_RULES are refused (HTTP 400 naming the rule), and secrets and
-PII matching SECRET_RULES are redacted from answers, streamed ones too (LiteLLM's
-`incremental_diff` mode: the trailing word is held back until it is complete, so a secret is
-never half sent). For the models in the spec's `guards` it also asks a guard model (a lab
-classifier server, vLLM's /classify) about the request's texts before the call: its label
-on top at the threshold is refused (HTTP 400, rule `guard-model`, naming the guard); a guard
-that fails or times out refuses the request (HTTP 503, `guard-model-unavailable`) or, when
-its spec says `on_error = "open"`, lets it through (a line `unchecked`). Each block and each
-redacted answer is a usage line (`event: guardrail`).
+matching a rule of injection_rules.RULES (copied beside it) are refused (HTTP 400 naming the
+rule), and secrets and PII matching SECRET_RULES are redacted from answers, streamed ones
+too (LiteLLM's `incremental_diff` mode: the trailing word is held back until it is complete,
+so a secret is never half sent). For the models in the spec's `guards` it also asks a guard
+model (a lab classifier server, vLLM's /classify) about the request's texts before the call:
+its label on top at the threshold is refused (HTTP 400, rule `guard-model`, naming the
+guard); a guard that fails or times out refuses the request (HTTP 503,
+`guard-model-unavailable`) or, when its spec says `on_error = "open"`, lets it through (a
+line `unchecked`). Each block and each redacted answer is a usage line (`event: guardrail`).
 The rules are plain data, tested without LiteLLM (tests/test_gateway_guard.py).
 
 Stdlib, plus litellm and fastapi where they run (the gateway's venv): the rules import
-without them."""
+without them. There, it applies gateway_patches.py (LiteLLM 1.108's per-request wastes,
+copied beside it) and prints which patches took in the gateway's log."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
 from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if not __package__ and HERE not in sys.path:  # loaded by path (LiteLLM, beside the config):
+    sys.path.insert(0, HERE)  # its siblings are copied beside it
+
+if __package__:  # llmops.ops.hostside (the console, the tests)
+    from llmops.ops.hostside.injection_rules import RULES
+    from llmops.ops.hostside.injection_rules import first as first_injection
+else:  # beside the config on the gateway's host (copied there with this file)
+    from injection_rules import RULES  # type: ignore[no-redef]
+    from injection_rules import first as first_injection  # type: ignore[no-redef]
 
 try:
     from fastapi import HTTPException
@@ -122,88 +135,17 @@ class UsageLog(CustomLogger):
 usage_log = UsageLog()
 
 
-def skip_dead_otel_seed() -> bool:
-    """LiteLLM 1.108's auth calls `_seed_request_destinations` on every request; without
-    `opentelemetry.sdk` installed (it is not part of litellm[proxy]) its import fails, so
-    Python searches for and re-executes the OTel modules each time, and the function always
-    ends in its `except` doing nothing: ~7% of the worker's busy time here (py-spy). Where
-    the SDK is missing, that call is replaced by what it does then: nothing. With the SDK
-    installed nothing is changed."""
-    import importlib.util
+if CustomLogger is not object and not __package__:  # in LiteLLM's worker, loaded by path
+    import gateway_patches  # beside this file (on sys.path above): LiteLLM 1.108's patches
 
-    try:
-        if importlib.util.find_spec("opentelemetry.sdk") is not None:
-            return False
-    except (ImportError, ValueError):
-        pass  # no `opentelemetry` at all: the same dead import
-    try:
-        from litellm.proxy.auth import user_api_key_auth as auth
-    except ImportError:
-        return False
-    if not callable(getattr(auth, "_seed_request_destinations", None)):
-        return False
-    auth._seed_request_destinations = lambda *_args, **_kwargs: None
-    return True
-
-
-def reuse_router_type_adapters() -> bool:
-    """LiteLLM 1.108's router builds a pydantic `TypeAdapter(Mapping[str, object])` on every
-    request (`get_discovered_model_info`, from its success callback): building one generates
-    a core schema each time, ~6% of the worker's busy time here (py-spy, load 3). A
-    TypeAdapter of one type is immutable and stateless, so the router's are built once per
-    type and reused; a type that cannot be a dict key is built as before."""
-    try:
-        from litellm import router
-        from pydantic import TypeAdapter
-    except ImportError:
-        return False
-    if getattr(router, "TypeAdapter", None) is not TypeAdapter:
-        return False
-    built: dict[Any, Any] = {}
-
-    def adapter(kind: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs:
-            return TypeAdapter(kind, *args, **kwargs)
-        try:
-            found = built.get(kind)
-        except TypeError:  # unhashable: as before
-            return TypeAdapter(kind)
-        if found is None:
-            found = built[kind] = TypeAdapter(kind)
-        return found
-
-    router.TypeAdapter = adapter
-    return True
-
-
-if CustomLogger is not object:  # inside LiteLLM's worker, not the console or the tests
-    SKIPPED_OTEL_SEED = skip_dead_otel_seed()
-    REUSED_TYPE_ADAPTERS = reuse_router_type_adapters()
+    PATCHES = gateway_patches.apply_all()
+    print(f"llmops gateway patches: {json.dumps(PATCHES, sort_keys=True)}", flush=True)
 
 
 # -- the guardrail's rules: plain data ------------------------------------------------------
-INJECTION_RULES: tuple[tuple[str, str], ...] = (
-    ("ignore-instructions",
-     r"\b(ignore|disregard|forget|skip|override)\b[^.\n]{0,40}\b(previous|prior|above|earlier|"
-     r"all|any|your|the)\b[^.\n]{0,40}\b(instructions?|prompts?|rules?|directions?|guidelines?)\b"),
-    ("reveal-system-prompt",
-     r"\b(reveal|print|show|repeat|output|leak|tell me|what (is|are))\b[^.\n]{0,40}\b(your |the )?"
-     r"(system|hidden|secret|initial|original)\s+(prompt|instructions?|message)\b"),
-    ("new-instructions", r"\b(new|updated|real|true)\s+(system\s+)?instructions?\s*:"),
-    ("role-override",
-     r"\byou are (now|no longer)\b[^.\n]{0,60}\b(dan|jailbroken|unrestricted|unfiltered|"
-     r"uncensored|evil|without (any )?(rules|limits|restrictions))\b"),
-    ("jailbreak-mode", r"\b(developer|god|jailbreak|dan|sudo|admin)\s+mode\b"),
-    ("act-unrestricted",
-     r"\b(act|behave|respond|pretend)\b[^.\n]{0,30}\b(as if you have no|without any|with no)\b"
-     r"[^.\n]{0,20}\b(rules|restrictions|limits|filters|guidelines)\b"),
-    ("bypass-safety",
-     r"\b(bypass|disable|turn off|switch off|deactivate|circumvent)\b[^.\n]{0,30}\b(safety|"
-     r"content|guard ?rails?|filters?|moderation|policies|restrictions)\b"),
-    ("chat-template-token", r"(<\|im_start\|>|<\|im_end\|>|<\|system\|>|\[/?INST\]|<<SYS>>|"
-     r"<\|start_header_id\|>)"),
-)
-"""(rule id, pattern), matched case-insensitively against every text of a request."""
+INJECTION_RULES: tuple[tuple[str, str], ...] = tuple((r.id, r.pattern) for r in RULES)
+"""(rule id, pattern) of injection_rules.RULES (the one table llmops screens with: training
+data and this guardrail), matched case-insensitively and per line against every text."""
 
 SECRET_RULES: tuple[tuple[str, str], ...] = (
     ("private-key",
@@ -222,7 +164,6 @@ SECRET_RULES: tuple[tuple[str, str], ...] = (
 )
 """(rule id, pattern) of what is redacted from answers, replaced by [REDACTED:<rule id>]."""
 
-_INJECTION = [(rule, re.compile(p, re.IGNORECASE)) for rule, p in INJECTION_RULES]
 _SECRETS = [(rule, re.compile(p)) for rule, p in SECRET_RULES]
 HOLD_BACK = re.compile(r"(?:\d[\d -]*)?\S*\Z")
 """The trailing word of a streamed text (and a run of digit groups before it): what may be
@@ -232,10 +173,7 @@ MAX_HOLD = 256
 
 def injection(text: str) -> str | None:
     """The first injection rule the text matches (None: clean)."""
-    for rule, pattern in _INJECTION:
-        if pattern.search(text):
-            return rule
-    return None
+    return first_injection(text)
 
 
 def luhn(number: str) -> bool:

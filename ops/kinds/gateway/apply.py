@@ -21,11 +21,12 @@ from llmops.ops.kinds.gateway.client import gateway_client, master_key
 from llmops.ops.kinds.gateway.config import Unreachable, backend_for, marker_of
 from llmops.ops.kinds.gateway.launch import (
     FOLDER,
+    SHIPPED,
     config_path,
     home,
-    hooks_path,
     litellm_argv,
     litellm_env,
+    module_path,
     venv_of,
 )
 from llmops.ops.kinds.gateway.observed import BackendSeen, GatewayObserved, GatewayStep
@@ -37,8 +38,12 @@ from llmops.ops.transport import Transport, TransportError
 if TYPE_CHECKING:
     from llmops.ops.hostpool import HostPool
 
-MARKER = ".llmops-litellm"
-"""Written into the venv by a finished install: the release it holds."""
+MARKER = ".llmops-gateway-venv"
+"""Written into the venv by a finished install: the LiteLLM release it holds (with gunicorn
+and httptools)."""
+OLD_MARKER = ".llmops-litellm"
+"""What an install wrote before httptools was part of it: such a venv is installed into
+again (pip adds httptools)."""
 INSTALL_TIMEOUT_S = 1800.0
 READY_TIMEOUT_S = 300.0
 STALL_S = 150.0
@@ -50,7 +55,7 @@ PIP_LINES = ("Collecting", "Downloading", "Installing", "Successfully", "ERROR",
 INSTALL_SCRIPT = """\
 import os, subprocess, sys, venv
 path, version = sys.argv[1], sys.argv[2]
-marker = os.path.join(path, ".llmops-litellm")
+marker = os.path.join(path, ".llmops-gateway-venv")
 if os.path.exists(marker):
     os.remove(marker)
 if not os.path.exists(os.path.join(path, "bin", "python")):
@@ -58,10 +63,10 @@ if not os.path.exists(os.path.join(path, "bin", "python")):
     venv.create(path, with_pip=True)
 python = os.path.join(path, "bin", "python")
 rc = subprocess.call([python, "-m", "pip", "install", "--progress-bar", "off",
-                      "litellm[proxy]==" + version, "gunicorn"])
+                      "litellm[proxy]==" + version, "gunicorn", "httptools"])
 if rc:
     sys.exit(rc)
-subprocess.check_call([python, "-c", "import litellm, gunicorn, uvicorn"])
+subprocess.check_call([python, "-c", "import litellm, gunicorn, uvicorn, httptools"])
 with open(marker, "w") as fh:
     fh.write(version)
 print("installed litellm " + version, flush=True)
@@ -73,8 +78,21 @@ class GatewayError(RuntimeError):
 
 
 @cache
+def shipped() -> dict[str, str]:
+    """The modules llmops ships beside a gateway's config, by file name: the callbacks
+    LiteLLM loads by path, and the siblings they import from their own folder."""
+    return {name: files("llmops.ops.hostside").joinpath(name).read_text()
+            for name in SHIPPED}
+
+
+def joined(sources: list[str | None]) -> str:
+    """The shipped modules as one text (in SHIPPED's order): what the config's hash covers
+    and what observe compares with the host's copies."""
+    return "\0".join(s if s is not None else "\0missing" for s in sources)
+
+
 def hooks_source() -> str:
-    return files("llmops.ops.hostside").joinpath("gateway_hooks.py").read_text()
+    return joined(list(shipped().values()))
 
 
 def read_state(t: Transport, facts: dict[str, Any], name: str) -> dict[str, Any]:
@@ -132,9 +150,12 @@ def observe(spec: GatewaySpec, hosts: HostPool) -> GatewayObserved:
     """The venv's release, the config file's hash, the process and what it loaded."""
     t, facts = hosts.transport(spec.host), gateway_facts(spec, hosts)
     version = _text(t, f"{venv_of(spec, facts)}/{MARKER}")
+    if version is None:
+        old = _text(t, f"{venv_of(spec, facts)}/{OLD_MARKER}")
+        version = f"{old.strip()} without httptools" if old else None
     installing = procs.status(t, spec.install_proc()).running
     config = _text(t, config_path(spec, facts))
-    hooks = _text(t, hooks_path(spec, facts))
+    hooks = joined([_text(t, module_path(spec, facts, n)) for n in SHIPPED])
     info = procs.status(t, spec.proc_name())
     state = read_state(t, facts, spec.name)
     backends = resolve(spec, hosts)
@@ -214,7 +235,8 @@ def _write_config(step: Step, spec: GatewaySpec, hosts: HostPool, progress: Prog
     data = payload(step)
     t, facts = hosts.transport(spec.host), host_facts(hosts, spec.host)
     t.run(["mkdir", "-p", home(spec, facts)], timeout=30).check()
-    t.write_text(hooks_path(spec, facts), hooks_source())
+    for name, source in shipped().items():
+        t.write_text(module_path(spec, facts, name), source)
     t.write_text(config_path(spec, facts), str(data.config))
     progress(f"config {data.hash} written to {config_path(spec, facts)}")
     return {"config": data.hash}

@@ -16,6 +16,10 @@ from llmops.ops.kinds.gateway.config import HOOKS_MODULE
 from llmops.ops.kinds.gateway.spec import GatewaySpec
 
 FOLDER = "gateways"
+SHIPPED = (f"{HOOKS_MODULE}.py", "gateway_patches.py", "injection_rules.py")
+"""The modules copied beside the config: the callbacks LiteLLM loads by path
+(ops/hostside/gateway_hooks.py) and the siblings they import from their folder (LiteLLM
+1.108's patches; the injection rules llmops screens training data with too)."""
 USAGE_ENV = "LLMOPS_GATEWAY_USAGE"
 
 
@@ -28,8 +32,9 @@ def config_path(spec: GatewaySpec, facts: dict[str, Any]) -> str:
     return f"{home(spec, facts)}/config.yaml"
 
 
-def hooks_path(spec: GatewaySpec, facts: dict[str, Any]) -> str:
-    return f"{home(spec, facts)}/{HOOKS_MODULE}.py"
+def module_path(spec: GatewaySpec, facts: dict[str, Any], name: str) -> str:
+    """Where one of the SHIPPED modules lies on the host: beside the config."""
+    return f"{home(spec, facts)}/{name}"
 
 
 def usage_path(spec: GatewaySpec, facts: dict[str, Any]) -> str:
@@ -55,8 +60,21 @@ def venv_of(spec: GatewaySpec, facts: dict[str, Any]) -> str:
     return python.removesuffix("/bin/python")
 
 
+LAUNCH = ("import codecs, sys; codecs.lookup('ascii'); from litellm import run_server; "
+          "sys.argv[0] = 'litellm'; sys.exit(run_server())")
+"""What the venv's `bin/litellm` runs, after looking up the ascii codec. LiteLLM 1.108's
+gunicorn master starts a thread (the Prisma query-engine reaper) right before it forks the
+worker, and that thread's first /proc scan opens files as ascii, importing encodings.ascii;
+a fork in that moment leaves the module's import lock held in the worker, which then hangs
+for good at its first ascii open (apscheduler's tzlocal, at startup: py-spy showed the
+worker in `_ModuleLock.acquire` under `search_function`, the master's reaper idle). Seen
+on 1 start in 6 at load 10-20, and by gate3 once: each cost wait-ready's 150 s restart.
+With the codec looked up before the thread starts, no import happens there."""
+
+
 def litellm_argv(spec: GatewaySpec, facts: dict[str, Any]) -> list[str]:
-    return [f"{venv_of(spec, facts)}/bin/litellm", "--config", config_path(spec, facts),
+    return [f"{venv_of(spec, facts)}/bin/python", "-c", LAUNCH,
+            "--config", config_path(spec, facts),
             "--host", spec.listen, "--port", str(spec.port),
             "--run_gunicorn", "--num_workers", "1"]
 
