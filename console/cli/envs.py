@@ -73,7 +73,8 @@ def env_up(name: str, as_json: bool, **given: Any) -> None:
     and switch to it; the current venv's freeze is recorded first, so `llmops rollback`
     restores it exactly. Servers on the env follow in the same action: restarted on the new
     venv and checked; one failing reverts the env too. With nothing asked, the host is brought
-    to the lab's env (what a killed command left: its build followed or switched to)."""
+    to the lab's env (what a killed command left: its build followed or switched to), the
+    servers on it following (restarted where their venv moved) in the same operation."""
     from dataclasses import asdict
 
     from llmops.rollback.engine import Change
@@ -90,9 +91,14 @@ def env_up(name: str, as_json: bool, **given: Any) -> None:
         change = Change("env", name, spec)
         stream_progress(engine, as_json)
         if current == spec:  # nothing asked: bring the host to the lab's env (an interrupted
-            if not as_json:  # action's build picked up), journalled, the spec unchanged
+            if not as_json:  # action's build picked up), journalled, the spec unchanged; the
+                # servers and gateways on it follow in the same operation
                 out.print(Text(f"env {name} is as the lab says: reconciling its host"))
-            report_action(engine.restart("env", name), as_json, {"followers": []})
+            record = engine.restart("env", name)
+            followed = [f"{k}/{n}" for k, n in record.refs if (k, n) != ("env", name)]
+            if followed and not as_json:
+                out.print(Text(f"followed: {', '.join(followed)}", style="bold"))
+            report_action(record, as_json, {"followers": followed})
             return
         ready = engine.readiness_for([change]) if current else []
         if isinstance(current, EnvSpec) and not as_json:

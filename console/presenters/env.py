@@ -103,8 +103,8 @@ class EnvPresenter(Presenter):
         "remove": Key("x", "Remove", "Unlink the environment's venv path and remove it from "
                       "the lab (an action; ctrl+z brings it back)"),
         "restart": Key("R", "Reconcile", "Bring the host to the environment as the lab has it: "
-                       "a build a killed console left is followed or switched to (journalled; "
-                       "the pins do not change)"),
+                       "a build a killed console left is followed or switched to, the servers "
+                       "on it follow (journalled; the pins do not change)"),
     }
     form = FormLayout(
         fields=("name", "host", "packages", "mode", "index_url", "no_index", "find_links",
@@ -194,8 +194,10 @@ class EnvPresenter(Presenter):
         return (f"Reconcile env {name}?",
                 f"The host is brought to env {name} as the lab has it: a finished build is "
                 "switched to, a running one followed, a drifted venv repaired; nothing when it "
-                "is as the lab says. The pins do not change (nothing to roll back); History "
-                "shows who did it and when.", "Reconcile")
+                "is as the lab says. The servers and gateways on it follow in the same "
+                "operation (restarted where their venv moved) and are checked. The pins do not "
+                "change (nothing to roll back); History shows who did it and when.",
+                "Reconcile")
 
     # -- an upgrade lists what changes first --------------------------------------------
     def needs_confirm(self, spec: Spec, before: Spec | None) -> bool:
