@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,7 +17,7 @@ from llmops.console.commands import ViewCommands
 from llmops.console.messages import JournalAppended, LabFailed, LabOpened, LabStatus
 from llmops.console.screens.acting import error_text
 from llmops.console.screens.base import ViewContext
-from llmops.console.screens.dialogs import HelpScreen, HelpSection
+from llmops.console.screens.dialogs import ConfirmScreen, HelpScreen, HelpSection
 from llmops.console.screens.history import HistoryView
 from llmops.console.screens.main import MainScreen
 from llmops.console.screens.registry import VIEWS
@@ -25,6 +26,7 @@ from llmops.console.screens.welcome import WelcomeScreen
 from llmops.console.widgets.header import LabHeader
 from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab, default_lab_path
+from llmops.rollback.lock import LockHolder
 from llmops.rollback.records import Event
 
 LOCK_POLL = 2.0
@@ -60,6 +62,9 @@ class LlmopsApp(App[None]):
         self.interrupted: list[int] = []
         self.interrupted_why: dict[int, str] = {}
         """Who died mid-action, per interrupted action (the journal's note)."""
+        self.quitting = False
+        """`q` was answered "quit when it ends": the console closes when its action does."""
+        self.asking_quit = False
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
@@ -198,6 +203,50 @@ class LlmopsApp(App[None]):
         if self.main is not None and self.intro:
             panel = self.main.query_one("#intro", Static)
             panel.display = not panel.display
+
+    # -- quitting --------------------------------------------------------------------------
+    def own_action(self) -> LockHolder | None:
+        """The lab's lock when this console holds it: one of its actions is running."""
+        if self.context is None:
+            return None
+        holder = self.context.lab.lock.holder()
+        return holder if holder is not None and holder.pid == os.getpid() else None
+
+    async def action_quit(self) -> None:
+        """q: leave. While an action of this console runs, its thread is doing the work and the
+        process cannot end before it (a vLLM start: minutes of a frozen screen, then a kill
+        that interrupts it): ask, and close when the action ends."""
+        holder = self.own_action()
+        if holder is None:
+            self.exit()
+            return
+        if self.quitting or self.asking_quit:
+            if self.quitting:
+                self.notify("the console closes when the action ends", title="quitting")
+            return
+        body = (f"An action this console started holds the lab since {holder.since[11:19]}"
+                " UTC. The console cannot close before it ends: it is doing the work. Killed or"
+                " with its terminal closed, the action stops mid-way (the next llmops command"
+                " marks it interrupted and `llmops rollback N` puts back the state before it)."
+                "\n\nQuit as soon as it ends?")
+
+        def answered(sure: bool | None) -> None:
+            self.asking_quit = False
+            if sure:
+                self.quitting = True
+                self.notify("the console closes when the action ends", title="quitting",
+                            timeout=30)
+                self._quit_when_idle()
+
+        self.asking_quit = True
+        self.push_screen(ConfirmScreen("An action is running", body, yes="Quit when it ends"),
+                         answered)
+
+    def _quit_when_idle(self) -> None:
+        if self.own_action() is None:
+            self.exit()
+        else:
+            self.set_timer(0.5, self._quit_when_idle)
 
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
