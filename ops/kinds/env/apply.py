@@ -142,11 +142,13 @@ def _fetch(step: Step, spec: EnvSpec, hosts: HostPool, progress: Progress) -> di
     elif data.cleanup:  # resolved first: the clean-up's packages are never downloaded
         resolved = wheelhouse.resolve(spec, platform, progress, list(data.pins))
         kept = wheelhouse.without(resolved, data.cleanup)
-        left = sorted(set(resolved) - set(kept))
+        left = sorted({line for line, _ in resolved} - {line for line, _ in kept})
         progress(f"resolved {len(resolved)} packages; not fetched (the clean-up): "
                  f"{', '.join(left) or 'none'}")
-        wheels = wheelhouse.download(spec, platform, progress, manifest_lines=kept)
-        t.write_text(where.resolved(str(data.set)), json.dumps(resolved), mode=0o644)
+        wheels = wheelhouse.download(spec, platform, progress,
+                                     manifest_lines=[ref for _, ref in kept])
+        t.write_text(where.resolved(str(data.set)),
+                     json.dumps([line for line, _ in resolved]), mode=0o644)
         skipped = {"resolved": len(resolved), "not_fetched": left}
     else:
         wheels = wheelhouse.download(spec, platform, progress, requirements=list(data.pins))

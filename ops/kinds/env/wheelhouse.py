@@ -73,21 +73,30 @@ def resolve_argv(spec: EnvSpec, platform: dict[str, Any], scratch: Path,
 
 
 def resolve(spec: EnvSpec, platform: dict[str, Any], progress: Progress,
-            requirements: list[str]) -> list[str]:
-    """What pip would install for the pins on the host, as `name==version` lines, read from
-    metadata (the index's PEP 658 files where it has them): no wheel lands in the cache."""
+            requirements: list[str]) -> list[tuple[str, str]]:
+    """What pip would install for the pins on the host: (`name==version`, where pip found it)
+    each, read from metadata (the index's PEP 658 files where it has them), so no wheel lands
+    in the cache; where pip found it is a direct reference for `pip download` (no second
+    look at the index, its sha256 checked)."""
     with tempfile.TemporaryDirectory(prefix="llmops-resolve-") as scratch:
         _pip(resolve_argv(spec, platform, Path(scratch), requirements), progress,
              "pip resolve")
         report = json.loads((Path(scratch) / "report.json").read_text())
-    return [f"{item['metadata']['name']}=={item['metadata']['version']}"
-            for item in report.get("install", [])]
+    return [resolved(item) for item in report.get("install", [])]
 
 
-def without(lines: list[str], names: tuple[str, ...]) -> list[str]:
+def resolved(item: dict[str, Any]) -> tuple[str, str]:
+    """(pure) One entry of pip's installation report: its line and its direct reference."""
+    meta, where = item["metadata"], item["download_info"]
+    sha = ((where.get("archive_info") or {}).get("hashes") or {}).get("sha256")
+    url = where["url"].split("#")[0] + (f"#sha256={sha}" if sha else "")
+    return f"{meta['name']}=={meta['version']}", f"{meta['name']} @ {url}"
+
+
+def without(found: list[tuple[str, str]], names: tuple[str, ...]) -> list[tuple[str, str]]:
     """(pure) The resolution less the clean-up's packages (by canonical name)."""
     drop = {canon(n) for n in names}
-    return [line for line in lines if canon(line.split("==")[0]) not in drop]
+    return [entry for entry in found if canon(entry[0].split("==")[0]) not in drop]
 
 
 def canon(name: str) -> str:
