@@ -1,39 +1,29 @@
-"""Server actions end to end: the real `llmops` CLI, the engine, the journal and real vLLM.
+"""Server actions end to end, the demo walk: the real `llmops` CLI, the engine, the journal and
+real vLLM (the tiny server's walk: tests/test_server_cli_tiny.py; the lab fixture and helpers
+both use: tests/servercli_fixtures.py).
 
-One lab with host `local` for the whole module, and as few vLLM starts as the walk allows
-(seven, eager, ~30-40 s each on two cores): `llmops demo` starts the blue-green server `demo`;
-its change starts green and its rollback is a switch, both under a loop of streamed
-completions while the console and a second CLI contend for the lab lock (issue 13 item 9);
-`rollback --last` brings demo back after a `down`. The recreate server `tiny` goes up,
-changes (to max_model_len 128 *and* tp 2 where the host offers two ranks, so TP=2 is covered
-by the same start, with both ranks' workers seen running) and rolls back; a failed hub
-download and a SIGKILL reuse it; then the host "reboots" (every llmops process killed, run
-records stale) and a rollback still converges (issue 13 item 3). The demo's `listen` moves to
-0.0.0.0 and back, restarting only the forwarder, with its colours seen listening on loopback.
-The tests run in file order, and assert what the host's probe reports (cores, GPUs), not
-what this machine happens to have.
+One lab with host `local` for the module: `llmops demo` starts the blue-green server `demo`;
+bad specs are refused with nothing written; its change starts green and its rollback is a
+switch, both under a loop of streamed completions while the console and a second CLI contend
+for the lab lock (issue 13 item 9); the demo's `listen` moves to 0.0.0.0 and back, restarting
+only the forwarder, with its colours seen listening on loopback; `rollback --last` brings demo
+back after a `down`. The tests run in file order, and assert what the host's probe reports
+(cores, GPUs), not what this machine happens to have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import signal
-import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import LLMOPS, git_log, llmops, llmops_json
+from labtools import LLMOPS, llmops, llmops_json
 from realparts import require_vllm
-from sharedserver import INLINE, LOOSE_TARGETS
 from test_console_support import SIZE, close_app_lab, on_screen, opened, shown_text, wait_for
 from textual.widgets import Input
 
@@ -45,26 +35,27 @@ from llmops.console.screens.resource_verbs import ResourceVerbs
 from llmops.console.screens.rollback import RollbackScreen
 from llmops.console.screens.spec_form import SpecFormScreen
 from llmops.console.widgets.header import LabHeader
-from llmops.ops.kinds.server.client import VllmClient
+
+pytest.register_assert_rewrite("servercli_fixtures")  # before its import: a plugin
+from servercli_fixtures import (  # noqa: E402
+    SLOW,
+    acted,
+    action_ok,
+    client,
+    host_facts,
+    live_max_model_len,
+    ranks_offered,
+    snapshot,
+    state_of,
+)
+
+pytest_plugins = ["servercli_fixtures"]
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 
 require_vllm()  # a reported skip without vLLM, a failure in CI or with a broken install
 
-DEMO_PORT, TINY_PORT = 18301, 18311
-SLOW = 600  # seconds a CLI call that starts vLLM may take on a busy shared box
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A lab with host `local` (workdir beside it); servers left at the end are taken down."""
-    root = tmp_path_factory.mktemp("server-cli")
-    path = root / "lab"
-    llmops(path, "host", "add", "local", "--local", "--python", sys.executable,
-           "--workdir", str(root / "work"))
-    yield path
-    for row in llmops_json(path, "server", "list", check=None) or []:
-        llmops(path, "server", "down", row["name"], check=None, timeout=SLOW)
+DEMO_PORT = 18301
 
 
 @pytest.fixture(scope="module")
@@ -77,56 +68,8 @@ def demo_run(lab: Path) -> tuple[subprocess.CompletedProcess[str], float]:
 
 @pytest.fixture(scope="module")
 def model(lab: Path, demo_run: Any) -> Path:
-    """The demo's tiny model; the other servers serve the same folder."""
+    """The tiny model `llmops demo` made beside the lab."""
     return lab.parent / "demo-model"
-
-
-def snapshot(lab: Path) -> tuple[list[str], int]:
-    rows = sqlite3.connect(lab / "lab.db").execute("select count(*) from events").fetchone()[0]
-    return git_log(lab), rows
-
-
-def acted(lab: Path, *args: str) -> Any:
-    """An action through the CLI with --json, given the time a vLLM start may take."""
-    return json.loads(llmops(lab, *args, "--json", timeout=SLOW).stdout)
-
-
-def action_ok(result: dict[str, Any]) -> dict[str, Any]:
-    """The action succeeded and every check of its checklist passed; returns the record."""
-    action = result["action"]
-    assert result["ok"], json.dumps(action, indent=1)[:3000]
-    assert action["status"] == "succeeded"
-    assert action["checks"] and all(c["ok"] for c in action["checks"]), action["checks"]
-    assert action["seconds"] > 0
-    return dict(action)
-
-
-def client(port: int, model: str) -> VllmClient:
-    return VllmClient(f"http://127.0.0.1:{port}", model)
-
-
-def live_max_model_len(port: int, model: str) -> int:
-    with client(port, model) as c:
-        return int(c.http.get("/v1/models").json()["data"][0]["max_model_len"])
-
-
-def state_of(lab: Path, name: str) -> str:
-    rows = {r["name"]: r for r in llmops_json(lab, "server", "list")}
-    return str(rows[name]["state"])
-
-
-def host_facts(lab: Path) -> dict[str, Any]:
-    """What the probe of host `local` reported: the tests assert against it, not this box."""
-    return dict(llmops_json(lab, "host", "show", "local")["facts"])
-
-
-def ranks_offered(facts: dict[str, Any]) -> tuple[int, str]:
-    """How many tp x pp ranks the host offers, and what the refusal of one more says."""
-    gpus = len(facts.get("gpus") or [])
-    if gpus:
-        return gpus, f"needs {gpus + 1} GPUs; local offers {gpus}"
-    cores = int(facts["cpu_count"])
-    return cores, f"tp x pp = {cores + 1} is more than the {cores} cores"
 
 
 @pytest.mark.parametrize(
@@ -337,141 +280,3 @@ def tcp_listeners() -> dict[int, set[str]]:
             ip = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
             found.setdefault(int(port, 16), set()).add(ip)
     return found
-
-
-def test_recreate_up_change_rollback(lab: Path, model: Path) -> None:
-    action_ok(acted(lab, "server", "up", "tiny", "--host", "local", "--model",
-                          str(model), "--dtype", "float32", "--max-model-len", "256",
-                          "--port", str(TINY_PORT), "--cpu-kvcache-gib", "1",
-                          "--arg", "enforce-eager=true", *LOOSE_TARGETS, *INLINE))
-    assert state_of(lab, "tiny") == "up"
-    assert tp_ranks_running(lab, "tiny") == set()  # tp 1: no rank-named workers
-    tp = 2 if ranks_offered(host_facts(lab))[0] >= 2 else 1
-    # two ranks need vLLM's worker processes: the change turns the inline worker off with them
-    changed = action_ok(acted(lab, "server", "up", "tiny", "--max-model-len", "128",
-                              "--tp", str(tp), *(["--no-cpu-inline-worker"] if tp > 1 else [])))
-    assert [s["verb"] for s in changed["steps"]] == [
-        "check-model", "stop", "start", "wait-ready", "smoke"]
-    assert live_max_model_len(TINY_PORT, str(model)) == 128
-    if tp == 2:  # two ranks run, each its own worker process in the server's session
-        assert tp_ranks_running(lab, "tiny") == {0, 1}
-    back = action_ok(acted(lab, "rollback", str(changed["id"])))
-    assert live_max_model_len(TINY_PORT, str(model)) == 256
-    assert tp_ranks_running(lab, "tiny") == set()
-    history = {a["id"]: a for a in llmops_json(lab, "history")}
-    assert history[changed["id"]]["rolled_back_by"] == back["id"]
-
-
-def test_completion_stream_and_metrics(lab: Path, model: Path) -> None:
-    """The console's client against the shared server: same tokens streamed or not."""
-    with client(TINY_PORT, str(model)) as c:
-        done = c.completion("Hello", max_tokens=8)
-        streamed = c.stream_completion("Hello", max_tokens=8)
-        snap = c.metrics()
-    assert done.tokens == 8
-    assert streamed.ttft is not None and streamed.ttft <= streamed.seconds
-    assert streamed.text == done.text  # temperature 0
-    assert snap.counters["generation_tokens_total"] >= 16
-    assert {"num_requests_running", "kv_cache_usage_perc"} <= set(snap.gauges)
-    assert snap.histograms["e2e_request_latency_seconds"][-1][1] >= 2
-
-
-def pid_of(lab: Path, name: str) -> int:
-    """The server's pid from its run folder on the host (workdir beside the lab)."""
-    proc = lab.parent / "work" / "run" / name / "proc.json"
-    return int(json.loads(proc.read_text())["pid"])
-
-
-def test_failed_download_leaves_old_server_serving(lab: Path, model: Path,
-                                                   tmp_path: Path) -> None:
-    """No internet here: a hub id that isn't cached fails to download, before any stop."""
-    pid = pid_of(lab, "tiny")
-    commits = len(git_log(lab))
-    done = llmops(lab, "server", "up", "tiny", "--model", "llmops-test/not-cached", "--json",
-                  check=1, env={"HF_HOME": str(tmp_path / "hf")}, timeout=SLOW)
-    action = json.loads(done.stdout)["action"]
-    assert action["status"] == "failed, reverted" and action["revert_error"] is None
-    assert [(s["verb"], s["ok"]) for s in action["steps"]] == [("fetch-weights", False)]
-    assert "nothing was stopped" in action["error"]
-    assert pid_of(lab, "tiny") == pid  # the very same process
-    with client(TINY_PORT, str(model)) as c:
-        assert c.completion("Hello", max_tokens=4).tokens == 4
-    assert len(git_log(lab)) == commits + 2  # the change and its revert
-    assert f'model = "{model}"' in (lab / "servers" / "tiny.toml").read_text()
-
-
-def tp_ranks_running(lab: Path, name: str) -> set[int]:
-    """Tensor-parallel ranks among the processes of the server's session: vLLM titles each
-    worker `VLLM::Worker_TP<rank>` (it names no rank when tp is 1)."""
-    pid = pid_of(lab, name)
-    sid = subprocess.run(["ps", "-o", "sid=", "-p", str(pid)], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    titles = subprocess.run(["ps", "-o", "args=", "--sid", sid], capture_output=True,
-                            text=True, check=True).stdout
-    return {int(rank) for rank in re.findall(r"Worker_TP(\d+)", titles)}
-
-
-def test_sigkill_is_seen_as_crashed(lab: Path) -> None:
-    os.kill(pid_of(lab, "tiny"), signal.SIGKILL)
-    deadline = time.monotonic() + 15
-    while (state := state_of(lab, "tiny")) == "up" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert state.startswith("crashed"), state
-    assert llmops(lab, "server", "logs", "tiny", "-n", "5").stdout.strip()
-
-
-def reboot(lab: Path) -> list[Path]:
-    """What a reboot does to host `local`'s llmops processes: every session its run folders
-    record dies at once (SIGKILL, no exit status written); the records stay behind, stale."""
-    records = sorted((lab.parent / "work" / "run").glob("*/proc.json"))
-    sids = {int(json.loads(r.read_text())["sid"]) for r in records}
-    for sid in sids:
-        try:
-            os.killpg(sid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 30
-    while session_pids(sids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert session_pids(sids) == set()
-    return records
-
-
-def session_pids(sids: set[int]) -> set[int]:
-    """Live processes (not zombies) in any of these sessions."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except (OSError, ValueError):
-            continue
-        if fields[0] not in "ZX" and int(fields[3]) in sids:
-            found.add(int(entry.name))
-    return found
-
-
-def test_rollback_after_a_host_reboot_converges(lab: Path, model: Path) -> None:
-    """Issue 13 item 3: the host `reboots` under the crashed server (every llmops process on
-    it gone, its run records stale); `rollback --last server/tiny` still brings tiny up as
-    that action's before-state says, with its checklist passing, and nothing stale is left."""
-    records = reboot(lab)
-    stale = {r.parent.name: json.loads(r.read_text())["pid"] for r in records}
-    assert "tiny" in stale and all(not pid_alive(p) for p in stale.values())
-    history = llmops_json(lab, "history")
-    undo = [a for a in history if ["server", "tiny"] in a["refs"]
-            and a["status"] == "succeeded" and a["rolled_back_by"] is None][-1]
-    back = action_ok(acted(lab, "rollback", "--last", "server/tiny"))
-    assert back["rollback_of"] == undo["id"]
-    assert state_of(lab, "tiny") == "up"
-    want = 128 if undo["rollback_of"] is not None else 256  # undoing the undo of 256->128
-    assert live_max_model_len(TINY_PORT, str(model)) == want
-    assert pid_of(lab, "tiny") != stale["tiny"] and pid_alive(pid_of(lab, "tiny"))
-    action_ok(acted(lab, "server", "down", "tiny"))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in "ZX"
