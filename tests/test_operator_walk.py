@@ -16,6 +16,7 @@ from labtools import llmops, llmops_json
 from testkinds import SleeperKind, SleeperSpec, sleeper_kind
 
 from llmops.ops import procs
+from llmops.ops.kinds.server.spec import ServerSpec
 from llmops.rollback.engine import Engine
 from llmops.rollback.lab import Lab
 
@@ -160,3 +161,43 @@ def test_empty_lists_say_how_to_make_the_first(tmp_path: Path) -> None:
         shown = llmops(lab, *words).stdout
         assert shown.startswith(line) and "┏" not in shown, (words, shown)
     assert llmops_json(lab, "server", "list") == []
+
+
+def run_at_a_terminal(argv: list[str], timeout: float = 120) -> tuple[int, str]:
+    """The CLI with stdout and stderr on a pseudo-terminal, as an operator runs it."""
+    leader, follower = os.openpty()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                            env={**os.environ, "COLUMNS": "200"})
+    os.close(follower)
+    seen = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the follower side closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=30), seen.decode(errors="replace")
+
+
+def test_alert_watch_says_each_round_at_a_terminal(tmp_path: Path) -> None:
+    """`llmops alert watch` printed nothing until an alert: at a terminal it looked hung. Each
+    round now says what it sampled (dim, on stderr, only at a terminal); `alert list` with no
+    alerts says so instead of two tables of headers."""
+    lab = local_lab(tmp_path)
+    hand = Lab(lab)  # a server in the lab that is not running: sampled, answers nothing
+    hand.commit("hand edit: server ghost", [hand.write_spec("server", "ghost", ServerSpec(
+        name="ghost", host="local", model=str(tmp_path / "no-model"), port=18391))])
+    hand.close()
+    code, shown = run_at_a_terminal([sys.executable, "-m", "llmops.console.cli", "--lab",
+                                     str(lab), "alert", "watch", "--rounds", "2",
+                                     "--interval", "0.5"])
+    assert code == 0, shown
+    assert "round 1: sampled ghost:" in shown and "round 2: sampled ghost:" in shown
+    piped = llmops(lab, "alert", "watch", "--rounds", "1", "--interval", "0.5")
+    assert "round 1" not in piped.stdout + piped.stderr  # a pipe or cron gets alerts only
+    listed = llmops(lab, "alert", "list").stdout
+    assert "active alerts: none" in listed and "┏" not in listed

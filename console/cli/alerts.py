@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from llmops.console.cli.common import (
     emit_json,
     engine_for_cli,
+    err,
     esc,
     fail,
     json_option,
@@ -82,6 +84,18 @@ def show(events: list[AlertEvent], as_json: bool) -> None:
             out.print(f"[{colour}]{event.transition}[/] {esc(event.at)} {esc(event.message)}")
 
 
+def heartbeat(done: int, specs: list[ServerSpec], events: list[AlertEvent],
+              as_json: bool) -> None:
+    """At a terminal, a dim line per round: a watch that prints nothing until an alert looked
+    the same as one that hung. Not to a pipe, a log or cron's mail (alerts only there)."""
+    if as_json or not err.is_terminal:
+        return
+    names = ", ".join(s.name for s in specs)
+    changed = f"{len(events)} alert change(s)" if events else "no alert change"
+    err.print(Text(f"{time.strftime('%H:%M:%S')} round {done}: sampled {names}: {changed}"
+                   " (Ctrl-C stops)", style="dim"))
+
+
 @alert_group.command("watch")
 @click.option("--server", "names", multiple=True, help="Only these servers (default: all).")
 @click.option("--interval", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
@@ -110,8 +124,10 @@ def alert_watch(names: tuple[str, ...], interval: float, once: bool, rounds: int
                 return
             done = 0
             while rounds is None or done < rounds:
-                show(one_round(engine, poller, specs, act), as_json)
+                events = one_round(engine, poller, specs, act)
+                show(events, as_json)
                 done += 1
+                heartbeat(done, specs, events, as_json)
                 if rounds is None or done < rounds:
                     time.sleep(interval)
         except KeyboardInterrupt:
@@ -131,6 +147,9 @@ def alert_list(limit: int, as_json: bool) -> None:
         emit_json(found)
         return
     for title, rows in (("active", found["active"]), ("recent", found["recent"])):
+        if not rows:  # two tables of headers told nothing
+            out.print(f"{title} alerts: none")
+            continue
         table = Table("id", "raised", "cleared", "value", "command", "message", title=title)
         for row in rows:
             table.add_row(str(row["id"]), _when(row["raised_at"]), _when(row["cleared_at"]),
