@@ -242,6 +242,12 @@ class LlmopsApp(App[None]):
         self.push_screen(ConfirmScreen("An action is running", body, yes="Quit when it ends"),
                          answered)
 
+    def action_help_quit(self) -> None:
+        """ctrl+c (a reflex): it does not quit; say which key does. Textual's own toast
+        carries `[b]` markup, which this app's plain-text toasts would print as it is."""
+        self.notify("Press q (or ctrl+q) to quit the console; ctrl+c does not.",
+                    title="Do you want to quit?")
+
     def _quit_when_idle(self) -> None:
         if self.own_action() is None:
             self.exit()

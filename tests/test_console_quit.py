@@ -59,3 +59,23 @@ async def test_quit_with_nothing_running_is_at_once(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: not app.is_running, what="the console closing")
     assert app.context is not None
     app.context.lab.close()
+
+
+async def test_ctrl_c_says_which_key_quits_in_plain_words(tmp_path: Path) -> None:
+    """ctrl+c does not quit a Textual app; its toast said `Press [b]ctrl+q[/b] to quit the
+    app`, brackets and all, since every toast here is plain text."""
+    app = LlmopsApp(lab_with(tmp_path / "lab", local_host(tmp_path)))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await opened(pilot)
+        await pilot.press("ctrl+c")
+        def toasts() -> str:
+            return " ".join(str(t.render()) for t in app.screen.query("Toast"))
+
+        await wait_for(pilot, lambda: "quit" in toasts(), what="a toast")
+        shown = toasts()
+        assert "Press q (or ctrl+q) to quit" in shown and "[b]" not in shown
+        assert app.is_running
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="the console closing")
+    assert app.context is not None
+    app.context.lab.close()
