@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,13 @@ from typing import Any
 import httpx
 import pytest
 from envwheels import BROKEN_WORDS, PATH_PKG, make_path_wheels
-from labtools import git_log, llmops
+from labtools import LLMOPS, git_log, llmops
 from sharedserver import LOOSE_TARGETS, SLOW, make_tiny_model
+
+from llmops.ops.kinds.env.spec import EnvSpec
+
+pytestmark = pytest.mark.timeout(1200)  # three vLLM starts in the walk: 600 s (the suite's
+# default) was not enough at load 15-22 (its actions alone took 565 s there)
 
 API = "vllm.entrypoints.openai.api_server"
 PORT, BLUE, GREEN = 18961, 18962, 18963
@@ -158,3 +165,39 @@ def test_env_upgrade_rollback_and_a_breaking_upgrade(es: EnvServer) -> None:
     print("env-servers seconds:", {name: a["action"]["seconds"] for name, a in (
         ("server up", up), ("env up 2.0", upgraded), ("rollback", back),
         ("env up 3.0 failed+reverted", broken))})
+
+
+def test_env_up_reconciling_takes_the_server_along(es: EnvServer) -> None:
+    """`env up e` killed (SIGKILL at the engine's fault point) right after the env's switch,
+    before the server followed: the env is on the new set, the server still on the old one.
+    `env up e` with nothing asked (the Envs view's R is the same call) reconciles the host as
+    one journalled operation that takes the server along: restarted on the new set's venv
+    (a new colour, switched live) and checked with the env, no second build; a second
+    reconcile starts nothing. One vLLM start (441.9 s in all at load 15-22)."""
+    set2 = EnvSpec(name="e", host="local", packages=[f"{PATH_PKG}==2.0"]).set_sha()
+    kept = (es.work / "envs" / "e" / "venvs" / set2 / ".llmops-complete").exists()
+    env_steps = 2 if kept else 3  # snapshot, [build,] switch: die after the switch
+    killed = subprocess.run(  # its own process (not the tests' CLI fork server): it dies
+        [*LLMOPS, "--lab", str(es.lab), "env", "up", "e", "--packages", f"{PATH_PKG}==2.0"],
+        capture_output=True, text=True, timeout=SLOW,
+        env={**os.environ, "LLMOPS_FAULT_AT": f"step:{env_steps}", "LLMOPS_FAULT_REF": "env/e"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert es.current_set() == set2  # switched: the killed action got that far
+    running = {vllm_python(BLUE), vllm_python(GREEN)} - {None}
+    assert running and es.set_python(set2) not in running, running  # not followed
+
+    done = es.run("env", "up", "e")  # nothing asked: reconcile, servers along
+    assert done["followers"] == ["server/s"], done
+    action = done["action"]
+    assert action["summary"] == "env e restarted" and action["status"] == "succeeded", action
+    assert verbs(done, "env/e") == ["restart"]
+    server = verbs(done, "server/s")
+    assert "start" in server and "switch" in server, server
+    checks_ok(done)
+    assert sorted(map(tuple, action["refs"])) == [("env", "e"), ("server", "s")]
+    assert es.set_python(set2) in {vllm_python(BLUE), vllm_python(GREEN)}
+    assert answers(es)
+    history = {a["id"]: a for a in json.loads(llmops(es.lab, "history", "--json").stdout)}
+    assert any(a["status"] == "interrupted" for a in history.values())  # the killed one
+    again = es.run("env", "up", "e")  # a second reconcile: nothing to do, checks only
+    assert "start" not in verbs(again, "server/s") and again["action"]["status"] == "succeeded"
