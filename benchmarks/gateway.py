@@ -1,8 +1,8 @@
 """The gateway's overhead per request: the same chat completion straight to vLLM and through
 the llmops gateway (LiteLLM under gunicorn, one worker) in front of it, in one run.
 
-    .venv/bin/python benchmarks/gateway.py [--repeats 5] [--requests 40] [--port 18961]
-        [--gateway-port 18962] [--venv DIR]
+    .venv/bin/python benchmarks/gateway.py [--repeats 5] [--requests 40] [--port 18965]
+        [--gateway-port 18966] [--venv DIR]
 
 One run starts a fresh lab (host `local`, the tests' tiny model, one eager server, one gateway
 routing `chat` to it; the master key a random value in this process's environment), then
@@ -108,6 +108,15 @@ def worker_cpu(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def what_runs(engine: Engine, venv: Path) -> str:
+    """The gateway's worker as it runs: the LiteLLM patches its log says it applied, and
+    whether uvicorn has httptools (the C parser) in the venv."""
+    lines = procs.tail(engine.hosts.transport("local"), "gateway.gw", 400)
+    patches = [ln for ln in lines if ln.startswith("llmops gateway patches:")]
+    parser = "httptools" if list(venv.glob("lib/python*/site-packages/httptools")) else "h11"
+    return f"{patches[-1] if patches else 'no patches line in the log'}; HTTP parser {parser}"
+
+
 def gateway_worker(engine: Engine) -> int | None:
     """The pid of the gateway's one gunicorn worker (the benchmark's host is this machine)."""
     t = engine.hosts.transport("local")
@@ -158,8 +167,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--port", type=int, default=18961)
-    parser.add_argument("--gateway-port", type=int, default=18962)
+    parser.add_argument("--port", type=int, default=18965)  # not a test's (env_servers: 18961-3)
+    parser.add_argument("--gateway-port", type=int, default=18966)
     parser.add_argument("--venv", type=Path, default=Path(os.environ.get(
         "LLMOPS_TEST_CACHE", Path.home() / ".cache" / "llmops-tests")) /
         f"litellm-{LITELLM_VERSION}")
@@ -173,6 +182,7 @@ def main() -> int:
         model = start(engine, root, args)
         if model is None:
             return 1
+        say(what_runs(engine, args.venv))
         overheads, cpu_ms = rounds(args, model, key, gateway_worker(engine))
         say(f"gateway overhead per request, ms: {spread(overheads)}")
         if cpu_ms:
