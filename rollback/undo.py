@@ -83,13 +83,25 @@ class Undo:
         )
 
     def expected_seconds(self, record: ActionRecord) -> float:
-        """A guess from the journal: how long this action (and past rollbacks of it) took."""
-        samples = [
-            a.seconds
-            for a in self.lab.journal.touching(record.refs, from_id=record.id)
-            if a.seconds is not None and (a.id == record.id or a.rollback_of == record.id)
-        ]
-        return max(samples) if samples else 5.0
+        """A guess from the journal: how long past rollbacks of this action took; else the
+        work the undo repeats. Undoing a creation only stops it (5 s, however long its install
+        and start took); undoing a removal starts the resource again (the action that last
+        made it as it was); undoing a change is about the change itself."""
+        touching = self.lab.journal.touching(record.refs)
+        undone = [a.seconds for a in touching
+                  if a.rollback_of == record.id and a.seconds is not None]
+        if undone:
+            return max(undone)
+        before = [self.lab.read_spec(k, n, record.before_commit) for k, n in record.refs]
+        after = [self.lab.read_spec(k, n, record.after_commit) for k, n in record.refs
+                 ] if record.after_commit else [True]
+        if all(b is None for b in before):  # created only: the undo stops it
+            return 5.0
+        if all(a is None for a in after):  # removed only: the undo starts it again
+            made = [a.seconds for a in touching
+                    if a.id < record.id and a.status == "succeeded" and a.seconds is not None]
+            return made[-1] if made else 5.0
+        return record.seconds if record.seconds is not None else 5.0
 
     def rollback(self, action_id: int) -> ActionRecord:
         preview = self.preview_rollback(action_id)
