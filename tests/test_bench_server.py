@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from labtools import llmops, llmops_json
-from sharedserver import SharedServer
+from sharedserver import SharedServer, llmops_json_slow
 
 from llmops.ops.kinds.server.bench import BenchClient
 from llmops.ops.kinds.server.benchparams import BenchParams
@@ -173,7 +173,7 @@ def test_bench_before_and_after_a_change_side_by_side(shared_server: SharedServe
     after it is shown beside the one before, and its rollback puts the target back."""
     lab, name = shared_server.lab, shared_server.name
     before = llmops_json(lab, "server", "bench", name, *SHORT)["bench"]
-    changed = llmops_json(lab, "server", "up", name, "--target-output-tps", "0.5")
+    changed = llmops_json_slow(lab, "server", "up", name, "--target-output-tps", "0.5")
     try:
         assert changed["ok"], changed
         after = llmops_json(lab, "server", "bench", name, *SHORT, "--compare")
@@ -182,7 +182,7 @@ def test_bench_before_and_after_a_change_side_by_side(shared_server: SharedServe
         assert after["bench"]["verdicts"][1]["goal"] == 0.5
         assert before["verdicts"][1]["goal"] != 0.5
     finally:
-        back = llmops_json(lab, "rollback", str(changed["action"]["id"]))
+        back = llmops_json_slow(lab, "rollback", str(changed["action"]["id"]))
     assert back["ok"], back
     again = llmops_json(lab, "server", "bench", name, *SHORT)["bench"]
     assert again["spec_sha"] == before["spec_sha"]  # the same text as before the change
