@@ -212,12 +212,12 @@ def run_report(name: str, as_json: bool) -> None:
 @json_option
 def run_show(name: str, as_json: bool) -> None:
     """A run's spec, its state now and its progress (step, loss, eval loss, ETA)."""
-    from llmops.console.presenters.run_words import eta_text, run_now
+    from llmops.console.presenters.run_words import eta_text, run_now, state_reading
     from llmops.console.widgets.render import num
     from llmops.rollback.operate import TransportError
 
     with engine_for_cli(as_json) as engine:
-        spec = existing_spec(engine, "run", name, as_json)
+        spec = run_spec(existing_spec(engine, "run", name, as_json))
         state = observed_state(engine, spec)
         try:
             points = engine.progress(spec)
@@ -229,9 +229,11 @@ def run_show(name: str, as_json: bool) -> None:
                        "progress": {**asdict(now), "fraction": now.fraction},
                        "points": points})
             return
-        for key, value in spec.model_dump().items():
+        for key, value in spec.model_dump(exclude={"state"}).items():
             out.print(Text(f"{key:>24}: {value}"))
-        out.print(Text(f"{'observed':>24}: {state}", style="bold"))
+        for label, words in state_reading(name, spec.state, state):
+            out.print(Text(f"{label:>24}{':' if label else ' '} {words}",
+                           style="bold" if label else "dim"))
         step = f"{now.step if now.step is not None else '-'}/{now.max_steps or '?'}"
         eta = "done" if now.ended == "done" else eta_text(now.eta_s if state == "training"
                                                           else None)

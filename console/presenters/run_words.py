@@ -120,3 +120,38 @@ def screening_text(report: dict[str, Any] | None, width: int = 60) -> Text | Non
     if clean:
         text.append(f"\n  nothing found: {', '.join(clean)}", style="grey50")
     return text
+
+
+STATE_READINGS: dict[tuple[str, str], str] = {
+    ("running", "training"): "as desired",
+    ("running", "screening"): "as desired (screening the data before training)",
+    ("running", "done"): "the trainer finished: `running` asks to train until done, so there is"
+                         " nothing left to do",
+    ("running", "failed"): "the trainer failed: `llmops run logs NAME` says why",
+    ("running", "interrupted"): "the trainer was killed mid-way (the next reconcile resumes it"
+                                " from its newest checkpoint)",
+    ("running", "stopped"): "the trainer is stopped although the spec wants it running:"
+                            " `llmops plan` shows it",
+    ("running", "absent"): "nothing of it on the host yet: `llmops plan` shows it",
+    ("stopped", "stopped"): "as desired (checkpoints kept: `llmops run resume NAME`)",
+    ("stopped", "done"): "it finished before it was stopped",
+    ("stopped", "training"): "still training although the spec says stopped: `llmops plan`"
+                             " shows it",
+    ("stopped", "screening"): "still screening although the spec says stopped: `llmops plan`"
+                              " shows it",
+}
+"""What the spec's `state` (desired) beside the state observed on the host means."""
+
+
+def state_reading(name: str, desired: str, observed: str) -> list[tuple[str, str]]:
+    """Pure: the desired and the observed state as `run show` labels them, and what the pair
+    means (the spec's `running` is a wish, not what the host does: a finished run stays
+    `running` in its spec)."""
+    reading = STATE_READINGS.get((desired, observed))
+    if reading is None:
+        word = observed.split(":")[0]
+        reading = ("as desired" if desired == observed
+                   else f"observed {word}: `llmops plan` compares it with the spec")
+    return [("desired state", f"{desired} (the spec)"),
+            ("observed state", f"{observed} (on the host, now)"),
+            ("", reading.replace("NAME", name))]
