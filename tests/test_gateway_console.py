@@ -6,11 +6,13 @@ running: `stopped`), reads the usage lines through the kind's report, and shows 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
+from labtools import llmops, llmops_json
 from test_console_support import (
     SIZE,
     close_app_lab,
@@ -182,3 +184,27 @@ def test_try_answer_words_and_sparkline() -> None:
         with pytest.raises(ValueError, match="max tokens"):
             max_tokens_of(bad)
     assert sparkline([0, 0]) == "▁▁" and sparkline([0, 4, 8]) == "▁▅█"
+
+
+def test_list_counts_the_usage_lines_without_a_console(tmp_path: Path) -> None:
+    """`gateway list` counts requests, cost and errors from the usage lines on the host now,
+    as `gateway usage` does (user4's R3: `requests -` right after `gateway try` answered, in a
+    lab no console had sampled); a line appended later is counted by the next list; lines
+    that cannot be read say so in the list (`?` and the reason), not `-`."""
+    path = lab_with_gateway(tmp_path)
+    row = llmops_json(path, "gateway", "list")[0]
+    assert (row["name"], row["requests"], row["errors"]) == ("gw", 3, 0), row
+    assert row["cost"] == pytest.approx(0.25) and "usage_error" not in row, row
+    usage = Path(local_host(tmp_path).workdir) / "gateways" / "gw" / "usage.jsonl"
+    with usage.open("a") as fh:  # what `gateway try` leaves: one more line
+        fh.write(json.dumps({"model": "chat", "ok": False, "at": 4.0}) + "\n")
+    row = llmops_json(path, "gateway", "list")[0]
+    assert (row["requests"], row["errors"]) == (4, 1), row
+    shown = llmops(path, "gateway", "list").stdout
+    assert re.search(r"│ gw .*│ 4 +│ 0\.250000 │ 1 +│", shown), shown
+    usage.unlink()
+    usage.mkdir()  # unreadable as a file: the host-side read fails
+    row = llmops_json(path, "gateway", "list")[0]
+    assert row["requests"] is None and row["usage_error"], row
+    shown = llmops(path, "gateway", "list").stdout
+    assert "gw: usage not read (" in shown and "│ ?" in shown, shown

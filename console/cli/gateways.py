@@ -181,22 +181,50 @@ def gateway_list(as_json: bool) -> None:
     from llmops.rollback.summaries import summaries
 
     with engine_for_cli(as_json) as engine:
-        rows = summaries(engine, "gateway")
+        rows = with_usage(engine, summaries(engine, "gateway"))
         if as_json:
             emit_json(rows)
             return
         table = Table("name", "host", "port", "state", "models", "requests", "cost", "errors")
         for r in rows:
             routes_text = "; ".join(f"{m} -> {','.join(s)}" for m, s in r["models"].items())
+            unread = "?" if r.get("usage_error") else "-"
             cells = (r["name"], r["host"], r["port"], r["state"], routes_text,
-                     _num(r.get("requests"), "{:.0f}"), _num(r.get("cost"), "{:.6f}"),
-                     _num(r.get("errors"), "{:.0f}"))
+                     _num(r.get("requests"), "{:.0f}", unread),
+                     _num(r.get("cost"), "{:.6f}", unread),
+                     _num(r.get("errors"), "{:.0f}", unread))
             table.add_row(*(esc(c) for c in cells))
         out.print(table)
+        for r in rows:
+            if r.get("usage_error"):
+                out.print(f"[yellow]{esc(r['name'])}: usage not read ({esc(r['usage_error'])})"
+                          "[/]")
 
 
-def _num(value: Any, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
+def with_usage(engine: Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's requests, cost and errors counted from the gateway's usage lines now (what
+    `gateway usage` reads), not from the console's last telemetry sample: a lab used from
+    the CLI alone has no sample, so `gateway try` answered and `list` said `requests -`
+    (user4, R3); a sample also ages when no console runs. Where the lines cannot be read
+    the row keeps its sample's figures and says why (`usage_error`)."""
+    from llmops.ops.transport import TransportError
+
+    for row in rows:
+        spec = engine.lab.read_spec("gateway", str(row["name"]))
+        if not isinstance(spec, GatewaySpec):  # a pending removal: nothing to read
+            continue
+        try:
+            total = (engine.report(spec) or {}).get("total") or {}
+        except (TransportError, OSError, ValueError, KeyError) as exc:
+            row["usage_error"] = str(exc)[:200] or type(exc).__name__
+            continue
+        row.update(requests=total.get("requests"), cost=total.get("cost"),
+                   errors=total.get("errors"))
+    return rows
+
+
+def _num(value: Any, fmt: str, missing: str = "-") -> str:
+    return missing if value is None else fmt.format(value)
 
 
 gateway_group.add_command(logs_command("gateway", "The last lines of the gateway's log."))
