@@ -39,6 +39,8 @@ class LlmopsApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "llmops"
     COMMANDS = App.COMMANDS | {ViewCommands}
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (38, "-tall")]
+    """Below 38 rows a dialog's body scrolls sooner, so that its buttons stay on screen."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help", id="app.help",
                 tooltip="Every key, generated from the declared bindings"),
