@@ -208,7 +208,8 @@ def test_every_case_is_read() -> None:
 def test_the_key_value_never_reaches_the_config() -> None:
     spec = GatewaySpec(name="gw", host="local", models={"chat": ["a"]}, master_key_env="GW_KEY")
     text = config_text(spec, {"a": Backend("a", "http://127.0.0.1:8001/v1", "/m/a")}, HOOKS)
-    assert json.loads(text)["general_settings"] == {"master_key": "os.environ/GW_KEY"}
+    assert json.loads(text)["general_settings"] == {
+        "master_key": "os.environ/GW_KEY", "custom_auth": "gateway_hooks.master_key_auth"}
 
 
 def test_usage_lines_sum_per_model() -> None:

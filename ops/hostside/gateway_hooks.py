@@ -137,6 +137,7 @@ usage_log = UsageLog()
 
 if CustomLogger is not object and not __package__:  # in LiteLLM's worker, loaded by path
     import gateway_patches  # beside this file (on sys.path above): LiteLLM 1.108's patches
+    from gateway_patches import master_key_auth  # noqa: F401 - the config's custom_auth
 
     PATCHES = gateway_patches.apply_all()
     print(f"llmops gateway patches: {json.dumps(PATCHES, sort_keys=True)}", flush=True)

@@ -3,7 +3,9 @@ gateway_hooks.py (copied beside it on the host, beside the config). Each removes
 waste (py-spy of the gunicorn worker under benchmarks/gateway.py's load) and keeps what the
 request does: each checks that the code it replaces is the code it knows, and changes
 nothing otherwise (a LiteLLM upgrade must re-check them: DESIGN, "Gateways, phase 3").
-tests/test_gateway_live.py probes each in the gateway's venv."""
+tests/test_gateway_live.py probes each in the gateway's venv. `master_key_auth` is the
+gateway's key check (the config's `custom_auth`), in place of LiteLLM's per-request
+virtual-key checks."""
 
 from __future__ import annotations
 
@@ -125,6 +127,62 @@ def inline_vllm_setup() -> bool:
         return False
     loop.set_default_executor(InlineVllmSetup(main.completion))
     return True
+
+
+def _auth_parts() -> dict[str, Any]:
+    """LiteLLM's names `master_key_auth` needs, imported once (the worker's first request)."""
+    if not _AUTH:
+        from litellm.constants import LITELLM_PROXY_MASTER_KEY_ALIAS
+        from litellm.proxy import proxy_server
+        from litellm.proxy._types import (
+            LiteLLMRoutes,
+            LitellmUserRoles,
+            ProxyErrorTypes,
+            ProxyException,
+            UserAPIKeyAuth,
+        )
+        from litellm.proxy.auth.auth_utils import route_in_additonal_public_routes
+        from litellm.proxy.auth.user_api_key_auth import (
+            _route_requires_auth_despite_public,
+            get_request_route,
+        )
+        _AUTH.update(alias=LITELLM_PROXY_MASTER_KEY_ALIAS, server=proxy_server,
+                     public=LiteLLMRoutes.public_routes.value, roles=LitellmUserRoles,
+                     error=ProxyException, auth_error=ProxyErrorTypes.auth_error,
+                     token=UserAPIKeyAuth, extra_public=route_in_additonal_public_routes,
+                     despite_public=_route_requires_auth_despite_public,
+                     route=get_request_route)
+    return _AUTH
+
+
+_AUTH: dict[str, Any] = {}
+
+
+async def master_key_auth(request: Any, api_key: Any) -> Any:
+    """The gateway's key check (`general_settings.custom_auth`, named there as
+    `gateway_hooks.master_key_auth`): the bearer token compared in constant time with the
+    master key LiteLLM read from the environment (the config holds the key's name, never its
+    value). LiteLLM's own check compares it too, but per request also runs its virtual-key
+    machinery: route, team, budget, end-user and tool checks against a database llmops never
+    gives it (~9% of the worker's CPU per request here). A public route (/health/*) passes
+    as LiteLLM lets it; a missing or wrong key is refused with HTTP 401 in LiteLLM's error
+    shape (its own path answered 500 or 400 without a database). The body's safety check
+    (no api_base from a client) still runs before this; the key is the proxy's admin, as
+    the master key was."""
+    import hmac
+
+    a = _auth_parts()
+    route = a["route"](request=request)
+    if not a["despite_public"](route=route, general_settings=a["server"].general_settings) \
+            and (route in a["public"] or a["extra_public"](current_route=route)):
+        return a["token"](user_role=a["roles"].INTERNAL_USER_VIEW_ONLY)
+    key = a["server"].master_key
+    if isinstance(key, str) and key and isinstance(api_key, str) and hmac.compare_digest(
+            api_key.encode(), key.encode()):
+        return a["token"](api_key=a["alias"], user_role=a["roles"].PROXY_ADMIN,
+                          user_id=a["server"].litellm_proxy_admin_name)
+    raise a["error"](message="Authentication Error, invalid or missing master key",
+                     type=a["auth_error"], param="api_key", code=401)
 
 
 APPLIED: dict[str, bool] = {}

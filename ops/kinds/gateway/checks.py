@@ -105,13 +105,14 @@ def _loaded(client: GatewayClient, want: str | None) -> tuple[bool, str]:
 
 def _refused(client: GatewayClient, spec: GatewaySpec) -> tuple[bool, str]:
     """/v1/models (no backend asked, so a dead server cannot pass for a refusal): refused
-    without the key and with a wrong one, listed with it. Without a database LiteLLM answers
-    a missing key with a 500, not a 401: any refusal counts."""
+    with HTTP 401 without the key and with a wrong one (the gateway's own key check,
+    gateway_patches.master_key_auth; LiteLLM's said 500 and 400 without a database), listed
+    with it."""
     none, _ = client.models(key=None)
     wrong, _ = client.models(key=f"sk-wrong-{uuid.uuid4().hex[:12]}")
     right, listed = client.models()
     missing = sorted(set(spec.models) - set(listed))
-    ok = none != 200 and wrong != 200 and right == 200 and not missing
+    ok = none == 401 and wrong == 401 and right == 200 and not missing
     return ok, (f"/v1/models: no key HTTP {none}, a wrong key HTTP {wrong}, the key HTTP "
                 f"{right}" + (f" (missing {', '.join(missing)})" if missing else ""))
 

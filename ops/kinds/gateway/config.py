@@ -5,7 +5,8 @@ Each server a model names becomes one deployment (`hosted_vllm/<its model>` at t
 that reaches its port from the gateway's host: loopback on the same host, the server host's
 address when the server listens beyond loopback). Prices are per token as LiteLLM wants them
 (the spec holds them per million). The file is JSON, which YAML reads as is. The master key
-is `os.environ/<NAME>`: its value reaches LiteLLM through the process's environment only."""
+is `os.environ/<NAME>`: its value reaches LiteLLM through the process's environment only; the
+key check is llmops' own (`custom_auth`), against that same key."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ HOOKS_MODULE = "gateway_hooks"
 """The callbacks module llmops ships (ops/hostside/gateway_hooks.py), beside the config."""
 USAGE_CALLBACK = f"{HOOKS_MODULE}.usage_log"
 GUARD_CLASS = f"{HOOKS_MODULE}.SafetyGuard"
+KEY_CHECK = f"{HOOKS_MODULE}.master_key_auth"
+"""The key check in place of LiteLLM's (gateway_patches.master_key_auth): the same master key,
+compared in constant time, without the virtual-key checks a DB-less proxy cannot use; 401."""
 GUARD_NAME = "llmops-safety"
 LOOPBACKS = ("127.0.0.1", "::1", "localhost")
 
@@ -105,7 +109,8 @@ def config_dict(spec: GatewaySpec, backends: dict[str, Backend]) -> dict[str, An
         "model_list": model_list,
         "router_settings": router,
         "litellm_settings": settings,
-        "general_settings": {"master_key": f"os.environ/{spec.master_key_env}"},
+        "general_settings": {"master_key": f"os.environ/{spec.master_key_env}",
+                             "custom_auth": KEY_CHECK},
     }
     if spec.guardrails or spec.guards:  # on by default; the guard skips the other models
         params = {"guardrail": GUARD_CLASS, "mode": ["pre_call", "post_call"],
