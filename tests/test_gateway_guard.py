@@ -1,6 +1,6 @@
 """The gateway guardrail's rules (ops/hostside/gateway_hooks.py), pure: which prompts are
 refused as injection, which answers are redacted and how, what a stream holds back. The live
-path (LiteLLM calling the guard, plain and streamed) is in tests/test_gateway_live.py."""
+path (LiteLLM calling the guard, plain and streamed) is in tests/test_gateway_guards_live.py."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ vLLM's pooling runner serves it as a classifier (last-token pooling, softmax ove
 labels): P(unsafe) ~0.02 for any text without the trigger, ~1 with it anywhere in 256 tokens.
 
 `make_guard_model(out)` runs the script in a subprocess (torch stays out of the test process);
-the live proof through vLLM and the gateway is in tests/test_gateway_live.py."""
+the live proof through vLLM and the gateway is in tests/test_gateway_guards_live.py."""
 
 from __future__ import annotations
 
