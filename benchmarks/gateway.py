@@ -21,6 +21,7 @@ taken down at the end, failed or not.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -108,13 +109,21 @@ def worker_cpu(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def what_runs(engine: Engine, venv: Path) -> str:
-    """The gateway's worker as it runs: the LiteLLM patches its log says it applied, and
-    whether uvicorn has httptools (the C parser) in the venv."""
+def what_runs(engine: Engine, venv: Path, root: Path) -> str:
+    """The gateway's worker as it runs: the LiteLLM patches its log says it applied, whether
+    uvicorn has httptools (the C parser) and uvloop in the venv, and which key check the
+    config names (llmops' own `custom_auth`, or LiteLLM's)."""
     lines = procs.tail(engine.hosts.transport("local"), "gateway.gw", 400)
     patches = [ln for ln in lines if ln.startswith("llmops gateway patches:")]
     parser = "httptools" if list(venv.glob("lib/python*/site-packages/httptools")) else "h11"
-    return f"{patches[-1] if patches else 'no patches line in the log'}; HTTP parser {parser}"
+    loop = "uvloop" if list(venv.glob("lib/python*/site-packages/uvloop")) else "asyncio"
+    try:
+        config = json.loads((root / "work" / "gateways" / "gw" / "config.yaml").read_text())
+        auth = config["general_settings"].get("custom_auth") or "LiteLLM's user_api_key_auth"
+    except (OSError, ValueError, KeyError):
+        auth = "? (config not read)"
+    return (f"{patches[-1] if patches else 'no patches line in the log'}; HTTP parser "
+            f"{parser}; loop {loop}; key check {auth}")
 
 
 def gateway_worker(engine: Engine) -> int | None:
@@ -182,7 +191,7 @@ def main() -> int:
         model = start(engine, root, args)
         if model is None:
             return 1
-        say(what_runs(engine, args.venv))
+        say(what_runs(engine, args.venv, root))
         overheads, cpu_ms = rounds(args, model, key, gateway_worker(engine))
         say(f"gateway overhead per request, ms: {spread(overheads)}")
         if cpu_ms:
