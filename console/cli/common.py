@@ -9,6 +9,7 @@ module level only click, rich and the kinds' `spec` modules (the options come fr
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -194,13 +195,31 @@ def put_spec(
     report_action(record, as_json, {"readiness": [asdict(r) for r in ready]} if ready else None)
 
 
+def expected_text(ready: Readiness) -> str:
+    """The rollback time the journal expects, and what it is based on: before a change, the
+    past rollbacks that ran the steps this change's plan runs (a change that restarts nothing
+    is not rolled back in the minutes a restart took)."""
+    steps: list[str] | None = getattr(ready, "steps", None)  # None: not planned
+    seconds = ready.expected_seconds
+    if steps is None:
+        return (f"~{seconds:.1f}s (p50 of {ready.samples} rollbacks)" if seconds is not None
+                else "not known yet")
+    if not steps:
+        like = (f"~{seconds:.1f}s (p50 of {ready.samples} rollbacks that ran no step)"
+                if seconds is not None else "its checks only (no such rollback journalled yet)")
+        return f"{like}: this change restarts nothing (no step planned), nor will its rollback"
+    what = ", ".join(steps)
+    if seconds is None:
+        return f"not known yet (no rollback that ran {what} journalled yet)"
+    return f"~{seconds:.1f}s (p50 of {ready.samples} rollbacks that ran {what})"
+
+
 def show_readiness(ready: Readiness) -> None:
     """On stderr, before the action: ready or each blocker (not a refusal: the operator may be
     replacing a broken state), and the rollback time the journal's history expects."""
-    expected = (f"~{ready.expected_seconds:.1f}s (p50 of {ready.samples} rollbacks)"
-                if ready.expected_seconds is not None else "not known yet")
     verdict = "[green]ready[/]" if ready.ready else "[yellow]BLOCKED[/]"
-    err.print(f"rollback of {esc('/'.join(ready.ref))}: {verdict}; expected {esc(expected)}")
+    err.print(f"rollback of {esc('/'.join(ready.ref))}: {verdict};"
+              f" expected {esc(expected_text(ready))}")
     for blocker in ready.blockers:
         err.print(f"  [yellow]✗ {esc(blocker)}[/]")
 
@@ -252,6 +271,16 @@ def interrupted(engine: Engine, as_json: bool) -> None:
     fail(message, EXIT_INTERRUPTED, as_json)
 
 
+def gc_after_start() -> None:
+    """The command has started (the lab and the engine loaded): the garbage collector that
+    `main` held off runs again for what the command does next (an action that waits minutes,
+    `alert watch`, the console), with what starting made frozen out of its way. A no-op
+    where the collector was never held off (the tests' in-process CLI)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 @contextmanager
 def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[Engine]:
     """An engine on the lab (recovered first unless read-only), with every expected failure
@@ -275,6 +304,7 @@ def engine_for_cli(as_json: bool = False, *, create: bool = False) -> Iterator[E
             err.print(f"[yellow]warning:[/] {esc(notice)}")
         if not settings().read_only:
             recover(engine)
+        gc_after_start()
         yield engine
     except SpecError as exc:
         fail(str(exc), EXIT_BAD_INPUT, as_json)
