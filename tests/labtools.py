@@ -58,6 +58,17 @@ def llmops_json(lab: Path, *args: str, check: int | None = 0) -> Any:
     return json.loads(llmops(lab, *args, "--json", check=check).stdout)
 
 
+def local_host_lab(root: Path, *host_options: str) -> Path:
+    """`root/lab` with host `local` added through the CLI: this interpreter, its workdir
+    `root/work` beside the lab (where a test reads run folders: `root/work/run/NAME`). The lab
+    most CLI tests start from, module-scoped or not; `host_options`: more `host add` options
+    (`--data-dirs D`)."""
+    lab = root / "lab"
+    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable,
+           "--workdir", str(root / "work"), *host_options)
+    return lab
+
+
 def local_spec(tmp: Path, name: str = "local", **changes: Any) -> HostSpec:
     return HostSpec.model_validate(
         {

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from labtools import git_log, llmops, llmops_json
+from labtools import git_log, llmops, llmops_json, local_host_lab
 
 from llmops.ops.kinds.server.client import VllmClient
 
@@ -24,10 +23,7 @@ SLOW = 600  # seconds a CLI call that starts vLLM may take on a busy shared box
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A lab with host `local` (workdir beside it); servers left at the end are taken down."""
-    root = tmp_path_factory.mktemp("server-cli")
-    path = root / "lab"
-    llmops(path, "host", "add", "local", "--local", "--python", sys.executable,
-           "--workdir", str(root / "work"))
+    path = local_host_lab(tmp_path_factory.mktemp("server-cli"))
     yield path
     for row in llmops_json(path, "server", "list", check=None) or []:
         llmops(path, "server", "down", row["name"], check=None, timeout=SLOW)

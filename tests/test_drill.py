@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtools import git_log, llmops, llmops_json
+from labtools import git_log, llmops, llmops_json, local_host_lab
 from sharedserver import SharedServer
 
 from llmops.ops import procs
@@ -23,10 +23,7 @@ from llmops.rollback.lab import Lab
 
 @pytest.fixture(scope="module")
 def local_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lab = tmp_path_factory.mktemp("drill") / "lab"
-    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
-           str(lab.parent / "work"))
-    return lab
+    return local_host_lab(tmp_path_factory.mktemp("drill"))
 
 
 def test_drill_of_a_host(local_lab: Path) -> None:

@@ -37,7 +37,7 @@ import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from labtools import git_log, llmops
+from labtools import git_log, llmops, local_host_lab
 from sshhosts import SshHost
 
 from llmops.ops import procs
@@ -259,10 +259,7 @@ def test_every_string_field_refuses_shell_metacharacters_or_carries_them(
 # -- through the CLI: refused is exit 2, nothing written ------------------------------------
 @pytest.fixture(scope="module")
 def cli_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lab = tmp_path_factory.mktemp("inject") / "lab"
-    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
-           str(lab.parent / "work"))
-    return lab
+    return local_host_lab(tmp_path_factory.mktemp("inject"))
 
 
 @pytest.mark.parametrize(("argv", "field"), [

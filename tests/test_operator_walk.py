@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from labtools import llmops, llmops_json
+from labtools import llmops, llmops_json, local_host_lab
 from testkinds import SleeperKind, SleeperSpec, sleeper_kind
 
 from llmops.ops import procs
@@ -23,13 +23,6 @@ from llmops.rollback.lab import Lab
 __all__ = ["sleeper_kind"]  # the fixture, used by name
 
 
-def local_lab(tmp_path: Path) -> Path:
-    lab = tmp_path / "lab"
-    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable,
-           "--workdir", str(tmp_path / "w"))
-    return lab
-
-
 def test_rollback_last_without_a_ref_names_the_fix(tmp_path: Path) -> None:
     """`llmops rollback --last` alone: not click's bare "requires an argument", but what goes
     there, the resources that have something to undo, and the numbered form; nothing runs."""
@@ -37,7 +30,7 @@ def test_rollback_last_without_a_ref_names_the_fix(tmp_path: Path) -> None:
     refused = llmops(empty, "rollback", "--last", check=2)
     assert "--last needs KIND/NAME" in refused.stderr
     assert "nothing in the journal can be rolled back yet" in refused.stderr
-    lab = local_lab(tmp_path)
+    lab = local_host_lab(tmp_path)
     refused = llmops(lab, "rollback", "--last", check=2)
     assert "requires an argument" not in refused.stderr
     assert "`llmops rollback --last host/local`" in refused.stderr
@@ -66,7 +59,7 @@ def test_ctrl_c_mid_action_says_what_it_left(tmp_path: Path, sleeper_kind: Sleep
     """Ctrl-C while `llmops apply` waits on a start: exit 130, the action marked interrupted at
     once (the journal says so before any other command runs), and the line names the action
     and the rollback that puts it back; what it started is left running, as it says."""
-    lab = local_lab(tmp_path)
+    lab = local_host_lab(tmp_path)
     hand = Lab(lab)
     hand.write_spec("sleeper", "z", SleeperSpec(name="z", host="local",
                                                 hold=str(tmp_path / "never")))
@@ -104,7 +97,7 @@ def test_ctrl_c_mid_action_says_what_it_left(tmp_path: Path, sleeper_kind: Sleep
 def test_tables_to_a_pipe_keep_every_cell(tmp_path: Path) -> None:
     """`llmops host list | grep ...` or a log file: rich would cut the table to 80 columns
     (`loc…`, `0.3…`, `Deb…`); to a pipe it is as wide as its cells, unless COLUMNS is set."""
-    lab = local_lab(tmp_path)
+    lab = local_host_lab(tmp_path)
     facts = llmops_json(lab, "host", "show", "local")["facts"]
     text = llmops(lab, "host", "list", env={"COLUMNS": ""}).stdout
     assert "…" not in text
@@ -124,7 +117,7 @@ def test_port_held_by_another_process_is_refused_first(tmp_path: Path) -> None:
     """`server up --port P` with P held by something llmops did not start: refused before
     anything is written (exit 2, field port), not a start that fails and then blames its own
     revert ("failed, revert unverified", ✗ port closed) for a port that was never ours."""
-    lab = local_lab(tmp_path)
+    lab = local_host_lab(tmp_path)
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({
@@ -187,7 +180,7 @@ def test_alert_watch_says_each_round_at_a_terminal(tmp_path: Path) -> None:
     """`llmops alert watch` printed nothing until an alert: at a terminal it looked hung. Each
     round now says what it sampled (dim, on stderr, only at a terminal); `alert list` with no
     alerts says so instead of two tables of headers."""
-    lab = local_lab(tmp_path)
+    lab = local_host_lab(tmp_path)
     hand = Lab(lab)  # a server in the lab that is not running: sampled, answers nothing
     hand.commit("hand edit: server ghost", [hand.write_spec("server", "ghost", ServerSpec(
         name="ghost", host="local", model=str(tmp_path / "no-model"), port=18391))])

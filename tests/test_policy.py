@@ -11,13 +11,12 @@ import json
 import shutil
 import socket
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from finetune_fixtures import tiny_model_dir
-from labtools import git_log, llmops, llmops_json
+from labtools import git_log, llmops, llmops_json, local_host_lab
 from pydantic import ValidationError
 from realparts import require_vllm
 from sharedserver import INLINE, LOOSE_TARGETS
@@ -247,10 +246,7 @@ def nothing_written(lab: Path, log: list[str], rows: int) -> None:
 
 @pytest.fixture(scope="module")
 def lab_with_local(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lab = tmp_path_factory.mktemp("policy") / "lab"
-    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
-           str(lab.parent / "work"))
-    return lab
+    return local_host_lab(tmp_path_factory.mktemp("policy"))
 
 
 def test_cli_refusals_name_rule_and_file(lab_with_local: Path) -> None:
