@@ -150,6 +150,7 @@ def test_empty_lists_say_how_to_make_the_first(tmp_path: Path) -> None:
         (("adapter", "list"), "no adapters yet: `llmops adapter deploy NAME"),
         (("index", "list"), "no indexes yet: `llmops index create NAME"),
         (("cluster", "list"), "no clusters yet: `llmops cluster up NAME"),
+        (("env", "list"), "no environments yet: `llmops env add NAME --host H --packages"),
     ):
         shown = llmops(lab, *words).stdout
         assert shown.startswith(line) and "┏" not in shown, (words, shown)

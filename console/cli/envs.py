@@ -20,6 +20,7 @@ from llmops.console.cli.common import (
     fail,
     json_option,
     out,
+    print_rows,
     put_spec,
     refuse_if_read_only,
     remove_resource,
@@ -148,7 +149,7 @@ def env_list(as_json: bool) -> None:
                      v.get("peft") or "-", v.get("torch") or "-", r.get("torch_cuda") or "-",
                      "; ".join(r.get("drift", [])) or "none")
             table.add_row(*(esc(c) for c in cells))
-        out.print(table)
+        print_rows(table, "environments", "`llmops env add NAME --host H --packages P==V,...`")
 
 
 @env_group.command("show")
