@@ -6,7 +6,10 @@ work: the kind's own `readiness` (ops/kinds/base.py) plus what this module can c
 kind from the spec's fields on the host (the old model's weights on the host — a path model's
 folder, a hub model's snapshot in the host's HF cache —, an adapter version's folder in the
 content-addressed store, an index's named backup where llmops runs Weaviate). The expected
-rollback time is the p50 of the journal's past successful rollbacks of that kind.
+rollback time is the p50 of the journal's past successful rollbacks of that kind; before a
+change, only of those that ran the steps this change's plan runs (its rollback repeats them:
+a targets-only change restarts nothing, so neither does its rollback, and the restarts of
+past rollbacks say nothing of it).
 
 A drill (`llmops drill KIND/NAME`) rehearses: a no-op change (a field that changes nothing
 that runs: a host's cost, a server's targets; `NOOP_CHANGES`), its rollback through the
@@ -60,8 +63,12 @@ class Readiness:
     ref: Ref
     blockers: list[str] = field(default_factory=list)
     expected_seconds: float | None = None
-    """p50 of past successful rollbacks of this kind (None: none journalled yet)."""
+    """p50 of past successful rollbacks of this kind (None: none journalled yet); before a
+    change, of those that ran the same steps (`steps`)."""
     samples: int = 0
+    steps: list[str] | None = None
+    """Before a change: the verbs its plan runs on the resource (its rollback runs them again;
+    empty: it restarts nothing); None when not planned (a drill's check, a host not reached)."""
 
     @property
     def ready(self) -> bool:
@@ -112,6 +119,12 @@ def host_blockers(spec: Spec, hosts: HostPool) -> list[str]:
     return []
 
 
+def step_verbs(record: ActionRecord, kind: str) -> list[str]:
+    """The verbs of an action's steps on resources of a kind (sorted, each once)."""
+    return sorted({s.verb for s in record.steps
+                   if s.phase == "apply" and s.ref.split("/", 1)[0] == kind})
+
+
 class Drills:
     """Readiness checks and `llmops drill KIND/NAME` (a mixin of the Engine)."""
 
@@ -120,22 +133,27 @@ class Drills:
     act: Callable[..., ActionRecord]
     rollback: Callable[[int], ActionRecord]
 
-    def rollback_times(self, kind: str) -> list[float]:
-        """Seconds of the journal's succeeded rollbacks that touched a resource of this kind."""
+    def rollback_times(self, kind: str, steps: list[str] | None = None) -> list[float]:
+        """Seconds of the journal's succeeded rollbacks that touched a resource of this kind;
+        with `steps`, only those whose steps on it had these verbs (none: restarted nothing)."""
         return [
             a.seconds
             for a in self.lab.journal.actions(limit=HISTORY)
             if a.kind == "rollback" and a.status == "succeeded" and a.seconds is not None
             and any(k == kind for k, _n in a.refs)
+            and (steps is None or step_verbs(a, kind) == sorted(set(steps)))
         ]
 
-    def readiness(self, kind: str, name: str, before: Spec | None = None) -> Readiness:
+    def readiness(self, kind: str, name: str, before: Spec | None = None,
+                  steps: list[str] | None = None) -> Readiness:
         """Could the resource go back to `before` (default: its desired spec now)? Each
-        blocker in words, and the rollback time expected for its kind."""
+        blocker in words, and the rollback time expected for its kind (with `steps`, the
+        verbs a change's plan runs: of the past rollbacks that ran them)."""
         spec = before if before is not None else self.lab.read_spec(kind, name)
-        times = self.rollback_times(kind)
+        times = self.rollback_times(kind, steps)
         found = Readiness((kind, name), [],
-                          round(statistics.median(times), 3) if times else None, len(times))
+                          round(statistics.median(times), 3) if times else None, len(times),
+                          None if steps is None else sorted(set(steps)))
         if spec is None:
             return found  # going back means removing it: nothing to restore
         found.blockers += [b.reason for b in KINDS[kind].readiness(spec, self.hosts)]
@@ -143,9 +161,25 @@ class Drills:
         return found
 
     def readiness_for(self, changes: list[Change]) -> list[Readiness]:
-        """Before an action: for each resource it changes, can it come back as it is now."""
-        return [self.readiness(c.kind, c.name) for c in changes
-                if self.lab.read_spec(c.kind, c.name) is not None]
+        """Before an action: for each resource it changes, can it come back as it is now, and
+        how long that took for past rollbacks that ran what this change's plan runs."""
+        found = []
+        for c in changes:
+            current = self.lab.read_spec(c.kind, c.name)
+            if current is not None:
+                found.append(self.readiness(c.kind, c.name,
+                                            steps=self.planned_verbs(c, current)))
+        return found
+
+    def planned_verbs(self, change: Change, current: Spec) -> list[str] | None:
+        """The verbs of the steps the change's plan runs (the kind observes the host, changing
+        nothing); None when the host cannot be reached to plan."""
+        kind = KINDS[change.kind]
+        try:
+            observed = kind.observe(change.spec or current, self.hosts)
+            return [s.verb for s in kind.plan(change.spec, current, observed)]
+        except Exception:  # noqa: BLE001 - advisory: the action's own preflight says what is wrong
+            return None
 
     def drill(self, kind: str, name: str) -> DrillReport:
         """Rehearse a rollback of the resource: a no-op change, its rollback, the checklist,
