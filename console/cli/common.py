@@ -199,7 +199,7 @@ def expected_text(ready: Readiness) -> str:
     """The rollback time the journal expects, and what it is based on: before a change, the
     past rollbacks that ran the steps this change's plan runs (a change that restarts nothing
     is not rolled back in the minutes a restart took)."""
-    steps: list[str] | None = getattr(ready, "steps", None)  # None: not planned
+    steps = ready.steps  # None: not planned (a drill's check, a host that did not answer)
     seconds = ready.expected_seconds
     if steps is None:
         return (f"~{seconds:.1f}s (p50 of {ready.samples} rollbacks)" if seconds is not None
