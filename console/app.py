@@ -147,7 +147,8 @@ class LlmopsApp(App[None]):
 
     def on_lab_status(self, message: LabStatus) -> None:
         if self.main is not None and self.main.is_attached:
-            self.main.query_one(LabHeader).holder = message.holder
+            for header in self.main.query(LabHeader):  # none while the app shuts down
+                header.holder = message.holder
         self.set_timer(LOCK_POLL, self._next_lock_poll)
 
     def _next_lock_poll(self) -> None:

@@ -118,9 +118,11 @@ class BenchScreen(Screen[None]):
         with Horizontal(id="bench-form"):
             for name in FIELDS:
                 value = getattr(defaults, name)
-                yield Input("" if value is None else str(value), placeholder=LABELS[name],
-                            id=f"bench-{name}", tooltip=BenchParams.model_fields[name].description,
-                            classes="bench-field")
+                field = Input("" if value is None else str(value), placeholder=LABELS[name],
+                              id=f"bench-{name}", classes="bench-field",
+                              tooltip=BenchParams.model_fields[name].description)
+                field.border_title = LABELS[name]  # a placeholder hides once a value is in
+                yield field
         with Horizontal(id="bench-bar-row"):
             yield ProgressBar(total=None, show_eta=False, id="bench-bar")
             yield Static(Text("ready", style="grey50"), id="bench-line")

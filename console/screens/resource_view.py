@@ -203,8 +203,12 @@ class ResourceView(View):
                 self.show_detail()
 
     def journal_event(self, event: Event) -> None:
-        """Actions by anyone (History's rollbacks included) change the list and the offers."""
-        if event.event in ("succeeded", "failed"):
+        """Actions by anyone (History's rollbacks included) change the list and the offers; a
+        commit puts a new resource's row up while its action runs (the view said "No X yet"
+        until its next reload, 10 s later)."""
+        if event.event == "committed":
+            self.load()
+        elif event.event in ("succeeded", "failed"):
             for row in self.rows.values():
                 row.observed_at = 0.0
             self.load()
