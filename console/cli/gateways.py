@@ -207,7 +207,7 @@ def with_usage(engine: Engine, rows: list[dict[str, Any]]) -> list[dict[str, Any
     the CLI alone has no sample, so `gateway try` answered and `list` said `requests -`
     (user4, R3); a sample also ages when no console runs. Where the lines cannot be read
     the row keeps its sample's figures and says why (`usage_error`)."""
-    from llmops.ops.transport import TransportError
+    from llmops.rollback.operate import TransportError
 
     for row in rows:
         spec = engine.lab.read_spec("gateway", str(row["name"]))
