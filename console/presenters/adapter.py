@@ -6,7 +6,7 @@ servers each went to, so ctrl+z's target is in sight."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 
@@ -94,6 +94,13 @@ class AdapterPresenter(Presenter):
         return versions_text(adapter_versions(history, adapter_spec(spec)), state)
 
     # -- deploying: the version comes from the host -----------------------------------------
+    def form_initial(self, context: ViewContext, initial: dict[str, Any]) -> dict[str, Any]:
+        """The lab's only host is not prefilled beside its only run: `host` goes with `path`,
+        and the form refused the prefill it had made ("host goes with path")."""
+        if "run" in initial:
+            initial.pop("host", None)
+        return initial
+
     def needs_confirm(self, spec: Spec, before: Spec | None) -> bool:
         return True  # the version is read from the host and shown before it is deployed
 

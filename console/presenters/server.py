@@ -90,16 +90,21 @@ class ServerPresenter(Presenter):
     form = FormLayout(
         fields=("name", "host", "model", "tp", "pp", "gpus", "port", "max_model_len",
                 "gpu_memory_utilization", "quantization", "served_model_name", "cpu_kvcache_gib",
-                "dtype", "strategy", "env"),
+                "dtype", "strategy", "env", "enable_lora", "runtime_lora", "max_lora_rank",
+                "listen", "cpu_inline_worker", "start_timeout_s"),
         labels={"tp": "TP", "pp": "PP", "gpus": "GPUs", "max_model_len": "Max len",
                 "gpu_memory_utilization": "GPU mem", "quantization": "Quant",
-                "served_model_name": "Served as", "cpu_kvcache_gib": "CPU KV GiB"},
+                "served_model_name": "Served as", "cpu_kvcache_gib": "CPU KV GiB",
+                "enable_lora": "LoRA", "runtime_lora": "Runtime LoRA",
+                "max_lora_rank": "LoRA rank max", "cpu_inline_worker": "CPU inline",
+                "start_timeout_s": "Start timeout"},
         help={"name": "e.g. qwen-7b (lowercase letters, digits, '-')",
               "host": "a host of the lab (see Hosts)",
               "max_model_len": "context length (default: the model's)",
               "env": "an env on the server's host (see Envs); empty: the host's python"},
         refs={"host": "host", "env": "env"}, title="New server", submit="Start",
-        edit_focus="max_model_len")
+        edit_focus="max_model_len",
+        advanced=("max_lora_rank", "listen", "cpu_inline_worker", "start_timeout_s"))
     leave_out = frozenset({"open", "poll", "bench"})
     """The bench is a screen of its own (parameters, progress, the one before), not a dialog."""
     opens = (Opens("bench", Key("b", "Bench", "Load-test the selected server: parameters, live "
