@@ -57,7 +57,8 @@ async def test_add_remote_host_confirm_fingerprint_then_kill_it(
         facts = view.rows["gpu-1"].facts
         assert facts and facts["workdir"] == str(remote.workdir) and facts["os"]
         table = view.query_one(ResourceTable)
-        assert "up" in str(table.get_cell("gpu-1", table.ordered_columns[1].key))
+        await wait_for(pilot, lambda: "up" in str(  # the row shows while its action runs
+            table.get_cell("gpu-1", table.ordered_columns[1].key)), what="gpu-1's cell up")
 
         # the host goes away: only its row greys out; `local` stays live and re-probes
         remote.kill()

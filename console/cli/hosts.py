@@ -54,13 +54,17 @@ def host_group() -> None:
 )
 @json_option
 def host_add(name: str, trust: str | None, as_json: bool, **given: Any) -> None:
-    """Add a host (or change an existing one): connect, probe, journal."""
+    """Add a host, or change one: options not given keep their current value. Connect,
+    probe, journal."""
     from llmops.rollback.lab import require_name
 
     refuse_if_read_only("host add")
     with engine_for_cli(as_json, create=True) as engine:
         require_name(name)
-        spec = HostSpec.model_validate({"name": name, **given_fields(HostSpec, given)})
+        current = engine.lab.read_spec("host", name)
+        fields: dict[str, Any] = current.model_dump() if current else {"name": name}
+        fields.update(given_fields(HostSpec, given))
+        spec = HostSpec.model_validate(fields)
         put_spec(engine, "host", spec, "added", as_json, trust={name: trust} if trust else None)
 
 

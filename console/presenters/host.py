@@ -41,7 +41,7 @@ class HostPresenter(Presenter):
         "remove": Key("d", "Remove", "Remove the selected host"),
         "poll": Key("p", "Probe", "Probe the selected host now", action="probe"),
     }
-    leave_out = frozenset({"edit"})  # a host is added again to change it (`host add`)
+    leave_out: ClassVar[frozenset[str]] = frozenset()  # every verb: detail, probe, edit too
     form = FormLayout(
         fields=("local", "name", "address", "port", "user", "key", "python", "workdir",
                 "cost_per_hour"),
