@@ -22,7 +22,8 @@ switched to `strategy = "canary"`. In file order:
 
 The gates are loose on latency (a 2-core box shared with other runs: latency noise is not
 what these tests are about; the gate's numbers are the data cases of test_canary_gate.py).
-The venv is the one test_gateway_live.py builds (~/.cache/llmops-tests/litellm-<version>)."""
+The venv is the tests' cached one (~/.cache/llmops-tests/litellm-<version>), built under its lock by
+whichever gateway test comes first."""
 
 from __future__ import annotations
 
