@@ -55,6 +55,13 @@ cli(sys.argv[1:], prog_name="llmops")
 stays open (its start waits for a file) until the test presses Ctrl-C."""
 
 
+def terminal_ctrl_c() -> None:
+    """In the child: SIGINT as an operator's terminal has it. A suite started in the background
+    (`nohup make test &`) inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: the CLI would sleep on through the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_mid_action_says_what_it_left(tmp_path: Path, sleeper_kind: SleeperKind) -> None:
     """Ctrl-C while `llmops apply` waits on a start: exit 130, the action marked interrupted at
     once (the journal says so before any other command runs), and the line names the action
@@ -68,6 +75,7 @@ def test_ctrl_c_mid_action_says_what_it_left(tmp_path: Path, sleeper_kind: Sleep
     proc = subprocess.Popen(
         [sys.executable, "-c", CLI_WITH_SLEEPER, "--lab", str(lab), "apply"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=terminal_ctrl_c,
     )
     engine = Engine(Lab(lab))
     transport = engine.hosts.transport("local")
