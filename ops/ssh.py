@@ -193,7 +193,10 @@ class SSHTransport(Transport):
             f"{shlex.quote(str(self.known_hosts))}`, then connect again with --trust {fp}"))
 
     def _channel(self) -> paramiko.Channel:
-        """A new session channel, reconnecting once if the pooled connection had died."""
+        """A new session channel, reconnecting once if the pooled connection had died. A
+        connection that is still up is never closed here: other threads' commands run on it,
+        and a slow channel open (a busy host: paramiko's timeout) must fail this command only,
+        not cut theirs ("Channel closed" in each)."""
         for attempt in (1, 2):
             live = self.connect()
             try:
@@ -202,6 +205,13 @@ class SSHTransport(Transport):
                 raise TransportError(f"{self.host} refused a new session ({exc}); too many "
                                      "at once for its sshd MaxSessions?") from exc
             except (paramiko.SSHException, EOFError, OSError) as exc:
+                if live.is_active():
+                    if attempt == 2:
+                        raise TransportError(
+                            f"{self.host} did not open a session within "
+                            f"{self.connect_timeout:g}s, twice ({exc}): the host is busy; "
+                            "the connection and the commands on it are kept") from exc
+                    continue
                 live.close()
                 if attempt == 2:
                     raise HostUnreachable(f"lost the connection to {self.host}: {exc}") from exc

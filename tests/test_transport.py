@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sshhosts import SshHost, SshHostFactory, fingerprint_file
+from sshhosts import SshHost, SshHostFactory, descendants, fingerprint_file
 
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.host import HostSpec
@@ -300,3 +300,38 @@ def test_check_host_key_before_the_host_is_in_the_lab(ssh_host: SshHost, tmp_pat
     assert ssh_host.address in (tmp_path / "kh").read_text()
     pool.check_host_key(HostSpec(name="local", local=True))
     pool.close()
+
+
+def test_a_slow_session_open_fails_that_command_only(ssh_host: SshHost, tmp_path: Path) -> None:
+    """On a busy host a channel open can time out (paramiko's SSHException on a connection that
+    is still up). That command fails, naming the host; the pooled connection stays, and the
+    commands already running on it finish. Before, the failed open closed the connection
+    under every other thread's command ("Channel closed": seen in a CI run at load ~10).
+    The host is made busy for real: its sshd's connection processes are stopped (SIGSTOP)."""
+    spec = ssh_host.spec()
+    pool = HostPool({spec.name: spec}.get, tmp_path / "known_hosts",
+                    trust={spec.name: ssh_host.host_pub_fingerprint}, connect_timeout=1.0)
+    t = pool.transport(spec.name)
+    sshd = ssh_host.sshd_pid
+    assert sshd is not None
+    try:
+        assert t.run(["true"]).returncode == 0  # connected
+        with ThreadPoolExecutor(2) as threads:
+            running = threads.submit(t.run, ["sh", "-c", "sleep 2; echo done"])
+            time.sleep(0.7)  # its channel open, its command under way
+            frozen = descendants(sshd)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                late = threads.submit(t.run, ["true"])
+                failed = late.exception(timeout=30)
+            finally:
+                for pid in frozen:
+                    os.kill(pid, signal.SIGCONT)
+            done = running.result(timeout=60)  # before: "Channel closed" (or exit -1)
+        assert done.returncode == 0 and done.stdout.strip() == "done"
+        assert isinstance(failed, TransportError) and spec.name in str(failed), failed
+        assert not isinstance(failed, HostUnreachable)
+        assert t.run(["echo", "after"]).stdout.strip() == "after"  # the same connection
+    finally:
+        pool.close()
