@@ -69,6 +69,26 @@ def local_host_lab(root: Path, *host_options: str) -> Path:
     return lab
 
 
+def hand_run_lab(root: Path, state: str) -> Path:
+    """`root/lab`: host `local` whose data dir is `root/data` (a one-line dataset) and run r0
+    hand-edited in with `state` (never started: no trainer runs in the tests that use it)."""
+    lab, data = root / "lab", root / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"text": "hello"}\n')
+    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
+           str(root / "w"), "--data-dirs", str(data))
+    (lab / "runs").mkdir()
+    (lab / "runs" / "r0.toml").write_text(
+        f'host = "local"\nbase = "/models/tiny"\ndataset = "{data}/train.jsonl"\n'
+        f'state = "{state}"\n')
+    opened = Lab(lab)
+    try:
+        opened.commit("hand edit: run r0", ["runs/r0.toml"])
+    finally:
+        opened.close()
+    return lab
+
+
 def local_spec(tmp: Path, name: str = "local", **changes: Any) -> HostSpec:
     return HostSpec.model_validate(
         {

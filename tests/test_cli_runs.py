@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 from finetune_fixtures import tiny_model_dir
-from labtools import git_log, llmops, llmops_json
+from labtools import git_log, hand_run_lab, llmops, llmops_json
 from test_cli_spec import complete
 
 from llmops.console.cli.spec_options import given_fields
 from llmops.ops.kinds.run.spec import RunSpec
-from llmops.rollback.lab import Lab
-
-PY = sys.executable
 
 
 def snapshot(lab: Path) -> tuple[list[str], int, list[str]]:
@@ -33,22 +29,7 @@ def snapshot(lab: Path) -> tuple[list[str], int, list[str]]:
 def lab(tmp_path: Path) -> Path:
     """Host `local` whose data dir is tmp/data (with a dataset), and run r0 hand-edited in,
     stopped (never started: no trainer runs in these tests)."""
-    path = tmp_path / "lab"
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "train.jsonl").write_text('{"text": "hello"}\n')
-    llmops(path, "host", "add", "local", "--local", "--python", PY, "--workdir",
-           str(tmp_path / "w"), "--data-dirs", str(data))
-    (path / "runs").mkdir()
-    (path / "runs" / "r0.toml").write_text(
-        f'host = "local"\nbase = "/models/tiny"\ndataset = "{data}/train.jsonl"\n'
-        'state = "stopped"\n')
-    opened = Lab(path)
-    try:
-        opened.commit("hand edit: run r0", ["runs/r0.toml"])
-    finally:
-        opened.close()
-    return path
+    return hand_run_lab(tmp_path, "stopped")
 
 
 def refused(lab: Path, *args: str) -> str:

@@ -5,31 +5,15 @@ walk). The real CLI on a lab with host `local` and a hand-edited run (no trainer
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from labtools import llmops, llmops_json
+from labtools import hand_run_lab, llmops, llmops_json
 
 from llmops.console.presenters.run_words import state_reading
-from llmops.rollback.lab import Lab
 
 
 def test_desired_and_observed_are_labelled_side_by_side(tmp_path: Path) -> None:
-    lab = tmp_path / "lab"
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "train.jsonl").write_text('{"text": "hello"}\n')
-    llmops(lab, "host", "add", "local", "--local", "--python", sys.executable, "--workdir",
-           str(tmp_path / "w"), "--data-dirs", str(data))
-    (lab / "runs").mkdir()
-    (lab / "runs" / "r0.toml").write_text(
-        f'host = "local"\nbase = "/models/tiny"\ndataset = "{data}/train.jsonl"\n'
-        'state = "running"\n')
-    opened = Lab(lab)
-    try:
-        opened.commit("hand edit: run r0", ["runs/r0.toml"])
-    finally:
-        opened.close()
+    lab = hand_run_lab(tmp_path, "running")
     lines = [line.strip() for line in llmops(lab, "run", "show", "r0").stdout.splitlines()]
     assert not [line for line in lines if line.startswith("state:")], lines  # unlabelled
     desired = lines.index("desired state: running (the spec)")
