@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from llmops.ops.hostkeys import host_key_fingerprint
 from llmops.ops.kinds.adapter.spec import AdapterSpec
 from llmops.ops.kinds.adapter.store import path_sha, run_sha
 from llmops.ops.kinds.base import (
@@ -36,7 +37,6 @@ from llmops.ops.kinds.index.spec import IndexSpec
 from llmops.ops.kinds.run.spec import RunSpec
 from llmops.ops.kinds.server.weights import make_tiny_model
 from llmops.ops.procs import ProcInfo
-from llmops.ops.ssh import host_key_fingerprint
 from llmops.ops.transport import HostKeyError, TransportError
 from llmops.rollback import summaries
 from llmops.rollback.changes import ActionRefused, Change, who

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from sshhosts import SshHost, SshHostFactory, descendants, fingerprint_file
 
+from llmops.ops.hostkeys import host_key_fingerprint
 from llmops.ops.hostpool import HostPool
 from llmops.ops.kinds.host import HostSpec
-from llmops.ops.ssh import SSHTransport, host_key_fingerprint
+from llmops.ops.ssh import SSHTransport
 from llmops.ops.transport import (
     CommandFailed,
     CommandTimeout,
