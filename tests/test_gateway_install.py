@@ -1,7 +1,7 @@
-"""The gateway's install step under its lock (ops/kinds/gateway/apply.py INSTALL_SCRIPT): the
-tests' cached LiteLLM venv (~/.cache/llmops-tests/litellm-<version>) is built by whichever
-live module's `gateway up --venv` comes first, and CI runs two pytest workers, so two
-installs into one venv could race pip against pip. The real script, this machine's python,
+"""The gateway's install step under its lock (ops/hostside/gateway_install.py, run by the
+kind's apply.py): the tests' cached LiteLLM venv (~/.cache/llmops-tests/litellm-<version>) is
+built by whichever live module's `gateway up --venv` comes first, and two test runs (or two
+pytest workers) could race pip against pip in it. The real script, this machine's python,
 no pip run: the venv's marker already names the release, as a finished install leaves it."""
 
 from __future__ import annotations

@@ -52,44 +52,9 @@ once: healthy starts answered in 5-30 s here, at load 9 too."""
 PIP_LINES = ("Collecting", "Downloading", "Installing", "Successfully", "ERROR", "error",
              "creating", "installed")
 
-INSTALL_SCRIPT = """\
-import fcntl, os, subprocess, sys, venv
-path, version = sys.argv[1], sys.argv[2]
-marker = os.path.join(path, ".llmops-gateway-venv")
-os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-lock = open(os.path.abspath(path) + ".lock", "a")
-try:
-    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-except BlockingIOError:
-    print("waiting for another install into " + path, flush=True)
-    fcntl.flock(lock, fcntl.LOCK_EX)
-try:
-    with open(marker) as fh:
-        done = fh.read().strip() == version
-except OSError:
-    done = False
-if done:
-    print("installed litellm " + version + " (by another install)", flush=True)
-    sys.exit(0)
-if os.path.exists(marker):
-    os.remove(marker)
-if not os.path.exists(os.path.join(path, "bin", "python")):
-    print("creating venv " + path, flush=True)
-    venv.create(path, with_pip=True)
-python = os.path.join(path, "bin", "python")
-rc = subprocess.call([python, "-m", "pip", "install", "--progress-bar", "off",
-                      "litellm[proxy]==" + version, "gunicorn", "httptools"])
-if rc:
-    sys.exit(rc)
-subprocess.check_call([python, "-c", "import litellm, gunicorn, uvicorn, httptools"])
-with open(marker, "w") as fh:
-    fh.write(version)
-print("installed litellm " + version, flush=True)
-"""
-"""pip install into the venv, under an flock on `<venv>.lock` beside it: two installs into one
-venv at once (two gateways sharing one, two test runs sharing the tests' cached venv) would
-race pip against pip. The one that waited finds the marker the other wrote and installs
-nothing; the marker is removed first and written last, so a killed install is redone."""
+INSTALL_SCRIPT = files("llmops.ops.hostside").joinpath("gateway_install.py").read_text()
+"""pip install into the venv under an flock on `<venv>.lock` (ops/hostside/gateway_install.py
+says why), run as `python -c` on the gateway's host."""
 
 
 class GatewayError(RuntimeError):
